@@ -1,0 +1,143 @@
+"""``retention-monitor``: the command line (stack, worker, traffic, KPI query, schemas, config).
+
+Exit codes: 0 success, 1 a check failed (e.g. stale schemas), 2 bad input or configuration,
+3 a service is unreachable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from rich.console import Console
+
+from streams.config import LoadedSettings, load_settings
+from streams.errors import ConfigError, PeriodError, QueryError, RetentionMonitorError, StackError
+
+EXIT_OK, EXIT_CHECK, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
+
+Handler = Callable[[argparse.Namespace, LoadedSettings, Console], int]
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="retention-monitor",
+        description="Streaming monitor for customer-retention KPIs (Kafka, Faust, Prometheus, Alertmanager).",
+    )
+    p.add_argument("--config", metavar="FILE", help="TOML config file (default: $RETENTION_CONFIG or "
+                   "./retention-monitor.toml); RETENTION_* variables override it")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    stack = sub.add_parser("stack", help="start/stop the local Kafka, Redis, Prometheus, Alertmanager")
+    stack.add_argument("action", choices=["up", "down", "status"])
+
+    worker = sub.add_parser("worker", help="run a monitor worker (joins the consumer group)")
+    worker.add_argument("--web-port", type=_port, help="HTTP port for /metrics and /kpis (default: web_port)")
+
+    kpis = sub.add_parser("kpis", help="KPIs of any period, from a running worker")
+    kpis.add_argument("--period", required=True, help="2025, 2025-Q1, 2025-03, 2025-W07, 2025-03-14 or START/END")
+    kpis.add_argument("--segment", default="all", help="all or DIMENSION:VALUE, e.g. plan:pro (default: all)")
+    kpis.add_argument("--url", help="worker base URL (default: http://web_host:web_port)")
+    kpis.add_argument("--json", action="store_true", help="print the raw JSON answer")
+
+    pub = sub.add_parser("publish", help="publish a JSONL file of events to Kafka (routed by type)")
+    pub.add_argument("file")
+    pub.add_argument("--rate", type=_positive_float, help="events per second (default: as fast as possible)")
+
+    sim = sub.add_parser("simulate", help="publish realistic simulated traffic (seeded)")
+    sim.add_argument("--seed", type=int, default=42)
+    sim.add_argument("--scenario", default="steady", help="steady, churn-spike, nps-drop, complaint-surge")
+    sim.add_argument("--rate", type=_positive_float, default=200.0, help="events per second (default: 200)")
+    sim.add_argument("--duration", type=_positive_float, help="seconds of live traffic (default: until Ctrl-C)")
+    sim.add_argument("--count", type=_positive_int, help="number of events instead of a duration")
+    sim.add_argument("--customers", type=_positive_int, default=5000, help="customer population (default: 5000)")
+    sim.add_argument("--invalid-ratio", type=_ratio, default=0.0, help="share of malformed messages (0-1)")
+    sim.add_argument("--output", metavar="FILE", help="write JSONL to FILE instead of Kafka (as fast as possible)")
+    sim.add_argument("--start", help="event time of the first event (RFC 3339) for --output; default now")
+
+    schemas = sub.add_parser("schemas", help="write (or --check) the JSON Schema files for publishers")
+    schemas.add_argument("--check", action="store_true", help="exit 1 if the checked-in files are stale")
+    schemas.add_argument("--dir", default="schemas", help="output directory (default: schemas)")
+
+    config = sub.add_parser("config", help="show the effective settings and where each came from")
+    config.add_argument("action", choices=["show"])
+    config.add_argument("--json", action="store_true")
+
+    demo = sub.add_parser("demo", help="stack up, a worker, simulated traffic; prints where to look")
+    demo.add_argument("--duration", type=_positive_float, default=60.0, help="seconds of traffic (default: 60)")
+    demo.add_argument("--rate", type=_positive_float, default=300.0, help="events per second (default: 300)")
+    demo.add_argument("--keep", action="store_true", help="leave the worker running afterwards")
+    return p
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port (1-65535)")
+    return int(text)
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number > 0")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) == 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number > 0")
+    return int(text)
+
+
+def _ratio(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a ratio between 0 and 1")
+    return value
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    console = Console(stderr=False)
+    err = Console(stderr=True)
+    try:
+        loaded = load_settings(args.config)
+        return _handler(args.command)(args, loaded, console)
+    except (ConfigError, PeriodError) as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        return EXIT_USAGE
+    except (StackError, QueryError) as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        return EXIT_UNREACHABLE
+    except RetentionMonitorError as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+
+
+def _handler(command: str) -> Handler:
+    from retention_monitor import commands
+
+    handlers: dict[str, Handler] = {
+        "stack": commands.stack,
+        "worker": commands.worker,
+        "kpis": commands.kpis,
+        "publish": commands.publish,
+        "simulate": commands.simulate,
+        "schemas": commands.schemas,
+        "config": commands.config,
+        "demo": commands.demo,
+    }
+    return handlers[command]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

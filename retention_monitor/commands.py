@@ -1,0 +1,248 @@
+"""The handlers behind each ``retention-monitor`` sub-command (imported lazily by the CLI)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from retention_monitor import stack as stack_mod
+from retention_monitor.stack.config import StackConfig
+from streams.config import LoadedSettings, Settings, env_name
+from streams.errors import QueryError, StackError
+
+
+def stack(args: argparse.Namespace, loaded: LoadedSettings, console: Console) -> int:
+    cfg = StackConfig.from_settings(loaded.settings)
+    if args.action == "up":
+        statuses = stack_mod.up(cfg, console)
+    elif args.action == "down":
+        stack_mod.down(cfg)
+        statuses = stack_mod.status(cfg)
+    else:
+        statuses = stack_mod.status(cfg)
+    table = Table(title=f"local stack ({cfg.home})")
+    for col in ("service", "running", "address", "pid", "detail"):
+        table.add_column(col)
+    for s in statuses:
+        table.add_row(s.name, "yes" if s.running else "no", s.address, str(s.pid or ""), s.detail)
+    console.print(table)
+    return 0 if args.action != "up" or all(s.running for s in statuses) else 3
+
+
+def worker(args: argparse.Namespace, loaded: LoadedSettings, console: Console) -> int:
+    from streams.worker import run_worker
+
+    settings = loaded.settings
+    if args.web_port:
+        settings = replace(settings, web_port=args.web_port)
+    run_worker(settings)
+    return 0
+
+
+def base_url(settings: Settings) -> str:
+    return f"http://{settings.web_host}:{settings.web_port}"
+
+
+def fetch_kpis(url: str, period: str, segment: str, timeout: float = 10.0) -> dict[str, Any]:
+    """``GET {url}/kpis``; raises :class:`QueryError` with a one-line reason."""
+    query = urllib.parse.urlencode({"period": period, "segment": segment})
+    try:
+        with urllib.request.urlopen(f"{url}/kpis?{query}", timeout=timeout) as resp:
+            body: dict[str, Any] = json.loads(resp.read())
+            return body
+    except urllib.error.HTTPError as exc:
+        try:
+            detail = json.loads(exc.read()).get("error", exc.reason)
+        except ValueError:
+            detail = exc.reason
+        raise QueryError(f"{url}/kpis: {detail}") from exc
+    except (urllib.error.URLError, OSError) as exc:
+        raise QueryError(f"no worker answers at {url} ({exc}); start one with `retention-monitor worker`") from exc
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "undefined"
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)
+
+
+def kpi_table(answer: dict[str, Any]) -> Table:
+    period = answer["period"]
+    table = Table(title=f"KPIs {period['label']} [{period['start']} .. {period['end']}) segment={answer['segment']}")
+    table.add_column("KPI")
+    table.add_column("value", justify="right")
+    table.add_column("how", style="dim")
+    inputs = answer["inputs"]
+    k = answer["kpis"]
+    b, e, n, lost, r = inputs["B"], inputs["E"], inputs["N"], inputs["L"], inputs["R"]
+    moved = inputs["moved_in"]
+    table.add_row("retention rate", _fmt(k["retention_rate"]), f"(E - N{' - moved_in' if moved else ''}) / B "
+                  f"= ({e} - {n}{f' - {moved}' if moved else ''}) / {b}")
+    table.add_row("churn rate", _fmt(k["churn_rate"]), f"L / B = {lost} / {b}")
+    table.add_row("win-back rate", _fmt(k["winback_rate"]),
+                  f"R / (lost at start + L) = {r} / ({inputs['lost_at_start']} + {lost})")
+    table.add_row("active customers at end (E)", str(e), f"B + N + R - L = {b} + {n} + {r} - {lost}"
+                  + (f" + {moved} - {inputs['moved_out']} moved" if moved or inputs["moved_out"] else ""))
+    for reason, count in k["lost_by_reason"].items():
+        table.add_row(f"  lost: {reason}", str(count), "")
+    return table
+
+
+def kpis(args: argparse.Namespace, loaded: LoadedSettings, console: Console) -> int:
+    url = args.url or base_url(loaded.settings)
+    answer = fetch_kpis(url, args.period, args.segment)
+    if args.json:
+        console.print_json(json.dumps(answer))
+    else:
+        console.print(kpi_table(answer))
+    return 0
+
+
+def publish(args: argparse.Namespace, loaded: LoadedSettings, console: Console) -> int:
+    from streams.publish import produce, read_jsonl
+
+    stats = asyncio.run(produce(loaded.settings, read_jsonl(loaded.settings, Path(args.file)), rate=args.rate))
+    console.print(f"published {stats.sent} messages in {stats.seconds:.1f}s "
+                  f"({stats.sent / max(stats.seconds, 1e-9):,.0f}/s)")
+    return 0
+
+
+def simulate(args: argparse.Namespace, loaded: LoadedSettings, console: Console) -> int:
+    from streams.simulate import SCENARIOS, Simulator
+
+    if args.scenario not in SCENARIOS:
+        raise QueryError(f"--scenario {args.scenario!r} is not one of {', '.join(SCENARIOS)}")
+    sim = Simulator(loaded.settings, seed=args.seed, scenario=args.scenario, customers=args.customers,
+                    invalid_ratio=args.invalid_ratio)
+    if args.output:
+        return _simulate_to_file(args, sim, console)
+    from streams.publish import simulate_live
+
+    stats = asyncio.run(simulate_live(loaded.settings, sim, rate=args.rate, duration_s=args.duration,
+                                      count=args.count))
+    console.print(f"published {stats.sent} simulated events in {stats.seconds:.1f}s")
+    return 0
+
+
+def _simulate_to_file(args: argparse.Namespace, sim: Any, console: Console) -> int:
+    from metrics.periods import to_us
+    from streams.errors import PeriodError
+
+    if args.start:
+        from datetime import datetime
+
+        try:
+            start = datetime.fromisoformat(args.start.replace("Z", "+00:00"))
+        except ValueError as exc:
+            raise PeriodError(f"--start {args.start!r} is not an RFC 3339 timestamp") from exc
+        if start.tzinfo is None:
+            raise PeriodError(f"--start {args.start!r} needs an offset, e.g. 2025-01-01T00:00:00Z")
+        start_us = to_us(start)
+    else:
+        start_us = time.time_ns() // 1000
+    count = args.count or int(args.rate * (args.duration or 60))
+    with Path(args.output).open("wb") as fh:
+        for _topic, _key, value in sim.events(start_us=start_us, count=count, rate=args.rate):
+            fh.write(value + b"\n")
+    console.print(f"wrote {count} events to {args.output}")
+    return 0
+
+
+def schemas(args: argparse.Namespace, loaded: LoadedSettings, console: Console) -> int:
+    from streams.schema import stale, write_all
+
+    directory = Path(args.dir)
+    if args.check:
+        bad = stale(directory)
+        if bad:
+            console.print(f"stale JSON Schemas in {directory}: {', '.join(bad)}; run `retention-monitor schemas`")
+            return 1
+        console.print(f"JSON Schemas in {directory} are up to date")
+        return 0
+    written = write_all(directory)
+    console.print(f"wrote {len(written)} JSON Schema files to {directory}")
+    return 0
+
+
+def config(args: argparse.Namespace, loaded: LoadedSettings, console: Console) -> int:
+    values = loaded.settings.to_dict()
+    if args.json:
+        console.print_json(json.dumps({k: {"value": v, "source": loaded.sources[k]} for k, v in values.items()}))
+        return 0
+    table = Table(title="effective settings")
+    for col in ("setting", "value", "from", "env variable"):
+        table.add_column(col)
+    for name, value in values.items():
+        table.add_row(name, json.dumps(value), loaded.sources[name], env_name(name))
+    console.print(table)
+    return 0
+
+
+def wait_for_worker(url: str, deadline_s: float, proc: subprocess.Popen[bytes] | None = None) -> None:
+    """Poll ``/kpis`` until the worker answers (and owns partitions) or the deadline passes."""
+    end = time.monotonic() + deadline_s
+    last = ""
+    while time.monotonic() < end:
+        if proc is not None and proc.poll() is not None:
+            raise StackError(f"the worker exited with code {proc.returncode} before it was ready")
+        try:
+            if fetch_kpis(url, "2025", "all", timeout=2.0)["partitions"]:
+                return
+        except QueryError as exc:
+            last = str(exc)
+        time.sleep(0.2)
+    raise StackError(f"worker at {url} not ready after {deadline_s:.0f}s ({last})")
+
+
+def demo(args: argparse.Namespace, loaded: LoadedSettings, console: Console) -> int:
+    from streams.publish import simulate_live
+
+    from streams.simulate import Simulator
+
+    settings = loaded.settings
+    cfg = StackConfig.from_settings(settings)
+    stack_mod.up(cfg, console)
+    log_path = cfg.home / "worker.log"
+    url = base_url(settings)
+    console.print(f"starting a worker (log: {log_path}) ...")
+    cmd = [sys.executable, "-m", "retention_monitor.cli"]
+    if args.config:
+        cmd += ["--config", args.config]
+    with log_path.open("ab") as log:
+        proc = subprocess.Popen([*cmd, "worker"], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_for_worker(url, 90, proc)
+        console.print(f"worker ready; metrics: {url}/metrics  KPI query: {url}/kpis?period=...  "
+                      f"Prometheus: http://127.0.0.1:{cfg.prometheus_port}  "
+                      f"Alertmanager: http://127.0.0.1:{cfg.alertmanager_port}")
+        sim = Simulator(settings, seed=int(time.time()), scenario="steady", customers=5000)
+        asyncio.run(simulate_live(settings, sim, rate=args.rate, duration_s=args.duration, count=None))
+        from metrics.periods import from_us
+
+        today = from_us(time.time_ns() // 1000).astimezone(settings.tz)
+        period = f"{today.year}-{today.month:02d}"
+        console.print(kpi_table(fetch_kpis(url, period, "all")))
+        console.print(f"See also: retention-monitor kpis --period {today.year}-Q{(today.month - 1) // 3 + 1}")
+    finally:
+        if not args.keep:
+            proc.terminate()
+            proc.wait(timeout=30)
+        else:
+            console.print(f"worker keeps running (pid {proc.pid}); stop it with `kill {proc.pid}`, "
+                          "the stack with `retention-monitor stack down`")
+    return 0

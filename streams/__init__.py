@@ -1,0 +1,1 @@
+"""Event contract, Faust app, agents and per-customer state of retention-monitor."""

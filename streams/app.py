@@ -1,0 +1,200 @@
+"""The Faust app: two agents, one changelogged customer table, and the web endpoints.
+
+Stage 1 (``route``) reads the input topics as raw bytes, validates each message against the contract
+and sends rejections to the dead-letter topic; valid messages are re-keyed by customer into an
+internal topic. Stage 2 (``apply``) owns per-customer state, partitioned by customer: it dedupes,
+applies the lateness rule and updates the KPI index through :class:`streams.engine.Engine`.
+
+Faust decodes nothing itself (raw serializers): a decode error inside Faust acks the message and
+crashes the agent (see ../shared/notes/faust-pitfalls.md), so every byte is checked by our code.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+from aiohttp.web import Response as AioResponse
+from faust.sensors.prometheus import setup_prometheus_sensors
+from faust.types import TP, EventT
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from metrics.exposition import KpiCollector, PipelineMetrics, now_us
+from metrics.periods import parse_period
+from streams.config import Settings
+from streams.contract import partition_key
+from streams.decode import Event, Rejection, decode
+from streams.engine import Engine
+from streams.errors import PeriodError
+
+log = logging.getLogger(__name__)
+
+
+class CustomerTable(faust.Table):  # type: ignore[type-arg]
+    """The customer table; it tells the engine about changelog replays and partition hand-overs."""
+
+    engine: Engine
+    source_topic: str
+
+    def apply_changelog_batch(self, batch: Iterable[EventT[bytes]]) -> None:
+        events = list(batch)
+        for event in events:
+            self.engine.replace(event.message.partition, _key(event), event.message.value)
+        super().apply_changelog_batch(events)
+
+    async def on_rebalance(
+        self, assigned: set[TP], revoked: set[TP], newly_assigned: set[TP], generation_id: int = 0
+    ) -> None:
+        await super().on_rebalance(assigned, revoked, newly_assigned, generation_id)
+        owned = {tp.partition for tp in assigned if tp.topic == self.source_topic}
+        log.info("customer partitions now owned: %s", sorted(owned))
+        self.engine.assign(owned)
+
+
+@dataclass
+class Runtime:
+    """Everything a worker holds besides the Faust app itself."""
+
+    app: faust.App
+    settings: Settings
+    engine: Engine
+    registry: CollectorRegistry
+    pipeline: PipelineMetrics
+
+
+def create_app(settings: Settings, registry: CollectorRegistry | None = None) -> Runtime:
+    registry = registry or CollectorRegistry()
+    app = faust.App(
+        settings.app_id,
+        broker=[f"kafka://{hp.strip()}" for hp in settings.kafka_bootstrap.split(",")],
+        store=settings.store,
+        datadir=settings.data_dir,
+        topic_partitions=settings.partitions,
+        table_standby_replicas=0,
+        key_serializer="raw",
+        value_serializer="raw",
+        web_host=settings.web_host,
+        web_bind=settings.web_host,
+        web_port=settings.web_port,
+        web_tables_enabled=False,
+        web_router_enabled=False,
+        web_graph_enabled=False,
+        web_metrics_enabled=False,
+        autodiscover=False,
+        consumer_auto_offset_reset="earliest",
+        producer_max_request_size=max(settings.max_message_bytes * 2, 1_048_576),
+        stream_wait_empty=False,
+    )
+    engine = Engine(settings)
+    pipeline = PipelineMetrics.create(registry)
+    runtime = Runtime(app, settings, engine, registry, pipeline)
+    currencies = frozenset([settings.currency, *settings.currency_rates])
+
+    inputs = app.topic(*settings.input_topics, value_type=bytes, allow_empty=True)
+    by_customer = app.topic(
+        f"{settings.app_id}-events-by-customer", value_type=bytes, partitions=settings.partitions,
+        internal=True,
+    )
+    dlq = app.topic(settings.topic_dlq, value_type=bytes, allow_empty=True)
+    table = CustomerTable(
+        app, name="customers", beacon=app.tables.beacon, partitions=settings.partitions,
+        key_type=bytes, value_type=bytes,
+    )
+    table.engine = engine
+    table.source_topic = by_customer.get_topic_name()
+    app.tables.add(table)
+
+    async def reject(event: EventT[bytes], rejection: Rejection) -> None:
+        msg = event.message
+        pipeline.rejected.labels(rejection.reason).inc()
+        headers = [
+            ("reason", rejection.reason.encode()),
+            ("message", rejection.message[:1000].encode()),
+            ("source_topic", msg.topic.encode()),
+            ("source_partition", str(msg.partition).encode()),
+            ("source_offset", str(msg.offset).encode()),
+        ]
+        await dlq.send(key=msg.key, value=msg.value, headers=headers)
+
+    @app.agent(inputs, name="route")
+    async def route(stream: Any) -> None:
+        async for event in stream.events():
+            result = decode(event.message.value, currencies, settings.max_message_bytes)
+            if isinstance(result, Rejection):
+                await reject(event, result)
+                continue
+            await by_customer.send(key=partition_key(result.data).encode(), value=event.message.value)
+
+    @app.agent(by_customer, name="apply")
+    async def apply(stream: Any) -> None:
+        async for event in stream.events():
+            result = decode(event.message.value, currencies, settings.max_message_bytes)
+            if isinstance(result, Rejection):  # cannot happen unless someone writes to our topic
+                await reject(event, result)
+                continue
+            await _apply_one(runtime, table, event, result, reject)
+
+    @app.page("/kpis")
+    async def kpis(web: Any, request: Any) -> Any:
+        return _kpi_response(web, request, runtime)
+
+    @app.page("/metrics")
+    async def metrics(web: Any, request: Any) -> Any:
+        return AioResponse(body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    setup_prometheus_sensors(app, pattern="/faust-metrics", registry=registry, name_prefix="retention_faust")
+    registry.register(
+        KpiCollector(
+            view=engine.view,
+            segments=engine.segmenter.all_keys,
+            now=lambda: engine.now_us(now_us()),
+            tz=settings.tz,
+        )
+    )
+    return runtime
+
+
+async def _apply_one(runtime: Runtime, table: CustomerTable, event: EventT[bytes], valid: Event, reject: Any) -> None:
+    pipeline = runtime.pipeline
+    key = _key(event)
+    outcome = runtime.engine.apply(event.message.partition, key, valid)
+    if outcome.status == "too_late":
+        await reject(event, Rejection("too_late", f"event {valid.id!r}: {outcome.detail}"))
+        return
+    pipeline.events.labels(valid.type).inc()
+    pipeline.lag.observe(max(time.time() - valid.time_us / 1e6, 0.0))
+    if outcome.status == "duplicate":
+        pipeline.duplicates.inc()
+        return
+    if outcome.status == "ignored":
+        pipeline.ignored.labels(outcome.detail).inc()
+    if outcome.state is not None:
+        table[key] = outcome.state
+        pipeline.last_update.set_to_current_time()
+
+
+def _key(event: EventT[bytes]) -> bytes:
+    key = event.message.key
+    if not isinstance(key, bytes):  # we produce every key of these topics ourselves, as bytes
+        raise TypeError(f"unexpected key {key!r} on {event.message.topic}")
+    return key
+
+
+def _kpi_response(web: Any, request: Any, runtime: Runtime) -> Any:
+    params = request.query
+    period_text = params.get("period")
+    segment = params.get("segment", "all")
+    if not period_text:
+        return web.json({"error": "missing ?period=; use e.g. 2025-Q1"}, status=400)
+    try:
+        period = parse_period(period_text, runtime.settings.tz)
+    except PeriodError as exc:
+        return web.json({"error": str(exc)}, status=400)
+    if not runtime.engine.segmenter.is_valid(segment):
+        allowed = ", ".join(runtime.engine.segmenter.all_keys())
+        return web.json({"error": f"segment {segment!r} is not one of {allowed}"}, status=400)
+    return web.json(runtime.engine.kpis(period, segment))

@@ -1,0 +1,284 @@
+"""Settings: one TOML file plus ``RETENTION_*`` environment variables for every setting.
+
+Precedence: built-in default < config file < environment. Every bad value raises a
+:class:`ConfigError` whose one-line message names the setting, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal, get_args
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from streams.errors import ConfigError
+
+ENV_PREFIX = "RETENTION_"
+CONFIG_ENV = "RETENTION_CONFIG"
+DEFAULT_CONFIG_FILE = "retention-monitor.toml"
+
+Clock = Literal["wall", "event"]
+_DURATION = re.compile(r"^(\d+)(s|m|h|d|w)$")
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_NAME = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
+_SEGMENT_VALUE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
+_CURRENCY = re.compile(r"^[A-Z]{3}$")
+
+
+def parse_duration(text: str) -> int:
+    """Parse ``30s``, ``15m``, ``6h``, ``7d`` or ``2w`` into seconds."""
+    match = _DURATION.match(text.strip())
+    if not match:
+        raise ValueError(f"{text!r} is not a duration like 30s, 15m, 6h, 7d or 2w")
+    return int(match.group(1)) * _DURATION_UNITS[match.group(2)]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting of the monitor; field names are the TOML keys and, upper-cased, the env suffixes."""
+
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    app_id: str = "retention-monitor"
+    topic_lifecycle: str = "retention.lifecycle"
+    topic_support: str = "retention.support"
+    topic_feedback: str = "retention.feedback"
+    topic_team: str = "retention.team"
+    topic_dlq: str = "retention.dlq"
+    partitions: int = 4
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    alertmanager_url: str = "http://127.0.0.1:9093"
+    web_host: str = "127.0.0.1"
+    web_port: int = 6066
+    segments: dict[str, list[str]] = field(
+        default_factory=lambda: {
+            "plan": ["free", "basic", "pro", "enterprise"],
+            "region": ["eu", "us", "apac"],
+        }
+    )
+    churn_reasons: list[str] = field(
+        default_factory=lambda: ["price", "service", "competitor", "product", "moved", "inactive", "other"]
+    )
+    currency: str = "EUR"
+    currency_rates: dict[str, float] = field(default_factory=lambda: {"USD": 0.92, "GBP": 1.17, "CHF": 1.06})
+    allowed_lateness: str = "7d"
+    timezone: str = "UTC"
+    clock: Clock = "wall"
+    store: str = "memory://"
+    data_dir: str = ".retention-monitor/worker"
+    max_message_bytes: int = 1_048_576
+    log_level: str = "info"
+
+    @property
+    def allowed_lateness_seconds(self) -> int:
+        return parse_duration(self.allowed_lateness)
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def input_topics(self) -> list[str]:
+        return [self.topic_lifecycle, self.topic_support, self.topic_feedback, self.topic_team]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(frozen=True)
+class LoadedSettings:
+    """Settings plus where each value came from (``default``, the file path, or the env variable)."""
+
+    settings: Settings
+    sources: dict[str, str]
+
+
+def env_name(setting: str) -> str:
+    return ENV_PREFIX + setting.upper()
+
+
+def load_settings(
+    path: str | Path | None = None,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> LoadedSettings:
+    """Load defaults, then the config file, then ``RETENTION_*`` variables, then ``overrides``."""
+    environ = os.environ if env is None else env
+    known = {f.name: f for f in fields(Settings)}
+    values: dict[str, Any] = {}
+    sources = {name: "default" for name in known}
+
+    config_path = _config_path(path, environ)
+    if config_path is not None:
+        for key, value in _read_toml(config_path).items():
+            if key not in known:
+                allowed = ", ".join(sorted(known))
+                raise ConfigError(f"{config_path}: unknown setting {key!r}; allowed: {allowed}")
+            values[key] = value
+            sources[key] = str(config_path)
+
+    for name in known:
+        var = env_name(name)
+        if var in environ:
+            values[name] = _parse_env(name, var, environ[var])
+            sources[name] = var
+
+    for name, value in (overrides or {}).items():
+        if name not in known:
+            raise ConfigError(f"unknown setting {name!r}")
+        values[name] = value
+        sources[name] = "override"
+
+    settings = Settings(**{name: _coerce(name, value, sources[name]) for name, value in values.items()})
+    validate(settings, sources)
+    return LoadedSettings(settings, sources)
+
+
+def _config_path(path: str | Path | None, environ: Mapping[str, str]) -> Path | None:
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file {str(p)!r} does not exist")
+        return p
+    if CONFIG_ENV in environ:
+        p = Path(environ[CONFIG_ENV])
+        if not p.is_file():
+            raise ConfigError(f"{CONFIG_ENV}={environ[CONFIG_ENV]}: no such config file")
+        return p
+    default = Path(DEFAULT_CONFIG_FILE)
+    return default if default.is_file() else None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from exc
+    # A [retention] table is accepted so the file can share space with other tools' tables.
+    section = data.get("retention", data)
+    if not isinstance(section, dict):
+        raise ConfigError(f"{path}: [retention] must be a table")
+    return section
+
+
+def _parse_env(name: str, var: str, raw: str) -> Any:
+    default = getattr(Settings(), name)
+    if isinstance(default, bool | int | float | str):
+        return raw
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError as exc:
+        kind = "a JSON object" if isinstance(default, dict) else "a JSON array"
+        raise ConfigError(f"{var}={raw}: must be {kind}, e.g. {json.dumps(default)}") from exc
+
+
+def _where(name: str, source: str) -> str:
+    return source if source.startswith(ENV_PREFIX) else name
+
+
+def _coerce(name: str, value: Any, source: str) -> Any:
+    default = getattr(Settings(), name)
+    where = _where(name, source)
+    if isinstance(default, int) and not isinstance(default, bool):
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
+            return int(value)
+        raise ConfigError(f"{where}={value!r}: must be an integer")
+    if isinstance(default, str):
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}={value!r}: must be a string")
+        return value
+    if isinstance(default, dict) and not isinstance(value, dict):
+        raise ConfigError(f"{where}={value!r}: must be a table/object")
+    if isinstance(default, list) and not isinstance(value, list):
+        raise ConfigError(f"{where}={value!r}: must be a list")
+    return value
+
+
+def validate(settings: Settings, sources: Mapping[str, str] | None = None) -> None:
+    """Raise :class:`ConfigError` for the first setting whose value is not allowed."""
+    src = sources or {}
+
+    def fail(name: str, value: Any, allowed: str) -> ConfigError:
+        return ConfigError(f"{_where(name, src.get(name, name))}={value!r}: {allowed}")
+
+    for check in (_check_kafka, _check_services, _check_segments, _check_money, _check_runtime):
+        check(settings, fail)
+
+
+Fail = Callable[[str, Any, str], ConfigError]
+
+
+def _check_kafka(settings: Settings, fail: Fail) -> None:
+    for hostport in settings.kafka_bootstrap.split(","):
+        host, _, port = hostport.strip().rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise fail("kafka_bootstrap", settings.kafka_bootstrap, "must be host:port[,host:port...]")
+    for name in ("app_id", "topic_lifecycle", "topic_support", "topic_feedback", "topic_team", "topic_dlq"):
+        if not _NAME.match(getattr(settings, name)):
+            raise fail(name, getattr(settings, name), "must be 1-200 of [A-Za-z0-9._-]")
+    if len({*settings.input_topics, settings.topic_dlq}) != 5:
+        raise fail("topic_dlq", settings.topic_dlq, "topic names must all differ")
+    if not 1 <= settings.partitions <= 1024:
+        raise fail("partitions", settings.partitions, "must be 1-1024")
+    if not 1024 <= settings.max_message_bytes <= 16 * 1_048_576:
+        raise fail("max_message_bytes", settings.max_message_bytes, "must be 1024-16777216")
+
+
+def _check_services(settings: Settings, fail: Fail) -> None:
+    if not settings.redis_url.startswith(("redis://", "rediss://", "unix://")):
+        raise fail("redis_url", settings.redis_url, "must start with redis://, rediss:// or unix://")
+    if not settings.alertmanager_url.startswith(("http://", "https://")):
+        raise fail("alertmanager_url", settings.alertmanager_url, "must start with http:// or https://")
+    if not 0 < settings.web_port < 65536:
+        raise fail("web_port", settings.web_port, "must be 1-65535")
+
+
+def _check_segments(settings: Settings, fail: Fail) -> None:
+    for dim, allowed_values in settings.segments.items():
+        if not _SEGMENT_VALUE.match(dim) or dim in {"all", "abc"}:
+            raise fail("segments", dim, "dimension names are [a-z0-9_.-], not 'all' or 'abc'")
+        if not isinstance(allowed_values, list) or not allowed_values:
+            raise fail("segments", {dim: allowed_values}, "each dimension needs a non-empty list of values")
+        for value in allowed_values:
+            if not isinstance(value, str) or not _SEGMENT_VALUE.match(value) or value == "other":
+                raise fail("segments", f"{dim}:{value}", "values are [a-z0-9_.-] (max 63), not 'other'")
+        if len(allowed_values) > 50:
+            raise fail("segments", dim, "at most 50 values per dimension (labels must stay bounded)")
+    for reason in settings.churn_reasons:
+        if not isinstance(reason, str) or not _SEGMENT_VALUE.match(reason):
+            raise fail("churn_reasons", reason, "reasons are [a-z0-9_.-] (max 63)")
+
+
+def _check_money(settings: Settings, fail: Fail) -> None:
+    if not _CURRENCY.match(settings.currency):
+        raise fail("currency", settings.currency, "must be an ISO 4217 code like EUR")
+    for code, rate in settings.currency_rates.items():
+        if not _CURRENCY.match(code):
+            raise fail("currency_rates", code, "keys must be ISO 4217 codes like USD")
+        if isinstance(rate, bool) or not isinstance(rate, int | float) or not rate > 0:
+            raise fail("currency_rates", {code: rate}, "rates must be numbers > 0")
+
+
+def _check_runtime(settings: Settings, fail: Fail) -> None:
+    try:
+        if settings.allowed_lateness_seconds <= 0:
+            raise ValueError("must be positive")
+    except ValueError as exc:
+        raise fail("allowed_lateness", settings.allowed_lateness, "must be a duration like 7d or 36h") from exc
+    try:
+        ZoneInfo(settings.timezone)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise fail("timezone", settings.timezone, "must be an IANA time zone like UTC or Europe/Berlin") from exc
+    if settings.clock not in get_args(Clock):
+        raise fail("clock", settings.clock, "must be 'wall' (windows end now) or 'event' (at the newest event)")
+    if settings.store not in ("memory://", "rocksdb://"):
+        raise fail("store", settings.store, "must be memory:// or rocksdb://")
+    if settings.log_level.lower() not in ("debug", "info", "warning", "error"):
+        raise fail("log_level", settings.log_level, "must be debug, info, warning or error")

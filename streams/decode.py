@@ -1,0 +1,108 @@
+"""Decode and validate one Kafka message value into an :class:`Event`, or a :class:`Rejection`.
+
+Never raises on input: every way a message can be wrong maps to a machine-readable reason
+(see :data:`REASONS`) and a human-readable message naming the field and the bad value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import msgspec
+
+from streams.contract import DATA_TYPES, DataType, Envelope, OrderPlaced, OrderRefunded, OrderReturned
+
+REASONS: dict[str, str] = {
+    "too_large": "the message is larger than max_message_bytes",
+    "not_json": "the value is not UTF-8 JSON",
+    "not_object": "the value is JSON but not an object",
+    "bad_specversion": "specversion is not '1.0'",
+    "unknown_type": "type is not one of the types in EVENTS.md",
+    "missing_field": "a required attribute or data field is missing",
+    "wrong_type": "an attribute or field has the wrong JSON type",
+    "bad_time": "time is not an RFC 3339 timestamp with an offset",
+    "bad_value": "a value is out of its allowed range or pattern (score, amount, length…)",
+    "bad_currency": "currency is neither the reporting currency nor configured with a rate",
+    "too_late": "the event is older than the allowed lateness behind the newest event time",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """A valid event: envelope attributes plus typed ``data``; ``time_us`` is epoch microseconds."""
+
+    id: str
+    type: str
+    source: str
+    time_us: int
+    data: DataType
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """Why a message was rejected: a key of :data:`REASONS` and a one-line explanation."""
+
+    reason: str
+    message: str
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ENVELOPE = msgspec.json.Decoder(Envelope)
+_DATA = {name: msgspec.json.Decoder(cls) for name, cls in DATA_TYPES.items()}
+
+
+def _classify(exc: msgspec.DecodeError, where: str) -> Rejection:
+    text = str(exc)
+    if not isinstance(exc, msgspec.ValidationError):
+        return Rejection("not_json", f"{where}: {text}")
+    if "`$.time`" in text and where == "envelope":
+        return Rejection("bad_time", f"time: {text}")
+    if "`$.specversion`" in text:
+        return Rejection("bad_specversion", f"specversion: {text}")
+    if text.startswith("Object missing required field"):
+        return Rejection("missing_field", f"{where}: {text}")
+    if text.startswith("Expected `object`, got") and " - at " not in text:
+        reason = "not_object" if where == "envelope" else "wrong_type"
+        return Rejection(reason, f"{where}: {text}")
+    if text.startswith("Expected `") and ", got `" in text:
+        return Rejection("wrong_type", f"{where}: {text}")
+    return Rejection("bad_value", f"{where}: {text}")
+
+
+def decode(
+    value: bytes | None,
+    currencies: frozenset[str],
+    max_bytes: int = 1_048_576,
+) -> Event | Rejection:
+    """Validate ``value`` against EVENTS.md; ``currencies`` are the accepted ISO codes."""
+    if value is None:
+        return Rejection("not_json", "the message has no value (tombstone)")
+    if len(value) > max_bytes:
+        return Rejection("too_large", f"{len(value)} bytes > max_message_bytes={max_bytes}")
+    try:
+        env = _ENVELOPE.decode(value)
+    except msgspec.DecodeError as exc:
+        return _classify(exc, "envelope")
+    data_decoder = _DATA.get(env.type)
+    if data_decoder is None:
+        return Rejection("unknown_type", f"type {env.type[:100]!r} is not one of the types in EVENTS.md")
+    try:
+        data = data_decoder.decode(env.data)
+    except msgspec.DecodeError as exc:
+        return _classify(exc, "data")
+    if isinstance(data, OrderPlaced | OrderRefunded | OrderReturned):
+        currency = data.currency
+        if currency is not None and currency not in currencies:
+            allowed = ", ".join(sorted(currencies))
+            return Rejection("bad_currency", f"data.currency={currency!r} is not one of {allowed}")
+    time_us = _epoch_us(env)
+    return Event(env.id, env.type, env.source, time_us, data)
+
+
+def _epoch_us(env: Envelope) -> int:
+    t = env.time
+    # timestamp() goes through float and can be off by one microsecond; compute exactly.
+    delta = t - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+

@@ -1,0 +1,41 @@
+"""Create the input and dead-letter topics when missing, before any consumer subscribes to them.
+
+A consumer that subscribes to a topic that does not exist yet only sees it after its next metadata
+refresh (minutes), so events published right after start-up would wait; creating them first avoids it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+
+from streams.config import Settings
+from streams.errors import RetentionMonitorError
+
+
+class TopicError(RetentionMonitorError):
+    """The monitor's Kafka topics cannot be listed or created."""
+
+
+async def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> list[str]:
+    """Create the configured input and DLQ topics that are missing; return the names created."""
+    wanted = [*settings.input_topics, settings.topic_dlq]
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=10_000)
+    try:
+        await asyncio.wait_for(admin.start(), timeout_s)
+        existing = set(await admin.list_topics())
+        missing = [t for t in wanted if t not in existing]
+        if missing:
+            try:
+                await admin.create_topics(
+                    [NewTopic(t, num_partitions=settings.partitions, replication_factor=1) for t in missing]
+                )
+            except TopicAlreadyExistsError:
+                pass  # another worker created it meanwhile
+        return missing
+    except (KafkaError, TimeoutError, OSError) as exc:
+        raise TopicError(f"cannot reach Kafka at kafka_bootstrap={settings.kafka_bootstrap} ({exc!r})") from exc
+    finally:
+        await admin.close()

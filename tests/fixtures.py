@@ -1,0 +1,221 @@
+"""Shared test data: CloudEvents builders and the worked examples of KPIS.md (seed 000)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+_ids = itertools.count()
+
+
+def event(
+    type_: str, time: datetime | str, data: dict[str, Any], id_: str | None = None, source: str = "test"
+) -> dict[str, Any]:
+    t = time if isinstance(time, str) else time.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return {
+        "specversion": "1.0",
+        "id": id_ or f"evt-{next(_ids)}",
+        "source": source,
+        "type": type_,
+        "time": t,
+        "data": data,
+    }
+
+
+def encode(ev: dict[str, Any]) -> bytes:
+    return json.dumps(ev, separators=(",", ":")).encode()
+
+
+def seed_example(
+    start_customers: int, new: int, lost: int, year: int = 2025, prefix: str = "c"
+) -> list[dict[str, Any]]:
+    """KPIS.md worked example: ``start_customers`` active at the start of Q1, then ``new`` and ``lost`` in Q1.
+
+    Sign-ups before the year start one day apart in the previous December; Q1 events spread over
+    January to March, churns hit the oldest customers first. Event ids are unique per ``prefix``.
+    """
+    q1 = datetime(year, 1, 1, tzinfo=UTC)
+    events = []
+    for i in range(start_customers):
+        t = q1 - timedelta(days=30) + timedelta(hours=i)
+        events.append(event("customer.signed_up", t, {"customer_id": f"{prefix}{i}", "segment": {"plan": "pro"}},
+                            id_=f"{prefix}-signup-{i}"))
+    for j in range(new):
+        i = start_customers + j
+        t = q1 + timedelta(days=2 + j, hours=3)
+        events.append(event("customer.signed_up", t, {"customer_id": f"{prefix}{i}", "segment": {"plan": "basic"}},
+                            id_=f"{prefix}-signup-{i}"))
+    for j in range(lost):
+        t = q1 + timedelta(days=20 + j, hours=5)
+        events.append(event("customer.churned", t, {"customer_id": f"{prefix}{j}", "reason": "price"},
+                            id_=f"{prefix}-churn-{j}"))
+    return events
+
+
+# -- integration helpers: a real worker process against the real local stack -----------------------
+
+import asyncio  # noqa: E402
+import os  # noqa: E402
+import socket  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+import urllib.request  # noqa: E402
+import uuid  # noqa: E402
+from collections.abc import Callable, Iterator  # noqa: E402
+from contextlib import contextmanager  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def poll(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.2) -> Any:
+    """Call ``check`` until it returns a truthy value; fail with ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = check()
+        except Exception as exc:  # keep polling through start-up errors, report the last one
+            last = exc
+        else:
+            if last:
+                return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def isolated_env(**extra: str) -> dict[str, str]:
+    """RETENTION_* settings giving a test its own app id, topics and data dir."""
+    tag = uuid.uuid4().hex[:8]
+    env = {
+        "RETENTION_APP_ID": f"test-{tag}",
+        "RETENTION_TOPIC_LIFECYCLE": f"t-{tag}.lifecycle",
+        "RETENTION_TOPIC_SUPPORT": f"t-{tag}.support",
+        "RETENTION_TOPIC_FEEDBACK": f"t-{tag}.feedback",
+        "RETENTION_TOPIC_TEAM": f"t-{tag}.team",
+        "RETENTION_TOPIC_DLQ": f"t-{tag}.dlq",
+        "RETENTION_WEB_PORT": str(free_port()),
+        "RETENTION_DATA_DIR": f"/tmp/retention-test-{tag}",
+    }
+    env.update(extra)
+    return env
+
+
+def get_json(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=5) as resp:
+        return json.loads(resp.read())
+
+
+def get_text(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=5) as resp:
+        text: str = resp.read().decode()
+        return text
+
+
+def metric_value(text: str, name: str, labels: dict[str, str]) -> float | None:
+    """The value of one sample in a Prometheus text exposition, or None if absent."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and sample.labels == labels:
+                return float(sample.value)
+    return None
+
+
+class WorkerProcess:
+    """A ``retention-monitor worker`` subprocess with its own settings."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+        self.url = f"http://127.0.0.1:{env['RETENTION_WEB_PORT']}"
+        self.log = Path(env["RETENTION_DATA_DIR"] + ".log")
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 90) -> WorkerProcess:
+        Path(self.env["RETENTION_DATA_DIR"]).mkdir(parents=True, exist_ok=True)
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "retention_monitor.cli", "worker"],
+                env={**os.environ, **self.env}, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+            )
+        poll(self._ready, timeout, f"worker at {self.url} to own partitions (log {self.log})")
+        return self
+
+    def _ready(self) -> bool:
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            raise AssertionError(f"worker exited with {self.proc.returncode}; log: {self.log.read_text()[-3000:]}")
+        return bool(get_json(f"{self.url}/kpis?period=2025")["partitions"])
+
+    def kpis(self, period: str, segment: str = "all") -> Any:
+        return get_json(f"{self.url}/kpis?period={period}&segment={segment}")
+
+    def metrics(self) -> str:
+        return get_text(f"{self.url}/metrics")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+@contextmanager
+def running_worker(env: dict[str, str]) -> Iterator[WorkerProcess]:
+    worker = WorkerProcess(env)
+    try:
+        yield worker.start()
+    finally:
+        worker.stop()
+
+
+def produce(bootstrap: str, messages: list[tuple[str, bytes | None, bytes]]) -> None:
+    """Send ``(topic, key, value)`` messages in order and wait until all are acknowledged."""
+    from aiokafka import AIOKafkaProducer
+
+    async def run() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, max_request_size=4 * 1024 * 1024)
+        await producer.start()
+        try:
+            futures = [await producer.send(topic, value, key=key) for topic, key, value in messages]
+            await asyncio.gather(*futures)
+        finally:
+            await producer.stop()
+
+    asyncio.run(run())
+
+
+def consume_all(bootstrap: str, topic: str, want: int, timeout: float = 30) -> list[Any]:
+    """Read ``topic`` from the start until ``want`` messages arrived (or fail after ``timeout``)."""
+    from aiokafka import AIOKafkaConsumer
+
+    async def run() -> list[Any]:
+        consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                                    group_id=None, enable_auto_commit=False)
+        await consumer.start()
+        out: list[Any] = []
+        try:
+            deadline = time.monotonic() + timeout
+            while len(out) < want and time.monotonic() < deadline:
+                batch = await consumer.getmany(timeout_ms=500)
+                for records in batch.values():
+                    out.extend(records)
+        finally:
+            await consumer.stop()
+        return out
+
+    return asyncio.run(run())
