@@ -211,7 +211,6 @@ def wait_for_worker(url: str, deadline_s: float, proc: subprocess.Popen[bytes] |
 
 def demo(args: argparse.Namespace, loaded: LoadedSettings, console: Console) -> int:
     from streams.publish import simulate_live
-
     from streams.simulate import Simulator
 
     settings = loaded.settings

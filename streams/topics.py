@@ -7,6 +7,7 @@ refresh (minutes), so events published right after start-up would wait; creating
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
@@ -28,12 +29,10 @@ async def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> list[str
         existing = set(await admin.list_topics())
         missing = [t for t in wanted if t not in existing]
         if missing:
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):  # another worker was faster
                 await admin.create_topics(
                     [NewTopic(t, num_partitions=settings.partitions, replication_factor=1) for t in missing]
                 )
-            except TopicAlreadyExistsError:
-                pass  # another worker created it meanwhile
         return missing
     except (KafkaError, TimeoutError, OSError) as exc:
         raise TopicError(f"cannot reach Kafka at kafka_bootstrap={settings.kafka_bootstrap} ({exc!r})") from exc

@@ -3,21 +3,21 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from retention_monitor.stack import StackConfig, up
+from streams.config import Settings
 
 sys.path.insert(0, str(Path(__file__).parent))
 
 
 @pytest.fixture(scope="session")
-def stack() -> Iterator[str]:
-    """Start (or reuse) the local stack on the default ports; yields the Kafka bootstrap address."""
-    from retention_monitor.stack import StackConfig, up
-    from streams.config import Settings
-
+def stack() -> str:
+    """Start (or reuse) the local stack on the default ports; returns the Kafka bootstrap address."""
     settings = Settings()
     statuses = up(StackConfig.from_settings(settings))
     assert all(s.running for s in statuses), statuses
-    yield settings.kafka_bootstrap
+    # The stack stays up after the tests: it is shared with `./run demo` and later runs.
+    return settings.kafka_bootstrap

@@ -2,10 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from prometheus_client.parser import text_string_to_metric_families
 
 _ids = itertools.count()
 
@@ -56,17 +70,6 @@ def seed_example(
 
 # -- integration helpers: a real worker process against the real local stack -----------------------
 
-import asyncio  # noqa: E402
-import os  # noqa: E402
-import socket  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-import urllib.request  # noqa: E402
-import uuid  # noqa: E402
-from collections.abc import Callable, Iterator  # noqa: E402
-from contextlib import contextmanager  # noqa: E402
-from pathlib import Path  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -124,8 +127,6 @@ def get_text(url: str) -> str:
 
 def metric_value(text: str, name: str, labels: dict[str, str]) -> float | None:
     """The value of one sample in a Prometheus text exposition, or None if absent."""
-    from prometheus_client.parser import text_string_to_metric_families
-
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             if sample.name == name and sample.labels == labels:
@@ -185,8 +186,6 @@ def running_worker(env: dict[str, str]) -> Iterator[WorkerProcess]:
 
 def produce(bootstrap: str, messages: list[tuple[str, bytes | None, bytes]]) -> None:
     """Send ``(topic, key, value)`` messages in order and wait until all are acknowledged."""
-    from aiokafka import AIOKafkaProducer
-
     async def run() -> None:
         producer = AIOKafkaProducer(bootstrap_servers=bootstrap, max_request_size=4 * 1024 * 1024)
         await producer.start()
@@ -201,8 +200,6 @@ def produce(bootstrap: str, messages: list[tuple[str, bytes | None, bytes]]) -> 
 
 def consume_all(bootstrap: str, topic: str, want: int, timeout: float = 30) -> list[Any]:
     """Read ``topic`` from the start until ``want`` messages arrived (or fail after ``timeout``)."""
-    from aiokafka import AIOKafkaConsumer
-
     async def run() -> list[Any]:
         consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
                                     group_id=None, enable_auto_commit=False)

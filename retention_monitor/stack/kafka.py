@@ -1,0 +1,194 @@
+"""Single-node KRaft Kafka assembled from Maven Central jars and started with ``java -cp``."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import shutil
+import subprocess
+import uuid
+from pathlib import Path
+
+from aiokafka import AIOKafkaClient
+
+from streams.errors import StackError
+
+from .process import Report, Service, port_in_use
+
+READY_MARKER = b"Kafka Server started"
+JVM_OPTS = ["-Xms128m", "-Xmx512m", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-Djava.awt.headless=true"]
+LOGGING_JARS = [("ch.qos.reload4j", "reload4j", "1.2.25"), ("org.slf4j", "slf4j-reload4j", "1.7.36")]
+COPY_DEPS = "org.apache.maven.plugins:maven-dependency-plugin:3.6.1:copy-dependencies"
+
+LOG4J = """\
+log4j.rootLogger=INFO, kafkaAppender
+log4j.appender.kafkaAppender=org.apache.log4j.FileAppender
+log4j.appender.kafkaAppender.File=${kafka.logs.dir}/server.log
+log4j.appender.kafkaAppender.layout=org.apache.log4j.PatternLayout
+log4j.appender.kafkaAppender.layout.ConversionPattern=[%d] %p %m (%c)%n
+log4j.logger.kafka.request.logger=WARN
+log4j.logger.org.apache.kafka.clients=WARN
+"""
+
+
+SERVER_PROPERTIES = """\
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:{ctl}
+controller.listener.names=CONTROLLER
+listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{ctl}
+advertised.listeners=PLAINTEXT://127.0.0.1:{port}
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+log.dirs={data}
+num.partitions=4
+auto.create.topics.enable=true
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+transaction.state.log.num.partitions=1
+group.initial.rebalance.delay.ms=0
+num.network.threads=2
+num.io.threads=2
+background.threads=2
+num.recovery.threads.per.data.dir=1
+log.cleaner.threads=1
+log.cleaner.dedupe.buffer.size=8388608
+"""
+
+
+class Kafka(Service):
+    name = "kafka"
+    ready_timeout = 120.0
+    stop_timeout = 30.0
+
+    _log_offset: int | None = None  # server.log size when this interpreter started the broker
+
+    @property
+    def ports(self) -> tuple[int, ...]:
+        return (self.cfg.kafka_port, self.cfg.kafka_controller_port)
+
+    @property
+    def dist(self) -> Path:
+        return self.cfg.cache / f"kafka-{self.cfg.kafka_version}"
+
+    @property
+    def libs(self) -> Path:
+        return self.dist / "libs"
+
+    @property
+    def server_log(self) -> Path:
+        return self.dir / "logs" / "server.log"
+
+    def _java(self, main: str, *args: str) -> list[str]:
+        java = shutil.which("java")
+        if java is None:
+            raise StackError("java not found: install a Java 17 runtime (Debian: openjdk-17-jre-headless)")
+        logs = f"-Dkafka.logs.dir={self.dir / 'logs'}"
+        log4j = f"-Dlog4j.configuration=file:{self.dir / 'log4j.properties'}"
+        return [java, *JVM_OPTS, logs, log4j, "-cp", f"{self.libs}/*", main, *args]
+
+    def argv(self) -> list[str]:
+        return self._java("kafka.Kafka", str(self.dir / "server.properties"))
+
+    async def prepare(self, report: Report) -> None:
+        self._java("kafka.Kafka")  # fail early when java is missing
+        if not (self.libs / f"kafka_2.13-{self.cfg.kafka_version}.jar").is_file():
+            report(f"downloading Kafka {self.cfg.kafka_version} jars (Maven)")
+            await asyncio.to_thread(self._download)
+        self.dir.joinpath("logs").mkdir(parents=True, exist_ok=True)
+        self.dir.joinpath("server.properties").write_text(self._properties())
+        self.dir.joinpath("log4j.properties").write_text(LOG4J)
+        cluster_id = self._cluster_id()
+        meta = self.data / "meta.properties"
+        if not meta.is_file():
+            report("formatting storage")
+            await asyncio.to_thread(self._format, cluster_id)
+        elif f"cluster.id={cluster_id}" not in meta.read_text():
+            raise StackError(f"{meta} belongs to another cluster id than {self.dir / 'cluster.id'}; remove {self.data}")
+        self._log_offset = self.server_log.stat().st_size if self.server_log.exists() else 0
+
+    @property
+    def data(self) -> Path:
+        return self.dir / "data"
+
+    def _download(self) -> None:
+        mvn = shutil.which("mvn")
+        if mvn is None:
+            raise StackError("mvn not found: install Maven (Debian: maven) to fetch the Kafka jars once")
+        self.dist.mkdir(parents=True, exist_ok=True)
+        pom = self.dist / "pom.xml"
+        pom.write_text(self._pom())
+        tmp = self.dist / "libs.partial"
+        shutil.rmtree(tmp, ignore_errors=True)
+        opts = ["-DincludeScope=runtime", f"-DoutputDirectory={tmp}"]
+        _run([mvn, "-B", "-q", "-f", str(pom), COPY_DEPS, *opts], "Maven fetching the Kafka jars", 900)
+        shutil.rmtree(self.libs, ignore_errors=True)
+        tmp.rename(self.libs)  # only a complete download counts as cached
+
+    def _pom(self) -> str:
+        deps = [("org.apache.kafka", "kafka_2.13", self.cfg.kafka_version), *LOGGING_JARS]
+        xml = "".join(
+            f"    <dependency><groupId>{g}</groupId><artifactId>{a}</artifactId><version>{v}</version></dependency>\n"
+            for g, a, v in deps
+        )
+        return (
+            '<project xmlns="http://maven.apache.org/POM/4.0.0">\n  <modelVersion>4.0.0</modelVersion>\n'
+            "  <groupId>local.retention-monitor</groupId><artifactId>kafka-dist</artifactId>\n"
+            f"  <version>{self.cfg.kafka_version}</version><packaging>pom</packaging>\n"
+            f"  <dependencies>\n{xml}  </dependencies>\n</project>\n"
+        )
+
+    def _cluster_id(self) -> str:
+        path = self.dir / "cluster.id"
+        if path.is_file():
+            return path.read_text().strip()
+        cluster_id = "-"
+        while cluster_id.startswith("-"):
+            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        path.write_text(cluster_id + "\n")
+        return cluster_id
+
+    def _format(self, cluster_id: str) -> None:
+        props = str(self.dir / "server.properties")
+        args = ("format", "-t", cluster_id, "-c", props, "--ignore-formatted")
+        _run(self._java("kafka.tools.StorageTool", *args), "kafka storage format", 120)
+
+    def _properties(self) -> str:
+        port, ctl = self.cfg.kafka_port, self.cfg.kafka_controller_port
+        return SERVER_PROPERTIES.format(port=port, ctl=ctl, data=self.data)
+
+    async def probe(self) -> bool:
+        if self._log_offset is not None and not self._started_in_log(self._log_offset):
+            return False
+        if not port_in_use(self.cfg.kafka_port):  # spares aiokafka's connection-error logging
+            return False
+        client = AIOKafkaClient(bootstrap_servers=self.address, request_timeout_ms=3000)
+        try:
+            await client.bootstrap()
+        except Exception:
+            return False
+        finally:
+            await client.close()
+        return True
+
+    def _started_in_log(self, offset: int) -> bool:
+        try:
+            with self.server_log.open("rb") as log:
+                log.seek(offset)
+                return READY_MARKER in log.read()
+        except OSError:
+            return False
+
+
+def _run(cmd: list[str], what: str, limit: float) -> None:
+    """Run a one-shot command; a failure becomes a one-line StackError with its first error line."""
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=limit, check=False)
+    except subprocess.TimeoutExpired as exc:
+        raise StackError(f"{what} did not finish within {limit:.0f}s") from exc
+    if done.returncode != 0:
+        out = [ln.strip() for ln in (done.stdout + done.stderr).splitlines() if ln.strip()]
+        error = next((ln for ln in out if "ERROR" in ln or "Exception" in ln), out[-1] if out else "")
+        raise StackError(f"{what} failed (exit {done.returncode}): {error[:300] or 'no output'}")

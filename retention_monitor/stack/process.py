@@ -1,0 +1,196 @@
+"""Detached service processes: pid files, logs, readiness polling and stopping."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from streams.errors import StackError
+
+from .config import StackConfig
+
+Report = Callable[[str], None]
+# Popen objects of the services this interpreter started, so that they can be reaped (no zombies).
+_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    name: str
+    running: bool
+    address: str
+    pid: int | None
+    detail: str
+
+
+class Service(ABC):
+    """One local service: how to prepare, start and probe it. Files live in ``<home>/<name>/``."""
+
+    name: str = ""
+    apt_packages: dict[str, str] = {}  # binary -> Debian package that provides it  # noqa: RUF012
+    ready_timeout: float = 30.0
+    stop_timeout: float = 10.0
+
+    def __init__(self, cfg: StackConfig) -> None:
+        self.cfg = cfg
+
+    @property
+    def dir(self) -> Path:
+        return self.cfg.home / self.name
+
+    @property
+    def pid_file(self) -> Path:
+        return self.dir / f"{self.name}.pid"
+
+    @property
+    def log_file(self) -> Path:
+        return self.dir / f"{self.name}.log"
+
+    @property
+    @abstractmethod
+    def ports(self) -> tuple[int, ...]:
+        """Loopback ports the service listens on; the first one is its address."""
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.ports[0]}"
+
+    @abstractmethod
+    async def prepare(self, report: Report) -> None:
+        """Write config files and fetch what is missing before the process starts."""
+
+    @abstractmethod
+    def argv(self) -> list[str]: ...
+
+    @abstractmethod
+    async def probe(self) -> bool:
+        """One quick readiness check; never raises."""
+
+
+def _start_time(pid: int) -> str | None:
+    """Start time of a live (not zombie) process from /proc, or None."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return None if fields[0] in ("Z", "X") else fields[19]
+
+
+def running_pid(pid_file: Path) -> int | None:
+    """The pid recorded in ``pid_file`` if that very process is still alive."""
+    try:
+        pid_text, _, started = pid_file.read_text().strip().partition(" ")
+        pid = int(pid_text)
+    except (OSError, ValueError):
+        return None
+    child = _CHILDREN.get(pid)
+    if child is not None and child.poll() is not None:
+        del _CHILDREN[pid]
+        return None
+    now = _start_time(pid)
+    return pid if now is not None and now == started else None
+
+
+def spawn(argv: list[str], pid_file: Path, log_file: Path, env: dict[str, str] | None = None) -> int:
+    """Start ``argv`` in its own session, output appended to ``log_file``; record the pid."""
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    with log_file.open("ab") as log:
+        log.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} starting: {' '.join(argv)}\n".encode())
+        log.flush()
+        try:
+            child = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                cwd=pid_file.parent,
+                env=env,
+            )
+        except OSError as exc:
+            raise StackError(f"cannot start {argv[0]}: {exc}") from exc
+    _CHILDREN[child.pid] = child
+    pid_file.write_text(f"{child.pid} {_start_time(child.pid) or ''}\n")
+    return child.pid
+
+
+async def stop(pid_file: Path, grace: float) -> bool:
+    """SIGTERM the recorded process group, SIGKILL it after ``grace`` s; True if one was running."""
+    pid = running_pid(pid_file)
+    if pid is None:
+        _forget(pid_file)
+        return False
+
+    async def gone() -> bool:
+        return running_pid(pid_file) != pid
+
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 10.0)):
+        try:
+            if os.getpgid(pid) == pid:
+                os.killpg(pid, sig)
+            else:
+                os.kill(pid, sig)
+        except ProcessLookupError:
+            break
+        if await poll_until(gone, wait):
+            break
+    _forget(pid_file)
+    return True
+
+
+def _forget(pid_file: Path) -> None:
+    pid_file.unlink(missing_ok=True)
+
+
+async def poll_until(check: Callable[[], Awaitable[bool]], seconds: float) -> bool:
+    """Call ``check`` until it returns True or ``seconds`` pass; back off from 50 ms to 0.5 s."""
+    deadline = time.monotonic() + seconds
+    interval = 0.05
+    while True:
+        if await check():
+            return True
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        await asyncio.sleep(min(interval, left))
+        interval = min(interval * 1.5, 0.5)
+
+
+async def wait_ready(service: Service, pid: int) -> None:
+    """Poll ``service.probe`` until ready; fail fast when the process exits, or at the deadline."""
+    died = False
+
+    async def check() -> bool:
+        nonlocal died
+        if running_pid(service.pid_file) != pid:
+            died = True
+            return True
+        return await service.probe()
+
+    ready = await poll_until(check, service.ready_timeout)
+    if died or not ready:
+        why = "exited during start-up" if died else f"not ready after {service.ready_timeout:.0f}s"
+        raise StackError(f"{service.name} {why}: {last_line(service.log_file)} (see {service.log_file})")
+
+
+def last_line(path: Path) -> str:
+    try:
+        lines = [ln.strip() for ln in path.read_text(errors="replace").splitlines()[-50:] if ln.strip()]
+    except OSError:
+        return "no log"
+    return lines[-1][:300] if lines else "empty log"
+
+
+def port_in_use(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0

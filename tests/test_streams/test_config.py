@@ -1,0 +1,72 @@
+"""Settings: file < environment precedence, and one-line errors naming the setting and the value."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from streams.config import load_settings
+from streams.errors import ConfigError
+
+
+def test_defaults_file_and_env_precedence(tmp_path: Path) -> None:
+    cfg = tmp_path / "rm.toml"
+    cfg.write_text('web_port = 7000\ntimezone = "Europe/Berlin"\n[segments]\ntier = ["gold", "silver"]\n')
+    loaded = load_settings(cfg, env={"RETENTION_WEB_PORT": "7001", "RETENTION_CURRENCY_RATES": '{"USD": 0.9}'})
+    s = loaded.settings
+    assert s.web_port == 7001
+    assert s.timezone == "Europe/Berlin"
+    assert s.segments == {"tier": ["gold", "silver"]}
+    assert s.currency_rates == {"USD": 0.9}
+    assert loaded.sources["web_port"] == "RETENTION_WEB_PORT"
+    assert loaded.sources["timezone"] == str(cfg)
+    assert loaded.sources["app_id"] == "default"
+
+
+def test_retention_table_in_a_shared_file(tmp_path: Path) -> None:
+    cfg = tmp_path / "shared.toml"
+    cfg.write_text('[retention]\napp_id = "shop-retention"\n[other_tool]\nx = 1\n')
+    assert load_settings(cfg, env={}).settings.app_id == "shop-retention"
+
+
+@pytest.mark.parametrize(
+    ("env", "needle"),
+    [
+        ({"RETENTION_WEB_PORT": "abc"}, "RETENTION_WEB_PORT='abc': must be an integer"),
+        ({"RETENTION_WEB_PORT": "70000"}, "RETENTION_WEB_PORT=70000: must be 1-65535"),
+        ({"RETENTION_KAFKA_BOOTSTRAP": "localhost"}, "RETENTION_KAFKA_BOOTSTRAP='localhost': must be host:port"),
+        ({"RETENTION_TIMEZONE": "Mars/Olympus"}, "RETENTION_TIMEZONE='Mars/Olympus': must be an IANA time zone"),
+        ({"RETENTION_ALLOWED_LATENESS": "7 days"}, "RETENTION_ALLOWED_LATENESS='7 days': must be a duration"),
+        ({"RETENTION_CLOCK": "sundial"}, "RETENTION_CLOCK='sundial': must be 'wall'"),
+        ({"RETENTION_SEGMENTS": "plan=pro"}, "RETENTION_SEGMENTS=plan=pro: must be a JSON object"),
+        ({"RETENTION_SEGMENTS": '{"plan": ["Pro Plan"]}'}, "RETENTION_SEGMENTS='plan:Pro Plan'"),
+        ({"RETENTION_SEGMENTS": '{"all": ["x"]}'}, "RETENTION_SEGMENTS='all'"),
+        ({"RETENTION_CURRENCY": "euro"}, "RETENTION_CURRENCY='euro': must be an ISO 4217 code"),
+        ({"RETENTION_CURRENCY_RATES": '{"USD": -1}'}, "RETENTION_CURRENCY_RATES={'USD': -1}: rates must be"),
+        ({"RETENTION_REDIS_URL": "localhost:6379"}, "RETENTION_REDIS_URL='localhost:6379': must start with"),
+        ({"RETENTION_TOPIC_DLQ": "retention.lifecycle"}, "RETENTION_TOPIC_DLQ='retention.lifecycle'"),
+        ({"RETENTION_STORE": "postgres://"}, "RETENTION_STORE='postgres://': must be memory:// or rocksdb://"),
+        ({"RETENTION_CONFIG": "/nonexistent.toml"}, "RETENTION_CONFIG=/nonexistent.toml: no such config file"),
+    ],
+)
+def test_bad_values_get_one_line_errors(env: dict[str, str], needle: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(env=env)
+    message = str(info.value)
+    assert needle in message
+    assert "\n" not in message
+
+
+def test_unknown_key_in_file_names_the_allowed_ones(tmp_path: Path) -> None:
+    cfg = tmp_path / "rm.toml"
+    cfg.write_text("web_prot = 1\n")
+    with pytest.raises(ConfigError, match=r"unknown setting 'web_prot'; allowed: .*web_port"):
+        load_settings(cfg, env={})
+
+
+def test_invalid_toml_is_reported_with_the_path(tmp_path: Path) -> None:
+    cfg = tmp_path / "rm.toml"
+    cfg.write_text("web_port = = 1\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_settings(cfg, env={})
