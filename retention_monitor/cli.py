@@ -65,8 +65,11 @@ def _parser() -> argparse.ArgumentParser:
     config.add_argument("--json", action="store_true")
 
     demo = sub.add_parser("demo", help="stack up, a worker, simulated traffic; prints where to look")
-    demo.add_argument("--duration", type=_positive_float, default=60.0, help="seconds of traffic (default: 60)")
-    demo.add_argument("--rate", type=_positive_float, default=300.0, help="events per second (default: 300)")
+    demo.add_argument("--duration", type=_positive_float, default=30.0, help="seconds of live traffic (default: 30)")
+    demo.add_argument("--rate", type=_positive_float, default=200.0, help="live events per second (default: 200)")
+    demo.add_argument("--history", type=_positive_int, default=30_000,
+                      help="events of history over the last 90 days, published first (default: 30000)")
+    demo.add_argument("--customers", type=_positive_int, default=3000, help="customer population (default: 3000)")
     demo.add_argument("--keep", action="store_true", help="leave the worker running afterwards")
     return p
 

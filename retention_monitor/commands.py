@@ -209,8 +209,35 @@ def wait_for_worker(url: str, deadline_s: float, proc: subprocess.Popen[bytes] |
     raise StackError(f"worker at {url} not ready after {deadline_s:.0f}s ({last})")
 
 
+def processed_count(url: str) -> int:
+    """Messages a worker has finished with: applied (incl. duplicates) plus dead-lettered."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"{url}/metrics", timeout=5) as resp:
+        text = resp.read().decode()
+    total = 0.0
+    for family in text_string_to_metric_families(text):
+        if family.name in ("retention_events", "retention_events_rejected"):
+            total += sum(s.value for s in family.samples if s.name.endswith("_total"))
+    return int(total)
+
+
+def wait_for_processed(url: str, published: int, console: Console, timeout_s: float = 600) -> None:
+    """Show the worker catching up until it has processed ``published`` messages."""
+    from rich.progress import Progress
+
+    end = time.monotonic() + timeout_s
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("worker catching up", total=published)
+        while (done := processed_count(url)) < published:
+            progress.update(task, completed=done)
+            if time.monotonic() > end:
+                raise StackError(f"the worker processed {done} of {published} messages in {timeout_s:.0f}s")
+            time.sleep(0.3)
+
+
 def demo(args: argparse.Namespace, loaded: LoadedSettings, console: Console) -> int:
-    from streams.publish import simulate_live
+    from streams.publish import produce, simulate_live
     from streams.simulate import Simulator
 
     settings = loaded.settings
@@ -226,22 +253,36 @@ def demo(args: argparse.Namespace, loaded: LoadedSettings, console: Console) -> 
         proc = subprocess.Popen([*cmd, "worker"], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         wait_for_worker(url, 90, proc)
-        console.print(f"worker ready; metrics: {url}/metrics  KPI query: {url}/kpis?period=...  "
-                      f"Prometheus: http://127.0.0.1:{cfg.prometheus_port}  "
-                      f"Alertmanager: http://127.0.0.1:{cfg.alertmanager_port}")
-        sim = Simulator(settings, seed=int(time.time()), scenario="steady", customers=5000)
-        asyncio.run(simulate_live(settings, sim, rate=args.rate, duration_s=args.duration, count=None))
-        from metrics.periods import from_us
-
-        today = from_us(time.time_ns() // 1000).astimezone(settings.tz)
-        period = f"{today.year}-{today.month:02d}"
-        console.print(kpi_table(fetch_kpis(url, period, "all")))
-        console.print(f"See also: retention-monitor kpis --period {today.year}-Q{(today.month - 1) // 3 + 1}")
+        now = time.time_ns() // 1000
+        sim = Simulator(settings, seed=int(now // 1_000_000), scenario="steady", customers=args.customers)
+        # A quarter of history first, so that every window has customers at its start.
+        history = list(sim.events(start_us=now - 90 * 86_400_000_000, end_us=now,
+                                  rate=args.history / (90 * 86_400)))
+        console.print(f"publishing {len(history):,} events of history (the last 90 days) ...")
+        asyncio.run(produce(settings, history, total=len(history)))
+        console.print(f"publishing live traffic at {args.rate:.0f} events/s for {args.duration:.0f}s ...")
+        live = asyncio.run(simulate_live(settings, sim, rate=args.rate, duration_s=args.duration))
+        wait_for_processed(url, len(history) + live.sent, console)
+        _show_demo_results(settings, cfg, url, console)
     finally:
         if not args.keep:
             proc.terminate()
             proc.wait(timeout=30)
         else:
-            console.print(f"worker keeps running (pid {proc.pid}); stop it with `kill {proc.pid}`, "
+            console.print(f"the worker keeps running (pid {proc.pid}): stop it with `kill {proc.pid}`, "
                           "the stack with `retention-monitor stack down`")
     return 0
+
+
+def _show_demo_results(settings: Settings, cfg: StackConfig, url: str, console: Console) -> None:
+    from metrics.periods import from_us
+
+    today = from_us(time.time_ns() // 1000).astimezone(settings.tz)
+    month = f"{today.year}-{today.month:02d}"
+    console.print(kpi_table(fetch_kpis(url, month, "all")))
+    console.print("Where to look:")
+    console.print(f"  metrics     {url}/metrics")
+    console.print(f"  KPI query   {url}/kpis?period={month}&segment=plan:pro  "
+                  f"or  retention-monitor kpis --period {today.year}-Q{(today.month - 1) // 3 + 1}")
+    console.print(f"  Prometheus  http://127.0.0.1:{cfg.prometheus_port}/graph?g0.expr=retention_customer_churn_ratio")
+    console.print(f"  Alertmanager http://127.0.0.1:{cfg.alertmanager_port}")

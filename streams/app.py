@@ -72,7 +72,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         settings.app_id,
         broker=[f"kafka://{hp.strip()}" for hp in settings.kafka_bootstrap.split(",")],
         store=settings.store,
-        datadir=settings.data_dir,
+        datadir=str(settings.worker_dir),
         topic_partitions=settings.partitions,
         table_standby_replicas=0,
         key_serializer="raw",

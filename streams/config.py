@@ -69,13 +69,18 @@ class Settings:
     timezone: str = "UTC"
     clock: Clock = "wall"
     store: str = "memory://"
-    data_dir: str = ".retention-monitor/worker"
+    data_dir: str = "~/.local/share/retention-monitor/worker"
     max_message_bytes: int = 1_048_576
     log_level: str = "info"
 
     @property
     def allowed_lateness_seconds(self) -> int:
         return parse_duration(self.allowed_lateness)
+
+    @property
+    def worker_dir(self) -> Path:
+        """Where this app's worker keeps local state (table stores), one folder per ``app_id``."""
+        return Path(self.data_dir).expanduser() / self.app_id
 
     @property
     def tz(self) -> ZoneInfo:
