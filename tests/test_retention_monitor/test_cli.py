@@ -1,0 +1,92 @@
+"""The command line: one-line errors with the right exit codes, and the README staying true."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from dataclasses import fields
+from pathlib import Path
+
+import pytest
+from fixtures import ROOT, free_port
+
+from retention_monitor.cli import _parser, main
+from streams.config import Settings
+
+
+def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "retention_monitor.cli", *args],
+        capture_output=True, text=True, cwd=ROOT, check=False, env={**os.environ, **(env or {})},
+    )
+
+
+def test_bad_setting_is_one_line_with_exit_2() -> None:
+    result = cli("config", "show", env={"RETENTION_WEB_PORT": "http"})
+    assert result.returncode == 2
+    assert result.stderr.strip() == "error: RETENTION_WEB_PORT='http': must be an integer"
+
+
+def test_unreachable_worker_is_one_line_with_exit_3() -> None:
+    port = free_port()
+    result = cli("kpis", "--period", "2025-Q1", "--url", f"http://127.0.0.1:{port}")
+    assert result.returncode == 3
+    assert f"no worker answers at http://127.0.0.1:{port}" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["simulate", "--rate", "-5"], "argument --rate: '-5' is not a number > 0"),
+        (["simulate", "--invalid-ratio", "2"], "argument --invalid-ratio: '2' is not a ratio between 0 and 1"),
+        (["worker", "--web-port", "99999"], "argument --web-port: '99999' is not a port (1-65535)"),
+        (["stack", "restart"], "argument action: invalid choice: 'restart'"),
+    ],
+)
+def test_bad_arguments_name_the_value(args: list[str], needle: str) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(args)
+    assert info.value.code == 2
+    result = cli(*args)
+    assert result.returncode == 2
+    assert needle in result.stderr
+
+
+def test_unknown_scenario_lists_the_known_ones() -> None:
+    result = cli("simulate", "--scenario", "meteor", "--output", "/dev/null", "--count", "1")
+    assert result.returncode != 0
+    assert "'meteor' is not one of steady, churn-spike" in result.stderr
+
+
+def test_config_show_json_reports_sources() -> None:
+    result = cli("config", "show", "--json", env={"RETENTION_APP_ID": "shop"})
+    assert result.returncode == 0, result.stderr
+    shown = json.loads(result.stdout)
+    assert shown["app_id"] == {"value": "shop", "source": "RETENTION_APP_ID"}
+    assert shown["web_port"]["source"] == "default"
+
+
+def test_simulate_to_file_writes_valid_jsonl(tmp_path: Path) -> None:
+    out = tmp_path / "sim.jsonl"
+    result = cli("simulate", "--output", str(out), "--count", "200", "--start", "2025-01-01T00:00:00Z")
+    assert result.returncode == 0, result.stderr
+    lines = out.read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 200
+    assert all(json.loads(line)["time"] >= "2025-01-01" for line in lines)
+
+
+def test_readme_documents_every_setting_and_command() -> None:
+    readme = (ROOT / "README.md").read_text()
+    for f in fields(Settings):
+        assert f"`{f.name}`" in readme, f"setting {f.name} missing from the README"
+    sub = next(a for a in _parser()._actions if a.dest == "command")
+    for name in sub.choices:  # type: ignore[union-attr]
+        assert re.search(rf"retention-monitor {name}\b", readme), f"command {name} missing from the README"
+    first_screen = "\n".join(readme.splitlines()[:20])
+    assert "./run demo" in first_screen
+    assert "./run test" in first_screen
+    assert "exec ./run test" in (ROOT / ".ci" / "run").read_text()
