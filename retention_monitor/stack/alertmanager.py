@@ -13,7 +13,7 @@ from .prometheus import http_ready
 
 class Alertmanager(Service):
     name = "alertmanager"
-    apt_packages = {"prometheus-alertmanager": "prometheus-alertmanager"}  # noqa: RUF012
+    apt_packages = {"prometheus-alertmanager": "prometheus-alertmanager"}
 
     @property
     def ports(self) -> tuple[int, ...]:

@@ -11,6 +11,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import ClassVar
 from pathlib import Path
 
 from streams.errors import StackError
@@ -35,7 +36,7 @@ class Service(ABC):
     """One local service: how to prepare, start and probe it. Files live in ``<home>/<name>/``."""
 
     name: str = ""
-    apt_packages: dict[str, str] = {}  # binary -> Debian package that provides it  # noqa: RUF012
+    apt_packages: ClassVar[dict[str, str]] = {}  # binary -> Debian package that provides it
     ready_timeout: float = 30.0
     stop_timeout: float = 10.0
 

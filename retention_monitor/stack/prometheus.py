@@ -46,7 +46,7 @@ def render(template: str, values: dict[str, object]) -> str:
 
 class Prometheus(Service):
     name = "prometheus"
-    apt_packages = {"prometheus": "prometheus"}  # noqa: RUF012
+    apt_packages = {"prometheus": "prometheus"}
 
     @property
     def ports(self) -> tuple[int, ...]:

@@ -13,7 +13,7 @@ from .process import Report, Service
 
 class Redis(Service):
     name = "redis"
-    apt_packages = {"redis-server": "redis-server"}  # noqa: RUF012
+    apt_packages = {"redis-server": "redis-server"}
     ready_timeout = 15.0
 
     @property
