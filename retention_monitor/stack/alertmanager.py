@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from typing import ClassVar
 
 from streams.errors import StackError
 
@@ -13,7 +14,7 @@ from .prometheus import http_ready
 
 class Alertmanager(Service):
     name = "alertmanager"
-    apt_packages = {"prometheus-alertmanager": "prometheus-alertmanager"}
+    apt_packages: ClassVar[dict[str, str]] = {"prometheus-alertmanager": "prometheus-alertmanager"}
 
     @property
     def ports(self) -> tuple[int, ...]:

@@ -6,6 +6,7 @@ import json
 import re
 import shutil
 from pathlib import Path
+from typing import ClassVar
 
 import aiohttp
 
@@ -46,7 +47,7 @@ def render(template: str, values: dict[str, object]) -> str:
 
 class Prometheus(Service):
     name = "prometheus"
-    apt_packages = {"prometheus": "prometheus"}
+    apt_packages: ClassVar[dict[str, str]] = {"prometheus": "prometheus"}
 
     @property
     def ports(self) -> tuple[int, ...]:

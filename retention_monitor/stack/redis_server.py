@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from typing import ClassVar
 
 import redis.asyncio as aioredis
 
@@ -13,7 +14,7 @@ from .process import Report, Service
 
 class Redis(Service):
     name = "redis"
-    apt_packages = {"redis-server": "redis-server"}
+    apt_packages: ClassVar[dict[str, str]] = {"redis-server": "redis-server"}
     ready_timeout = 15.0
 
     @property
