@@ -27,7 +27,7 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from retention_monitor.commands import fetch_kpis, processed_count  # noqa: E402
+from retention_monitor.commands import fetch_kpis, processed_count, ready  # noqa: E402
 from streams.config import Settings  # noqa: E402
 from streams.decode import Event, decode  # noqa: E402
 from streams.publish import produce  # noqa: E402
@@ -89,7 +89,7 @@ def worker_run(settings: Settings, total: int, console: Console) -> tuple[float,
         deadline = time.monotonic() + 120
         while True:
             try:
-                if fetch_kpis(url, "2025", "all", timeout=2)["partitions"]:
+                if ready(fetch_kpis(url, "2025", "all", timeout=2)):
                     break
             except Exception:
                 if time.monotonic() > deadline or proc.poll() is not None:

@@ -1,12 +1,14 @@
 """Prometheus exposition: pipeline counters, and KPI gauges computed at scrape time.
 
-KPI gauges come from a custom Collector that reads the worker's owned partitions when scraped, so a
-series disappears as soon as its partitions are handed to another worker (no stale gauge left behind).
+KPI gauges come from a custom Collector that reads the KPI store when scraped. A series of segment
+``g`` is exported only while this worker owns the partition :func:`owner` maps ``g`` to, so exactly
+one worker exports each series and a worker that loses the partition stops at once.
 """
 
 from __future__ import annotations
 
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
@@ -15,13 +17,18 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from metrics.index import CountView
-from metrics.kpis import active_now, customer_kpis
-from metrics.lifecycle import LOST_REASON
+from metrics import facts as F
+from metrics import kpis as K
 from metrics.periods import WINDOWS, window
 from metrics.segments import ALL
+from metrics.store import KpiStore, oldest_pending_reply
 
 LAG_BUCKETS = (0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600, 6 * 3600, 86400, 7 * 86400, 30 * 86400)
+
+
+def owner(segment: str, partitions: int) -> int:
+    """The partition whose owner exports the series of ``segment`` (stable across processes)."""
+    return zlib.crc32(segment.encode()) % partitions
 
 
 @dataclass(frozen=True)
@@ -61,67 +68,126 @@ class PipelineMetrics:
         )
 
 
-class KpiCollector(Collector):
-    """Windowed customer KPI gauges of METRICS.md, read from ``view()`` at scrape time.
+WS = ["window", "segment"]
+_GAUGES: dict[str, tuple[str, list[str]]] = {
+    "active": ("retention_customers_active", ["segment"]),
+    "retention": ("retention_customer_retention_ratio", WS),
+    "churn": ("retention_customer_churn_ratio", WS),
+    "winback": ("retention_customer_winback_ratio", WS),
+    "new": ("retention_customers_new", WS),
+    "lost": ("retention_customers_lost", WS),
+    "reactivated": ("retention_customers_reactivated", WS),
+    "reasons": ("retention_customers_lost_by_reason", ["window", "reason"]),
+    "repeat": ("retention_repeat_purchase_ratio", WS),
+    "refund": ("retention_refund_ratio", WS),
+    "return": ("retention_return_ratio", WS),
+    "revenue": ("retention_net_revenue", ["window", "segment", "currency"]),
+    "clv_hist": ("retention_clv_historical_mean", ["segment", "currency"]),
+    "clv_pred": ("retention_clv_predicted_mean", ["segment", "currency"]),
+    "abc_customers": ("retention_abc_customers", ["class"]),
+    "abc_share": ("retention_abc_clv_share_ratio", ["class"]),
+    "nps": ("retention_nps_score", WS),
+    "nps_responses": ("retention_nps_responses", ["window", "segment", "category"]),
+    "csat": ("retention_csat_ratio", WS),
+    "first_response": ("retention_first_response_seconds", ["window", "quantile"]),
+    "resolution": ("retention_resolution_seconds", ["window", "quantile"]),
+    "await_reply": ("retention_tickets_awaiting_first_response", []),
+    "await_resolution": ("retention_tickets_awaiting_resolution", []),
+    "oldest": ("retention_oldest_ticket_awaiting_first_response_age_seconds", []),
+    "complaints": ("retention_complaints", ["window", "category"]),
+    "complaints_rate": ("retention_complaints_per_1000_active_customers", ["window"]),
+    "feedback": ("retention_feedback_response_ratio", ["window"]),
+    "reps": ("retention_sales_rep_retention_ratio", ["window"]),
+}
 
-    ``now()`` returns the instant windows end at in epoch µs, or ``None`` before any event (then no
-    windowed series is exported: undefined, not 0).
+
+class KpiCollector(Collector):
+    """The windowed KPI gauges of METRICS.md for the segments this worker owns.
+
+    ``now()`` is the instant windows end at (epoch µs), or ``None`` before any event: then no KPI
+    series is exported (undefined, not 0).
     """
 
     def __init__(
         self,
-        view: Callable[[], CountView],
+        store: KpiStore,
         segments: Callable[[], list[str]],
         now: Callable[[], int | None],
         tz: ZoneInfo,
+        currency: str,
     ) -> None:
-        self._view = view
-        self._segments = segments
-        self._now = now
-        self._tz = tz
+        self.store = store
+        self.segments = segments
+        self.now = now
+        self.tz = tz
+        self.currency = currency
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        return iter(())  # computed at scrape time; nothing to check at registration
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        now = self._now()
-        view = self._view()
-        segments = self._segments()
-        active = GaugeMetricFamily("retention_customers_active", "Active customers now", labels=["segment"])
-        fams = {
-            "retention": GaugeMetricFamily(
-                "retention_customer_retention_ratio", "(E - N) / B (KPIS.md)", labels=["window", "segment"]
-            ),
-            "churn": GaugeMetricFamily("retention_customer_churn_ratio", "L / B", labels=["window", "segment"]),
-            "winback": GaugeMetricFamily(
-                "retention_customer_winback_ratio", "R / (lost at start + L)", labels=["window", "segment"]
-            ),
-            "new": GaugeMetricFamily("retention_customers_new", "N: sign-ups", labels=["window", "segment"]),
-            "lost": GaugeMetricFamily("retention_customers_lost", "L: churns", labels=["window", "segment"]),
-            "reactivated": GaugeMetricFamily(
-                "retention_customers_reactivated", "R: won back", labels=["window", "segment"]
-            ),
-        }
-        reasons = GaugeMetricFamily(
-            "retention_customers_lost_by_reason", "L by churn reason", labels=["window", "reason"]
-        )
+        fams = {key: GaugeMetricFamily(name, f"retention-monitor KPI ({key})", labels=labels)
+                for key, (name, labels) in _GAUGES.items()}
+        now = self.now()
         if now is not None:
-            for segment in segments:
-                active.add_metric([segment], active_now(view, segment, now))
-                for name in WINDOWS:
-                    p = window(name, now, self._tz)
-                    k = customer_kpis(view, segment, p.start_us, p.end_us)
-                    values = {
-                        "retention": k.retention_rate, "churn": k.churn_rate, "winback": k.winback_rate,
-                        "new": k.N, "lost": k.L, "reactivated": k.R,
-                    }
-                    for key, value in values.items():
-                        if value is not None:
-                            fams[key].add_metric([name, segment], value)
-                    if segment == ALL:
-                        for reason in sorted(view.kinds(ALL, LOST_REASON)):
-                            n = view.count(ALL, reason, p.start_us, p.end_us)
-                            reasons.add_metric([name, reason.removeprefix(LOST_REASON)], n)
-        yield active
+            for segment in self.segments():
+                self._segment(fams, segment, now)
+            if ALL in self.segments():
+                self._global(fams, now)
         yield from fams.values()
-        yield reasons
+
+    def _segment(self, fams: dict[str, GaugeMetricFamily], seg: str, now: int) -> None:
+        view = self.store.index
+        fams["active"].add_metric([seg], K.level(view, seg, F.ACTIVE_UP, F.ACTIVE_DOWN, now))
+        commerce_now = K.commerce(K.Ask(view, seg, now, now))
+        _put(fams["clv_hist"], [seg, self.currency], commerce_now["clv_historical_mean"])
+        _put(fams["clv_pred"], [seg, self.currency], commerce_now["clv_predicted_mean"])
+        for name in WINDOWS:
+            p = window(name, now, self.tz)
+            a = K.Ask(view, seg, p.start_us, p.end_us)
+            cust, com, fb = K.customers(a), K.commerce(a), K.feedback(a)
+            labels = [name, seg]
+            for key, value in (("retention", cust["retention_rate"]), ("churn", cust["churn_rate"]),
+                               ("winback", cust["winback_rate"]), ("new", cust["inputs"]["N"]),
+                               ("lost", cust["inputs"]["L"]), ("reactivated", cust["inputs"]["R"]),
+                               ("repeat", com["repeat_purchase_rate"]), ("refund", com["refund_rate"]),
+                               ("return", com["return_rate"]), ("nps", fb["nps"]), ("csat", fb["csat"])):
+                _put(fams[key], labels, value)
+            fams["revenue"].add_metric([*labels, self.currency], com["net_revenue"])
+            for category, key in (("promoter", "nps_promoters"), ("passive", "nps_passives"),
+                                  ("detractor", "nps_detractors")):
+                fams["nps_responses"].add_metric([*labels, category], fb["inputs"][key])
+
+    def _global(self, fams: dict[str, GaugeMetricFamily], now: int) -> None:
+        view = self.store.index
+        for name in WINDOWS:
+            p = window(name, now, self.tz)
+            a = K.Ask(view, ALL, p.start_us, p.end_us)
+            for reason, n in a.by_prefix(F.LOST_REASON).items():
+                fams["reasons"].add_metric([name, reason], n)
+            sup = K.support(a)
+            for key, kind in (("first_response", "first_response_seconds"), ("resolution", "resolution_seconds")):
+                for q in K.QUANTILES:
+                    _put(fams[key], [name, str(q)], sup[kind][f"p{round(q * 100)}"])
+            for category, n in sup["complaints_by_category"].items():
+                fams["complaints"].add_metric([name, category], n)
+            _put(fams["complaints_rate"], [name], sup["complaints_per_1000_active"])
+            _put(fams["feedback"], [name], K.feedback(a)["feedback_response_rate"])
+            _put(fams["reps"], [name], K.team(a)["sales_rep_retention_rate"])
+        sup_now = K.support(K.Ask(view, ALL, now, now))
+        fams["await_reply"].add_metric([], sup_now["tickets_awaiting_first_response"])
+        fams["await_resolution"].add_metric([], sup_now["tickets_awaiting_resolution"])
+        oldest = oldest_pending_reply(view)
+        fams["oldest"].add_metric([], 0 if oldest is None else max(now - oldest, 0) / K.US)
+        _, summary = self.store.abc(now)
+        for cls, n in summary.customers.items():
+            fams["abc_customers"].add_metric([cls], n)
+            _put(fams["abc_share"], [cls], summary.clv_share[cls])
+
+
+def _put(fam: GaugeMetricFamily, labels: list[str], value: float | None) -> None:
+    if value is not None:
+        fam.add_metric(labels, value)
 
 
 def now_us() -> int:

@@ -1,86 +1,85 @@
-"""An exact event-time index of lifecycle contributions: counts in any ``[start, end)`` in O(log n).
+"""The event-time fact index: counts, sums, samples and order pairs of any ``[start, end)`` range.
 
-One sorted list of timestamps per ``(segment, kind)``. Counting is a pair of bisections, so periods
-with second (even microsecond) precision cost the same as calendar months, and nothing is bucketed
-away: the KPI query and the gauges read the same numbers.
+One :class:`~metrics.timeindex.TimeSums` per ``(segment, kind)``, and a
+:class:`~metrics.timeindex.PairIndex` for the order-pair kinds that give exact repeat-purchase
+counts. Ranges are exact to the microsecond, so the KPI query and the gauges read the same numbers.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
-from typing import Protocol
+from collections.abc import Iterable
 
-from sortedcontainers import SortedList
+from metrics.facts import ORDER_PAIR1, ORDER_PAIR2, Fact
+from metrics.timeindex import PairIndex, TimeSums
 
-from metrics.lifecycle import Contribution
-
-
-class CountView(Protocol):
-    """Anything that can count contributions of a kind in a segment within ``[start_us, end_us)``."""
-
-    def count(self, segment: str, kind: str, start_us: int | None, end_us: int | None) -> int: ...
-
-    def kinds(self, segment: str, prefix: str) -> set[str]: ...
+PAIR_KINDS = frozenset([ORDER_PAIR1, ORDER_PAIR2])
 
 
-class LifecycleIndex:
-    """Contribution timestamps of the customers of one partition (or of a whole replay)."""
+class FactIndex:
+    """Facts of many keys; implements :class:`metrics.kpis.FactView`."""
 
     def __init__(self) -> None:
-        self._lists: dict[tuple[str, str], SortedList] = {}
-        self.newest_us: int | None = None
+        self._sums: dict[tuple[str, str], TimeSums] = {}
+        self._pairs: dict[tuple[str, str], PairIndex] = {}
 
-    def apply(self, removed: Counter[Contribution], added: Counter[Contribution]) -> None:
-        for (t, kind, segment), n in removed.items():
-            lst = self._lists[(segment, kind)]
+    def apply(self, removed: Counter[Fact], added: Counter[Fact]) -> None:
+        for (t, kind, segment, value), n in removed.items():
             for _ in range(n):
-                lst.remove(t)
-        for (t, kind, segment), n in added.items():
-            lst = self._lists.get((segment, kind))
-            if lst is None:
-                lst = self._lists[(segment, kind)] = SortedList()
+                self._remove(t, kind, segment, value)
+        for (t, kind, segment, value), n in added.items():
             for _ in range(n):
-                lst.add(t)
+                self._add(t, kind, segment, value)
 
-    def observe(self, time_us: int) -> None:
-        """Remember the newest event time seen (the watermark for lateness and the event clock)."""
-        if self.newest_us is None or time_us > self.newest_us:
-            self.newest_us = time_us
+    def _add(self, t: int, kind: str, segment: str, value: int | None) -> None:
+        if kind in PAIR_KINDS:
+            pairs = self._pairs.get((segment, kind))
+            if pairs is None:
+                pairs = self._pairs[(segment, kind)] = PairIndex()
+            pairs.add(value, t)
+            return
+        sums = self._sums.get((segment, kind))
+        if sums is None:
+            sums = self._sums[(segment, kind)] = TimeSums()
+        sums.add(t, 1 if value is None else value)
 
-    def count(self, segment: str, kind: str, start_us: int | None, end_us: int | None) -> int:
-        lst = self._lists.get((segment, kind))
-        if not lst:
-            return 0
-        hi = len(lst) if end_us is None else lst.bisect_left(end_us)
-        lo = 0 if start_us is None else lst.bisect_left(start_us)
-        return max(hi - lo, 0)
+    def _remove(self, t: int, kind: str, segment: str, value: int | None) -> None:
+        if kind in PAIR_KINDS:
+            self._pairs[(segment, kind)].remove(value, t)
+            return
+        self._sums[(segment, kind)].remove(t, 1 if value is None else value)
+
+    # -- FactView --------------------------------------------------------------------------------
+
+    def count(self, segment: str, kind: str, start: int | None, end: int | None) -> int:
+        sums = self._sums.get((segment, kind))
+        return sums.count(start, end) if sums else 0
+
+    def total(self, segment: str, kind: str, start: int | None, end: int | None) -> int:
+        sums = self._sums.get((segment, kind))
+        return sums.total(start, end) if sums else 0
+
+    def values(self, segment: str, kind: str, start: int | None, end: int | None) -> list[int]:
+        sums = self._sums.get((segment, kind))
+        return sums.values(start, end) if sums else []
+
+    def inside(self, segment: str, kind: str, start: int, end: int) -> int:
+        pairs = self._pairs.get((segment, kind))
+        return pairs.inside(start, end) if pairs else 0
 
     def kinds(self, segment: str, prefix: str) -> set[str]:
-        return {k for (s, k), lst in self._lists.items() if s == segment and k.startswith(prefix) and lst}
+        return {k for (s, k), sums in self._sums.items() if s == segment and k.startswith(prefix) and sums}
+
+    def first(self, segment: str, kind: str) -> int | None:
+        sums = self._sums.get((segment, kind))
+        return sums.first() if sums else None
 
     def __len__(self) -> int:
-        return sum(len(lst) for lst in self._lists.values())
+        return sum(len(s) for s in self._sums.values()) + sum(len(p) for p in self._pairs.values())
 
 
-class CombinedView:
-    """Sums several indexes (the partitions a worker owns) as one."""
-
-    def __init__(self, parts: Sequence[CountView]) -> None:
-        self.parts = parts
-
-    def count(self, segment: str, kind: str, start_us: int | None, end_us: int | None) -> int:
-        return sum(p.count(segment, kind, start_us, end_us) for p in self.parts)
-
-    def kinds(self, segment: str, prefix: str) -> set[str]:
-        out: set[str] = set()
-        for p in self.parts:
-            out |= p.kinds(segment, prefix)
-        return out
-
-
-def build(contributions: Iterable[Contribution]) -> LifecycleIndex:
-    """An index of a fixed set of contributions (replays, tests, backfills)."""
-    index = LifecycleIndex()
-    index.apply(Counter(), Counter(contributions))
+def build(facts: Iterable[Fact]) -> FactIndex:
+    """An index of a fixed set of facts (replays, tests, ad-hoc segments)."""
+    index = FactIndex()
+    index.apply(Counter(), Counter(facts))
     return index

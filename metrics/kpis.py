@@ -1,98 +1,214 @@
-"""Lifecycle KPIs of KPIS.md for one period and segment, with every input needed to recompute them."""
+"""Every KPI of KPIS.md for one period ``[s, e)`` and segment, from an event-time fact view.
+
+Each KPI family is a small function returning its value(s) and the inputs needed to recompute it by
+hand. Undefined KPIs (denominator 0) are ``None``. Money is reported in the reporting currency
+(facts hold micro-units), durations in seconds.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
-from metrics.index import CountView
-from metrics.lifecycle import (
-    ACTIVE_DOWN,
-    ACTIVE_UP,
-    LOST,
-    LOST_REASON,
-    MOVED_IN,
-    MOVED_OUT,
-    NEW,
-    POOL_DOWN,
-    POOL_UP,
-    REACTIVATED,
-)
+from metrics import facts as F
+from metrics.periods import from_us
+from metrics.segments import ALL
+
+US = 1_000_000
+DAY_US = 86_400 * US
+QUANTILES = (0.5, 0.9, 0.99)
+PREDICTED_CLV_CAP_MONTHS = 60
 
 
-def ratio(numerator: int, denominator: int) -> float | None:
+class FactView(Protocol):
+    """Read access to indexed facts of a segment and kind within ``[start, end)`` (``None``: open)."""
+
+    def count(self, segment: str, kind: str, start: int | None, end: int | None) -> int: ...
+
+    def total(self, segment: str, kind: str, start: int | None, end: int | None) -> int: ...
+
+    def values(self, segment: str, kind: str, start: int | None, end: int | None) -> list[int]: ...
+
+    def inside(self, segment: str, kind: str, start: int, end: int) -> int: ...
+
+    def kinds(self, segment: str, prefix: str) -> set[str]: ...
+
+    def first(self, segment: str, kind: str) -> int | None: ...
+
+
+def ratio(numerator: float, denominator: float) -> float | None:
     """``numerator / denominator``, or ``None`` (undefined) when the denominator is 0."""
     return None if denominator == 0 else numerator / denominator
 
 
+def money(micro: int) -> float:
+    return micro / US
+
+
+def level(v: FactView, seg: str, up: tuple[str, ...], down: tuple[str, ...], t: int) -> int:
+    """A level at instant ``t`` (e.g. active customers) from the facts that raise and lower it."""
+    return sum(v.count(seg, k, None, t) for k in up) - sum(v.count(seg, k, None, t) for k in down)
+
+
+def nearest_rank(sorted_values: list[int], q: float) -> int:
+    """The nearest-rank quantile: the smallest sample with at least ``q`` of all samples <= it."""
+    rank = max(1, -(-int(q * 1_000_000) * len(sorted_values) // 1_000_000))
+    return sorted_values[rank - 1]
+
+
 @dataclass(frozen=True)
-class CustomerKpis:
-    """B, E, N, L, R (KPIS.md) of one segment in ``[start, end)``, and the KPIs made of them.
+class Ask:
+    """One KPI question: a fact view, a segment, and the period ``[s, e)`` in epoch µs."""
 
-    For a dimension segment, customers moving in and out (``customer.updated``) are neither new
-    nor lost: ``retention = (E - N - moved_in) / B`` so that only customers of the segment at the
-    start count as retained, and ``E = B + N + R - L + moved_in - moved_out``. For ``all`` the move
-    terms are 0 and these are exactly KPIS.md's formulas.
-    """
+    view: FactView
+    segment: str
+    s: int
+    e: int
 
-    B: int
-    E: int
-    N: int
-    L: int
-    R: int
-    moved_in: int
-    moved_out: int
-    lost_at_start: int
-    lost_by_reason: dict[str, int] = field(default_factory=dict)
+    def n(self, kind: str) -> int:
+        return self.view.count(self.segment, kind, self.s, self.e)
 
-    @property
-    def retention_rate(self) -> float | None:
-        return ratio(self.E - self.N - self.moved_in, self.B)
+    def sum(self, kind: str) -> int:
+        return self.view.total(self.segment, kind, self.s, self.e)
 
-    @property
-    def churn_rate(self) -> float | None:
-        return ratio(self.L, self.B)
-
-    @property
-    def winback_rate(self) -> float | None:
-        return ratio(self.R, self.lost_at_start + self.L)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "inputs": asdict(self),
-            "retention_rate": self.retention_rate,
-            "churn_rate": self.churn_rate,
-            "winback_rate": self.winback_rate,
-        }
+    def by_prefix(self, prefix: str) -> dict[str, int]:
+        kinds = sorted(self.view.kinds(self.segment, prefix))
+        return {k.removeprefix(prefix): c for k in kinds if (c := self.n(k))}
 
 
-def _level(view: CountView, segment: str, up: tuple[str, ...], down: tuple[str, ...], t: int) -> int:
-    return sum(view.count(segment, k, None, t) for k in up) - sum(view.count(segment, k, None, t) for k in down)
-
-
-def customer_kpis(view: CountView, segment: str, start_us: int, end_us: int) -> CustomerKpis:
-    """Compute the lifecycle KPIs of ``segment`` for the period ``[start_us, end_us)``."""
-
-    def n(kind: str) -> int:
-        return view.count(segment, kind, start_us, end_us)
-
-    reasons = {
-        k.removeprefix(LOST_REASON): c
-        for k in sorted(view.kinds(segment, LOST_REASON))
-        if (c := n(k))
+def customers(a: Ask) -> dict[str, Any]:
+    v, g = a.view, a.segment
+    inputs = {
+        "B": level(v, g, F.ACTIVE_UP, F.ACTIVE_DOWN, a.s),
+        "E": level(v, g, F.ACTIVE_UP, F.ACTIVE_DOWN, a.e),
+        "N": a.n(F.NEW),
+        "L": a.n(F.LOST),
+        "R": a.n(F.REACTIVATED),
+        "moved_in": a.n(F.MOVED_IN),
+        "moved_out": a.n(F.MOVED_OUT),
+        "lost_at_start": level(v, g, F.POOL_UP, F.POOL_DOWN, a.s),
     }
-    return CustomerKpis(
-        B=_level(view, segment, ACTIVE_UP, ACTIVE_DOWN, start_us),
-        E=_level(view, segment, ACTIVE_UP, ACTIVE_DOWN, end_us),
-        N=n(NEW),
-        L=n(LOST),
-        R=n(REACTIVATED),
-        moved_in=n(MOVED_IN),
-        moved_out=n(MOVED_OUT),
-        lost_at_start=_level(view, segment, POOL_UP, POOL_DOWN, start_us),
-        lost_by_reason=reasons,
-    )
+    b = inputs["B"]
+    return {
+        "inputs": inputs,
+        "retention_rate": ratio(inputs["E"] - inputs["N"] - inputs["moved_in"], b),
+        "churn_rate": ratio(inputs["L"], b),
+        "winback_rate": ratio(inputs["R"], inputs["lost_at_start"] + inputs["L"]),
+        "lost_by_reason": a.by_prefix(F.LOST_REASON),
+        "customers_active_at_end": inputs["E"],
+    }
 
 
-def active_now(view: CountView, segment: str, now_us: int) -> int:
-    return _level(view, segment, ACTIVE_UP, ACTIVE_DOWN, now_us)
+def commerce(a: Ask) -> dict[str, Any]:
+    v, g = a.view, a.segment
+    orders = a.n(F.ORDER)
+    pairs1, pairs2 = v.inside(g, F.ORDER_PAIR1, a.s, a.e), v.inside(g, F.ORDER_PAIR2, a.s, a.e)
+    buyers, repeat_buyers = orders - pairs1, pairs1 - pairs2
+    first, second = v.count(g, F.ORDER_FIRST, None, a.e), v.count(g, F.ORDER_SECOND, None, a.e)
+    order_amount, refund_amount, return_amount = a.sum(F.ORDER), a.sum(F.REFUND), a.sum(F.RETURN)
+    refunded, returned = a.n(F.REFUNDED_ORDER), a.n(F.RETURNED_ORDER)
+    net_to_date = v.total(g, F.ORDER, None, a.e) - v.total(g, F.REFUND, None, a.e)
+    inputs = {
+        "orders": orders, "customers_ordering": buyers, "customers_ordering_2plus": repeat_buyers,
+        "customers_ordered_to_date": first, "customers_ordered_2plus_to_date": second,
+        "orders_refunded": refunded, "orders_returned": returned,
+        "order_amount": money(order_amount), "refund_amount": money(refund_amount),
+        "return_amount": money(return_amount), "net_revenue_to_date": money(net_to_date),
+    }
+    return {
+        "inputs": inputs,
+        "repeat_purchase_rate": ratio(repeat_buyers, buyers),
+        "repeat_purchase_rate_lifetime": ratio(second, first),
+        "refund_rate": ratio(refunded, orders),
+        "return_rate": ratio(returned, orders),
+        "refund_rate_by_amount": ratio(refund_amount, order_amount),
+        "return_rate_by_amount": ratio(return_amount, order_amount),
+        "net_revenue": money(order_amount - refund_amount),
+        "clv_historical_mean": ratio(money(net_to_date), first),
+        **predicted_clv(v, g, a.e),
+    }
+
+
+def predicted_clv(v: FactView, g: str, e: int) -> dict[str, Any]:
+    """Monthly net revenue per active customer / monthly churn rate, both over the 90 days before e."""
+    s = e - 90 * DAY_US
+    net = money(v.total(g, F.ORDER, s, e) - v.total(g, F.REFUND, s, e))
+    active_end = level(v, g, F.ACTIVE_UP, F.ACTIVE_DOWN, e)
+    active_start = level(v, g, F.ACTIVE_UP, F.ACTIVE_DOWN, s)
+    lost = v.count(g, F.LOST, s, e)
+    arpu = ratio(net / 3, active_end)
+    churn = ratio(lost / 3, active_start)
+    value = None
+    if arpu is not None and churn is not None:
+        # Expected lifetime 1 / churn, capped so that a (near) zero churn gives 60 months, not infinity.
+        lifetime = PREDICTED_CLV_CAP_MONTHS if churn == 0 else min(1 / churn, PREDICTED_CLV_CAP_MONTHS)
+        value = arpu * lifetime
+    return {
+        "clv_predicted_mean": value,
+        "clv_predicted_inputs": {
+            "window_start": from_us(s).isoformat(), "net_revenue_90d": net, "active_at_end": active_end,
+            "active_at_window_start": active_start, "lost_90d": lost,
+            "monthly_revenue_per_active": arpu, "monthly_churn_rate": churn,
+        },
+    }
+
+
+def durations(a: Ask, kind: str) -> dict[str, Any]:
+    samples = sorted(a.view.values(a.segment, kind, a.s, a.e))
+    out: dict[str, Any] = {"count": len(samples), "mean": ratio(sum(samples) / US, len(samples))}
+    for q in QUANTILES:
+        out[f"p{round(q * 100)}"] = nearest_rank(samples, q) / US if samples else None
+    return out
+
+
+def support(a: Ask) -> dict[str, Any]:
+    v, g = a.view, a.segment
+    complaints = a.by_prefix(F.COMPLAINT)
+    total = sum(complaints.values())
+    active = level(v, g, F.ACTIVE_UP, F.ACTIVE_DOWN, a.s) + level(v, g, F.ACTIVE_UP, F.ACTIVE_DOWN, a.e)
+    return {
+        "inputs": {"tickets_opened": a.n(F.TICKET_OPENED), "complaints": total,
+                   "mean_active_customers": active / 2},
+        "first_response_seconds": durations(a, F.FIRST_RESPONSE),
+        "resolution_seconds": durations(a, F.RESOLUTION),
+        "reopens": a.n(F.REOPENED),
+        "tickets_awaiting_first_response": level(v, g, (F.AWAIT_REPLY_IN,), (F.AWAIT_REPLY_OUT,), a.e),
+        "tickets_awaiting_resolution": level(v, g, (F.AWAIT_RESOLUTION_IN,), (F.AWAIT_RESOLUTION_OUT,), a.e),
+        "complaints": total,
+        "complaints_by_category": complaints,
+        "complaints_per_1000_active": ratio(1000 * total, active / 2),
+    }
+
+
+def feedback(a: Ask) -> dict[str, Any]:
+    promoters, passives, detractors = a.n(F.NPS_PROMOTER), a.n(F.NPS_PASSIVE), a.n(F.NPS_DETRACTOR)
+    responses = promoters + passives + detractors
+    good, csat = a.n(F.CSAT_GOOD), a.n(F.CSAT_RESPONSE)
+    received, answered = a.n(F.FEEDBACK_RECEIVED), a.n(F.FEEDBACK_RESPONDED)
+    return {
+        "inputs": {"nps_promoters": promoters, "nps_passives": passives, "nps_detractors": detractors,
+                   "csat_good": good, "csat_responses": csat,
+                   "feedback_received": received, "feedback_responded": answered},
+        "nps": ratio(100 * (promoters - detractors), responses),
+        "csat": ratio(good, csat),
+        "feedback_response_rate": ratio(answered, received),
+    }
+
+
+def team(a: Ask) -> dict[str, Any]:
+    v = a.view
+    up, down = (F.REP_JOINED,), (F.REP_LEFT,)
+    at_s, at_e = level(v, ALL, up, down, a.s), level(v, ALL, up, down, a.e)
+    joined = v.count(ALL, F.REP_JOINED, a.s, a.e)
+    return {
+        "inputs": {"reps_at_start": at_s, "reps_at_end": at_e, "reps_joined": joined,
+                   "reps_left": v.count(ALL, F.REP_LEFT, a.s, a.e)},
+        "sales_rep_retention_rate": ratio(at_e - joined, at_s) if a.segment == ALL else None,
+    }
+
+
+def all_kpis(view: FactView, segment: str, start_us: int, end_us: int) -> dict[str, Any]:
+    """Every KPI family for one period and segment: ``{family: {kpi: value, "inputs": {...}}}``."""
+    a = Ask(view, segment, start_us, end_us)
+    return {"customers": customers(a), "commerce": commerce(a), "support": support(a),
+            "feedback": feedback(a), "team": team(a)}

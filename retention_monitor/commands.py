@@ -81,25 +81,66 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def kpi_table(answer: dict[str, Any]) -> Table:
-    period = answer["period"]
+def _pct(value: Any) -> str:
+    return "undefined" if value is None else f"{100 * value:.1f} %"
+
+
+def _money(value: Any, currency: str) -> str:
+    return "undefined" if value is None else f"{value:,.2f} {currency}"
+
+
+def _duration(stats: dict[str, Any]) -> str:
+    if not stats["count"]:
+        return "no samples"
+    return " / ".join(f"{stats[k] / 3600:.1f} h" for k in ("p50", "p90", "p99"))
+
+
+def kpi_table(answer: dict[str, Any], currency: str = "EUR") -> Table:
+    """The KPI query answer as a table: each KPI with the inputs that recompute it."""
+    period, k, i = answer["period"], answer["kpis"], answer["inputs"]
     table = Table(title=f"KPIs {period['label']} [{period['start']} .. {period['end']}) segment={answer['segment']}")
     table.add_column("KPI")
     table.add_column("value", justify="right")
-    table.add_column("how", style="dim")
-    inputs = answer["inputs"]
-    k = answer["kpis"]
-    b, e, n, lost, r = inputs["B"], inputs["E"], inputs["N"], inputs["L"], inputs["R"]
-    moved = inputs["moved_in"]
-    table.add_row("retention rate", _fmt(k["retention_rate"]), f"(E - N{' - moved_in' if moved else ''}) / B "
-                  f"= ({e} - {n}{f' - {moved}' if moved else ''}) / {b}")
-    table.add_row("churn rate", _fmt(k["churn_rate"]), f"L / B = {lost} / {b}")
-    table.add_row("win-back rate", _fmt(k["winback_rate"]),
-                  f"R / (lost at start + L) = {r} / ({inputs['lost_at_start']} + {lost})")
-    table.add_row("active customers at end (E)", str(e), f"B + N + R - L = {b} + {n} + {r} - {lost}"
-                  + (f" + {moved} - {inputs['moved_out']} moved" if moved or inputs["moved_out"] else ""))
-    for reason, count in k["lost_by_reason"].items():
-        table.add_row(f"  lost: {reason}", str(count), "")
+    table.add_column("from", style="dim")
+    moved = f" - {i['moved_in']} moved in" if i["moved_in"] else ""
+    rows = [
+        ("retention rate", _pct(k["retention_rate"]), f"(E {i['E']} - N {i['N']}{moved}) / B {i['B']}"),
+        ("churn rate", _pct(k["churn_rate"]), f"L {i['L']} / B {i['B']}"),
+        ("win-back rate", _pct(k["winback_rate"]), f"R {i['R']} / (lost at start {i['lost_at_start']} + L {i['L']})"),
+        ("active customers at end", str(i["E"]), f"B + N + R - L = {i['B']} + {i['N']} + {i['R']} - {i['L']}"),
+        *((f"  lost: {reason}", str(n), "") for reason, n in k["lost_by_reason"].items()),
+        ("repeat purchase rate", _pct(k["repeat_purchase_rate"]),
+         f"{i['customers_ordering_2plus']} with >= 2 orders / {i['customers_ordering']} ordering"),
+        ("  lifetime", _pct(k["repeat_purchase_rate_lifetime"]),
+         f"{i['customers_ordered_2plus_to_date']} / {i['customers_ordered_to_date']} to date"),
+        ("refund rate", _pct(k["refund_rate"]), f"{i['orders_refunded']} refunded / {i['orders']} orders"),
+        ("return rate", _pct(k["return_rate"]), f"{i['orders_returned']} returned / {i['orders']} orders"),
+        ("net revenue", _money(k["net_revenue"], currency),
+         f"orders {i['order_amount']:,.2f} - refunds {i['refund_amount']:,.2f}"),
+        ("historical CLV (mean)", _money(k["clv_historical_mean"], currency),
+         f"net revenue to date / {i['customers_ordered_to_date']} customers with orders"),
+        ("predicted CLV (mean)", _money(k["clv_predicted_mean"], currency),
+         "monthly revenue per active / monthly churn, trailing 90 d"),
+        ("NPS", "undefined" if k["nps"] is None else f"{k['nps']:.1f}",
+         f"promoters {i['nps_promoters']}, passives {i['nps_passives']}, detractors {i['nps_detractors']}"),
+        ("CSAT", _pct(k["csat"]), f"{i['csat_good']} scoring 4-5 / {i['csat_responses']} responses"),
+        ("first response p50/p90/p99", _duration(k["first_response_seconds"]),
+         f"{k['first_response_seconds']['count']} tickets"),
+        ("resolution p50/p90/p99", _duration(k["resolution_seconds"]), f"{k['resolution_seconds']['count']} tickets"),
+        ("tickets awaiting reply / resolution", f"{k['tickets_awaiting_first_response']} / "
+         f"{k['tickets_awaiting_resolution']}", f"{k['reopens']} reopens"),
+        ("complaints", str(k["complaints"]),
+         ", ".join(f"{c} {n}" for c, n in k["complaints_by_category"].items()) or "none"),
+        ("feedback response rate", _pct(k["feedback_response_rate"]),
+         f"{i['feedback_responded']} answered / {i['feedback_received']} received"),
+        ("sales-team retention", _pct(k["sales_rep_retention_rate"]),
+         f"(reps at end {i['reps_at_end']} - joined {i['reps_joined']}) / reps at start {i['reps_at_start']}"),
+    ]
+    for row in rows:
+        table.add_row(*row)
+    abc = answer["abc"]
+    table.add_row("ABC customers A / B / C", " / ".join(str(abc["customers"][c]) for c in "ABC"),
+                  "CLV share " + " / ".join(_pct(abc["clv_share"][c]) for c in "ABC"))
     return table
 
 
@@ -109,7 +150,7 @@ def kpis(args: argparse.Namespace, loaded: LoadedSettings, console: Console) -> 
     if args.json:
         console.print_json(json.dumps(answer))
     else:
-        console.print(kpi_table(answer))
+        console.print(kpi_table(answer, loaded.settings.currency))
     return 0
 
 
@@ -193,6 +234,12 @@ def config(args: argparse.Namespace, loaded: LoadedSettings, console: Console) -
     return 0
 
 
+def ready(answer: dict[str, Any]) -> bool:
+    """A worker is ready when it owns partitions and has read the changelog up to its start."""
+    worker = answer["worker"]
+    return bool(worker["partitions"]) and bool(worker["caught_up"])
+
+
 def wait_for_worker(url: str, deadline_s: float, proc: subprocess.Popen[bytes] | None = None) -> None:
     """Poll ``/kpis`` until the worker answers (and owns partitions) or the deadline passes."""
     end = time.monotonic() + deadline_s
@@ -201,7 +248,7 @@ def wait_for_worker(url: str, deadline_s: float, proc: subprocess.Popen[bytes] |
         if proc is not None and proc.poll() is not None:
             raise StackError(f"the worker exited with code {proc.returncode} before it was ready")
         try:
-            if fetch_kpis(url, "2025", "all", timeout=2.0)["partitions"]:
+            if ready(fetch_kpis(url, "2025", "all", timeout=2.0)):
                 return
         except QueryError as exc:
             last = str(exc)
@@ -279,7 +326,7 @@ def _show_demo_results(settings: Settings, cfg: StackConfig, url: str, console: 
 
     today = from_us(time.time_ns() // 1000).astimezone(settings.tz)
     month = f"{today.year}-{today.month:02d}"
-    console.print(kpi_table(fetch_kpis(url, month, "all")))
+    console.print(kpi_table(fetch_kpis(url, month, "all"), settings.currency))
     console.print("Where to look:")
     console.print(f"  metrics     {url}/metrics")
     console.print(f"  KPI query   {url}/kpis?period={month}&segment=plan:pro  "

@@ -3,7 +3,8 @@
 Stage 1 (``route``) reads the input topics as raw bytes, validates each message against the contract
 and sends rejections to the dead-letter topic; valid messages are re-keyed by customer into an
 internal topic. Stage 2 (``apply``) owns per-customer state, partitioned by customer: it dedupes,
-applies the lateness rule and updates the KPI index through :class:`streams.engine.Engine`.
+applies the lateness rule and stores the new state (:class:`streams.processor.Processor`). The
+table's changelog feeds every worker's KPI store (:class:`streams.follower.ChangelogFollower`).
 
 Faust decodes nothing itself (raw serializers): a decode error inside Faust acks the message and
 crashes the agent (see ../shared/notes/faust-pitfalls.md), so every byte is checked by our code.
@@ -13,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,36 +23,33 @@ from faust.sensors.prometheus import setup_prometheus_sensors
 from faust.types import TP, EventT
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from metrics.exposition import KpiCollector, PipelineMetrics, now_us
+from metrics.exposition import KpiCollector, PipelineMetrics, now_us, owner
 from metrics.periods import parse_period
+from metrics.store import KpiStore
 from streams.config import Settings
 from streams.contract import partition_key
 from streams.decode import Event, Rejection, decode
-from streams.engine import Engine
 from streams.errors import PeriodError
+from streams.follower import ChangelogFollower
+from streams.processor import Processor
+
+ABC_SEGMENTS = ("abc:A", "abc:B", "abc:C")
 
 log = logging.getLogger(__name__)
 
 
 class CustomerTable(faust.Table):  # type: ignore[type-arg]
-    """The customer table; it tells the engine about changelog replays and partition hand-overs."""
+    """The customer table; it records which partitions this worker currently owns."""
 
-    engine: Engine
     source_topic: str
-
-    def apply_changelog_batch(self, batch: Iterable[EventT[bytes]]) -> None:
-        events = list(batch)
-        for event in events:
-            self.engine.replace(event.message.partition, _key(event), event.message.value)
-        super().apply_changelog_batch(events)
+    owned: frozenset[int] = frozenset()
 
     async def on_rebalance(
         self, assigned: set[TP], revoked: set[TP], newly_assigned: set[TP], generation_id: int = 0
     ) -> None:
         await super().on_rebalance(assigned, revoked, newly_assigned, generation_id)
-        owned = {tp.partition for tp in assigned if tp.topic == self.source_topic}
-        log.info("customer partitions now owned: %s", sorted(owned))
-        self.engine.assign(owned)
+        self.owned = frozenset(tp.partition for tp in assigned if tp.topic == self.source_topic)
+        log.info("customer partitions now owned: %s", sorted(self.owned))
 
 
 @dataclass
@@ -61,9 +58,25 @@ class Runtime:
 
     app: faust.App
     settings: Settings
-    engine: Engine
+    processor: Processor
+    store: KpiStore
+    follower: ChangelogFollower
+    table: CustomerTable
     registry: CollectorRegistry
     pipeline: PipelineMetrics
+
+    def owned_segments(self) -> list[str]:
+        """Segments whose gauges this worker exports (see :func:`metrics.exposition.owner`)."""
+        owned = self.table.owned
+        parts = self.settings.partitions
+        return [g for g in self.processor.ctx.segmenter.all_keys() if owner(g, parts) in owned]
+
+    def now_us(self) -> int | None:
+        """The instant rolling windows end at: wall clock, or just after the newest event (``clock=event``)."""
+        if self.settings.clock == "event":
+            newest = self.store.newest_us
+            return None if newest is None else newest + 1
+        return now_us()
 
 
 def create_app(settings: Settings, registry: CollectorRegistry | None = None) -> Runtime:
@@ -89,9 +102,9 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         producer_max_request_size=max(settings.max_message_bytes * 2, 1_048_576),
         stream_wait_empty=False,
     )
-    engine = Engine(settings)
     pipeline = PipelineMetrics.create(registry)
-    runtime = Runtime(app, settings, engine, registry, pipeline)
+    processor = Processor(settings)
+    store = KpiStore(processor.ctx, (settings.abc_thresholds[0], settings.abc_thresholds[1]))
     currencies = frozenset([settings.currency, *settings.currency_rates])
 
     inputs = app.topic(*settings.input_topics, value_type=bytes, allow_empty=True)
@@ -104,9 +117,12 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         app, name="customers", beacon=app.tables.beacon, partitions=settings.partitions,
         key_type=bytes, value_type=bytes,
     )
-    table.engine = engine
     table.source_topic = by_customer.get_topic_name()
     app.tables.add(table)
+    follower = ChangelogFollower(
+        settings.kafka_bootstrap, table.changelog_topic.get_topic_name(), settings.partitions, store
+    )
+    runtime = Runtime(app, settings, processor, store, follower, table, registry, pipeline)
 
     async def reject(event: EventT[bytes], rejection: Rejection) -> None:
         msg = event.message
@@ -136,7 +152,11 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
             if isinstance(result, Rejection):  # cannot happen unless someone writes to our topic
                 await reject(event, result)
                 continue
-            await _apply_one(runtime, table, event, result, reject)
+            await _apply_one(runtime, event, result, reject)
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def follow_changelog() -> None:
+        await follower.run()
 
     @app.page("/kpis")
     async def kpis(web: Any, request: Any) -> Any:
@@ -147,21 +167,14 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         return AioResponse(body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     setup_prometheus_sensors(app, pattern="/faust-metrics", registry=registry, name_prefix="retention_faust")
-    registry.register(
-        KpiCollector(
-            view=engine.view,
-            segments=engine.segmenter.all_keys,
-            now=lambda: engine.now_us(now_us()),
-            tz=settings.tz,
-        )
-    )
+    registry.register(KpiCollector(store, runtime.owned_segments, runtime.now_us, settings.tz, settings.currency))
     return runtime
 
 
-async def _apply_one(runtime: Runtime, table: CustomerTable, event: EventT[bytes], valid: Event, reject: Any) -> None:
+async def _apply_one(runtime: Runtime, event: EventT[bytes], valid: Event, reject: Any) -> None:
     pipeline = runtime.pipeline
     key = _key(event)
-    outcome = runtime.engine.apply(event.message.partition, key, valid)
+    outcome = runtime.processor.apply(runtime.table.get(key), valid)
     if outcome.status == "too_late":
         await reject(event, Rejection("too_late", f"event {valid.id!r}: {outcome.detail}"))
         return
@@ -173,7 +186,7 @@ async def _apply_one(runtime: Runtime, table: CustomerTable, event: EventT[bytes
     if outcome.status == "ignored":
         pipeline.ignored.labels(outcome.detail).inc()
     if outcome.state is not None:
-        table[key] = outcome.state
+        runtime.table[key] = outcome.state
         pipeline.last_update.set_to_current_time()
 
 
@@ -194,7 +207,15 @@ def _kpi_response(web: Any, request: Any, runtime: Runtime) -> Any:
         period = parse_period(period_text, runtime.settings.tz)
     except PeriodError as exc:
         return web.json({"error": str(exc)}, status=400)
-    if not runtime.engine.segmenter.is_valid(segment):
-        allowed = ", ".join(runtime.engine.segmenter.all_keys())
+    segmenter = runtime.processor.ctx.segmenter
+    if not (segmenter.is_valid(segment) or segment in ABC_SEGMENTS):
+        allowed = ", ".join([*segmenter.all_keys(), *ABC_SEGMENTS])
         return web.json({"error": f"segment {segment!r} is not one of {allowed}"}, status=400)
-    return web.json(runtime.engine.kpis(period, segment))
+    answer = runtime.store.answer(period, segment)
+    answer["timezone"] = runtime.settings.timezone
+    answer["worker"] = {
+        "partitions": sorted(runtime.table.owned),
+        "caught_up": runtime.follower.caught_up,
+        "changelog_records": runtime.follower.records,
+    }
+    return web.json(answer)

@@ -63,6 +63,10 @@ class Settings:
     churn_reasons: list[str] = field(
         default_factory=lambda: ["price", "service", "competitor", "product", "moved", "inactive", "other"]
     )
+    ticket_categories: list[str] = field(
+        default_factory=lambda: ["billing", "delivery", "product", "service", "account"]
+    )
+    abc_thresholds: list[float] = field(default_factory=lambda: [0.8, 0.95])
     currency: str = "EUR"
     currency_rates: dict[str, float] = field(default_factory=lambda: {"USD": 0.92, "GBP": 1.17, "CHF": 1.06})
     allowed_lateness: str = "7d"
@@ -256,9 +260,16 @@ def _check_segments(settings: Settings, fail: Fail) -> None:
                 raise fail("segments", f"{dim}:{value}", "values are [a-z0-9_.-] (max 63), not 'other'")
         if len(allowed_values) > 50:
             raise fail("segments", dim, "at most 50 values per dimension (labels must stay bounded)")
-    for reason in settings.churn_reasons:
-        if not isinstance(reason, str) or not _SEGMENT_VALUE.match(reason):
-            raise fail("churn_reasons", reason, "reasons are [a-z0-9_.-] (max 63)")
+    for name in ("churn_reasons", "ticket_categories"):
+        for value in getattr(settings, name):
+            if not isinstance(value, str) or not _SEGMENT_VALUE.match(value):
+                raise fail(name, value, "values are [a-z0-9_.-] (max 63)")
+        if len(getattr(settings, name)) > 50:
+            raise fail(name, len(getattr(settings, name)), "at most 50 values (labels must stay bounded)")
+    t = settings.abc_thresholds
+    numbers = len(t) == 2 and all(isinstance(x, int | float) and not isinstance(x, bool) for x in t)
+    if not (numbers and 0 < t[0] < t[1] <= 1):
+        raise fail("abc_thresholds", settings.abc_thresholds, "must be [A, B] with 0 < A < B <= 1, e.g. [0.8, 0.95]")
 
 
 def _check_money(settings: Settings, fail: Fail) -> None:

@@ -17,9 +17,17 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
+
+from metrics.periods import parse_period
+from metrics.store import KpiStore
+from streams.config import Settings
+from streams.contract import partition_key
+from streams.decode import Event, decode
+from streams.processor import Processor
 
 _ids = itertools.count()
 
@@ -157,7 +165,8 @@ class WorkerProcess:
         assert self.proc is not None
         if self.proc.poll() is not None:
             raise AssertionError(f"worker exited with {self.proc.returncode}; log: {self.log.read_text()[-3000:]}")
-        return bool(get_json(f"{self.url}/kpis?period=2025")["partitions"])
+        state = get_json(f"{self.url}/kpis?period=2025")["worker"]
+        return bool(state["partitions"]) and bool(state["caught_up"])
 
     def kpis(self, period: str, segment: str = "all") -> Any:
         return get_json(f"{self.url}/kpis?period={period}&segment={segment}")
@@ -216,3 +225,45 @@ def consume_all(bootstrap: str, topic: str, want: int, timeout: float = 30) -> l
         return out
 
     return asyncio.run(run())
+
+
+# -- the worker's logic without Kafka: processor + table dict + KPI store -------------------------
+
+
+class PurePipeline:
+    """What a worker does per event, minus Kafka: decode, apply to the key's state, feed the store.
+
+    ``workers`` > 1 splits keys over several tables (like partitions owned by different workers);
+    every table's changes go to one store, as every worker's changelog follower does.
+    """
+
+    def __init__(self, settings: Settings | None = None, workers: int = 1) -> None:
+        self.settings = settings or Settings(allowed_lateness="3650d")
+        self.processors = [Processor(self.settings) for _ in range(workers)]
+        self.tables: list[dict[bytes, bytes]] = [{} for _ in range(workers)]
+        a, b = self.settings.abc_thresholds
+        self.store = KpiStore(self.processors[0].ctx, (a, b))
+        self.currencies = frozenset([self.settings.currency, *self.settings.currency_rates])
+        self.statuses: list[str] = []
+
+    def send(self, *events: dict[str, Any]) -> PurePipeline:
+        for ev in events:
+            decoded = decode(encode(ev), self.currencies)
+            assert isinstance(decoded, Event), decoded
+            key = partition_key(decoded.data).encode()
+            worker = sum(key) % len(self.tables)
+            outcome = self.processors[worker].apply(self.tables[worker].get(key), decoded)
+            self.statuses.append(outcome.status)
+            if outcome.state is not None:
+                self.tables[worker][key] = outcome.state
+                self.store.replace(key, outcome.state)
+        return self
+
+    def answer(self, period: str, segment: str = "all") -> Any:
+        return self.store.answer(parse_period(period, ZoneInfo(self.settings.timezone)), segment)
+
+    def kpis(self, period: str, segment: str = "all") -> Any:
+        return self.answer(period, segment)["kpis"]
+
+    def inputs(self, period: str, segment: str = "all") -> Any:
+        return self.answer(period, segment)["inputs"]

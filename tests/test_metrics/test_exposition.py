@@ -1,50 +1,97 @@
-"""KPI gauges read from the index at scrape time, with a fresh registry per test."""
+"""KPI gauges read from the KPI store at scrape time, with a fresh registry per test."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from fixtures import PurePipeline, event
 from prometheus_client import CollectorRegistry
 
-from metrics.exposition import KpiCollector, PipelineMetrics
-from metrics.index import build
-from metrics.lifecycle import LOST, LOST_REASON, NEW
+from metrics.exposition import KpiCollector, PipelineMetrics, owner
 from metrics.periods import to_us
 
-NOW = to_us(datetime(2025, 2, 15, 12, tzinfo=UTC))
-DAY = 86_400_000_000
+NOW = datetime(2025, 2, 15, 12, tzinfo=UTC)
 
 
-def registry_with(contributions: list[tuple[int, str, str]], now: int | None) -> CollectorRegistry:
-    index = build(contributions)
+def at(days_ago: float) -> datetime:
+    return NOW - timedelta(days=days_ago)
+
+
+def registry_for(p: PurePipeline, segments: list[str], now: datetime | None = NOW) -> CollectorRegistry:
     registry = CollectorRegistry()
-    registry.register(KpiCollector(lambda: index, lambda: ["all", "plan:pro"], lambda: now, ZoneInfo("UTC")))
+    now_us = None if now is None else to_us(now)
+    registry.register(KpiCollector(p.store, lambda: segments, lambda: now_us, ZoneInfo("UTC"), "EUR"))
     return registry
 
 
-def test_gauges_follow_the_index() -> None:
-    contributions = [(NOW - 100 * DAY + i, NEW, "all") for i in range(10)]
-    contributions += [(NOW - 2 * DAY, LOST, "all"), (NOW - 2 * DAY, LOST_REASON + "price", "all")]
-    reg = registry_with(contributions, NOW)
-    assert reg.get_sample_value("retention_customers_active", {"segment": "all"}) == 9
-    assert reg.get_sample_value("retention_customer_churn_ratio", {"window": "7d", "segment": "all"}) == 0.1
-    assert reg.get_sample_value("retention_customer_retention_ratio", {"window": "7d", "segment": "all"}) == 0.9
+def shop() -> PurePipeline:
+    p = PurePipeline()
+    for i in range(10):
+        p.send(event("customer.signed_up", at(100), {"customer_id": f"c{i}", "segment": {"plan": "pro"}}))
+    p.send(
+        event("customer.churned", at(2), {"customer_id": "c0", "reason": "price"}),
+        event("order.placed", at(3), {"customer_id": "c1", "order_id": "o1", "amount": 100, "currency": "EUR"}),
+        event("order.placed", at(1), {"customer_id": "c1", "order_id": "o2", "amount": 50, "currency": "USD"}),
+        event("order.refunded", at(0.5), {"customer_id": "c1", "order_id": "o2", "amount": 10, "currency": "EUR"}),
+        event("survey.nps", at(1), {"customer_id": "c2", "score": 10}),
+        event("survey.nps", at(1), {"customer_id": "c3", "score": 3}),
+        event("ticket.opened", at(1), {"customer_id": "c4", "ticket_id": "t", "kind": "complaint",
+                                       "category": "billing"}),
+        event("ticket.replied", at(1) + timedelta(hours=2), {"customer_id": "c4", "ticket_id": "t",
+                                                             "author": "agent"}),
+        event("ticket.opened", at(0.25), {"customer_id": "c5", "ticket_id": "u"}),
+    )
+    return p
+
+
+def test_gauges_follow_the_store() -> None:
+    reg = registry_for(shop(), ["all", "plan:pro"])
+    w7, seg = {"window": "7d", "segment": "all"}, "all"
+    assert reg.get_sample_value("retention_customers_active", {"segment": seg}) == 9
+    assert reg.get_sample_value("retention_customer_churn_ratio", w7) == 0.1
+    assert reg.get_sample_value("retention_customer_retention_ratio", w7) == 0.9
     assert reg.get_sample_value("retention_customer_churn_ratio", {"window": "1d", "segment": "all"}) == 0.0
     assert reg.get_sample_value("retention_customers_lost_by_reason", {"window": "month", "reason": "price"}) == 1
-    assert reg.get_sample_value("retention_customers_new", {"window": "90d", "segment": "all"}) == 0
+    assert reg.get_sample_value("retention_net_revenue", {**w7, "currency": "EUR"}) == 100 + 46 - 10
+    assert reg.get_sample_value("retention_repeat_purchase_ratio", w7) == 1.0
+    assert reg.get_sample_value("retention_refund_ratio", w7) == 0.5
+    assert reg.get_sample_value("retention_nps_score", w7) == 0.0
+    assert reg.get_sample_value("retention_nps_responses", {**w7, "category": "detractor"}) == 1
+    assert reg.get_sample_value("retention_first_response_seconds", {"window": "7d", "quantile": "0.5"}) == 7200
+    assert reg.get_sample_value("retention_complaints", {"window": "7d", "category": "billing"}) == 1
+    assert reg.get_sample_value("retention_tickets_awaiting_first_response", {}) == 1
+    assert reg.get_sample_value("retention_oldest_ticket_awaiting_first_response_age_seconds", {}) == 6 * 3600
+    assert reg.get_sample_value("retention_abc_customers", {"class": "A"}) == 1
+    assert reg.get_sample_value("retention_clv_historical_mean", {"segment": "plan:pro", "currency": "EUR"}) == 136
+
+
+def test_only_owned_segments_are_exported() -> None:
+    reg = registry_for(shop(), ["plan:pro"])
+    assert reg.get_sample_value("retention_customers_active", {"segment": "plan:pro"}) == 9
+    assert reg.get_sample_value("retention_customers_active", {"segment": "all"}) is None
+    # series without a segment label belong to the owner of "all"
+    assert reg.get_sample_value("retention_tickets_awaiting_first_response", {}) is None
 
 
 def test_undefined_ratios_are_absent_not_zero() -> None:
-    reg = registry_with([], NOW)
-    assert reg.get_sample_value("retention_customer_retention_ratio", {"window": "7d", "segment": "pro"}) is None
+    reg = registry_for(PurePipeline(), ["all"])
     assert reg.get_sample_value("retention_customer_retention_ratio", {"window": "7d", "segment": "all"}) is None
+    assert reg.get_sample_value("retention_csat_ratio", {"window": "7d", "segment": "all"}) is None
     assert reg.get_sample_value("retention_customers_new", {"window": "7d", "segment": "all"}) == 0
 
 
-def test_no_windowed_series_before_the_first_event() -> None:
-    reg = registry_with([(NOW, NEW, "all")], None)
+def test_no_kpi_series_before_the_first_event() -> None:
+    reg = registry_for(shop(), ["all"], now=None)
     assert reg.get_sample_value("retention_customers_active", {"segment": "all"}) is None
+
+
+def test_owner_spreads_segments_and_is_stable() -> None:
+    segments = ["all", "plan:free", "plan:basic", "plan:pro", "plan:enterprise", "plan:other", "region:eu"]
+    owners = {s: owner(s, 4) for s in segments}
+    assert owners == {s: owner(s, 4) for s in segments}
+    assert len(set(owners.values())) > 1
+    assert all(0 <= o < 4 for o in owners.values())
 
 
 def test_pipeline_counters_have_prometheus_names() -> None:

@@ -1,0 +1,271 @@
+"""Per-key replay: a customer's (or rep's) records, in event-time order, become KPI *facts*.
+
+A fact is ``(time_us, kind, segment, value)``: "at this instant, in this segment, this happened"
+(a sign-up, an order of 12.50 EUR, a first reply after 3 h...). Facts are a pure function of the
+records, so the index only ever moves from the old fact multiset to the new one (see :func:`diff`).
+Every fact of a customer is attributed to the customer's segment *at the fact's time*.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from metrics.records import Rec, T
+from metrics.segments import ALL, Segmenter, label
+
+Fact = tuple[int, str, str, int | None]
+
+# lifecycle: how a transition changes the active customers and the lost pool of a segment
+NEW, LOST, REACTIVATED = "new", "lost", "reactivated"
+MOVED_IN, MOVED_OUT, LOST_MOVED_IN, LOST_MOVED_OUT = "moved_in", "moved_out", "lost_moved_in", "lost_moved_out"
+LOST_REASON = "lost_reason:"
+ACTIVE_UP, ACTIVE_DOWN = (NEW, REACTIVATED, MOVED_IN), (LOST, MOVED_OUT)
+POOL_UP, POOL_DOWN = (LOST, LOST_MOVED_IN), (REACTIVATED, LOST_MOVED_OUT)
+# commerce (values: micro-units of the reporting currency)
+ORDER, ORDER_FIRST, ORDER_SECOND = "order", "order_first", "order_second"
+ORDER_PAIR1, ORDER_PAIR2 = "order_pair1", "order_pair2"  # value: time of the previous (2nd previous) order
+REFUND, REFUNDED_ORDER, RETURN, RETURNED_ORDER = "refund", "refunded_order", "return", "returned_order"
+# support (durations in µs)
+TICKET_OPENED, COMPLAINT = "ticket_opened", "complaint:"
+FIRST_RESPONSE, RESOLUTION, REOPENED = "first_response", "resolution", "reopened"
+AWAIT_REPLY_IN, AWAIT_REPLY_OUT = "await_reply_in", "await_reply_out"
+AWAIT_RESOLUTION_IN, AWAIT_RESOLUTION_OUT = "await_resolution_in", "await_resolution_out"
+PENDING_REPLY = "pending_reply"  # at the open time of each ticket still waiting for a first reply
+# feedback and surveys
+FEEDBACK_RECEIVED, FEEDBACK_RESPONDED = "feedback_received", "feedback_responded"
+NPS_PROMOTER, NPS_PASSIVE, NPS_DETRACTOR = "nps_promoter", "nps_passive", "nps_detractor"
+CSAT_GOOD, CSAT_RESPONSE = "csat_good", "csat_response"
+# sales team (segment "all" only)
+REP_JOINED, REP_LEFT = "rep_joined", "rep_left"
+
+
+@dataclass(frozen=True)
+class Context:
+    """What the replay needs from the configuration: segment values and bounded label sets."""
+
+    segmenter: Segmenter
+    reasons: frozenset[str]
+    categories: frozenset[str]
+
+
+@dataclass
+class Derived:
+    """The facts of one key, and why some records changed nothing (id -> reason)."""
+
+    facts: list[Fact] = field(default_factory=list)
+    ignored: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class _Ticket:
+    opened: int | None = None
+    replied: bool = False
+    resolved: bool = False  # currently resolved (reopens clear it)
+    first_resolution_seen: bool = False
+
+
+class _Replay:
+    """Walks one key's records in order, keeping lifecycle, segment, orders and tickets."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.out = Derived()
+        self.state: T | None = None  # None: never signed up; SIGNED_UP/REACTIVATED: active; CHURNED: lost
+        self.raw: dict[str, str] = {}
+        self.keys = ctx.segmenter.keys(self.raw)
+        self.orders: dict[str, list[int]] = {}  # segment -> times of its orders so far
+        self.refunded: set[str] = set()
+        self.returned: set[str] = set()
+        self.tickets: dict[str, _Ticket] = {}
+        self.feedback: dict[str, tuple[int, tuple[str, ...]]] = {}
+        self.responded: set[str] = set()
+        self.rep_active = False
+        self.handlers: dict[T, Callable[[Rec], None]] = {
+            T.SIGNED_UP: self.signed_up, T.UPDATED: self.updated, T.CHURNED: self.churned,
+            T.REACTIVATED: self.reactivated, T.ORDER_PLACED: self.order, T.ORDER_REFUNDED: self.refund,
+            T.ORDER_RETURNED: self.returned_order, T.TICKET_OPENED: self.ticket_opened,
+            T.TICKET_REPLIED: self.ticket_replied, T.TICKET_RESOLVED: self.ticket_resolved,
+            T.TICKET_REOPENED: self.ticket_reopened, T.SURVEY_NPS: self.nps, T.SURVEY_CSAT: self.csat,
+            T.FEEDBACK_RECEIVED: self.feedback_received, T.FEEDBACK_RESPONDED: self.feedback_responded,
+            T.REP_JOINED: self.rep_joined, T.REP_LEFT: self.rep_left,
+        }
+
+    def emit(self, t: int, kind: str, value: int | None = 1, keys: Iterable[str] | None = None) -> None:
+        self.out.facts.extend((t, kind, k, value) for k in (self.keys if keys is None else keys))
+
+    def ignore(self, r: Rec, reason: str) -> None:
+        self.out.ignored[r.id] = reason
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def move(self, t: int, segment: dict[str, str] | None) -> None:
+        self.raw = {**self.raw, **(segment or {})}
+        new_keys = self.ctx.segmenter.keys(self.raw)
+        if self.state is not None and new_keys != self.keys:
+            lost = self.state is T.CHURNED
+            for old, new in zip(self.keys, new_keys, strict=True):
+                if old != new:
+                    self.emit(t, LOST_MOVED_OUT if lost else MOVED_OUT, keys=[old])
+                    self.emit(t, LOST_MOVED_IN if lost else MOVED_IN, keys=[new])
+        self.keys = new_keys
+
+    def updated(self, r: Rec) -> None:
+        self.move(r.time_us, r.segment)
+
+    def signed_up(self, r: Rec) -> None:
+        if self.state is not None:
+            return self.ignore(r, "already_signed_up")
+        self.move(r.time_us, r.segment)
+        self.emit(r.time_us, NEW)
+        self.state = T.SIGNED_UP
+        return None
+
+    def churned(self, r: Rec) -> None:
+        if self.state not in (T.SIGNED_UP, T.REACTIVATED):
+            return self.ignore(r, "churn_not_active")
+        self.emit(r.time_us, LOST)
+        self.emit(r.time_us, LOST_REASON + label(r.text, self.ctx.reasons))
+        self.state = T.CHURNED
+        return None
+
+    def reactivated(self, r: Rec) -> None:
+        if self.state is not T.CHURNED:
+            return self.ignore(r, "reactivate_not_lost")
+        self.emit(r.time_us, REACTIVATED)
+        self.state = T.REACTIVATED
+        return None
+
+    # -- commerce --------------------------------------------------------------------------------
+
+    def order(self, r: Rec) -> None:
+        t = r.time_us
+        self.emit(t, ORDER, r.value)
+        for key in self.keys:
+            times = self.orders.setdefault(key, [])
+            n = len(times)
+            self.emit(t, ORDER_PAIR1, times[-1] if n >= 1 else None, keys=[key])
+            self.emit(t, ORDER_PAIR2, times[-2] if n >= 2 else None, keys=[key])
+            if n < 2:
+                self.emit(t, ORDER_FIRST if n == 0 else ORDER_SECOND, keys=[key])
+            times.append(t)
+
+    def refund(self, r: Rec) -> None:
+        self.emit(r.time_us, REFUND, r.value)
+        if r.ref not in self.refunded:
+            self.refunded.add(r.ref or "")
+            self.emit(r.time_us, REFUNDED_ORDER)
+
+    def returned_order(self, r: Rec) -> None:
+        self.emit(r.time_us, RETURN, r.value or 0)
+        if r.ref not in self.returned:
+            self.returned.add(r.ref or "")
+            self.emit(r.time_us, RETURNED_ORDER)
+
+    # -- support ---------------------------------------------------------------------------------
+
+    def ticket_opened(self, r: Rec) -> None:
+        ticket = self.tickets.setdefault(r.ref or "", _Ticket())
+        if ticket.opened is not None:
+            return self.ignore(r, "ticket_already_open")
+        ticket.opened = t = r.time_us
+        kind, _, category = (r.text or "request:").partition(":")
+        self.emit(t, TICKET_OPENED)
+        if kind == "complaint":
+            self.emit(t, COMPLAINT + label(category or None, self.ctx.categories))
+        self.emit(t, AWAIT_REPLY_IN)
+        self.emit(t, AWAIT_RESOLUTION_IN)
+        return None
+
+    def ticket_replied(self, r: Rec) -> None:
+        ticket = self.tickets.get(r.ref or "")
+        if ticket is None or ticket.opened is None:
+            return self.ignore(r, "reply_to_unknown_ticket")
+        if r.text != "agent" or ticket.replied:
+            return None
+        ticket.replied = True
+        self.emit(r.time_us, FIRST_RESPONSE, max(r.time_us - ticket.opened, 0))
+        self.emit(r.time_us, AWAIT_REPLY_OUT)
+        return None
+
+    def ticket_resolved(self, r: Rec) -> None:
+        ticket = self.tickets.get(r.ref or "")
+        if ticket is None or ticket.opened is None or ticket.resolved:
+            return self.ignore(r, "resolve_unknown_or_resolved_ticket")
+        ticket.resolved = True
+        if not ticket.first_resolution_seen:
+            ticket.first_resolution_seen = True
+            self.emit(r.time_us, RESOLUTION, max(r.time_us - ticket.opened, 0))
+        self.emit(r.time_us, AWAIT_RESOLUTION_OUT)
+        return None
+
+    def ticket_reopened(self, r: Rec) -> None:
+        ticket = self.tickets.get(r.ref or "")
+        if ticket is None or not ticket.resolved:
+            return self.ignore(r, "reopen_not_resolved_ticket")
+        ticket.resolved = False
+        self.emit(r.time_us, REOPENED)
+        self.emit(r.time_us, AWAIT_RESOLUTION_IN)
+        return None
+
+    # -- surveys and feedback --------------------------------------------------------------------
+
+    def nps(self, r: Rec) -> None:
+        score = r.value or 0
+        self.emit(r.time_us, NPS_PROMOTER if score >= 9 else NPS_PASSIVE if score >= 7 else NPS_DETRACTOR)
+
+    def csat(self, r: Rec) -> None:
+        self.emit(r.time_us, CSAT_RESPONSE)
+        if (r.value or 0) >= 4:
+            self.emit(r.time_us, CSAT_GOOD)
+
+    def feedback_received(self, r: Rec) -> None:
+        if (r.ref or "") in self.feedback:
+            return self.ignore(r, "feedback_already_received")
+        self.feedback[r.ref or ""] = (r.time_us, self.keys)
+        self.emit(r.time_us, FEEDBACK_RECEIVED)
+        return None
+
+    def feedback_responded(self, r: Rec) -> None:
+        self.responded.add(r.ref or "")
+
+    # -- sales team ------------------------------------------------------------------------------
+
+    def rep_joined(self, r: Rec) -> None:
+        if self.rep_active:
+            return self.ignore(r, "rep_already_joined")
+        self.rep_active = True
+        self.emit(r.time_us, REP_JOINED, keys=[ALL])
+        return None
+
+    def rep_left(self, r: Rec) -> None:
+        if not self.rep_active:
+            return self.ignore(r, "rep_not_joined")
+        self.rep_active = False
+        self.emit(r.time_us, REP_LEFT, keys=[ALL])
+        return None
+
+    def finish(self) -> Derived:
+        # Facts that depend on what happened *later* are emitted once everything is replayed.
+        for ref, (t, keys) in self.feedback.items():
+            if ref in self.responded:
+                self.emit(t, FEEDBACK_RESPONDED, keys=keys)
+        for ticket in self.tickets.values():
+            if ticket.opened is not None and not ticket.replied:
+                self.emit(ticket.opened, PENDING_REPLY, keys=[ALL])
+        return self.out
+
+
+def derive(records: Iterable[Rec], ctx: Context) -> Derived:
+    """Replay one key's records (sorted by event time) into its facts."""
+    replay = _Replay(ctx)
+    for r in records:
+        replay.handlers[r.type](r)
+    return replay.finish()
+
+
+def diff(old: Iterable[Fact], new: Iterable[Fact]) -> tuple[Counter[Fact], Counter[Fact]]:
+    """``(removed, added)`` between two fact multisets."""
+    before, after = Counter(old), Counter(new)
+    return before - after, after - before

@@ -1,0 +1,151 @@
+"""The worker's logic without Kafka: worked examples of KPIS.md and order/duplicate/split invariance."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from typing import Any
+
+import pytest
+from fixtures import PurePipeline, event, seed_example
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from streams.config import Settings
+
+
+@pytest.mark.parametrize(
+    ("start", "new", "lost", "retention", "churn"),
+    [(20, 5, 1, Fraction(19, 20), Fraction(1, 20)), (44, 12, 13, Fraction(31, 44), Fraction(13, 44))],
+)
+def test_seed_000_worked_examples(start: int, new: int, lost: int, retention: Fraction, churn: Fraction) -> None:
+    answer = PurePipeline().send(*seed_example(start, new, lost)).answer("2025-Q1")
+    inputs = answer["inputs"]
+    assert (inputs["B"], inputs["N"], inputs["L"]) == (start, new, lost)
+    assert inputs["E"] == start + new - lost
+    assert answer["kpis"]["retention_rate"] == float(retention)
+    assert answer["kpis"]["churn_rate"] == float(churn)
+    assert answer["kpis"]["lost_by_reason"] == {"price": lost}
+
+
+def test_undefined_when_no_customers_at_start() -> None:
+    kpis = PurePipeline().send(*seed_example(0, 3, 0)).kpis("2025-Q1")
+    assert kpis["retention_rate"] is None
+    assert kpis["churn_rate"] is None
+
+
+def test_segment_move_is_not_churn() -> None:
+    p = PurePipeline().send(
+        event("customer.signed_up", "2024-12-01T00:00:00Z", {"customer_id": "a", "segment": {"plan": "basic"}}),
+        event("customer.signed_up", "2024-12-01T00:00:00Z", {"customer_id": "b", "segment": {"plan": "basic"}}),
+        event("customer.updated", "2025-02-01T00:00:00Z", {"customer_id": "a", "segment": {"plan": "pro"}}),
+    )
+    basic, pro = p.answer("2025-Q1", "plan:basic"), p.answer("2025-Q1", "plan:pro")
+    assert (basic["inputs"]["L"], basic["inputs"]["moved_out"]) == (0, 1)
+    assert basic["kpis"]["retention_rate"] == 0.5
+    assert (pro["inputs"]["B"], pro["inputs"]["E"], pro["inputs"]["moved_in"]) == (0, 1, 1)
+    assert p.kpis("2025-Q1")["retention_rate"] == 1.0
+
+
+def test_semantically_odd_events_change_nothing_and_are_counted() -> None:
+    base = seed_example(3, 0, 0)
+    odd = [
+        event("customer.churned", "2025-01-05T00:00:00Z", {"customer_id": "ghost"}),
+        event("customer.reactivated", "2025-01-05T00:00:00Z", {"customer_id": "c0"}),
+        event("customer.signed_up", "2025-01-06T00:00:00Z", {"customer_id": "c1"}),
+        event("ticket.replied", "2025-01-06T00:00:00Z", {"customer_id": "c1", "ticket_id": "t?", "author": "agent"}),
+    ]
+    plain, with_odd = PurePipeline().send(*base), PurePipeline().send(*base, *odd)
+    assert plain.answer("2025-Q1") == with_odd.answer("2025-Q1")
+    assert with_odd.statuses[-4:] == ["ignored"] * 4
+
+
+def test_lateness_is_measured_from_the_keys_newest_event() -> None:
+    p = PurePipeline(Settings(allowed_lateness="7d"))
+    upd = {"customer_id": "a", "segment": {"plan": "pro"}}
+    p.send(event("customer.signed_up", "2025-03-01T00:00:00Z", {"customer_id": "a"}, id_="1"))
+    p.send(event("customer.signed_up", "2024-01-01T00:00:00Z", {"customer_id": "b"}, id_="2"))  # other key
+    p.send(event("customer.updated", "2025-02-22T00:00:00Z", upd, id_="3"))  # exactly 7 days behind
+    p.send(event("customer.updated", "2025-02-21T23:59:59Z", upd, id_="4"))
+    p.send(event("customer.updated", "2025-02-22T00:00:00Z", upd, id_="3"))
+    assert p.statuses == ["applied", "applied", "applied", "too_late", "duplicate"]
+
+
+# -- properties over mixed streams of every domain ------------------------------------------------
+
+CUSTOMERS = [f"k{i}" for i in range(5)]
+DAYS = [f"2024-12-{d:02d}" for d in (1, 15, 31)] + [f"2025-{m:02d}-{d:02d}" for m in (1, 2, 3) for d in (1, 14, 28)]
+
+
+@st.composite
+def mixed_event(draw: st.DrawFn, i: int) -> dict[str, Any]:
+    cid = draw(st.sampled_from(CUSTOMERS))
+    time = f"{draw(st.sampled_from(DAYS))}T{draw(st.integers(0, 23)):02d}:00:00Z"
+    ref = f"r{draw(st.integers(0, 2))}"
+    kind = draw(st.sampled_from([
+        "customer.signed_up", "customer.updated", "customer.churned", "customer.reactivated",
+        "order.placed", "order.refunded", "order.returned", "ticket.opened", "ticket.replied",
+        "ticket.resolved", "ticket.reopened", "survey.nps", "survey.csat", "feedback.received",
+        "feedback.responded", "rep.joined", "rep.left",
+    ]))
+    data: dict[str, Any] = {"customer_id": cid}
+    if kind in ("customer.signed_up", "customer.updated"):
+        data["segment"] = {"plan": draw(st.sampled_from(["free", "pro", "weird"]))}
+    elif kind == "customer.churned":
+        data["reason"] = draw(st.sampled_from(["price", "service", "x"]))
+    elif kind.startswith("order."):
+        data |= {"order_id": ref, "amount": draw(st.sampled_from([0, 9.99, 20, 100.5])), "currency": "EUR"}
+    elif kind.startswith("ticket."):
+        data["ticket_id"] = ref
+        if kind == "ticket.opened":
+            data |= {"kind": draw(st.sampled_from(["complaint", "request"])), "category": "billing"}
+        if kind == "ticket.replied":
+            data["author"] = draw(st.sampled_from(["agent", "customer"]))
+    elif kind == "survey.nps":
+        data["score"] = draw(st.integers(0, 10))
+    elif kind == "survey.csat":
+        data["score"] = draw(st.integers(1, 5))
+    elif kind.startswith("feedback."):
+        data["feedback_id"] = ref
+    elif kind.startswith("rep."):
+        data = {"rep_id": draw(st.sampled_from(["r1", "r2"]))}
+    return event(kind, time, data, id_=f"e{i}")
+
+
+@st.composite
+def mixed_events(draw: st.DrawFn) -> list[dict[str, Any]]:
+    n = draw(st.integers(min_value=0, max_value=45))
+    return [draw(mixed_event(i)) for i in range(n)]
+
+
+PERIODS = ["2025-Q1", "2025-01", "2024-12", "2025-W03", "2024-12-20T06:00:00Z/2025-02-14T12:00:00Z"]
+
+
+def snapshot(p: PurePipeline) -> list[Any]:
+    return [p.answer(period, s) for period in PERIODS for s in ("all", "plan:pro", "plan:other", "abc:A")]
+
+
+@settings(max_examples=120, deadline=None)
+@given(mixed_events(), st.randoms(use_true_random=False), st.data())
+def test_order_duplicates_and_splitting_never_change_a_kpi(
+    events: list[dict[str, Any]], rnd: Any, data: st.DataObject
+) -> None:
+    expected = snapshot(PurePipeline().send(*events))
+    dups = data.draw(st.lists(st.sampled_from(events), max_size=8)) if events else []
+    mixed = [*events, *dups]
+    rnd.shuffle(mixed)
+    assert snapshot(PurePipeline().send(*mixed)) == expected
+    assert snapshot(PurePipeline(workers=2).send(*mixed)) == expected
+
+
+@settings(max_examples=120, deadline=None)
+@given(mixed_events())
+def test_identity_e_equals_b_plus_n_plus_r_minus_l(events: list[dict[str, Any]]) -> None:
+    p = PurePipeline().send(*events)
+    for period in PERIODS:
+        for segment in ("all", "plan:pro", "plan:free", "plan:other"):
+            i = p.inputs(period, segment)
+            assert i["E"] == i["B"] + i["N"] + i["R"] - i["L"] + i["moved_in"] - i["moved_out"]
+            if segment == "all":
+                assert i["moved_in"] == i["moved_out"] == 0
+            assert min(i["B"], i["lost_at_start"], i["customers_ordering_2plus"]) >= 0
+            assert i["customers_ordering_2plus"] <= i["customers_ordering"] <= i["orders"]
