@@ -24,15 +24,14 @@ from aiokafka import AIOKafkaConsumer
 from rich.console import Console
 from rich.table import Table
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from retention_monitor.commands import fetch_kpis, processed_count, ready
+from streams.config import Settings
+from streams.decode import Event, decode
+from streams.publish import produce
+from streams.simulate import Simulator
+from streams.topics import ensure_topics
 
-from retention_monitor.commands import fetch_kpis, processed_count, ready  # noqa: E402
-from streams.config import Settings  # noqa: E402
-from streams.decode import Event, decode  # noqa: E402
-from streams.publish import produce  # noqa: E402
-from streams.simulate import Simulator  # noqa: E402
-from streams.topics import ensure_topics  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def bench_settings(tag: str, partitions: int) -> Settings:

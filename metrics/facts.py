@@ -82,18 +82,11 @@ class _Replay:
         self.feedback: dict[str, tuple[int, tuple[str, ...]]] = {}
         self.responded: set[str] = set()
         self.rep_active = False
-        self.handlers: dict[T, Callable[[Rec], None]] = {
-            T.SIGNED_UP: self.signed_up, T.UPDATED: self.updated, T.CHURNED: self.churned,
-            T.REACTIVATED: self.reactivated, T.ORDER_PLACED: self.order, T.ORDER_REFUNDED: self.refund,
-            T.ORDER_RETURNED: self.returned_order, T.TICKET_OPENED: self.ticket_opened,
-            T.TICKET_REPLIED: self.ticket_replied, T.TICKET_RESOLVED: self.ticket_resolved,
-            T.TICKET_REOPENED: self.ticket_reopened, T.SURVEY_NPS: self.nps, T.SURVEY_CSAT: self.csat,
-            T.FEEDBACK_RECEIVED: self.feedback_received, T.FEEDBACK_RESPONDED: self.feedback_responded,
-            T.REP_JOINED: self.rep_joined, T.REP_LEFT: self.rep_left,
-        }
 
     def emit(self, t: int, kind: str, value: int | None = 1, keys: Iterable[str] | None = None) -> None:
-        self.out.facts.extend((t, kind, k, value) for k in (self.keys if keys is None else keys))
+        append = self.out.facts.append
+        for k in self.keys if keys is None else keys:
+            append((t, kind, k, value))
 
     def ignore(self, r: Rec, reason: str) -> None:
         self.out.ignored[r.id] = reason
@@ -257,11 +250,23 @@ class _Replay:
         return self.out
 
 
+_HANDLERS: dict[T, Callable[[_Replay, Rec], None]] = {
+    T.SIGNED_UP: _Replay.signed_up, T.UPDATED: _Replay.updated, T.CHURNED: _Replay.churned,
+    T.REACTIVATED: _Replay.reactivated, T.ORDER_PLACED: _Replay.order, T.ORDER_REFUNDED: _Replay.refund,
+    T.ORDER_RETURNED: _Replay.returned_order, T.TICKET_OPENED: _Replay.ticket_opened,
+    T.TICKET_REPLIED: _Replay.ticket_replied, T.TICKET_RESOLVED: _Replay.ticket_resolved,
+    T.TICKET_REOPENED: _Replay.ticket_reopened, T.SURVEY_NPS: _Replay.nps, T.SURVEY_CSAT: _Replay.csat,
+    T.FEEDBACK_RECEIVED: _Replay.feedback_received, T.FEEDBACK_RESPONDED: _Replay.feedback_responded,
+    T.REP_JOINED: _Replay.rep_joined, T.REP_LEFT: _Replay.rep_left,
+}
+
+
 def derive(records: Iterable[Rec], ctx: Context) -> Derived:
     """Replay one key's records (sorted by event time) into its facts."""
     replay = _Replay(ctx)
+    handlers = _HANDLERS
     for r in records:
-        replay.handlers[r.type](r)
+        handlers[r.type](replay, r)
     return replay.finish()
 
 

@@ -61,6 +61,7 @@ class ChangelogFollower:
 
     async def _partitions(self, consumer: AIOKafkaConsumer) -> list[TopicPartition]:
         # Faust creates the changelog topic (with the table's partitions) while the worker starts.
-        while self.topic not in await consumer.topics():
+        while True:
+            if self.topic in await consumer.topics():
+                return [TopicPartition(self.topic, p) for p in range(self.partitions)]
             await asyncio.sleep(0.2)
-        return [TopicPartition(self.topic, p) for p in range(self.partitions)]

@@ -42,7 +42,7 @@ def _check_sums(index: TimeSums, items: list[tuple[int, int]], start: int | None
     assert sorted(index.values(start, end)) == sorted(chosen)
 
 
-@settings(max_examples=300)
+@settings(max_examples=150)
 @given(st.data())
 def test_time_sums_match_brute_force(data: st.DataObject) -> None:
     index, items = TimeSums(), list[tuple[int, int]]()
@@ -79,7 +79,7 @@ pair = st.one_of(
 )
 
 
-@settings(max_examples=300)
+@settings(max_examples=150)
 @given(st.data())
 def test_pair_index_matches_brute_force(data: st.DataObject) -> None:
     index, pairs = PairIndex(), list[tuple[int | None, int]]()
@@ -161,6 +161,22 @@ def test_pairs_inside_windows() -> None:
     assert pairs.inside(-(10**9), 10**9) == 0  # the open pair (None, 5) never counts
     pairs.remove(0, DAY_US)
     assert pairs.inside(0, DAY_US + 1) == 1
+
+
+@pytest.mark.parametrize(
+    ("raw", "start", "end", "expected"),
+    [
+        ([(0, 2), (1, 3), (2, 4)], 1, 2, 0),  # few pairs before start: ends < end minus those before start
+        ([(0, 2), (1, 3), (2, 4)], 1, 4, 1),
+        ([(0, 5), (1, 5), (2, 3)], 2, 3, 0),  # most pairs before start: scan the pairs from start on
+        ([(0, 5), (1, 5), (2, 3)], 2, 4, 1),
+    ],
+)
+def test_pairs_ending_at_end_are_outside(raw: list[tuple[int, int]], start: int, end: int, expected: int) -> None:
+    pairs = PairIndex()
+    for a, b in raw:
+        pairs.add(a, b)
+    assert pairs.inside(start, end) == expected
     pairs.add(7, 7)  # two orders at the same instant: a point interval
     assert pairs.inside(7, 8) == 1
     assert pairs.inside(7, 7 + 0) == 0
@@ -179,6 +195,7 @@ def test_times_beyond_the_supported_range_are_rejected() -> None:
 grid = st.builds(lambda d, o: d * DAY_US + o, st.integers(-2, 2), st.integers(-1, 6))
 
 
+@settings(max_examples=300)
 @given(
     st.lists(st.tuples(grid, st.one_of(st.integers(1, 6), st.just(DAY_US))), max_size=60),
     grid,

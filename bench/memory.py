@@ -1,0 +1,73 @@
+"""Memory per tracked customer of the worker's state: customer table + KPI store, no Kafka.
+
+    .venv/bin/python bench/memory.py --customers 20000 --events 200000
+
+Feeds simulated events through the same code a worker runs per event (Processor, then KpiStore),
+with a dict standing in for the Faust memory store, and reports the traced Python heap per customer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import time
+import tracemalloc
+
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from metrics.store import KpiStore
+from streams.config import Settings
+from streams.contract import partition_key
+from streams.decode import Event, decode
+from streams.processor import Processor
+from streams.simulate import Simulator
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--customers", type=int, default=20_000)
+    parser.add_argument("--events", type=int, default=200_000)
+    args = parser.parse_args()
+    console = Console()
+    settings = Settings()
+    sim = Simulator(settings, seed=11, scenario="steady", customers=args.customers)
+    messages = [v for _, _, v in sim.events(start_us=1_735_689_600_000_000, count=args.events,
+                                             rate=args.events / (365 * 86_400))]
+    currencies = frozenset([settings.currency, *settings.currency_rates])
+    processor = Processor(settings)
+    gc.collect()
+    tracemalloc.start()
+    base = tracemalloc.get_traced_memory()[0]
+    table: dict[bytes, bytes] = {}
+    store = KpiStore(processor.ctx)
+    started = time.perf_counter()
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("applying", total=len(messages))
+        for n, value in enumerate(messages):
+            event = decode(value, currencies)
+            if isinstance(event, Event):
+                key = partition_key(event.data).encode()
+                outcome = processor.apply(table.get(key), event)
+                if outcome.state is not None:
+                    table[key] = outcome.state
+                    store.replace(key, outcome.state)
+            if n % 5000 == 0:
+                progress.update(task, completed=n)
+    seconds = time.perf_counter() - started
+    gc.collect()
+    used = tracemalloc.get_traced_memory()[0] - base
+    table_bytes = sum(len(k) + len(v) for k, v in table.items())
+    customers = store.customers()
+    out = Table(title="memory per tracked customer (Python heap, tracemalloc)")
+    for col in ("customers", "events", "facts indexed", "heap MiB", "bytes / customer", "table payload B / cust",
+                "events/s (in-process)"):
+        out.add_column(col, justify="right")
+    out.add_row(f"{customers:,}", f"{len(messages):,}", f"{len(store.index):,}", f"{used / 2**20:.0f}",
+                f"{used / customers:,.0f}", f"{table_bytes / customers:,.0f}", f"{len(messages) / seconds:,.0f}")
+    console.print(out)
+
+
+if __name__ == "__main__":
+    main()
