@@ -32,6 +32,7 @@ from streams.decode import Event, Rejection, decode
 from streams.errors import PeriodError
 from streams.follower import ChangelogFollower
 from streams.processor import Processor
+from streams.topics import rekeyed_topic
 
 ABC_SEGMENTS = ("abc:A", "abc:B", "abc:C")
 
@@ -109,7 +110,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
 
     inputs = app.topic(*settings.input_topics, value_type=bytes, allow_empty=True)
     by_customer = app.topic(
-        f"{settings.app_id}-events-by-customer", value_type=bytes, partitions=settings.partitions,
+        rekeyed_topic(settings), value_type=bytes, partitions=settings.partitions,
         internal=True,
     )
     dlq = app.topic(settings.topic_dlq, value_type=bytes, allow_empty=True)

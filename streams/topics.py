@@ -20,9 +20,18 @@ class TopicError(RetentionMonitorError):
     """The monitor's Kafka topics cannot be listed or created."""
 
 
+def rekeyed_topic(settings: Settings) -> str:
+    """The internal topic of valid events keyed by customer (stage 2's input)."""
+    return f"{settings.app_id}-events-by-customer"
+
+
 async def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> list[str]:
-    """Create the configured input and DLQ topics that are missing; return the names created."""
-    wanted = [*settings.input_topics, settings.topic_dlq]
+    """Create the input, dead-letter and re-keyed topics that are missing; return the names created.
+
+    The re-keyed topic is Faust's to create too, but a worker that joins its group before the new
+    topic shows up in the cluster metadata is assigned no partition of it: create it first.
+    """
+    wanted = [*settings.input_topics, settings.topic_dlq, rekeyed_topic(settings)]
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=10_000)
     try:
         await asyncio.wait_for(admin.start(), timeout_s)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -175,7 +175,7 @@ def converge(fetch: Callable[[], Any], expected: Any, what: str, timeout: float 
     assert actual == expected, what
 
 
-def gauges(worker: WorkerProcess, expected: dict[Series, float | None]) -> dict[Series, float | None]:
+def gauges(worker: WorkerProcess, expected: Mapping[Series, float | None]) -> dict[Series, float | None]:
     """The exported value of each expected series (``None``: not exported)."""
     got = samples(worker.metrics())
     return {s: got.get(s) for s in expected}
@@ -197,7 +197,7 @@ def check_query(worker: WorkerProcess, segment: str, kpis: dict[str, Any], input
 def worker(stack: str) -> Iterator[WorkerProcess]:
     env = isolated_env(RETENTION_CLOCK="event")
     with running_worker(env) as w:
-        messages = [
+        messages: list[tuple[str, bytes | None, bytes]] = [
             (env[topic], _key(ev), encode(ev))
             for topic, events in DOMAINS.items()
             for ev in sorted(events, key=lambda e: e["time"])  # per key in event-time order: never too late

@@ -205,7 +205,7 @@ def test_cdnow_purchases_replayed_through_kafka_match_pandas(stack: str) -> None
             assert ignored == 0, f"{ignored} CDNOW events were ignored (log {worker.log})"
             return False
 
-        poll(applied, 120, f"the worker to apply {len(rows)} orders and {len(signups)} sign-ups", interval=2.0)
+        poll(applied, 120, f"the worker to apply {len(rows)} orders and {len(signups)} sign-ups", interval=1.0)
         caught_up = time.monotonic()
 
         text = worker.metrics()
