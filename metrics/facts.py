@@ -62,6 +62,10 @@ class Derived:
 class _Ticket:
     opened: int | None = None
     replied: bool = False
+    waits_for_reply: bool = False  # in the first-reply backlog: no agent reply and not resolved yet
+    # Segments the ticket entered the backlogs in: it must leave them from the same segments.
+    reply_keys: tuple[str, ...] = ()
+    resolution_keys: tuple[str, ...] = ()
     resolved: bool = False  # currently resolved (reopens clear it)
     first_resolution_seen: bool = False
 
@@ -169,6 +173,8 @@ class _Replay:
             self.emit(t, COMPLAINT + label(category or None, self.ctx.categories))
         self.emit(t, AWAIT_REPLY_IN)
         self.emit(t, AWAIT_RESOLUTION_IN)
+        ticket.waits_for_reply = True
+        ticket.reply_keys = ticket.resolution_keys = self.keys
         return None
 
     def ticket_replied(self, r: Rec) -> None:
@@ -179,18 +185,24 @@ class _Replay:
             return None
         ticket.replied = True
         self.emit(r.time_us, FIRST_RESPONSE, max(r.time_us - ticket.opened, 0))
-        self.emit(r.time_us, AWAIT_REPLY_OUT)
+        self.stop_waiting_for_reply(ticket, r.time_us)
         return None
+
+    def stop_waiting_for_reply(self, ticket: _Ticket, t: int) -> None:
+        if ticket.waits_for_reply:
+            ticket.waits_for_reply = False
+            self.emit(t, AWAIT_REPLY_OUT, keys=ticket.reply_keys)
 
     def ticket_resolved(self, r: Rec) -> None:
         ticket = self.tickets.get(r.ref or "")
         if ticket is None or ticket.opened is None or ticket.resolved:
             return self.ignore(r, "resolve_unknown_or_resolved_ticket")
         ticket.resolved = True
+        self.stop_waiting_for_reply(ticket, r.time_us)  # solved without a reply: nobody waits for one
         if not ticket.first_resolution_seen:
             ticket.first_resolution_seen = True
             self.emit(r.time_us, RESOLUTION, max(r.time_us - ticket.opened, 0))
-        self.emit(r.time_us, AWAIT_RESOLUTION_OUT)
+        self.emit(r.time_us, AWAIT_RESOLUTION_OUT, keys=ticket.resolution_keys)
         return None
 
     def ticket_reopened(self, r: Rec) -> None:
@@ -200,6 +212,7 @@ class _Replay:
         ticket.resolved = False
         self.emit(r.time_us, REOPENED)
         self.emit(r.time_us, AWAIT_RESOLUTION_IN)
+        ticket.resolution_keys = self.keys
         return None
 
     # -- surveys and feedback --------------------------------------------------------------------
@@ -221,7 +234,10 @@ class _Replay:
         return None
 
     def feedback_responded(self, r: Rec) -> None:
+        if (r.ref or "") not in self.feedback:  # no item received (yet, in event time) to answer
+            return self.ignore(r, "response_to_unknown_feedback")
         self.responded.add(r.ref or "")
+        return None
 
     # -- sales team ------------------------------------------------------------------------------
 
@@ -245,7 +261,7 @@ class _Replay:
             if ref in self.responded:
                 self.emit(t, FEEDBACK_RESPONDED, keys=keys)
         for ticket in self.tickets.values():
-            if ticket.opened is not None and not ticket.replied:
+            if ticket.opened is not None and ticket.waits_for_reply:
                 self.emit(ticket.opened, PENDING_REPLY, keys=[ALL])
         return self.out
 

@@ -70,6 +70,7 @@ class Settings:
     currency: str = "EUR"
     currency_rates: dict[str, float] = field(default_factory=lambda: {"USD": 0.92, "GBP": 1.17, "CHF": 1.06})
     allowed_lateness: str = "7d"
+    history: str = "800d"
     timezone: str = "UTC"
     clock: Clock = "wall"
     store: str = "memory://"
@@ -80,6 +81,10 @@ class Settings:
     @property
     def allowed_lateness_seconds(self) -> int:
         return parse_duration(self.allowed_lateness)
+
+    @property
+    def history_seconds(self) -> int:
+        return parse_duration(self.history)
 
     @property
     def worker_dir(self) -> Path:
@@ -288,6 +293,12 @@ def _check_runtime(settings: Settings, fail: Fail) -> None:
             raise ValueError("must be positive")
     except ValueError as exc:
         raise fail("allowed_lateness", settings.allowed_lateness, "must be a duration like 7d or 36h") from exc
+    try:
+        history = settings.history_seconds
+    except ValueError as exc:
+        raise fail("history", settings.history, "must be a duration like 800d") from exc
+    if history < settings.allowed_lateness_seconds:
+        raise fail("history", settings.history, f"must be at least allowed_lateness={settings.allowed_lateness}")
     try:
         ZoneInfo(settings.timezone)
     except (ZoneInfoNotFoundError, ValueError) as exc:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from metrics.facts import Context, derive
+from metrics.prune import prune
 from metrics.records import TYPE_CODES, CustomerState, Rec, decode_state, encode_state, insert
 from metrics.segments import Segmenter
 from streams import contract as c
@@ -42,6 +43,7 @@ class Processor:
         self.settings = settings
         self.ctx = context(settings)
         self.lateness_us = settings.allowed_lateness_seconds * MICRO
+        self.history_us = settings.history_seconds * MICRO
         self.rates = {settings.currency: 1.0, **settings.currency_rates}
 
     def micro(self, amount: float | None, currency: str | None) -> int | None:
@@ -88,6 +90,7 @@ class Processor:
             return Outcome("too_late", detail=f"{behind:.0f}s behind the newest event of the same key, "
                            f"allowed_lateness={self.settings.allowed_lateness}")
         newest = event.time_us if old.newest_us is None else max(old.newest_us, event.time_us)
+        records = prune(records, newest - self.history_us)
         raw = encode_state(CustomerState(records=records, newest_us=newest))
         ignored = derive(records, self.ctx).ignored.get(event.id)
         return Outcome("ignored" if ignored else "applied", raw, ignored or "")
