@@ -227,6 +227,43 @@ def consume_all(bootstrap: str, topic: str, want: int, timeout: float = 30) -> l
     return asyncio.run(run())
 
 
+# -- Prometheus samples and convergence ---------------------------------------------------------
+
+Series = tuple[str, tuple[tuple[str, str], ...]]
+
+
+def series(name: str, **labels: str) -> Series:
+    return name, tuple(sorted(labels.items()))
+
+
+def samples(text: str) -> dict[Series, float]:
+    """Every sample of a Prometheus text exposition, by name and labels."""
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): float(s.value)
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def converge(fetch: Callable[[], Any], expected: Callable[[], Any] | Any, what: str, timeout: float = 60) -> Any:
+    """Poll ``fetch`` with a deadline until it equals ``expected`` (a value, or computed per attempt),
+    then assert the equality, so a failure shows a readable diff of the last attempt."""
+    deadline = time.monotonic() + timeout
+    actual: Any = None
+    want: Any = None
+    while time.monotonic() < deadline:
+        try:
+            want = expected() if callable(expected) else expected
+            actual = fetch()
+        except Exception as exc:  # a worker may be rebalancing or not serving yet: keep polling, report it
+            actual = exc
+        if actual == want:
+            return actual
+        time.sleep(0.2)
+    assert actual == want, what
+    return actual
+
+
 # -- the worker's logic without Kafka: processor + table dict + KPI store -------------------------
 
 

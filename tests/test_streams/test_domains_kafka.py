@@ -11,15 +11,24 @@ so the default allowed lateness (7 d per customer) never applies. The newest eve
 
 from __future__ import annotations
 
-import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
 import pytest
-from fixtures import WorkerProcess, encode, event, isolated_env, produce, running_worker
-from prometheus_client.parser import text_string_to_metric_families
+from fixtures import (
+    Series,
+    WorkerProcess,
+    converge,
+    encode,
+    event,
+    isolated_env,
+    produce,
+    running_worker,
+    samples,
+    series,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -143,37 +152,6 @@ def _us(text: str) -> int:
 
 
 # -- helpers -----------------------------------------------------------------------------------------
-
-Series = tuple[str, tuple[tuple[str, str], ...]]
-
-
-def series(name: str, **labels: str) -> Series:
-    return name, tuple(sorted(labels.items()))
-
-
-def samples(text: str) -> dict[Series, float]:
-    """Every sample of a Prometheus text exposition, by name and labels."""
-    return {
-        (s.name, tuple(sorted(s.labels.items()))): float(s.value)
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
-
-
-def converge(fetch: Callable[[], Any], expected: Any, what: str, timeout: float = 30) -> None:
-    """Poll ``fetch`` (with a deadline) until it returns ``expected``; then assert it, for a readable diff."""
-    deadline = time.monotonic() + timeout
-    actual: Any = None
-    while time.monotonic() < deadline:
-        try:
-            actual = fetch()
-        except Exception as exc:  # the worker's web server may not answer yet: keep polling, report it
-            actual = exc
-        if actual == expected:
-            return
-        time.sleep(0.2)
-    assert actual == expected, what
-
 
 def gauges(worker: WorkerProcess, expected: Mapping[Series, float | None]) -> dict[Series, float | None]:
     """The exported value of each expected series (``None``: not exported)."""

@@ -11,13 +11,23 @@ the workers is the KPI. When one worker stops, the survivor takes every partitio
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from functools import partial
 from typing import Any
 
 import pytest
-from fixtures import WorkerProcess, encode, event, free_port, isolated_env, produce, seed_example
-from prometheus_client.parser import text_string_to_metric_families
+from fixtures import (
+    Series,
+    WorkerProcess,
+    converge,
+    encode,
+    event,
+    free_port,
+    isolated_env,
+    produce,
+    samples,
+    seed_example,
+    series,
+)
 
 from metrics.exposition import owner
 
@@ -88,39 +98,6 @@ QUERY_INPUTS = {  # B, E, N, L, R, orders, order amount, refund amount
 }
 
 # -- helpers -----------------------------------------------------------------------------------------
-
-Series = tuple[str, tuple[tuple[str, str], ...]]
-
-
-def series(name: str, **labels: str) -> Series:
-    return name, tuple(sorted(labels.items()))
-
-
-def samples(text: str) -> dict[Series, float]:
-    return {
-        (s.name, tuple(sorted(s.labels.items()))): float(s.value)
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
-
-
-def converge(fetch: Callable[[], Any], expected: Callable[[], Any] | Any, what: str, timeout: float = 60) -> Any:
-    """Poll ``fetch`` with a deadline until it equals ``expected`` (a value, or computed per attempt)."""
-    deadline = time.monotonic() + timeout
-    actual: Any = None
-    want: Any = None
-    while time.monotonic() < deadline:
-        try:
-            want = expected() if callable(expected) else expected
-            actual = fetch()
-        except Exception as exc:  # a worker may be rebalancing or not serving yet: keep polling, report it
-            actual = exc
-        if actual == want:
-            return actual
-        time.sleep(0.2)
-    assert actual == want, what
-    return actual
-
 
 def expected_series() -> dict[tuple[str, Series], float | None]:
     """Every KPI series to check, keyed by the segment that owns it (global series: ``all``)."""
