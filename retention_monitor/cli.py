@@ -64,6 +64,21 @@ def _parser() -> argparse.ArgumentParser:
     config.add_argument("action", choices=["show"])
     config.add_argument("--json", action="store_true")
 
+    alerts = sub.add_parser("alerts", help="alert rules: list them, check a rule file, export Prometheus rules")
+    alerts_sub = alerts.add_subparsers(dest="alerts_action", required=True, metavar="ACTION")
+    a_list = alerts_sub.add_parser("list", help="the alert rules as a table")
+    a_list.add_argument("file", nargs="?", help="rule file (default: alert_rules, else the shipped alerts/rules.yml)")
+    a_list.set_defaults(command="alerts list")
+    a_check = alerts_sub.add_parser("check", help="validate a rule file (exit 2 with the first problem)")
+    a_check.add_argument("file", nargs="?", help="rule file (default: alert_rules, else the shipped alerts/rules.yml)")
+    a_check.set_defaults(command="alerts check")
+    a_prom = alerts_sub.add_parser("prometheus", help="write (or --check) the Prometheus alerting rules")
+    a_prom.add_argument("--check", action="store_true", help="exit 1 if the checked-in file is stale")
+    a_prom.add_argument("--rules", metavar="FILE", help="rule file (default: alert_rules, else alerts/rules.yml)")
+    a_prom.add_argument("--output", metavar="FILE",
+                        help="default: deploy/prometheus/rules/retention-alerts.yml of the source tree")
+    a_prom.set_defaults(command="alerts prometheus")
+
     demo = sub.add_parser("demo", help="stack up, a worker, simulated traffic; prints where to look")
     demo.add_argument("--duration", type=_positive_float, default=30.0, help="seconds of live traffic (default: 30)")
     demo.add_argument("--rate", type=_positive_float, default=200.0, help="live events per second (default: 200)")
@@ -127,7 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _handler(command: str) -> Handler:
-    from retention_monitor import commands
+    from retention_monitor import alerts_cli, commands
 
     handlers: dict[str, Handler] = {
         "stack": commands.stack,
@@ -138,6 +153,9 @@ def _handler(command: str) -> Handler:
         "schemas": commands.schemas,
         "config": commands.config,
         "demo": commands.demo,
+        "alerts list": alerts_cli.alerts_list,
+        "alerts check": alerts_cli.alerts_check,
+        "alerts prometheus": alerts_cli.alerts_prometheus,
     }
     return handlers[command]
 

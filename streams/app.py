@@ -12,9 +12,11 @@ crashes the agent (see ../shared/notes/faust-pitfalls.md), so every byte is chec
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -23,10 +25,14 @@ from faust.sensors.prometheus import setup_prometheus_sensors
 from faust.types import TP, EventT
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from alerts.delivery import AlertmanagerClient, DeliveryMetrics
+from alerts.engine import AlertEngine, Timing
+from alerts.rules import load_rules
+from alerts.state import StateMetrics, StateStore
 from metrics.exposition import KpiCollector, PipelineMetrics, now_us, owner
 from metrics.periods import parse_period
 from metrics.store import KpiStore
-from streams.config import Settings
+from streams.config import Settings, parse_duration
 from streams.contract import partition_key
 from streams.decode import Event, Rejection, decode
 from streams.errors import PeriodError
@@ -65,6 +71,7 @@ class Runtime:
     table: CustomerTable
     registry: CollectorRegistry
     pipeline: PipelineMetrics
+    alerts: AlertEngine | None = None
 
     def owned_segments(self) -> list[str]:
         """Segments whose gauges this worker exports (see :func:`metrics.exposition.owner`)."""
@@ -102,6 +109,9 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         consumer_auto_offset_reset="earliest",
         producer_max_request_size=max(settings.max_message_bytes * 2, 1_048_576),
         stream_wait_empty=False,
+        # A crashed worker's partitions (and the series and alerts it owned) move after this long.
+        broker_session_timeout=10.0,
+        broker_heartbeat_interval=2.0,
     )
     pipeline = PipelineMetrics.create(registry)
     processor = Processor(settings)
@@ -159,6 +169,12 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     async def follow_changelog() -> None:
         await follower.run()
 
+    alerting = _alerting(runtime)
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def alert_loop() -> None:
+        await alerting.run()
+
     @app.page("/kpis")
     async def kpis(web: Any, request: Any) -> Any:
         return _kpi_response(web, request, runtime)
@@ -170,6 +186,35 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     setup_prometheus_sensors(app, pattern="/faust-metrics", registry=registry, name_prefix="retention_faust")
     registry.register(KpiCollector(store, runtime.owned_segments, runtime.now_us, settings.tz, settings.currency))
     return runtime
+
+
+class Alerting:
+    """The alert engine, its Alertmanager client and Redis state, run as one worker task."""
+
+    def __init__(self, engine: AlertEngine, client: AlertmanagerClient, state: StateStore) -> None:
+        self.engine = engine
+        self.client = client
+        self.state = state
+        self.stop = asyncio.Event()
+
+    async def run(self) -> None:
+        try:
+            await asyncio.gather(self.engine.run(self.stop), self.client.run(self.stop))
+        finally:
+            await self.client.close()
+
+
+def _alerting(runtime: Runtime) -> Alerting:
+    settings = runtime.settings
+    rules = load_rules(Path(settings.alert_rules)) if settings.alert_rules else load_rules()
+    client = AlertmanagerClient(settings.alertmanager_url, metrics=DeliveryMetrics.create(runtime.registry))
+    state = StateStore(settings.redis_url, settings.app_id, metrics=StateMetrics.create(runtime.registry))
+    timing = Timing(parse_duration(settings.alert_interval), parse_duration(settings.alert_resend))
+    segments = [*runtime.processor.ctx.segmenter.all_keys()]
+    engine = AlertEngine(rules, runtime.store, owned=runtime.owned_segments, segments=segments,
+                         now_us=runtime.now_us, state=state, client=client, timing=timing)
+    runtime.alerts = engine
+    return Alerting(engine, client, state)
 
 
 async def _apply_one(runtime: Runtime, event: EventT[bytes], valid: Event, reject: Any) -> None:

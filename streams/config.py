@@ -76,6 +76,9 @@ class Settings:
     store: str = "memory://"
     data_dir: str = "~/.local/share/retention-monitor/worker"
     max_message_bytes: int = 1_048_576
+    alert_rules: str = ""
+    alert_interval: str = "10s"
+    alert_resend: str = "1m"
     log_level: str = "info"
 
     @property
@@ -307,5 +310,13 @@ def _check_runtime(settings: Settings, fail: Fail) -> None:
         raise fail("clock", settings.clock, "must be 'wall' (windows end now) or 'event' (at the newest event)")
     if settings.store not in ("memory://", "rocksdb://"):
         raise fail("store", settings.store, "must be memory:// or rocksdb://")
+    for name in ("alert_interval", "alert_resend"):
+        try:
+            if parse_duration(getattr(settings, name)) <= 0:
+                raise ValueError("must be positive")
+        except ValueError as exc:
+            raise fail(name, getattr(settings, name), "must be a duration like 10s or 1m") from exc
+    if settings.alert_rules and not Path(settings.alert_rules).is_file():
+        raise fail("alert_rules", settings.alert_rules, "no such rule file (empty: the shipped alerts/rules.yml)")
     if settings.log_level.lower() not in ("debug", "info", "warning", "error"):
         raise fail("log_level", settings.log_level, "must be debug, info, warning or error")

@@ -174,6 +174,14 @@ class WorkerProcess:
     def metrics(self) -> str:
         return get_text(f"{self.url}/metrics")
 
+    def metric_sum(self, name: str) -> float:
+        """The sum of every sample called ``name`` (0 if the worker does not answer)."""
+        try:
+            text = self.metrics()
+        except OSError:
+            return 0.0
+        return sum(v for (n, _), v in samples(text).items() if n == name)
+
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()

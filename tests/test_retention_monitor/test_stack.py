@@ -124,7 +124,8 @@ def test_generated_prometheus_config_is_valid(tmp_path: Path) -> None:
         ["promtool", "check", "config", str(prom.config_file)], capture_output=True, text=True, check=False
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "2 rules found" in done.stdout
+    assert "SUCCESS: 2 rule files found" in done.stdout
+    assert "retention-alerts.yml" in done.stdout
 
 
 @pytest.mark.skipif(shutil.which("amtool") is None, reason="amtool not installed")

@@ -1,0 +1,85 @@
+"""The KPIs an alert rule can watch: how to read each one's value and its sample size from a view.
+
+The sample size is what the KPI is computed over (customers at the start for churn, responses for
+NPS…): a rule's ``min_samples`` keeps a handful of answers from paging anyone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from metrics import kpis as K
+
+
+@dataclass(frozen=True)
+class Reading:
+    """A KPI value (``None``: undefined) and the number of samples behind it."""
+
+    value: float | None
+    samples: int
+
+
+Reader = Callable[[K.Ask], Reading]
+
+
+def _customers(key: str) -> Reader:
+    def read(a: K.Ask) -> Reading:
+        c = K.customers(a)
+        return Reading(c[key], c["inputs"]["B"])
+
+    return read
+
+
+def _commerce(key: str, samples: str) -> Reader:
+    def read(a: K.Ask) -> Reading:
+        c = K.commerce(a)
+        return Reading(c[key], c["inputs"][samples])
+
+    return read
+
+
+def _feedback(key: str, samples: tuple[str, ...]) -> Reader:
+    def read(a: K.Ask) -> Reading:
+        f = K.feedback(a)
+        return Reading(f[key], sum(f["inputs"][s] for s in samples))
+
+    return read
+
+
+def _duration(kind: str, stat: str) -> Reader:
+    def read(a: K.Ask) -> Reading:
+        d = K.durations(a, kind)
+        return Reading(d[stat], d["count"])
+
+    return read
+
+
+def _complaints(key: str) -> Reader:
+    def read(a: K.Ask) -> Reading:
+        s = K.support(a)
+        value = s[key]
+        return Reading(float(value) if value is not None else None, s["inputs"]["tickets_opened"])
+
+    return read
+
+
+NPS_INPUTS = ("nps_promoters", "nps_passives", "nps_detractors")
+
+KPIS: dict[str, Reader] = {
+    "retention_rate": _customers("retention_rate"),
+    "churn_rate": _customers("churn_rate"),
+    "winback_rate": _customers("winback_rate"),
+    "repeat_purchase_rate": _commerce("repeat_purchase_rate", "customers_ordering"),
+    "refund_rate": _commerce("refund_rate", "orders"),
+    "return_rate": _commerce("return_rate", "orders"),
+    "net_revenue": _commerce("net_revenue", "orders"),
+    "nps": _feedback("nps", NPS_INPUTS),
+    "csat": _feedback("csat", ("csat_responses",)),
+    "feedback_response_rate": _feedback("feedback_response_rate", ("feedback_received",)),
+    "first_response_p50_seconds": _duration("first_response", "p50"),
+    "first_response_p90_seconds": _duration("first_response", "p90"),
+    "resolution_p90_seconds": _duration("resolution", "p90"),
+    "complaints": _complaints("complaints"),
+    "complaints_per_1000_active": _complaints("complaints_per_1000_active"),
+}

@@ -1,0 +1,160 @@
+"""Alert rules as code: one YAML file, validated on load (one-line errors naming rule and field).
+
+Three kinds, all on event-time KPI windows:
+
+- ``static``: the KPI over ``window`` compared with ``threshold``;
+- ``change``: against the same KPI over ``baseline_window`` — ``value OP baseline * factor + delta``,
+  the baseline optionally scaled to the rule's window (``scale_to_window``, e.g. a daily mean);
+- ``anomaly``: a z-score against the KPI over the ``buckets`` windows of the same length before it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from alerts.catalog import KPIS
+from metrics.periods import ROLLING
+from streams.config import parse_duration
+from streams.errors import RetentionMonitorError
+
+DEFAULT_RULES = Path(__file__).with_name("rules.yml")
+Kind = Literal["static", "change", "anomaly"]
+Op = Literal[">", ">=", "<", "<="]
+_NAME = re.compile(r"^[A-Z][A-Za-z0-9]{2,80}$")
+_SEGMENT = re.compile(r"^(all|[a-z0-9_.-]+:([a-z0-9_.-]+|\*))$")
+
+
+class RuleError(RetentionMonitorError):
+    """An alert rule file or one of its rules is not valid."""
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One alert rule; see the module docstring for the kinds."""
+
+    name: str
+    kpi: str
+    window: str
+    op: Op
+    severity: Literal["critical", "warning", "info"]
+    summary: str
+    kind: Kind = "static"
+    threshold: float = 0.0
+    segments: tuple[str, ...] = ("all",)
+    baseline_window: str | None = None
+    factor: float = 1.0
+    delta: float = 0.0
+    scale_to_window: bool = False
+    buckets: int = 0
+    z: float = 3.0
+    min_samples: int = 0
+    for_: str = "0s"
+    keep_firing_for: str = "0s"
+    description: str = ""
+    runbook_url: str = ""
+    dashboard_url: str = ""
+    labels: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def for_seconds(self) -> int:
+        return parse_duration(self.for_)
+
+    @property
+    def keep_firing_seconds(self) -> int:
+        return parse_duration(self.keep_firing_for)
+
+    @property
+    def window_seconds(self) -> int:
+        return ROLLING[self.window] * 86_400
+
+
+_FIELDS = {f.name.rstrip("_"): f.name for f in fields(Rule)}
+_REQUIRED = ("name", "kpi", "window", "op", "severity", "summary")
+
+
+def load_rules(path: Path = DEFAULT_RULES) -> list[Rule]:
+    """Read and validate ``path``; raise :class:`RuleError` with a one-line message on the first problem."""
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise RuleError(f"{path}: cannot read ({exc.strerror})") from exc
+    except yaml.YAMLError as exc:
+        raise RuleError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from exc
+    if not isinstance(doc, dict) or not isinstance(doc.get("rules"), list):
+        raise RuleError(f"{path}: expected a mapping with a 'rules' list")
+    rules = [parse_rule(raw, i, path) for i, raw in enumerate(doc["rules"])]
+    names = [r.name for r in rules]
+    for name in names:
+        if names.count(name) > 1:
+            raise RuleError(f"{path}: rule {name}: name: used by more than one rule")
+    return rules
+
+
+def parse_rule(raw: Any, index: int, path: Path | str = "rules") -> Rule:
+    where = f"{path}: rule #{index + 1}"
+    if not isinstance(raw, dict):
+        raise RuleError(f"{where}: must be a mapping")
+    if isinstance(raw.get("name"), str):
+        where = f"{path}: rule {raw['name']}"
+    for key in raw:
+        if key not in _FIELDS:
+            raise RuleError(f"{where}: {key}: unknown field; allowed: {', '.join(sorted(_FIELDS))}")
+    for key in _REQUIRED:
+        if key not in raw:
+            raise RuleError(f"{where}: {key}: missing")
+    values = {_FIELDS[k]: v for k, v in raw.items()}
+    if "segments" in values:
+        segs = values["segments"]
+        values["segments"] = tuple(segs) if isinstance(segs, list) else segs
+    try:
+        rule = Rule(**values)
+    except TypeError as exc:
+        raise RuleError(f"{where}: {exc}") from exc
+    _check(rule, where)
+    return rule
+
+
+def _fail(where: str, field_name: str, value: Any, allowed: str) -> RuleError:
+    return RuleError(f"{where}: {field_name}={value!r}: {allowed}")
+
+
+def _check(r: Rule, where: str) -> None:
+    checks: list[tuple[bool, str, Any, str]] = [
+        (isinstance(r.name, str) and bool(_NAME.match(r.name)), "name", r.name, "must be CamelCase, e.g. ChurnHigh"),
+        (r.kind in ("static", "change", "anomaly"), "kind", r.kind, "must be static, change or anomaly"),
+        (r.kpi in KPIS, "kpi", r.kpi, f"must be one of {', '.join(KPIS)}"),
+        (r.window in ROLLING, "window", r.window, f"must be one of {', '.join(ROLLING)}"),
+        (r.op in (">", ">=", "<", "<="), "op", r.op, "must be >, >=, < or <="),
+        (r.severity in ("critical", "warning", "info"), "severity", r.severity, "must be critical, warning or info"),
+        (isinstance(r.segments, tuple) and all(isinstance(s, str) and _SEGMENT.match(s) for s in r.segments)
+         and bool(r.segments), "segments", r.segments, "must be a list of all, DIMENSION:VALUE or DIMENSION:*"),
+        (_number(r.threshold), "threshold", r.threshold, "must be a number"),
+        (_number(r.factor) and _number(r.delta), "factor", (r.factor, r.delta), "factor and delta must be numbers"),
+        (isinstance(r.min_samples, int) and r.min_samples >= 0, "min_samples", r.min_samples,
+         "must be an integer >= 0"),
+        (isinstance(r.summary, str) and bool(r.summary), "summary", r.summary, "must be a non-empty template"),
+    ]
+    if r.kind == "change":
+        checks.append((r.baseline_window in ROLLING, "baseline_window", r.baseline_window,
+                       f"change rules need one of {', '.join(ROLLING)}"))
+    if r.kind == "anomaly":
+        checks.append((isinstance(r.buckets, int) and 3 <= r.buckets <= 400, "buckets", r.buckets,
+                       "anomaly rules need 3-400 trailing buckets"))
+        checks.append((_number(r.z) and r.z > 0, "z", r.z, "must be a number > 0"))
+    for ok, name, value, allowed in checks:
+        if not ok:
+            raise _fail(where, name, value, allowed)
+    for name in ("for_", "keep_firing_for"):
+        try:
+            parse_duration(getattr(r, name))
+        except (ValueError, AttributeError) as exc:
+            raise _fail(where, name.rstrip("_"), getattr(r, name), "must be a duration like 0s, 5m or 1h") from exc
+
+
+def _number(x: Any) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool)

@@ -1,0 +1,77 @@
+"""The handlers of ``retention-monitor alerts list | check | prometheus``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from alerts import prometheus
+from alerts.rules import DEFAULT_RULES, Rule, load_rules
+from streams.config import LoadedSettings
+
+
+def rules_path(loaded: LoadedSettings, explicit: str | None = None) -> Path:
+    """``explicit``, else the ``alert_rules`` setting, else the shipped ``alerts/rules.yml``."""
+    if explicit:
+        return Path(explicit)
+    return Path(loaded.settings.alert_rules) if loaded.settings.alert_rules else DEFAULT_RULES
+
+
+def condition(rule: Rule) -> str:
+    """A rule's condition as one line of text, e.g. ``nps < nps[90d] - 15 (n >= 30)``."""
+    if rule.kind == "static":
+        text = f"{rule.kpi} {rule.op} {rule.threshold:g}"
+    elif rule.kind == "change":
+        base = f"{rule.kpi}[{rule.baseline_window}]"
+        if rule.scale_to_window and rule.window != rule.baseline_window:
+            base = f"{base} * {rule.window}/{rule.baseline_window}"
+        if rule.factor != 1:
+            base = f"{rule.factor:g} * {base}"
+        if rule.delta:
+            base = f"{base} {'+' if rule.delta > 0 else '-'} {abs(rule.delta):g}"
+        text = f"{rule.kpi} {rule.op} {base}"
+    else:
+        sign = "+" if rule.op.startswith(">") else "-"
+        text = f"{rule.kpi} {rule.op} mean {sign} {rule.z:g} sd of the last {rule.buckets} x {rule.window}"
+    if rule.min_samples:
+        text += f" (n >= {rule.min_samples})"
+    return text
+
+
+def alerts_list(args: argparse.Namespace, loaded: LoadedSettings, console: Console) -> int:
+    path = rules_path(loaded, getattr(args, "file", None))
+    rules = load_rules(path)
+    table = Table(title=f"alert rules ({path})")
+    for col in ("name", "kind", "kpi", "window", "segments", "condition", "for", "severity", "prometheus"):
+        table.add_column(col)
+    for r in rules:
+        table.add_row(r.name, r.kind, r.kpi, r.window, ", ".join(r.segments), condition(r), r.for_, r.severity,
+                      "yes" if prometheus.expressible(r) else "stream only")
+    console.print(table)
+    return 0
+
+
+def alerts_check(args: argparse.Namespace, loaded: LoadedSettings, console: Console) -> int:
+    """Validate a rule file; a bad one raises :class:`alerts.rules.RuleError` (the CLI exits 2)."""
+    path = rules_path(loaded, getattr(args, "file", None))
+    rules = load_rules(path)
+    console.print(f"{path}: {len(rules)} rules OK", highlight=False)
+    return 0
+
+
+def alerts_prometheus(args: argparse.Namespace, loaded: LoadedSettings, console: Console) -> int:
+    """Write the Prometheus alerting rules of the alert rules, or with ``--check`` exit 1 if they are stale."""
+    source = rules_path(loaded, getattr(args, "rules", None))
+    output = Path(getattr(args, "output", None) or prometheus.DEFAULT_OUTPUT)
+    if getattr(args, "check", False):
+        if prometheus.stale(output, source):
+            console.print(f"{output} is stale; run `retention-monitor alerts prometheus`", highlight=False)
+            return 1
+        console.print(f"{output} is up to date", highlight=False)
+        return 0
+    prometheus.write(output, source)
+    console.print(f"wrote {output}", highlight=False)
+    return 0

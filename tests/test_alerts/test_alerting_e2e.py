@@ -1,0 +1,170 @@
+"""End to end: events through the real Kafka, two workers with state in the real Redis, a real
+Alertmanager routing to a local webhook receiver. A churn spike pages once with the right labels,
+survives a kill -9 of its owner without a second page, and resolves when churn recovers."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fixtures import WorkerProcess, encode, event, free_port, get_json, isolated_env, poll, produce
+from redis import Redis
+
+from metrics.exposition import owner
+
+pytestmark = pytest.mark.integration
+
+T0 = datetime(2025, 3, 10, 12, tzinfo=UTC)
+
+
+class Receiver:
+    """A webhook receiver that records every Alertmanager notification."""
+
+    def __init__(self) -> None:
+        self.notifications: list[dict[str, Any]] = []
+        self.times: list[float] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                receiver.notifications.append(json.loads(body))
+                receiver.times.append(time.monotonic())
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def alerts(self, name: str, status: str) -> list[tuple[float, dict[str, Any]]]:
+        return [(t, a) for t, n in zip(self.times, self.notifications, strict=True) for a in n["alerts"]
+                if a["labels"]["alertname"] == name and a["status"] == status]
+
+
+@contextmanager
+def alertmanager(tmp: Path, receiver_port: int) -> Iterator[str]:
+    """A real Alertmanager with short grouping times, routing everything to the receiver."""
+    port = free_port()
+    config = tmp / "alertmanager.yml"
+    config.write_text(f"""
+route:
+  receiver: pager
+  group_by: [alertname, kpi, segment]
+  group_wait: 1s
+  group_interval: 2s
+  repeat_interval: 1h
+receivers:
+  - name: pager
+    webhook_configs:
+      - url: http://127.0.0.1:{receiver_port}/pager
+        send_resolved: true
+""")
+    binary = shutil.which("prometheus-alertmanager")
+    assert binary, "the stack installs prometheus-alertmanager"
+    proc = subprocess.Popen([binary, f"--config.file={config}", f"--storage.path={tmp / 'am-data'}",
+                             f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address="],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        poll(lambda: get_json(f"{url}/api/v2/status"), 30, "alertmanager to start")
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def rule_file(tmp: Path, name: str) -> Path:
+    path = tmp / "rules.yml"
+    path.write_text(f"""
+rules:
+  - name: {name}
+    kpi: churn_rate
+    window: 1d
+    segments: [all]
+    op: ">"
+    threshold: 0.2
+    min_samples: 10
+    for: 3s
+    keep_firing_for: 0s
+    severity: critical
+    summary: "Churn {{value:.0%}} over 1 day in {{segment}}"
+    description: "{{samples}} customers at the start of the window"
+    runbook_url: https://example.invalid/runbook#churn
+    dashboard_url: https://example.invalid/d/overview
+""")
+    return path
+
+
+def lifecycle(env: dict[str, str], events: list[dict[str, Any]]) -> list[tuple[str, bytes | None, bytes]]:
+    return [(env["RETENTION_TOPIC_LIFECYCLE"], e["data"]["customer_id"].encode(), encode(e)) for e in events]
+
+
+def test_churn_spike_pages_once_survives_a_restart_and_resolves(stack: str, tmp_path: Path) -> None:
+    receiver = Receiver()
+    name = f"E2EChurnSpike{uuid.uuid4().hex[:8]}"
+    with alertmanager(tmp_path, receiver.port) as am_url:
+        base = isolated_env(RETENTION_CLOCK="event", RETENTION_ALERTMANAGER_URL=am_url,
+                            RETENTION_ALERT_RULES=str(rule_file(tmp_path, name)),
+                            RETENTION_ALERT_INTERVAL="1s", RETENTION_ALERT_RESEND="2s")
+        a = WorkerProcess(base).start()
+        b = WorkerProcess({**base, "RETENTION_WEB_PORT": str(free_port()),
+                           "RETENTION_DATA_DIR": base["RETENTION_DATA_DIR"] + "-b"})
+        try:
+            b.start()
+            poll(lambda: len(a.kpis("2025")["worker"]["partitions"]) + len(b.kpis("2025")["worker"]["partitions"])
+                 == 4, 60, "both workers to share the partitions")
+            signups = [event("customer.signed_up", T0 - timedelta(days=5), {"customer_id": f"c{i}"}) for i in range(20)]
+            churns = [event("customer.churned", T0 - timedelta(hours=i), {"customer_id": f"c{i}"}) for i in range(6)]
+            produce(stack, lifecycle(base, signups + churns))
+            published = time.monotonic()
+
+            firing = poll(lambda: receiver.alerts(name, "firing"), 60, "the churn spike page")
+            delay = firing[0][0] - published
+            alert = firing[0][1]
+            assert alert["labels"] == {"alertname": name, "severity": "critical", "kpi": "churn_rate",
+                                       "window": "1d", "segment": "all"}
+            assert alert["annotations"]["summary"] == "Churn 30% over 1 day in all"  # 6 lost / 20 at the start
+            assert alert["annotations"]["description"] == "20 customers at the start of the window"
+            assert alert["annotations"]["runbook_url"] == "https://example.invalid/runbook#churn"
+            print(f"delay from publishing the breaching events to the page: {delay:.1f}s")
+
+            # kill -9 the owner of segment "all" while firing, restart it: the state in Redis carries the
+            # firing alert over, so it is re-sent with the same start, neither resolved nor paged again
+            state_key = f"retention:{base['RETENTION_APP_ID']}:alert:{name}:all"
+            redis = Redis.from_url("redis://127.0.0.1:6379/0", decode_responses=True)
+            firing_since = poll(lambda: redis.hget(state_key, "firing_since"), 30, "the alert state in Redis")
+            owner_worker = a if owner("all", 4) in a.kpis("2025")["worker"]["partitions"] else b
+            assert owner_worker.proc is not None
+            owner_worker.proc.kill()
+            owner_worker.proc.wait()
+            owner_worker.start()
+            poll(lambda: sum(w.metric_sum("retention_alerts_sent_total") for w in (a, b)) >= 3, 60,
+                 "re-sends after the restart")
+            assert redis.hget(state_key, "firing_since") == firing_since
+            assert receiver.alerts(name, "resolved") == []
+
+            # recovery: enough new customers for the next day's window that churn falls below 20 %
+            later = [event("customer.signed_up", T0 + timedelta(days=2), {"customer_id": f"n{i}"}) for i in range(30)]
+            produce(stack, lifecycle(base, later))
+            resolved = poll(lambda: receiver.alerts(name, "resolved"), 60, "the resolved notification")
+            assert resolved[0][1]["labels"]["alertname"] == name
+            pages = {a_["startsAt"] for _, a_ in receiver.alerts(name, "firing")}
+            assert len(pages) == 1, f"paged more than once: {pages}"
+        finally:
+            a.stop()
+            b.stop()
