@@ -88,6 +88,12 @@ class AlertEngine:
         self.timing = timing
         self.evaluations = 0
 
+    def dry_run(self, end_us: int) -> list[Observation]:
+        """What every rule sees on every configured segment for windows ending at ``end_us``
+        (no state, no delivery): which rules would fire then, and why."""
+        return [observe(self.store.index, rule, segment, end_us)
+                for rule in self.rules for segment in self.targets[rule.name]]
+
     async def evaluate(self, now: float | None = None) -> list[Observation]:
         """One pass over every rule and owned segment; returns what was observed."""
         now = time.time() if now is None else now

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import json
+import urllib.error
+import urllib.parse
+import urllib.request
 from pathlib import Path
 
 from rich.console import Console
@@ -11,6 +15,7 @@ from rich.table import Table
 from alerts import prometheus
 from alerts.rules import DEFAULT_RULES, Rule, load_rules
 from streams.config import LoadedSettings
+from streams.errors import QueryError
 
 
 def rules_path(loaded: LoadedSettings, explicit: str | None = None) -> Path:
@@ -75,3 +80,36 @@ def alerts_prometheus(args: argparse.Namespace, loaded: LoadedSettings, console:
     prometheus.write(output, source)
     console.print(f"wrote {output}", highlight=False)
     return 0
+
+
+def alerts_test(args: argparse.Namespace, loaded: LoadedSettings, console: Console) -> int:
+    """Which rules would fire at the end of ``--period`` on a running worker's data, and why."""
+    url = args.url or f"http://{loaded.settings.web_host}:{loaded.settings.web_port}"
+    query = urllib.parse.urlencode({"period": args.period})
+    try:
+        with urllib.request.urlopen(f"{url}/alerts?{query}", timeout=30) as resp:
+            answer = json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        raise QueryError(f"{url}/alerts: {json.loads(exc.read()).get('error', exc.reason)}") from exc
+    except (urllib.error.URLError, OSError) as exc:
+        raise QueryError(f"no worker answers at {url} ({exc}); start one with `retention-monitor worker`") from exc
+    if args.json:
+        console.print_json(json.dumps(answer))
+        return 0
+    table = Table(title=f"alert rules at the end of {answer['period']['label']} ({answer['period']['end']})")
+    for col in ("rule", "segment", "would fire", "value", "baseline / z", "samples", "why"):
+        table.add_column(col)
+    for r in answer["rules"]:
+        if r["undefined"]:
+            why = "undefined KPI" if r["value"] is None else f"only {r['samples']} samples < {r['min_samples']}"
+        else:
+            why = "condition holds" if r["would_fire"] else "condition does not hold"
+        base = r["z_score"] if r["kind"] == "anomaly" else r["baseline"]
+        table.add_row(r["rule"], r["segment"], "[red]yes" if r["would_fire"] else "no", _num(r["value"]),
+                      _num(base), str(r["samples"]), why)
+    console.print(table)
+    return 0
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4g}"

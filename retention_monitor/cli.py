@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from rich.console import Console
 
@@ -64,20 +65,7 @@ def _parser() -> argparse.ArgumentParser:
     config.add_argument("action", choices=["show"])
     config.add_argument("--json", action="store_true")
 
-    alerts = sub.add_parser("alerts", help="alert rules: list them, check a rule file, export Prometheus rules")
-    alerts_sub = alerts.add_subparsers(dest="alerts_action", required=True, metavar="ACTION")
-    a_list = alerts_sub.add_parser("list", help="the alert rules as a table")
-    a_list.add_argument("file", nargs="?", help="rule file (default: alert_rules, else the shipped alerts/rules.yml)")
-    a_list.set_defaults(command="alerts list")
-    a_check = alerts_sub.add_parser("check", help="validate a rule file (exit 2 with the first problem)")
-    a_check.add_argument("file", nargs="?", help="rule file (default: alert_rules, else the shipped alerts/rules.yml)")
-    a_check.set_defaults(command="alerts check")
-    a_prom = alerts_sub.add_parser("prometheus", help="write (or --check) the Prometheus alerting rules")
-    a_prom.add_argument("--check", action="store_true", help="exit 1 if the checked-in file is stale")
-    a_prom.add_argument("--rules", metavar="FILE", help="rule file (default: alert_rules, else alerts/rules.yml)")
-    a_prom.add_argument("--output", metavar="FILE",
-                        help="default: deploy/prometheus/rules/retention-alerts.yml of the source tree")
-    a_prom.set_defaults(command="alerts prometheus")
+    _add_alerts(sub)
 
     demo = sub.add_parser("demo", help="stack up, a worker, simulated traffic; prints where to look")
     demo.add_argument("--duration", type=_positive_float, default=30.0, help="seconds of live traffic (default: 30)")
@@ -87,6 +75,28 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--customers", type=_positive_int, default=3000, help="customer population (default: 3000)")
     demo.add_argument("--keep", action="store_true", help="leave the worker running afterwards")
     return p
+
+
+def _add_alerts(sub: Any) -> None:
+    alerts = sub.add_parser("alerts", help="alert rules: list them, check a rule file, export Prometheus rules")
+    alerts_sub = alerts.add_subparsers(dest="alerts_action", required=True, metavar="ACTION")
+    a_list = alerts_sub.add_parser("list", help="the alert rules as a table")
+    a_list.add_argument("file", nargs="?", help="rule file (default: alert_rules, else the shipped alerts/rules.yml)")
+    a_list.set_defaults(command="alerts list")
+    a_check = alerts_sub.add_parser("check", help="validate a rule file (exit 2 with the first problem)")
+    a_check.add_argument("file", nargs="?", help="rule file (default: alert_rules, else the shipped alerts/rules.yml)")
+    a_check.set_defaults(command="alerts check")
+    a_test = alerts_sub.add_parser("test", help="which rules would fire at the end of a period, and why")
+    a_test.add_argument("--period", required=True, help="2025-Q1, 2025-03-14, START/END …")
+    a_test.add_argument("--url", help="worker base URL (default: http://web_host:web_port)")
+    a_test.add_argument("--json", action="store_true", help="print the raw JSON answer")
+    a_test.set_defaults(command="alerts test")
+    a_prom = alerts_sub.add_parser("prometheus", help="write (or --check) the Prometheus alerting rules")
+    a_prom.add_argument("--check", action="store_true", help="exit 1 if the checked-in file is stale")
+    a_prom.add_argument("--rules", metavar="FILE", help="rule file (default: alert_rules, else alerts/rules.yml)")
+    a_prom.add_argument("--output", metavar="FILE",
+                        help="default: deploy/prometheus/rules/retention-alerts.yml of the source tree")
+    a_prom.set_defaults(command="alerts prometheus")
 
 
 def _port(text: str) -> int:
@@ -156,6 +166,7 @@ def _handler(command: str) -> Handler:
         "alerts list": alerts_cli.alerts_list,
         "alerts check": alerts_cli.alerts_check,
         "alerts prometheus": alerts_cli.alerts_prometheus,
+        "alerts test": alerts_cli.alerts_test,
     }
     return handlers[command]
 

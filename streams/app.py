@@ -179,6 +179,10 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     async def kpis(web: Any, request: Any) -> Any:
         return _kpi_response(web, request, runtime)
 
+    @app.page("/alerts")
+    async def alerts_view(web: Any, request: Any) -> Any:
+        return _alerts_response(web, request, runtime)
+
     @app.page("/metrics")
     async def metrics(web: Any, request: Any) -> Any:
         return AioResponse(body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
@@ -207,7 +211,8 @@ class Alerting:
 def _alerting(runtime: Runtime) -> Alerting:
     settings = runtime.settings
     rules = load_rules(Path(settings.alert_rules)) if settings.alert_rules else load_rules()
-    client = AlertmanagerClient(settings.alertmanager_url, metrics=DeliveryMetrics.create(runtime.registry))
+    client = AlertmanagerClient(settings.alertmanager_url, metrics=DeliveryMetrics.create(runtime.registry),
+                                webhook_url=settings.alert_webhook_url or None)
     state = StateStore(settings.redis_url, settings.app_id, metrics=StateMetrics.create(runtime.registry))
     timing = Timing(parse_duration(settings.alert_interval), parse_duration(settings.alert_resend))
     segments = [*runtime.processor.ctx.segmenter.all_keys()]
@@ -234,6 +239,26 @@ async def _apply_one(runtime: Runtime, event: EventT[bytes], valid: Event, rejec
     if outcome.state is not None:
         runtime.table[key] = outcome.state
         pipeline.last_update.set_to_current_time()
+
+
+def _alerts_response(web: Any, request: Any, runtime: Runtime) -> Any:
+    """``GET /alerts?period=P``: every rule on every segment with windows ending at the end of P."""
+    period_text = request.query.get("period")
+    if not period_text:
+        return web.json({"error": "missing ?period=; use e.g. 2025-Q1"}, status=400)
+    try:
+        period = parse_period(period_text, runtime.settings.tz)
+    except PeriodError as exc:
+        return web.json({"error": str(exc)}, status=400)
+    assert runtime.alerts is not None
+    rows = [
+        {"rule": o.rule.name, "kind": o.rule.kind, "kpi": o.rule.kpi, "window": o.rule.window,
+         "segment": o.segment, "severity": o.rule.severity, "would_fire": bool(o.breached),
+         "value": o.value, "baseline": o.baseline, "z_score": o.z_score, "samples": o.samples,
+         "min_samples": o.rule.min_samples, "undefined": o.breached is None}
+        for o in runtime.alerts.dry_run(period.end_us)
+    ]
+    return web.json({"period": {"label": period.label, "end": period.end.isoformat()}, "rules": rows})
 
 
 def _key(event: EventT[bytes]) -> bytes:

@@ -79,6 +79,7 @@ class Settings:
     alert_rules: str = ""
     alert_interval: str = "10s"
     alert_resend: str = "1m"
+    alert_webhook_url: str = ""
     log_level: str = "info"
 
     @property
@@ -225,7 +226,7 @@ def validate(settings: Settings, sources: Mapping[str, str] | None = None) -> No
     def fail(name: str, value: Any, allowed: str) -> ConfigError:
         return ConfigError(f"{_where(name, src.get(name, name))}={value!r}: {allowed}")
 
-    for check in (_check_kafka, _check_services, _check_segments, _check_money, _check_runtime):
+    for check in (_check_kafka, _check_services, _check_segments, _check_money, _check_runtime, _check_alerts):
         check(settings, fail)
 
 
@@ -310,13 +311,18 @@ def _check_runtime(settings: Settings, fail: Fail) -> None:
         raise fail("clock", settings.clock, "must be 'wall' (windows end now) or 'event' (at the newest event)")
     if settings.store not in ("memory://", "rocksdb://"):
         raise fail("store", settings.store, "must be memory:// or rocksdb://")
+    if settings.log_level.lower() not in ("debug", "info", "warning", "error"):
+        raise fail("log_level", settings.log_level, "must be debug, info, warning or error")
+
+
+def _check_alerts(settings: Settings, fail: Fail) -> None:
     for name in ("alert_interval", "alert_resend"):
         try:
             if parse_duration(getattr(settings, name)) <= 0:
                 raise ValueError("must be positive")
         except ValueError as exc:
             raise fail(name, getattr(settings, name), "must be a duration like 10s or 1m") from exc
+    if settings.alert_webhook_url and not settings.alert_webhook_url.startswith(("http://", "https://")):
+        raise fail("alert_webhook_url", settings.alert_webhook_url, "must start with http:// or https:// (or be empty)")
     if settings.alert_rules and not Path(settings.alert_rules).is_file():
         raise fail("alert_rules", settings.alert_rules, "no such rule file (empty: the shipped alerts/rules.yml)")
-    if settings.log_level.lower() not in ("debug", "info", "warning", "error"):
-        raise fail("log_level", settings.log_level, "must be debug, info, warning or error")

@@ -5,8 +5,10 @@ survives a kill -9 of its owner without a second page, and resolves when churn r
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -18,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fixtures import WorkerProcess, encode, event, free_port, get_json, isolated_env, poll, produce
+from fixtures import ROOT, WorkerProcess, encode, event, free_port, get_json, isolated_env, poll, produce
 from redis import Redis
 
 from metrics.exposition import owner
@@ -142,6 +144,16 @@ def test_churn_spike_pages_once_survives_a_restart_and_resolves(stack: str, tmp_
             assert alert["annotations"]["description"] == "20 customers at the start of the window"
             assert alert["annotations"]["runbook_url"] == "https://example.invalid/runbook#churn"
             print(f"delay from publishing the breaching events to the page: {delay:.1f}s")
+
+            # `alerts test`: which rules would fire at the end of a period, and why
+            cli = subprocess.run(
+                [sys.executable, "-m", "retention_monitor.cli", "alerts", "test", "--json", "--url", a.url,
+                 "--period", "2025-03-09T00:00:00Z/2025-03-10T12:00:01Z"],
+                capture_output=True, text=True, cwd=ROOT, env={**os.environ, **base}, check=True,
+            )
+            (row,) = json.loads(cli.stdout)["rules"]
+            assert (row["rule"], row["segment"], row["would_fire"], row["value"], row["samples"]) == (
+                name, "all", True, 0.3, 20)
 
             # kill -9 the owner of segment "all" while firing, restart it: the state in Redis carries the
             # firing alert over, so it is re-sent with the same start, neither resolved nor paged again
