@@ -30,7 +30,7 @@ from alerts.engine import AlertEngine, Timing
 from alerts.rules import load_rules
 from alerts.state import StateMetrics, StateStore
 from metrics.exposition import KpiCollector, PipelineMetrics, now_us, owner
-from metrics.periods import parse_period
+from metrics.periods import Period, parse_period
 from metrics.store import KpiStore
 from streams.config import Settings, parse_duration
 from streams.contract import partition_key
@@ -243,13 +243,9 @@ async def _apply_one(runtime: Runtime, event: EventT[bytes], valid: Event, rejec
 
 def _alerts_response(web: Any, request: Any, runtime: Runtime) -> Any:
     """``GET /alerts?period=P``: every rule on every segment with windows ending at the end of P."""
-    period_text = request.query.get("period")
-    if not period_text:
-        return web.json({"error": "missing ?period=; use e.g. 2025-Q1"}, status=400)
-    try:
-        period = parse_period(period_text, runtime.settings.tz)
-    except PeriodError as exc:
-        return web.json({"error": str(exc)}, status=400)
+    period = _period(request, runtime)
+    if isinstance(period, str):
+        return web.json({"error": period}, status=400)
     assert runtime.alerts is not None
     rows = [
         {"rule": o.rule.name, "kind": o.rule.kind, "kpi": o.rule.kpi, "window": o.rule.window,
@@ -268,16 +264,22 @@ def _key(event: EventT[bytes]) -> bytes:
     return key
 
 
-def _kpi_response(web: Any, request: Any, runtime: Runtime) -> Any:
-    params = request.query
-    period_text = params.get("period")
-    segment = params.get("segment", "all")
-    if not period_text:
-        return web.json({"error": "missing ?period=; use e.g. 2025-Q1"}, status=400)
+def _period(request: Any, runtime: Runtime) -> Period | str:
+    """The ``?period=`` of a request, or the error message for a missing or bad one."""
+    text = request.query.get("period")
+    if not text:
+        return "missing ?period=; use e.g. 2025-Q1"
     try:
-        period = parse_period(period_text, runtime.settings.tz)
+        return parse_period(text, runtime.settings.tz)
     except PeriodError as exc:
-        return web.json({"error": str(exc)}, status=400)
+        return str(exc)
+
+
+def _kpi_response(web: Any, request: Any, runtime: Runtime) -> Any:
+    segment = request.query.get("segment", "all")
+    period = _period(request, runtime)
+    if isinstance(period, str):
+        return web.json({"error": period}, status=400)
     segmenter = runtime.processor.ctx.segmenter
     if not (segmenter.is_valid(segment) or segment in ABC_SEGMENTS):
         allowed = ", ".join([*segmenter.all_keys(), *ABC_SEGMENTS])

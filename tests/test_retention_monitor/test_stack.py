@@ -111,7 +111,6 @@ def test_deploy_dir_missing_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, tm
         stack_config.deploy_dir()
 
 
-@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool not installed")
 def test_generated_prometheus_config_is_valid(tmp_path: Path) -> None:
     cfg = replace(TEST_PORTS, home=tmp_path, worker_targets=("127.0.0.1:7000",))
     prom = Prometheus(cfg)
@@ -128,7 +127,6 @@ def test_generated_prometheus_config_is_valid(tmp_path: Path) -> None:
     assert "retention-alerts.yml" in done.stdout
 
 
-@pytest.mark.skipif(shutil.which("amtool") is None, reason="amtool not installed")
 def test_alertmanager_config_is_valid() -> None:
     done = subprocess.run(
         ["amtool", "check-config", str(DEPLOY / "alertmanager.yml")], capture_output=True, text=True, check=False

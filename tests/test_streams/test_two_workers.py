@@ -10,7 +10,6 @@ the workers is the KPI. When one worker stops, the survivor takes every partitio
 
 from __future__ import annotations
 
-import time
 from functools import partial
 from typing import Any
 
@@ -23,6 +22,7 @@ from fixtures import (
     event,
     free_port,
     isolated_env,
+    poll,
     produce,
     samples,
     seed_example,
@@ -151,18 +151,11 @@ def exports(workers: dict[str, WorkerProcess]) -> tuple[dict[Series, list[tuple[
 
 
 def check_exports(workers: dict[str, WorkerProcess], what: str) -> None:
-    deadline = time.monotonic() + 60
-    got: Any = None
-    want: Any = "nothing scraped"
-    while time.monotonic() < deadline:
-        try:
-            got, want = exports(workers)
-        except Exception as exc:  # rebalancing, or a worker not serving yet: keep polling, report it
-            got, want = exc, "no exception"
-        if got == want:
-            break
-        time.sleep(0.2)
-    assert got == want, what
+    def settled() -> Any:
+        got, want = exports(workers)
+        return got if got == want else None
+
+    got = poll(settled, 60, what)
     for (_, s), value in expected_series().items():
         if value is not None:  # exactly one exporter: max without (instance) is the KPI
             assert len(got[s]) == 1, s
