@@ -66,6 +66,7 @@ def _parser() -> argparse.ArgumentParser:
     config.add_argument("--json", action="store_true")
 
     _add_alerts(sub)
+    _add_dashboards(sub)
 
     demo = sub.add_parser("demo", help="stack up, a worker, simulated traffic; prints where to look")
     demo.add_argument("--duration", type=_positive_float, default=30.0, help="seconds of live traffic (default: 30)")
@@ -97,6 +98,20 @@ def _add_alerts(sub: Any) -> None:
     a_prom.add_argument("--output", metavar="FILE",
                         help="default: deploy/prometheus/rules/retention-alerts.yml of the source tree")
     a_prom.set_defaults(command="alerts prometheus")
+
+
+def _add_dashboards(sub: Any) -> None:
+    dash = sub.add_parser("dashboards", help="Grafana dashboards as code: generate (or --check) the JSON, push it")
+    dash_sub = dash.add_subparsers(dest="dashboards_action", required=True, metavar="ACTION")
+    d_gen = dash_sub.add_parser("generate", help="write (or --check) deploy/grafana/dashboards/*.json")
+    d_gen.add_argument("--check", action="store_true", help="exit 1 if the checked-in files are stale")
+    d_gen.add_argument("--dir", help="output directory (default: deploy/grafana/dashboards of the source tree)")
+    d_gen.set_defaults(command="dashboards generate")
+    d_push = dash_sub.add_parser("push", help="create or update the dashboards in a running Grafana (overwrite)")
+    d_push.add_argument("--url", default="http://127.0.0.1:3000",
+                        help="Grafana base URL (default: http://127.0.0.1:3000)")
+    d_push.add_argument("--token", help="Grafana service-account token (default: $GRAFANA_TOKEN)")
+    d_push.set_defaults(command="dashboards push")
 
 
 def _port(text: str) -> int:
@@ -152,6 +167,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _handler(command: str) -> Handler:
+    if command.startswith("dashboards "):
+        # grafana-client (and niquests) cost ~0.3 s to import: only for these commands
+        from retention_monitor import dashboards
+
+        return {"dashboards generate": dashboards.dashboards_generate,
+                "dashboards push": dashboards.dashboards_push}[command]
     from retention_monitor import alerts_cli, commands
 
     handlers: dict[str, Handler] = {
