@@ -74,7 +74,13 @@ class Runtime:
     alerts: AlertEngine | None = None
 
     def owned_segments(self) -> list[str]:
-        """Segments whose gauges this worker exports (see :func:`metrics.exposition.owner`)."""
+        """Segments whose gauges (and alerts) this worker owns (see :func:`metrics.exposition.owner`).
+
+        None until the KPI store has read the changelog up to where it stood at start-up: a worker
+        that is still catching up would export too low numbers and could fire or resolve alerts.
+        """
+        if not self.follower.caught_up:
+            return []
         owned = self.table.owned
         parts = self.settings.partitions
         return [g for g in self.processor.ctx.segmenter.all_keys() if owner(g, parts) in owned]
@@ -182,6 +188,12 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     @app.page("/alerts")
     async def alerts_view(web: Any, request: Any) -> Any:
         return _alerts_response(web, request, runtime)
+
+    @app.page("/ready")
+    async def ready_view(web: Any, request: Any) -> Any:
+        ok = bool(runtime.table.owned) and runtime.follower.caught_up
+        body = {"ready": ok, "partitions": sorted(runtime.table.owned), "caught_up": runtime.follower.caught_up}
+        return web.json(body, status=200 if ok else 503)
 
     @app.page("/metrics")
     async def metrics(web: Any, request: Any) -> Any:

@@ -13,6 +13,7 @@ from fixtures import (
     consume_all,
     encode,
     event,
+    get_json,
     isolated_env,
     metric_value,
     poll,
@@ -66,6 +67,8 @@ def test_worked_example_through_kafka(
         )
         assert metric_value(text, "retention_customer_churn_ratio", {"window": "quarter", "segment": "all"}) == churn
         assert metric_value(text, "retention_customers_active", {"segment": "all"}) == start + new - lost
+
+        assert get_json(f"{worker.url}/ready") == {"ready": True, "partitions": [0, 1, 2, 3], "caught_up": True}
 
         cli = subprocess.run(
             [
