@@ -45,7 +45,9 @@ class PipelineMetrics:
     @classmethod
     def create(cls, registry: CollectorRegistry) -> PipelineMetrics:
         return cls(
-            events=Counter("retention_events", "Valid events applied, by type", ["type"], registry=registry),
+            events=Counter(
+                "retention_events", "Valid events processed, by type (duplicates included)", ["type"], registry=registry
+            ),
             rejected=Counter(
                 "retention_events_rejected", "Messages sent to the dead-letter topic, by reason", ["reason"],
                 registry=registry,
