@@ -156,7 +156,11 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     @app.agent(inputs, name="route")
     async def route(stream: Any) -> None:
         async for event in stream.events():
-            result = decode(event.message.value, currencies, settings.max_message_bytes)
+            try:
+                result = decode(event.message.value, currencies, settings.max_message_bytes)
+            except Exception as exc:  # decode() maps every known problem; a bug must still lose nothing
+                log.exception("could not decode a message")
+                result = Rejection("unprocessable", f"{type(exc).__name__}: {str(exc)[:500]}")
             if isinstance(result, Rejection):
                 await reject(event, result)
                 continue
@@ -169,7 +173,11 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
             if isinstance(result, Rejection):  # cannot happen unless someone writes to our topic
                 await reject(event, result)
                 continue
-            await _apply_one(runtime, event, result, reject)
+            try:
+                await _apply_one(runtime, event, result, reject)
+            except Exception as exc:  # never lose a message to a bug: dead-letter it with the error
+                log.exception("could not apply event %r", result.id)
+                await reject(event, Rejection("unprocessable", f"{type(exc).__name__}: {str(exc)[:500]}"))
 
     @app.task  # type: ignore[untyped-decorator]
     async def follow_changelog() -> None:
@@ -181,6 +189,15 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     async def alert_loop() -> None:
         await alerting.run()
 
+    _register_pages(app, runtime)
+
+    setup_prometheus_sensors(app, pattern="/faust-metrics", registry=registry, name_prefix="retention_faust")
+    registry.register(KpiCollector(store, runtime.owned_segments, runtime.now_us, settings.tz, settings.currency))
+    return runtime
+
+
+def _register_pages(app: faust.App, runtime: Runtime) -> None:
+    """The worker's HTTP endpoints: /kpis, /alerts, /ready, /metrics."""
     @app.page("/kpis")
     async def kpis(web: Any, request: Any) -> Any:
         return _kpi_response(web, request, runtime)
@@ -197,11 +214,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
 
     @app.page("/metrics")
     async def metrics(web: Any, request: Any) -> Any:
-        return AioResponse(body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
-
-    setup_prometheus_sensors(app, pattern="/faust-metrics", registry=registry, name_prefix="retention_faust")
-    registry.register(KpiCollector(store, runtime.owned_segments, runtime.now_us, settings.tz, settings.currency))
-    return runtime
+        return AioResponse(body=generate_latest(runtime.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
 class Alerting:
@@ -238,8 +251,8 @@ async def _apply_one(runtime: Runtime, event: EventT[bytes], valid: Event, rejec
     pipeline = runtime.pipeline
     key = _key(event)
     outcome = runtime.processor.apply(runtime.table.get(key), valid)
-    if outcome.status == "too_late":
-        await reject(event, Rejection("too_late", f"event {valid.id!r}: {outcome.detail}"))
+    if outcome.status in ("too_late", "unprocessable"):
+        await reject(event, Rejection(outcome.status, f"event {valid.id!r}: {outcome.detail}"))
         return
     pipeline.events.labels(valid.type).inc()
     pipeline.lag.observe(max(time.time() - valid.time_us / 1e6, 0.0))

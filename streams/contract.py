@@ -13,7 +13,8 @@ import msgspec
 
 NonEmpty = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
 EventId = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
-Amount = Annotated[float, msgspec.Meta(ge=0)]
+# Bounded so that micro-units of the reporting currency fit the stored 64-bit integers.
+Amount = Annotated[float, msgspec.Meta(ge=0, le=1e12)]
 Currency = Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3}$")]
 Time = Annotated[datetime, msgspec.Meta(tz=True)]
 Segment = dict[Annotated[str, msgspec.Meta(min_length=1, max_length=64)], Annotated[str, msgspec.Meta(max_length=256)]]

@@ -25,6 +25,7 @@ REASONS: dict[str, str] = {
     "bad_value": "a value is out of its allowed range or pattern (score, amount, length…)",
     "bad_currency": "currency is neither the reporting currency nor configured with a rate",
     "too_late": "the event is older than the allowed lateness behind the newest event time",
+    "unprocessable": "valid by the contract but could not be applied (e.g. an amount too large to store)",
 }
 
 
@@ -84,6 +85,8 @@ def decode(
         env = _ENVELOPE.decode(value)
     except msgspec.DecodeError as exc:
         return _classify(exc, "envelope")
+    except (ValueError, RecursionError) as exc:  # invalid UTF-8 in a string, absurd nesting
+        return Rejection("not_json", f"envelope: {type(exc).__name__}: {str(exc)[:200]}")
     data_decoder = _DATA.get(env.type)
     if data_decoder is None:
         return Rejection("unknown_type", f"type {env.type[:100]!r} is not one of the types in EVENTS.md")
@@ -91,6 +94,8 @@ def decode(
         data = data_decoder.decode(env.data)
     except msgspec.DecodeError as exc:
         return _classify(exc, "data")
+    except (ValueError, RecursionError) as exc:
+        return Rejection("not_json", f"data: {type(exc).__name__}: {str(exc)[:200]}")
     if isinstance(data, OrderPlaced | OrderRefunded | OrderReturned):
         currency = data.currency
         if currency is not None and currency not in currencies:

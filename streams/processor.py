@@ -17,11 +17,13 @@ from streams.config import Settings
 from streams.decode import Event
 
 MICRO = 1_000_000
+MAX_STORED = 2**63  # msgpack integers
 
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """Result of one event: ``status`` is applied, ignored (with the reason), duplicate or too_late."""
+    """Result of one event: ``status`` is applied, ignored (with the reason), duplicate, too_late or
+    unprocessable (with the reason)."""
 
     status: str
     state: bytes | None = None
@@ -50,7 +52,10 @@ class Processor:
         """``amount`` in micro-units of the reporting currency (integers: sums are order-independent)."""
         if amount is None:
             return None
-        return round(amount * self.rates[currency or self.settings.currency] * MICRO)
+        value = round(amount * self.rates[currency or self.settings.currency] * MICRO)
+        if value >= MAX_STORED:
+            raise ValueError(f"amount {amount} {currency} is too large to store in {self.settings.currency}")
+        return value
 
     def record(self, event: Event) -> Rec:
         d = event.data
@@ -81,8 +86,12 @@ class Processor:
         return Rec(event.time_us, TYPE_CODES[event.type], event.id, ref, text, value, segment)
 
     def apply(self, stored: bytes | None, event: Event) -> Outcome:
+        try:
+            record = self.record(event)
+        except ValueError as exc:
+            return Outcome("unprocessable", detail=str(exc))
         old = decode_state(stored)
-        records = insert(old.records, self.record(event))
+        records = insert(old.records, record)
         if records is None:
             return Outcome("duplicate")
         if old.newest_us is not None and event.time_us < old.newest_us - self.lateness_us:

@@ -56,9 +56,19 @@ def test_valid_event_with_offset_is_converted_to_utc_microseconds() -> None:
          "bad_currency"),
         (encode(event("customer.signed_up", T, {"customer_id": "c"}, id_="i" * 129)), "bad_value"),
         (encode(event("ticket.replied", T, {"customer_id": "c", "ticket_id": "t", "author": "bot"})), "bad_value"),
+        (encode(event("customer.signed_up", T, {"customer_id": "c"})).replace(b'"c"', b'"\xff\xfe"'), "not_json"),
+        (encode(event("customer.signed_up", T, {"customer_id": "c"})).replace(b'"test"', b'"\xc3"'), "not_json"),
+        (encode(event("customer.signed_up", T, {})).replace(b'"data":{}', b'"data":' + b"[" * 3000), "not_json"),
+        (b'{"a":' * 100_000, "too_large"),
+        (encode(event("order.placed", T, {"customer_id": "c", "order_id": "o", "amount": 1e300, "currency": "EUR"})),
+         "bad_value"),
     ],
 )
 def test_each_invalid_message_gets_its_reason(value: bytes, expected: str) -> None:
+    if expected == "too_large":
+        assert reason(value) == expected
+        assert decode(value, CURRENCIES, max_bytes=1 << 21).reason == "not_json"  # type: ignore[union-attr]
+        return
     assert reason(value) == expected
 
 

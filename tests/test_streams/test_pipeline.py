@@ -211,3 +211,12 @@ def test_pruning_bounds_the_stored_records() -> None:
     assert p.inputs("2024-07")["net_revenue_to_date"] == 199.0  # folding keeps the sum
     assert p.kpis("2024-07")["repeat_purchase_rate_lifetime"] == 1.0
     assert p.inputs("2024-07")["customers_ordering_2plus"] == 1
+
+
+def test_an_amount_too_large_to_store_is_unprocessable_not_a_crash() -> None:
+    p = PurePipeline(Settings(allowed_lateness="7d", currency_rates={"USD": 1e9}))
+    big = {"customer_id": "a", "order_id": "o", "amount": 1e12, "currency": "USD"}
+    ok = {"customer_id": "a", "order_id": "p", "amount": 1, "currency": "USD"}
+    p.send(event("order.placed", "2025-01-02T00:00:00Z", big), event("order.placed", "2025-01-03T00:00:00Z", ok))
+    assert p.statuses == ["unprocessable", "applied"]
+    assert p.inputs("2025-Q1")["order_amount"] == 1e9
