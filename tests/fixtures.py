@@ -268,8 +268,21 @@ def converge(fetch: Callable[[], Any], expected: Callable[[], Any] | Any, what: 
         if actual == want:
             return actual
         time.sleep(0.2)
-    assert actual == want, what
+    assert actual == want, f"{what}: {first_difference(actual, want)}"
     return actual
+
+
+def first_difference(actual: Any, want: Any, path: str = "") -> str:
+    """Where two nested values first differ, for a failure message that names it."""
+    if isinstance(actual, dict) and isinstance(want, dict):
+        for key in sorted(set(actual) | set(want), key=str):
+            if actual.get(key, "<missing>") != want.get(key, "<missing>"):
+                return first_difference(actual.get(key, "<missing>"), want.get(key, "<missing>"), f"{path}.{key}")
+    if isinstance(actual, list) and isinstance(want, list) and len(actual) == len(want):
+        for i, (a, w) in enumerate(zip(actual, want, strict=True)):
+            if a != w:
+                return first_difference(a, w, f"{path}[{i}]")
+    return f"at {path or 'top'}: got {str(actual)[:300]}, want {str(want)[:300]}"
 
 
 # -- the worker's logic without Kafka: processor + table dict + KPI store -------------------------
