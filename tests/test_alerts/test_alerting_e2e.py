@@ -6,21 +6,27 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
-import threading
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
-from fixtures import ROOT, WorkerProcess, encode, event, free_port, get_json, isolated_env, poll, produce
+from fixtures import (
+    ROOT,
+    Receiver,
+    WorkerProcess,
+    alertmanager,
+    encode,
+    event,
+    free_port,
+    isolated_env,
+    poll,
+    produce,
+)
 from redis import Redis
 
 from metrics.exposition import owner
@@ -28,66 +34,6 @@ from metrics.exposition import owner
 pytestmark = pytest.mark.integration
 
 T0 = datetime(2025, 3, 10, 12, tzinfo=UTC)
-
-
-class Receiver:
-    """A webhook receiver that records every Alertmanager notification."""
-
-    def __init__(self) -> None:
-        self.notifications: list[dict[str, Any]] = []
-        self.times: list[float] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                receiver.notifications.append(json.loads(body))
-                receiver.times.append(time.monotonic())
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def alerts(self, name: str, status: str) -> list[tuple[float, dict[str, Any]]]:
-        return [(t, a) for t, n in zip(self.times, self.notifications, strict=True) for a in n["alerts"]
-                if a["labels"]["alertname"] == name and a["status"] == status]
-
-
-@contextmanager
-def alertmanager(tmp: Path, receiver_port: int) -> Iterator[str]:
-    """A real Alertmanager with short grouping times, routing everything to the receiver."""
-    port = free_port()
-    config = tmp / "alertmanager.yml"
-    config.write_text(f"""
-route:
-  receiver: pager
-  group_by: [alertname, kpi, segment]
-  group_wait: 1s
-  group_interval: 2s
-  repeat_interval: 1h
-receivers:
-  - name: pager
-    webhook_configs:
-      - url: http://127.0.0.1:{receiver_port}/pager
-        send_resolved: true
-""")
-    binary = shutil.which("prometheus-alertmanager")
-    assert binary, "the stack installs prometheus-alertmanager"
-    proc = subprocess.Popen([binary, f"--config.file={config}", f"--storage.path={tmp / 'am-data'}",
-                             f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address="],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        poll(lambda: get_json(f"{url}/api/v2/status"), 30, "alertmanager to start")
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def rule_file(tmp: Path, name: str) -> Path:
@@ -135,7 +81,7 @@ def test_churn_spike_pages_once_survives_a_restart_and_resolves(stack: str, tmp_
             produce(stack, lifecycle(base, signups + churns))
             published = time.monotonic()
 
-            firing = poll(lambda: receiver.alerts(name, "firing"), 60, "the churn spike page")
+            firing = poll(lambda: receiver.received(name, "firing"), 60, "the churn spike page")
             delay = firing[0][0] - published
             alert = firing[0][1]
             assert alert["labels"] == {"alertname": name, "severity": "critical", "kpi": "churn_rate",
@@ -173,9 +119,9 @@ def test_churn_spike_pages_once_survives_a_restart_and_resolves(stack: str, tmp_
             # recovery: enough new customers for the next day's window that churn falls below 20 %
             later = [event("customer.signed_up", T0 + timedelta(days=2), {"customer_id": f"n{i}"}) for i in range(30)]
             produce(stack, lifecycle(base, later))
-            resolved = poll(lambda: receiver.alerts(name, "resolved"), 60, "the resolved notification")
+            resolved = poll(lambda: receiver.received(name, "resolved"), 60, "the resolved notification")
             assert resolved[0][1]["labels"]["alertname"] == name
-            pages = {a_["startsAt"] for _, a_ in receiver.alerts(name, "firing")}
+            pages = {a_["startsAt"] for a_ in receiver.alerts(name, "firing")}
             assert len(pages) == 1, f"paged more than once: {pages}"
         finally:
             a.stop()

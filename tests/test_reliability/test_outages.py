@@ -3,83 +3,32 @@ state reconciles, and nothing pages twice."""
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
-import threading
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
-from fixtures import converge, encode, event, free_port, get_json, isolated_env, poll, produce, running_worker
+from fixtures import (
+    Receiver,
+    alertmanager,
+    converge,
+    encode,
+    event,
+    free_port,
+    isolated_env,
+    poll,
+    produce,
+    running_worker,
+)
 from redis import Redis
 
 pytestmark = pytest.mark.integration
 
 T0 = datetime(2025, 3, 10, 12, tzinfo=UTC)
-
-
-class Receiver:
-    """A webhook receiver that records every Alertmanager notification."""
-
-    def __init__(self) -> None:
-        self.notifications: list[dict[str, Any]] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                receiver.notifications.append(json.loads(body))
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def alerts(self, name: str, status: str) -> list[dict[str, Any]]:
-        return [a for n in list(self.notifications) for a in n["alerts"]
-                if a["labels"]["alertname"] == name and a["status"] == status]
-
-
-@contextmanager
-def alertmanager(tmp: Path, receiver_port: int, port: int) -> Iterator[str]:
-    """A real Alertmanager on ``port`` with short grouping times, routing everything to the receiver."""
-    config = tmp / "alertmanager.yml"
-    config.write_text(f"""
-route:
-  receiver: pager
-  group_by: [alertname, kpi, segment]
-  group_wait: 1s
-  group_interval: 2s
-  repeat_interval: 1h
-receivers:
-  - name: pager
-    webhook_configs:
-      - url: http://127.0.0.1:{receiver_port}/pager
-        send_resolved: true
-""")
-    binary = shutil.which("prometheus-alertmanager")
-    assert binary, "the stack installs prometheus-alertmanager"
-    proc = subprocess.Popen([binary, f"--config.file={config}", f"--storage.path={tmp / 'am-data'}",
-                             f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address="],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        poll(lambda: get_json(f"{url}/api/v2/status"), 30, "alertmanager to start")
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def start_redis(tmp: Path, port: int) -> subprocess.Popen[bytes]:
