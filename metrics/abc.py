@@ -2,15 +2,19 @@
 
 A is the smallest top set whose CLV reaches the first threshold (default 80 %) of the total, B the
 customers after it up to the second threshold (95 %), C the rest — including every customer whose
-CLV is not positive. Ties are broken by key so the classes never depend on arrival order.
+CLV is not positive. Ties are broken by key (any sortable customer id: the KPI store uses a 63-bit hash
+of the customer id) so the classes never depend on arrival order.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 CLASSES = ("A", "B", "C")
+
+K = TypeVar("K", bound=Hashable)
 
 
 @dataclass(frozen=True)
@@ -22,9 +26,10 @@ class AbcSummary:
     total_clv: float
 
 
-def classify(clv: Mapping[bytes, int], thresholds: tuple[float, float] = (0.8, 0.95)) -> dict[bytes, str]:
+def classify(clv: Mapping[K, int], thresholds: tuple[float, float] = (0.8, 0.95)) -> dict[K, str]:
     """Class of every key of ``clv`` (integer CLV, e.g. micro-units)."""
-    positive = sorted(((v, k) for k, v in clv.items() if v > 0), key=lambda vk: (-vk[0], vk[1]))
+    positive: list[tuple[int, Any]] = sorted(((v, k) for k, v in clv.items() if v > 0),
+                                             key=lambda vk: (-vk[0], vk[1]))
     total = sum(v for v, _ in positive)
     out = dict.fromkeys(clv, "C")
     cumulative = 0
@@ -36,7 +41,7 @@ def classify(clv: Mapping[bytes, int], thresholds: tuple[float, float] = (0.8, 0
     return out
 
 
-def summarize(clv: Mapping[bytes, int], classes: Mapping[bytes, str], unit: float = 1e6) -> AbcSummary:
+def summarize(clv: Mapping[K, int], classes: Mapping[K, str], unit: float = 1e6) -> AbcSummary:
     customers = dict.fromkeys(CLASSES, 0)
     value = dict.fromkeys(CLASSES, 0)
     for key, cls in classes.items():

@@ -1,9 +1,11 @@
 """Per-key replay: a customer's (or rep's) records, in event-time order, become KPI *facts*.
 
-A fact is ``(time_us, kind, segment, value)``: "at this instant, in this segment, this happened"
-(a sign-up, an order of 12.50 EUR, a first reply after 3 h...). Facts are a pure function of the
-records, so the index only ever moves from the old fact multiset to the new one (see :func:`diff`).
-Every fact of a customer is attributed to the customer's segment *at the fact's time*.
+A fact is ``(time_us, kind, segments, value)``: "at this instant, in each of these segments, this
+happened" (a sign-up, an order of 12.50 EUR, a first reply after 3 h...). One fact carries the whole
+tuple of segment keys it counts for (``("all", "plan:pro", "region:eu")``), so an event costs one fact,
+not one per segment. Facts are a pure function of the records, so the index only ever moves from the
+old fact multiset to the new one (see :func:`diff`). Every fact of a customer is attributed to the
+customer's segments *at the fact's time*.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from dataclasses import dataclass, field
 from metrics.records import Rec, T
 from metrics.segments import ALL, Segmenter, label
 
-Fact = tuple[int, str, str, int | None]
+Keys = tuple[str, ...]
+Fact = tuple[int, str, Keys, int | None]
 
 # lifecycle: how a transition changes the active customers and the lost pool of a segment
 NEW, LOST, REACTIVATED = "new", "lost", "reactivated"
@@ -39,6 +42,7 @@ NPS_PROMOTER, NPS_PASSIVE, NPS_DETRACTOR = "nps_promoter", "nps_passive", "nps_d
 CSAT_GOOD, CSAT_RESPONSE = "csat_good", "csat_response"
 # sales team (segment "all" only)
 REP_JOINED, REP_LEFT = "rep_joined", "rep_left"
+ALL_ONLY: tuple[str, ...] = (ALL,)
 
 
 @dataclass(frozen=True)
@@ -87,10 +91,8 @@ class _Replay:
         self.responded: set[str] = set()
         self.rep_active = False
 
-    def emit(self, t: int, kind: str, value: int | None = 1, keys: Iterable[str] | None = None) -> None:
-        append = self.out.facts.append
-        for k in self.keys if keys is None else keys:
-            append((t, kind, k, value))
+    def emit(self, t: int, kind: str, value: int | None = 1, keys: Keys | None = None) -> None:
+        self.out.facts.append((t, kind, self.keys if keys is None else keys, value))
 
     def ignore(self, r: Rec, reason: str) -> None:
         self.out.ignored[r.id] = reason
@@ -102,10 +104,9 @@ class _Replay:
         new_keys = self.ctx.segmenter.keys(self.raw)
         if self.state is not None and new_keys != self.keys:
             lost = self.state is T.CHURNED
-            for old, new in zip(self.keys, new_keys, strict=True):
-                if old != new:
-                    self.emit(t, LOST_MOVED_OUT if lost else MOVED_OUT, keys=[old])
-                    self.emit(t, LOST_MOVED_IN if lost else MOVED_IN, keys=[new])
+            pairs = [(old, new) for old, new in zip(self.keys, new_keys, strict=True) if old != new]
+            self.emit(t, LOST_MOVED_OUT if lost else MOVED_OUT, keys=tuple(old for old, _ in pairs))
+            self.emit(t, LOST_MOVED_IN if lost else MOVED_IN, keys=tuple(new for _, new in pairs))
         self.keys = new_keys
 
     def updated(self, r: Rec) -> None:
@@ -139,14 +140,20 @@ class _Replay:
     def order(self, r: Rec) -> None:
         t = r.time_us
         self.emit(t, ORDER, r.value)
+        # The previous orders differ per segment once a customer has moved; segments that share the
+        # same history (nearly always all of them) share one fact.
+        groups: dict[tuple[int | None, int | None, int], list[str]] = {}
         for key in self.keys:
             times = self.orders.setdefault(key, [])
             n = len(times)
-            self.emit(t, ORDER_PAIR1, times[-1] if n >= 1 else None, keys=[key])
-            self.emit(t, ORDER_PAIR2, times[-2] if n >= 2 else None, keys=[key])
-            if n < 2:
-                self.emit(t, ORDER_FIRST if n == 0 else ORDER_SECOND, keys=[key])
+            groups.setdefault((times[-1] if n >= 1 else None, times[-2] if n >= 2 else None, min(n, 2)), []).append(key)
             times.append(t)
+        for (previous, second_previous, n), keys in groups.items():
+            group = tuple(keys)
+            self.emit(t, ORDER_PAIR1, previous, keys=group)
+            self.emit(t, ORDER_PAIR2, second_previous, keys=group)
+            if n < 2:
+                self.emit(t, ORDER_FIRST if n == 0 else ORDER_SECOND, keys=group)
 
     def refund(self, r: Rec) -> None:
         self.emit(r.time_us, REFUND, r.value)
@@ -245,14 +252,14 @@ class _Replay:
         if self.rep_active:
             return self.ignore(r, "rep_already_joined")
         self.rep_active = True
-        self.emit(r.time_us, REP_JOINED, keys=[ALL])
+        self.emit(r.time_us, REP_JOINED, keys=ALL_ONLY)
         return None
 
     def rep_left(self, r: Rec) -> None:
         if not self.rep_active:
             return self.ignore(r, "rep_not_joined")
         self.rep_active = False
-        self.emit(r.time_us, REP_LEFT, keys=[ALL])
+        self.emit(r.time_us, REP_LEFT, keys=ALL_ONLY)
         return None
 
     def finish(self) -> Derived:
@@ -262,7 +269,7 @@ class _Replay:
                 self.emit(t, FEEDBACK_RESPONDED, keys=keys)
         for ticket in self.tickets.values():
             if ticket.opened is not None and ticket.waits_for_reply:
-                self.emit(ticket.opened, PENDING_REPLY, keys=[ALL])
+                self.emit(ticket.opened, PENDING_REPLY, keys=ALL_ONLY)
         return self.out
 
 

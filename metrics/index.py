@@ -1,85 +1,438 @@
 """The event-time fact index: counts, sums, samples and order pairs of any ``[start, end)`` range.
 
-One :class:`~metrics.timeindex.TimeSums` per ``(segment, kind)``, and a
-:class:`~metrics.timeindex.PairIndex` for the order-pair kinds that give exact repeat-purchase
-counts. Ranges are exact to the microsecond, so the KPI query and the gauges read the same numbers.
+Facts arrive as ``(t, kind, segments, value)`` of one customer (``who``) with a weight: +1 when a
+fact appears, -1 when a changed customer no longer implies it. The index is append-only and
+columnar — per kind and UTC day, five flat arrays (time, value, segment combination, who, weight),
+27 bytes a fact — so a write is a few ``array.append`` calls and no fact is ever searched for.
+
+A query over ``[s, e)`` adds per-day aggregates of the whole days inside the range (a numpy matrix
+day by segment combination, folded in lazily from the writes since the last query) to a scan of
+the at most two days the boundaries cut. Ranges are exact to the microsecond; sums stay exact
+integers (values are split into 32-bit halves, so float-weighted ``bincount`` never rounds).
+
+A *combination* is the tuple of segment keys a fact counts for; a segment's figure is the sum over
+the combinations that contain it. Results of one query are cached until the next write, so the
+many segments and KPIs of one scrape share the scans.
 """
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Iterable
+import bisect
+from array import array
+from collections.abc import Iterable, Iterator
+from typing import Any
 
-from metrics.facts import ORDER_PAIR1, ORDER_PAIR2, Fact
-from metrics.timeindex import PairIndex, TimeSums
+import numpy as np
+import numpy.typing as npt
 
-PAIR_KINDS = frozenset([ORDER_PAIR1, ORDER_PAIR2])
+from metrics.facts import Fact, Keys
+
+DAY_US = 86_400_000_000
+NO_VALUE = -(2**63)  # a fact without a value (an order pair with no previous order)
+_LOW = 0xFFFFFFFF
+
+I64 = npt.NDArray[np.int64]
+
+
+def day_of(t: int) -> int:
+    """The UTC day index of ``t`` (µs since the epoch); floor division, so ``-1`` is day ``-1``."""
+    return t // DAY_US
+
+
+class _Chunk:
+    """The facts of one kind on one UTC day, as parallel arrays."""
+
+    __slots__ = ("c", "negatives", "t", "v", "w", "who")
+
+    def __init__(self) -> None:
+        self.t = array("q")
+        self.v = array("q")
+        self.c = array("H")
+        self.who = array("q")
+        self.w = array("b")
+        self.negatives = 0
+
+    def __len__(self) -> int:
+        return len(self.t)
+
+    def columns(self) -> tuple[I64, I64, npt.NDArray[np.uint16], I64, npt.NDArray[np.int8]]:
+        # Copies, not views: a view would pin the arrays' buffers and make the next append fail.
+        return (np.array(self.t, dtype=np.int64), np.array(self.v, dtype=np.int64),
+                np.array(self.c, dtype=np.uint16), np.array(self.who, dtype=np.int64),
+                np.array(self.w, dtype=np.int8))
+
+    def compact(self) -> None:
+        """Drop facts cancelled by a later retraction (identical fact, weight -1)."""
+        t, v, c, who, w = self.columns()
+        order = np.lexsort((who, c, v, t))
+        t, v, c, who, w = t[order], v[order], c[order], who[order], w[order]
+        starts = np.flatnonzero(np.r_[True, (t[1:] != t[:-1]) | (v[1:] != v[:-1]) | (c[1:] != c[:-1])
+                                       | (who[1:] != who[:-1])])
+        net = np.add.reduceat(w.astype(np.int64), starts) if len(t) else np.zeros(0, np.int64)
+        keep = np.repeat(starts, np.maximum(net, 0))
+        self.t = array("q", t[keep].tobytes())
+        self.v = array("q", v[keep].tobytes())
+        self.c = array("H", c[keep].tobytes())
+        self.who = array("q", who[keep].tobytes())
+        self.w = array("b", np.ones(len(keep), np.int8).tobytes())
+        self.negatives = 0
+
+
+class _Aggregates:
+    """Per day that has facts, and per combination: net count and the two 32-bit halves of the net
+    value sum. Rows follow the sorted days (not a dense calendar: one event in year 9999 costs a row)."""
+
+    def __init__(self) -> None:
+        self.row_days: list[int] = []
+        self.count = np.zeros((0, 0), np.int64)
+        self.hi = np.zeros((0, 0), np.int64)
+        self.lo = np.zeros((0, 0), np.int64)
+        # writes not folded in yet: day, combination, weight, value
+        self.p_day = array("q")
+        self.p_c = array("H")
+        self.p_w = array("b")
+        self.p_v = array("q")
+
+    def add(self, day: int, combo: int, weight: int, value: int) -> None:
+        self.p_day.append(day)
+        self.p_c.append(combo)
+        self.p_w.append(weight)
+        self.p_v.append(value)
+
+    def fold(self, combos: int) -> None:
+        if not self.p_day and self.count.shape[1] >= combos:
+            return
+        days = np.array(self.p_day, dtype=np.int64)
+        self._fit(days, combos)
+        if len(days):
+            rows = np.searchsorted(np.array(self.row_days, dtype=np.int64), days)
+            cols = np.array(self.p_c, dtype=np.int64)
+            w = np.array(self.p_w, dtype=np.int64)
+            v = np.array(self.p_v, dtype=np.int64)
+            v = np.where(v == NO_VALUE, 0, v)
+            np.add.at(self.count, (rows, cols), w)
+            np.add.at(self.hi, (rows, cols), w * (v >> 32))
+            np.add.at(self.lo, (rows, cols), w * (v & _LOW))
+        self.p_day, self.p_c, self.p_w, self.p_v = array("q"), array("H"), array("b"), array("q")
+
+    def _fit(self, days: I64, combos: int) -> None:
+        new_days = set(np.unique(days).tolist()).difference(self.row_days)
+        cols = max(combos, self.count.shape[1])
+        if not new_days and cols == self.count.shape[1]:
+            return
+        merged = sorted(new_days.union(self.row_days))
+        where = np.searchsorted(np.array(merged, dtype=np.int64), np.array(self.row_days, dtype=np.int64))
+        for name in ("count", "hi", "lo"):
+            old = getattr(self, name)
+            grown = np.zeros((len(merged), cols), np.int64)
+            grown[where, : old.shape[1]] = old
+            setattr(self, name, grown)
+        self.row_days = merged
+
+    def rows(self, first_day: int, end_day: int) -> slice:
+        """Rows of days ``first_day <= d < end_day``."""
+        return slice(bisect.bisect_left(self.row_days, first_day), bisect.bisect_left(self.row_days, end_day))
+
+
+class _Kind:
+    """Every fact of one kind: chunks by day plus their aggregates."""
+
+    def __init__(self) -> None:
+        self.chunks: dict[int, _Chunk] = {}
+        self.days: list[int] = []  # sorted keys of chunks
+        self.agg = _Aggregates()
+
+    def chunk(self, day: int) -> _Chunk:
+        chunk = self.chunks.get(day)
+        if chunk is None:
+            chunk = self.chunks[day] = _Chunk()
+            bisect.insort(self.days, day)
+        return chunk
+
+    def days_between(self, first: int, last: int) -> list[int]:
+        """Days with facts, ``first <= d <= last``."""
+        return self.days[bisect.bisect_left(self.days, first):bisect.bisect_right(self.days, last)]
 
 
 class FactIndex:
-    """Facts of many keys; implements :class:`metrics.kpis.FactView`."""
+    """Facts of many customers; implements :class:`metrics.kpis.FactView`."""
 
     def __init__(self) -> None:
-        self._sums: dict[tuple[str, str], TimeSums] = {}
-        self._pairs: dict[tuple[str, str], PairIndex] = {}
+        self._kinds: dict[str, _Kind] = {}
+        self._combo_ids: dict[Keys, int] = {}
+        self._combos: list[Keys] = []
+        self._members: dict[str, npt.NDArray[np.bool_]] = {}
+        self._cache: dict[tuple[Any, ...], Any] = {}
+        self._cache_version = -1
+        self.version = 0
+        self.facts = 0  # net number of facts
 
-    def apply(self, removed: Counter[Fact], added: Counter[Fact]) -> None:
-        for (t, kind, segment, value), n in removed.items():
-            for _ in range(n):
-                self._remove(t, kind, segment, value)
-        for (t, kind, segment, value), n in added.items():
-            for _ in range(n):
-                self._add(t, kind, segment, value)
+    # -- writes ----------------------------------------------------------------------------------
 
-    def _add(self, t: int, kind: str, segment: str, value: int | None) -> None:
-        if kind in PAIR_KINDS:
-            pairs = self._pairs.get((segment, kind))
-            if pairs is None:
-                pairs = self._pairs[(segment, kind)] = PairIndex()
-            pairs.add(value, t)
-            return
-        sums = self._sums.get((segment, kind))
-        if sums is None:
-            sums = self._sums[(segment, kind)] = TimeSums()
-        sums.add(t, 1 if value is None else value)
+    def combo(self, keys: Keys) -> int:
+        cid = self._combo_ids.get(keys)
+        if cid is None:
+            cid = self._combo_ids[keys] = len(self._combos)
+            self._combos.append(keys)
+            self._members.clear()
+        return cid
 
-    def _remove(self, t: int, kind: str, segment: str, value: int | None) -> None:
-        if kind in PAIR_KINDS:
-            self._pairs[(segment, kind)].remove(value, t)
-            return
-        self._sums[(segment, kind)].remove(t, 1 if value is None else value)
+    def add(self, facts: Iterable[Fact], who: int, weight: int = 1) -> None:
+        """Add (``weight=1``) or retract (``weight=-1``) facts of customer ``who``."""
+        kinds, combo = self._kinds, self.combo
+        for t, kind, keys, value in facts:
+            k = kinds.get(kind)
+            if k is None:
+                k = kinds[kind] = _Kind()
+            day = t // DAY_US
+            c = combo(keys)
+            v = NO_VALUE if value is None else value
+            chunk = k.chunks.get(day) or k.chunk(day)
+            chunk.t.append(t)
+            chunk.v.append(v)
+            chunk.c.append(c)
+            chunk.who.append(who)
+            chunk.w.append(weight)
+            k.agg.add(day, c, weight, v)
+            self.facts += weight
+            if weight < 0:
+                chunk.negatives += 1
+                if chunk.negatives * 3 > len(chunk) and len(chunk) > 48:
+                    chunk.compact()
+        self.version += 1
+
+    def apply(self, removed: Iterable[Fact], added: Iterable[Fact], who: int = 0) -> None:
+        self.add(removed, who, -1)
+        self.add(added, who, 1)
 
     # -- FactView --------------------------------------------------------------------------------
 
     def count(self, segment: str, kind: str, start: int | None, end: int | None) -> int:
-        sums = self._sums.get((segment, kind))
-        return sums.count(start, end) if sums else 0
+        vec = self._vector("count", kind, start, end)
+        return 0 if vec is None else int(vec[self.member(segment)[: len(vec)]].sum())
 
     def total(self, segment: str, kind: str, start: int | None, end: int | None) -> int:
-        sums = self._sums.get((segment, kind))
-        return sums.total(start, end) if sums else 0
-
-    def values(self, segment: str, kind: str, start: int | None, end: int | None) -> list[int]:
-        sums = self._sums.get((segment, kind))
-        return sums.values(start, end) if sums else []
+        vec = self._vector("total", kind, start, end)
+        if vec is None:
+            return 0
+        members = self.member(segment)[: vec.shape[1]]
+        hi, lo = vec[0][members].sum(), vec[1][members].sum()
+        return (int(hi) << 32) + int(lo)
 
     def inside(self, segment: str, kind: str, start: int, end: int) -> int:
-        pairs = self._pairs.get((segment, kind))
-        return pairs.inside(start, end) if pairs else 0
+        """Pairs ``(a, b)`` = (value, time) with ``start <= a`` and ``b < end``."""
+        vec = self._vector("inside", kind, start, end)
+        return 0 if vec is None else int(vec[self.member(segment)[: len(vec)]].sum())
+
+    def values(self, segment: str, kind: str, start: int | None, end: int | None) -> list[int]:
+        """The values of the facts in ``[start, end)``, sorted."""
+        k = self._kinds.get(kind)
+        if k is None or (start is not None and end is not None and start >= end):
+            return []
+        member = self.member(segment)
+        vs, ws = [], []
+        for _day, (t, v, c, _who, w) in self._chunks(k, start, end):
+            mask = _in_range(t, start, end) & member[c]
+            vs.append(v[mask])
+            ws.append(w[mask])
+        if not vs:
+            return []
+        v_all, w_all = np.concatenate(vs), np.concatenate(ws)
+        if (w_all > 0).all():
+            return sorted(v_all.tolist())
+        uniq, inverse = np.unique(v_all, return_inverse=True)
+        net = np.bincount(inverse, weights=w_all, minlength=len(uniq)).round().astype(np.int64)
+        out: list[int] = np.repeat(uniq, np.maximum(net, 0)).tolist()
+        return out
 
     def kinds(self, segment: str, prefix: str) -> set[str]:
-        return {k for (s, k), sums in self._sums.items() if s == segment and k.startswith(prefix) and sums}
+        return {kind for kind in self._kinds if kind.startswith(prefix)}
 
     def first(self, segment: str, kind: str) -> int | None:
-        sums = self._sums.get((segment, kind))
-        return sums.first() if sums else None
+        """The earliest time of a fact of ``kind`` that is still there."""
+        k = self._kinds.get(kind)
+        if k is None:
+            return None
+        member = self.member(segment)
+        for day in k.days:
+            t, v, c, who, w = k.chunks[day].columns()
+            mask = member[c]
+            if not mask.any():
+                continue
+            t, v, c, who, w = t[mask], v[mask], c[mask], who[mask], w[mask]
+            if (w > 0).all():
+                return int(t.min())
+            keys = np.stack([t, v, c.astype(np.int64), who], axis=1)
+            uniq, inverse = np.unique(keys, axis=0, return_inverse=True)
+            net = np.bincount(inverse.ravel(), weights=w, minlength=len(uniq))
+            alive = uniq[net > 0.5]
+            if len(alive):
+                return int(alive[:, 0].min())
+        return None
 
     def __len__(self) -> int:
-        return sum(len(s) for s in self._sums.values()) + sum(len(p) for p in self._pairs.values())
+        return self.facts
+
+    # -- segments and combinations ------------------------------------------------------------
+
+    def member(self, segment: str) -> npt.NDArray[np.bool_]:
+        """For each combination id: does it count for ``segment``?"""
+        mask = self._members.get(segment)
+        if mask is None:
+            mask = np.array([segment in keys for keys in self._combos] + [False], dtype=np.bool_)
+            self._members[segment] = mask
+        return mask
+
+    def combos(self) -> list[Keys]:
+        return list(self._combos)
+
+    # -- ABC support: per-customer columns -----------------------------------------------------
+
+    def by_customer(self, kind: str, end: int | None) -> tuple[I64, I64, I64]:
+        """``(who, weight, weight * value)`` of every fact of ``kind`` before ``end``."""
+        k = self._kinds.get(kind)
+        empty = np.zeros(0, np.int64)
+        if k is None:
+            return empty, empty, empty
+        whos, weights, values = [], [], []
+        for _day, (t, v, _c, who, w) in self._chunks(k, None, end):
+            mask = _in_range(t, None, end)
+            wm = w[mask].astype(np.int64)
+            whos.append(who[mask])
+            weights.append(wm)
+            values.append(np.where(v[mask] == NO_VALUE, 0, v[mask]) * wm)
+        if not whos:
+            return empty, empty, empty
+        return np.concatenate(whos), np.concatenate(weights), np.concatenate(values)
+
+    def subset(self, whos: I64, segment: str, of: str) -> FactIndex:
+        """A new index of the facts of the customers ``whos`` that count for segment ``of``,
+        relabelled as segment ``segment`` (e.g. the ``abc:A`` customers' share of ``all``)."""
+        out = FactIndex()
+        cid = out.combo((segment,))
+        member = self.member(of)
+        wanted = np.sort(whos)
+        for kind, k in self._kinds.items():
+            for day in k.days:
+                t, v, c, who, w = k.chunks[day].columns()
+                if not len(wanted):
+                    break
+                pos = np.minimum(np.searchsorted(wanted, who), len(wanted) - 1)
+                mask = member[c] & (wanted[pos] == who)
+                if mask.any():
+                    out._extend(kind, day, t=t[mask], v=v[mask], c=np.full(int(mask.sum()), cid, np.uint16),
+                                who=who[mask], w=w[mask])
+        out.version += 1
+        return out
+
+    def _extend(self, kind: str, day: int, *, t: I64, v: I64, c: npt.NDArray[np.uint16], who: I64,
+                w: npt.NDArray[np.int8]) -> None:
+        k = self._kinds.get(kind)
+        if k is None:
+            k = self._kinds[kind] = _Kind()
+        chunk = k.chunk(day)
+        chunk.t.frombytes(t.astype(np.int64).tobytes())
+        chunk.v.frombytes(v.astype(np.int64).tobytes())
+        chunk.c.frombytes(c.astype(np.uint16).tobytes())
+        chunk.who.frombytes(who.astype(np.int64).tobytes())
+        chunk.w.frombytes(w.astype(np.int8).tobytes())
+        chunk.negatives += int((w < 0).sum())
+        agg = k.agg
+        agg.p_day.frombytes(np.full(len(t), day, np.int64).tobytes())
+        agg.p_c.frombytes(c.astype(np.uint16).tobytes())
+        agg.p_w.frombytes(w.astype(np.int8).tobytes())
+        agg.p_v.frombytes(v.astype(np.int64).tobytes())
+        self.facts += int(w.astype(np.int64).sum())
+
+    # -- the range machinery -------------------------------------------------------------------
+
+    def _chunks(self, k: _Kind, start: int | None, end: int | None) -> Iterator[tuple[int, tuple[Any, ...]]]:
+        if not k.days:
+            return
+        first = k.days[0] if start is None else day_of(start)
+        last = k.days[-1] if end is None else day_of(end - 1)
+        for day in k.days_between(first, last):
+            yield day, k.chunks[day].columns()
+
+    def _vector(self, what: str, kind: str, start: int | None, end: int | None) -> Any:
+        """Per-combination result of ``what`` over ``[start, end)``, cached until the next write."""
+        if self._cache_version != self.version:
+            self._cache, self._cache_version = {}, self.version
+        key = (what, kind, start, end)
+        if key in self._cache:
+            return self._cache[key]
+        k = self._kinds.get(kind)
+        result = None
+        if k is not None and k.days and (start is None or end is None or start < end):
+            n = len(self._combos)
+            if what == "inside":
+                result = self._inside(k, start, end, n)
+            else:
+                result = self._range(k, start, end, n, what == "total")
+        self._cache[key] = result
+        return result
+
+    def _range(self, k: _Kind, start: int | None, end: int | None, n: int, sums: bool) -> Any:
+        k.agg.fold(n)
+        first = k.days[0] if start is None else day_of(start)
+        last = k.days[-1] if end is None else day_of(end - 1)
+        # Whole days come from the aggregates; a day cut by a boundary is scanned.
+        cut_first = start is not None and start != first * DAY_US
+        cut_last = end is not None and end != (last + 1) * DAY_US
+        whole_from = first + 1 if cut_first else first
+        whole_to = last if cut_last else last + 1  # exclusive
+        count = np.zeros(n, np.int64)
+        hi = np.zeros(n, np.int64)
+        lo = np.zeros(n, np.int64)
+        if whole_from < whole_to:
+            rows = k.agg.rows(whole_from, whole_to)
+            count[: k.agg.count.shape[1]] += k.agg.count[rows].sum(axis=0)[:n]
+            if sums:
+                hi[: k.agg.hi.shape[1]] += k.agg.hi[rows].sum(axis=0)[:n]
+                lo[: k.agg.lo.shape[1]] += k.agg.lo[rows].sum(axis=0)[:n]
+        cut_days = {d for d, cut in ((first, cut_first), (last, cut_last)) if cut}
+        for day in sorted(cut_days):
+            chunk = k.chunks.get(day)
+            if chunk is None or not len(chunk):
+                continue
+            t, v, c, _who, w = chunk.columns()
+            mask = _in_range(t, start, end)
+            cm, wm = c[mask], w[mask].astype(np.int64)
+            count += _bincount(cm, wm, n)
+            if sums:
+                vm = np.where(v[mask] == NO_VALUE, 0, v[mask])
+                hi += _bincount(cm, wm * (vm >> 32), n)
+                lo += _bincount(cm, wm * (vm & _LOW), n)
+        return np.stack([hi, lo]) if sums else count
+
+    def _inside(self, k: _Kind, start: int | None, end: int | None, n: int) -> Any:
+        count = np.zeros(n, np.int64)
+        for _day, (t, v, c, _who, w) in self._chunks(k, start, end):
+            mask = _in_range(t, start, end)
+            if start is not None:
+                mask &= v >= start
+            count += _bincount(c[mask], w[mask].astype(np.int64), n)
+        return count
 
 
-def build(facts: Iterable[Fact]) -> FactIndex:
+def _in_range(t: I64, start: int | None, end: int | None) -> npt.NDArray[np.bool_]:
+    mask = np.ones(len(t), np.bool_)
+    if start is not None:
+        mask &= t >= start
+    if end is not None:
+        mask &= t < end
+    return mask
+
+
+def _bincount(c: npt.NDArray[Any], weights: I64, n: int) -> I64:
+    """Exact integer sums of ``weights`` per combination (float64 is exact below 2**53)."""
+    if not len(c):
+        return np.zeros(n, np.int64)
+    return np.rint(np.bincount(c, weights=weights, minlength=n)[:n]).astype(np.int64)
+
+
+def build(facts: Iterable[Fact], who: int = 0) -> FactIndex:
     """An index of a fixed set of facts (replays, tests, ad-hoc segments)."""
     index = FactIndex()
-    index.apply(Counter(), Counter(facts))
+    index.add(facts, who)
     return index

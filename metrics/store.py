@@ -1,4 +1,4 @@
-"""The KPI store: every key's state and the fact index built from them (no Faust, no Kafka).
+"""The KPI store: every key's fact set and the index built from them (no Faust, no Kafka).
 
 Each worker keeps one store fed with *every* partition's changelog, so any worker answers a KPI
 query for everything and the gauges of a segment can be exported by whichever worker owns it.
@@ -6,93 +6,117 @@ query for everything and the gauges of a segment can be exported by whichever wo
 
 from __future__ import annotations
 
+import hashlib
+from collections import Counter
 from typing import Any
 
+import numpy as np
+
+from metrics import blob
 from metrics import facts as F
 from metrics.abc import AbcSummary, classify, summarize
-from metrics.facts import Context, derive, diff
-from metrics.index import FactIndex, build
+from metrics.facts import Context
+from metrics.index import FactIndex
 from metrics.kpis import all_kpis
 from metrics.periods import Period
-from metrics.records import CustomerState, T, decode_state
 from metrics.segments import ALL
 
 REP_PREFIX = b"rep:"
 
 
+def who_of(key: bytes) -> int:
+    """A stable 63-bit id of a customer key (the index stores it with every fact, for ABC)."""
+    return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big") >> 1
+
+
 class KpiStore:
-    """States by key, and the facts they imply; :meth:`replace` is the only way to change them."""
+    """Every key's fact set and the index of all of them; :meth:`replace` is the only way to change them."""
 
     def __init__(self, ctx: Context, abc_thresholds: tuple[float, float] = (0.8, 0.95)) -> None:
         self.ctx = ctx
         self.abc_thresholds = abc_thresholds
-        self.states: dict[bytes, CustomerState] = {}
         self.index = FactIndex()
+        self._blobs: dict[bytes, bytes] = {}
+        self._customers = 0
         self.newest_us: int | None = None
         self.updates = 0
+        self._abc_cache: tuple[int, int, tuple[dict[int, str], AbcSummary]] | None = None
 
-    def replace(self, key: bytes, raw: bytes | None) -> None:
-        """Set ``key`` to the stored state ``raw`` (``None`` deletes it); idempotent."""
-        old = self.states.get(key)
-        new = decode_state(raw) if raw is not None else None
-        before = derive(old.records, self.ctx).facts if old else []
-        after = derive(new.records, self.ctx).facts if new else []
-        removed, added = diff(before, after)
-        if removed or added:
-            self.index.apply(removed, added)
-        if new is None:
-            self.states.pop(key, None)
-        else:
-            self.states[key] = new
-            if new.newest_us is not None and (self.newest_us is None or new.newest_us > self.newest_us):
-                self.newest_us = new.newest_us
+    def replace(self, key: bytes, facts: bytes | None, newest_us: int | None = None) -> None:
+        """Set ``key``'s fact set to the blob ``facts`` (``None`` deletes it); idempotent.
+
+        ``newest_us`` is the key's newest event time (``clock = event`` windows end after it).
+        """
+        if newest_us is not None and (self.newest_us is None or newest_us > self.newest_us):
+            self.newest_us = newest_us
+        old = self._blobs.get(key)
         self.updates += 1
+        if old == facts:
+            return
+        before = blob.decode(old) if old is not None else []
+        after = blob.decode(facts) if facts is not None else []
+        who = who_of(key)
+        if before:
+            removed, added = Counter(before), Counter(after)
+            removed, added = removed - added, added - removed
+            self.index.add(removed.elements(), who, -1)
+            self.index.add(added.elements(), who, 1)
+        else:
+            self.index.add(after, who, 1)
+        is_customer = not key.startswith(REP_PREFIX)
+        if facts is None:
+            if self._blobs.pop(key, None) is not None and is_customer:
+                self._customers -= 1
+        else:
+            if old is None and is_customer:
+                self._customers += 1
+            self._blobs[key] = facts
 
     def customers(self) -> int:
-        return sum(1 for k in self.states if not k.startswith(REP_PREFIX))
+        return self._customers
+
+    def keys(self) -> int:
+        return len(self._blobs)
 
     # -- ABC -------------------------------------------------------------------------------------
 
-    def clv(self, at_us: int) -> dict[bytes, int]:
+    def clv(self, at_us: int) -> dict[int, int]:
         """Historical CLV (net revenue in micro-units before ``at_us``) of every customer known then.
 
         Known: signed up or ordered before ``at_us``; a key that only ever sent, say, a stray churn
-        is not a customer to rank.
+        is not a customer to rank. Customers are identified by :func:`who_of` their key.
         """
-        out: dict[bytes, int] = {}
-        for key, state in self.states.items():
-            if key.startswith(REP_PREFIX):
-                continue
-            net, known = 0, False
-            for r in state.records:
-                if r.time_us >= at_us:
-                    break
-                if r.type is T.ORDER_PLACED:
-                    net += r.value or 0
-                    known = True
-                elif r.type is T.ORDER_REFUNDED:
-                    net -= r.value or 0
-                elif r.type is T.SIGNED_UP:
-                    known = True
-            if known:
-                out[key] = net
-        return out
+        parts = [self.index.by_customer(kind, at_us) for kind in (F.ORDER, F.REFUND, F.NEW)]
+        whos = np.concatenate([who for who, _, _ in parts])
+        if not len(whos):
+            return {}
+        (_, order_w, order_v), (_, _, refund_v), (_, new_w, _) = parts
+        money = np.concatenate([order_v, -refund_v, np.zeros(len(new_w), np.int64)])
+        # A refund does not make a customer known; an order or a sign-up does.
+        known_w = np.concatenate([order_w, np.zeros(len(refund_v), np.int64), new_w])
+        uniq, inverse = np.unique(whos, return_inverse=True)
+        net = np.zeros(len(uniq), np.int64)
+        np.add.at(net, inverse, money)
+        known = np.zeros(len(uniq), np.int64)
+        np.add.at(known, inverse, known_w)
+        keep = known > 0
+        return dict(zip(uniq[keep].tolist(), net[keep].tolist(), strict=True))
 
-    def abc(self, at_us: int) -> tuple[dict[bytes, str], AbcSummary]:
+    def abc(self, at_us: int) -> tuple[dict[int, str], AbcSummary]:
+        cached = self._abc_cache
+        if cached is not None and cached[:2] == (at_us, self.index.version):
+            return cached[2]
         clv = self.clv(at_us)
         classes = classify(clv, self.abc_thresholds)
-        return classes, summarize(clv, classes)
+        result = classes, summarize(clv, classes)
+        self._abc_cache = (at_us, self.index.version, result)
+        return result
 
     def abc_view(self, cls: str, at_us: int) -> FactIndex:
         """The facts of the customers in ABC class ``cls`` as of ``at_us``, as segment ``abc:<cls>``."""
         classes, _ = self.abc(at_us)
-        segment = f"abc:{cls}"
-        facts = (
-            (t, kind, segment, value)
-            for key, c in classes.items() if c == cls
-            for (t, kind, seg, value) in derive(self.states[key].records, self.ctx).facts if seg == ALL
-        )
-        return build(facts)
+        whos = np.array([who for who, c in classes.items() if c == cls], dtype=np.int64)
+        return self.index.subset(whos, f"abc:{cls}", ALL)
 
     # -- the KPI query ---------------------------------------------------------------------------
 

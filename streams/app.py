@@ -1,13 +1,15 @@
-"""The Faust app: two agents, one changelogged customer table, and the web endpoints.
+"""The worker: a Faust app whose hot path moves events in batches.
 
-Stage 1 (``route``) reads the input topics as raw bytes, validates each message against the contract
-and sends rejections to the dead-letter topic; valid messages are re-keyed by customer into an
-internal topic. Stage 2 (``apply``) owns per-customer state, partitioned by customer: it dedupes,
-applies the lateness rule and stores the new state (:class:`streams.processor.Processor`). The
-table's changelog feeds every worker's KPI store (:class:`streams.follower.ChangelogFollower`).
+Stage 1 (route, :mod:`streams.route`) reads the input topics with a batched aiokafka consumer
+(group ``<app_id>-route``): every message is validated by our code and rejections go to the
+dead-letter topic; valid events travel on, packed per customer partition, through the re-keyed
+topic. Stage 2 is the Faust agent ``apply`` (group ``app_id``): one Faust event is one packed
+batch, applied to the owned partitions' states (:mod:`streams.apply`), whose changelog carries each
+key's new state and fact set. Every worker follows every changelog partition into its KPI store
+(:class:`streams.follower.ChangelogFollower`), which serves ``/kpis``, the gauges and the alerts.
 
 Faust decodes nothing itself (raw serializers): a decode error inside Faust acks the message and
-crashes the agent (see ../shared/notes/faust-pitfalls.md), so every byte is checked by our code.
+crashes the agent (../shared/notes/faust-pitfalls.md), so every byte is checked by our code.
 """
 
 from __future__ import annotations
@@ -15,48 +17,40 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import faust
+import mode
 from aiohttp.web import Response as AioResponse
 from faust.sensors.prometheus import setup_prometheus_sensors
-from faust.types import TP, EventT
+from faust.types import TP
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from alerts.delivery import AlertmanagerClient, DeliveryMetrics
 from alerts.engine import AlertEngine, Timing
 from alerts.rules import load_rules
 from alerts.state import StateMetrics, StateStore
-from metrics.exposition import KpiCollector, PipelineMetrics, now_us, owner
+from metrics.exposition import ConsumerMetrics, KpiCollector, PipelineMetrics, now_us, owner
 from metrics.periods import Period, parse_period
 from metrics.store import KpiStore
+from streams.apply import ApplyStage, Counts
 from streams.config import Settings, parse_duration
-from streams.contract import partition_key
-from streams.decode import Event, Rejection, decode
+from streams.consumer import BatchConsumer
+from streams.decode import Rejection
 from streams.errors import PeriodError
 from streams.follower import ChangelogFollower
+from streams.kafka import SharedProducer, client_options, new_reader, ssl_context
 from streams.processor import Processor
-from streams.topics import rekeyed_topic
+from streams.route import Origin, RouteStage
+from streams.topics import changelog_topic, rekeyed_topic
+from streams.wire import Routed
 
 ABC_SEGMENTS = ("abc:A", "abc:B", "abc:C")
+RETRY_SECONDS = (0.5, 1, 2, 5, 10)
 
 log = logging.getLogger(__name__)
-
-
-class CustomerTable(faust.Table):  # type: ignore[type-arg]
-    """The customer table; it records which partitions this worker currently owns."""
-
-    source_topic: str
-    owned: frozenset[int] = frozenset()
-
-    async def on_rebalance(
-        self, assigned: set[TP], revoked: set[TP], newly_assigned: set[TP], generation_id: int = 0
-    ) -> None:
-        await super().on_rebalance(assigned, revoked, newly_assigned, generation_id)
-        self.owned = frozenset(tp.partition for tp in assigned if tp.topic == self.source_topic)
-        log.info("customer partitions now owned: %s", sorted(self.owned))
 
 
 @dataclass
@@ -68,10 +62,17 @@ class Runtime:
     processor: Processor
     store: KpiStore
     follower: ChangelogFollower
-    table: CustomerTable
     registry: CollectorRegistry
     pipeline: PipelineMetrics
+    apply: ApplyStage
+    route: BatchConsumer
+    owned: frozenset[int] = frozenset()
     alerts: AlertEngine | None = None
+    started: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def ready(self) -> bool:
+        """Owns partitions, their states are restored, and the KPI store has caught up."""
+        return bool(self.owned) and self.follower.caught_up and self.owned <= self.apply.trusted()
 
     def owned_segments(self) -> list[str]:
         """Segments whose gauges (and alerts) this worker owns (see :func:`metrics.exposition.owner`).
@@ -81,7 +82,7 @@ class Runtime:
         """
         if not self.follower.caught_up:
             return []
-        owned = self.table.owned
+        owned = self.owned
         parts = self.settings.partitions
         return [g for g in self.processor.ctx.segmenter.all_keys() if owner(g, parts) in owned]
 
@@ -92,14 +93,38 @@ class Runtime:
             return None if newest is None else newest + 1
         return now_us()
 
+    async def apply_packed(self, partition: int, value: bytes) -> None:
+        """Apply one packed batch; retried until it succeeds, since Faust acks whatever returns."""
+        await self.started.wait()
+        for attempt in range(1_000_000):
+            try:
+                await self.apply.handle(partition, value)
+                return
+            except Exception:
+                delay = RETRY_SECONDS[min(attempt, len(RETRY_SECONDS) - 1)]
+                log.exception("apply: batch of partition %d failed; retrying in %ss", partition, delay)
+                await asyncio.sleep(delay)
+
+
+def faust_credentials(settings: Settings) -> Any:
+    """The same connection for Faust (``broker_credentials``), or ``None`` for plaintext."""
+    context = ssl_context(settings)
+    if settings.kafka_security_protocol.startswith("SASL_"):
+        return faust.SASLCredentials(username=settings.kafka_sasl_username, password=settings.kafka_sasl_password,
+                                     mechanism=settings.kafka_sasl_mechanism, ssl_context=context)
+    if context is not None:
+        return faust.SSLCredentials(context)
+    return None
+
 
 def create_app(settings: Settings, registry: CollectorRegistry | None = None) -> Runtime:
     registry = registry or CollectorRegistry()
     app = faust.App(
         settings.app_id,
         broker=[f"kafka://{hp.strip()}" for hp in settings.kafka_bootstrap.split(",")],
-        store=settings.store,
-        datadir=str(settings.worker_dir),
+        broker_credentials=faust_credentials(settings),
+        store="memory://",
+        datadir=str(settings.worker_dir / "faust"),
         topic_partitions=settings.partitions,
         table_standby_replicas=0,
         key_serializer="raw",
@@ -113,76 +138,78 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         web_metrics_enabled=False,
         autodiscover=False,
         consumer_auto_offset_reset="earliest",
-        producer_max_request_size=max(settings.max_message_bytes * 2, 1_048_576),
-        stream_wait_empty=False,
+        # A rebalance waits for the batch in hand (and its changelog writes): the next owner of the
+        # partition must read them when it restores (see streams/apply.py).
+        stream_wait_empty=True,
+        stream_buffer_maxsize=16,  # packs of thousands of events each
         # A crashed worker's partitions (and the series and alerts it owned) move after this long.
         broker_session_timeout=10.0,
         broker_heartbeat_interval=2.0,
     )
     pipeline = PipelineMetrics.create(registry)
+    consumer_metrics = ConsumerMetrics(registry)
     processor = Processor(settings)
     store = KpiStore(processor.ctx, (settings.abc_thresholds[0], settings.abc_thresholds[1]))
-    currencies = frozenset([settings.currency, *settings.currency_rates])
+    producer = SharedProducer(settings)
+    dlq = settings.topic_dlq
 
-    inputs = app.topic(*settings.input_topics, value_type=bytes, allow_empty=True)
-    by_customer = app.topic(
-        rekeyed_topic(settings), value_type=bytes, partitions=settings.partitions,
-        internal=True,
-    )
-    dlq = app.topic(settings.topic_dlq, value_type=bytes, allow_empty=True)
-    table = CustomerTable(
-        app, name="customers", beacon=app.tables.beacon, partitions=settings.partitions,
-        key_type=bytes, value_type=bytes,
-    )
-    table.source_topic = by_customer.get_topic_name()
-    app.tables.add(table)
-    follower = ChangelogFollower(
-        settings.kafka_bootstrap, table.changelog_topic.get_topic_name(), settings.partitions, store
-    )
-    runtime = Runtime(app, settings, processor, store, follower, table, registry, pipeline)
-
-    async def reject(event: EventT[bytes], rejection: Rejection) -> None:
-        msg = event.message
-        pipeline.rejected.labels(rejection.reason).inc()
+    async def dead_letter(key: bytes | None, value: bytes | None, rejection: Rejection, origin: Origin) -> None:
+        topic, partition, offset = origin
         headers = [
             ("reason", rejection.reason.encode()),
             ("message", rejection.message[:1000].encode()),
-            ("source_topic", msg.topic.encode()),
-            ("source_partition", str(msg.partition).encode()),
-            ("source_offset", str(msg.offset).encode()),
+            ("source_topic", topic.encode()),
+            ("source_partition", str(partition).encode()),
+            ("source_offset", str(offset).encode()),
         ]
-        await dlq.send(key=msg.key, value=msg.value, headers=headers)
+        await (await producer().send(dlq, value, key=key, headers=headers))
 
-    @app.agent(inputs, name="route")
-    async def route(stream: Any) -> None:
-        async for event in stream.events():
-            try:
-                result = decode(event.message.value, currencies, settings.max_message_bytes)
-            except Exception as exc:  # decode() maps every known problem; a bug must still lose nothing
-                log.exception("could not decode a message")
-                result = Rejection("unprocessable", f"{type(exc).__name__}: {str(exc)[:500]}")
-            if isinstance(result, Rejection):
-                await reject(event, result)
-                continue
-            await by_customer.send(key=partition_key(result.data).encode(), value=event.message.value)
+    def count_rejected(reasons: dict[str, int]) -> None:
+        for reason, n in reasons.items():
+            pipeline.rejected.labels(reason).inc(n)
 
-    @app.agent(by_customer, name="apply")
+    async def reject_routed(routed: Routed, rejection: Rejection) -> None:
+        count_rejected({rejection.reason: 1})
+        await dead_letter(routed.key, routed.raw, rejection, (routed.topic, routed.partition, routed.offset))
+
+    def counted(counts: Counts) -> None:
+        pipeline.count(counts.events, counts.duplicates, counts.ignored, counts.event_times_us, time.time())
+
+    changelog = changelog_topic(settings)
+    apply_stage = ApplyStage(processor=processor, producer=producer, changelog=changelog, store_url=settings.store,
+                             data_dir=settings.worker_dir / "state", consumer_factory=lambda: new_reader(settings),
+                             reject=reject_routed, on_counts=counted)
+    route_stage = RouteStage(processor=processor, producer=producer, rekeyed=rekeyed_topic(settings),
+                             partitions=settings.partitions, dead_letter=dead_letter,
+                             max_bytes=settings.max_message_bytes, on_rejected=count_rejected)
+    route = BatchConsumer(stage="route", options=client_options(settings), group_id=f"{settings.app_id}-route",
+                          topics=settings.input_topics, handle=route_stage.handle, metrics=consumer_metrics)
+    follower = ChangelogFollower(lambda: new_reader(settings), changelog, settings.partitions, store,
+                                 visible=pipeline.visible, on_change=pipeline.last_update.set_to_current_time)
+    runtime = Runtime(app, settings, processor, store, follower, registry, pipeline, apply_stage, route)
+
+    rekeyed = app.topic(rekeyed_topic(settings), value_type=bytes, partitions=settings.partitions, internal=True)
+    table_topic = rekeyed.get_topic_name()
+
+    @app.agent(rekeyed, name="apply")
     async def apply(stream: Any) -> None:
         async for event in stream.events():
-            result = decode(event.message.value, currencies, settings.max_message_bytes)
-            if isinstance(result, Rejection):  # cannot happen unless someone writes to our topic
-                await reject(event, result)
-                continue
-            try:
-                await _apply_one(runtime, event, result, reject)
-            except Exception as exc:  # never lose a message to a bug: dead-letter it with the error
-                log.exception("could not apply event %r", result.id)
-                await reject(event, Rejection("unprocessable", f"{type(exc).__name__}: {str(exc)[:500]}"))
+            await runtime.apply_packed(event.message.partition, event.message.value)
 
-    @app.task  # type: ignore[untyped-decorator]
-    async def follow_changelog() -> None:
-        await follower.run()
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]
+    async def on_revoked(app: faust.App, revoked: set[TP], **kwargs: Any) -> None:
+        apply_stage.revoked({tp.partition for tp in revoked if tp.topic == table_topic})
 
+    @app.on_partitions_assigned.connect  # type: ignore[arg-type]
+    async def on_assigned(app: faust.App, assigned: set[TP], **kwargs: Any) -> None:
+        owned = frozenset(tp.partition for tp in assigned if tp.topic == table_topic)
+        apply_stage.assigned(set(owned))
+        runtime.owned = owned
+        log.info("customer partitions now owned: %s", sorted(owned))
+        for partition in sorted(owned):  # restore now rather than at the first batch
+            app.loop.create_task(_warm(runtime, partition))
+
+    app.add_dependency(_Engine(runtime, producer))
     alerting = _alerting(runtime)
 
     @app.task  # type: ignore[untyped-decorator]
@@ -194,6 +221,55 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     setup_prometheus_sensors(app, pattern="/faust-metrics", registry=registry, name_prefix="retention_faust")
     registry.register(KpiCollector(store, runtime.owned_segments, runtime.now_us, settings.tz, settings.currency))
     return runtime
+
+
+async def _warm(runtime: Runtime, partition: int) -> None:
+    await runtime.started.wait()
+    try:
+        await runtime.apply.store(partition)
+    except Exception:  # the first batch of the partition tries again
+        log.warning("could not restore partition %d yet", partition, exc_info=True)
+
+
+class _Engine(mode.Service):
+    """Starts the shared producer, then runs the route consumer and the changelog follower."""
+
+    def __init__(self, runtime: Runtime, producer: SharedProducer) -> None:
+        super().__init__()
+        self.runtime = runtime
+        self.producer = producer
+
+    async def on_start(self) -> None:
+        await self.producer.start()
+        self.runtime.started.set()
+
+    async def on_stop(self) -> None:
+        await self.producer.stop()
+        self.runtime.apply.close()
+
+    @mode.Service.task
+    async def _route(self) -> None:
+        await _forever("route", self.runtime.route.run)
+
+    @mode.Service.task
+    async def _follow(self) -> None:
+        await _forever("follower", self.runtime.follower.run)
+
+
+async def _forever(name: str, run: Any) -> None:
+    """Run ``run()`` again after a failure (a broker outage, say), with backoff; offsets make it safe."""
+    attempt = 0
+    while True:
+        try:
+            await run()
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            delay = RETRY_SECONDS[min(attempt, len(RETRY_SECONDS) - 1)]
+            log.exception("%s failed; restarting in %ss", name, delay)
+            attempt += 1
+            await asyncio.sleep(delay)
 
 
 def _register_pages(app: faust.App, runtime: Runtime) -> None:
@@ -208,8 +284,9 @@ def _register_pages(app: faust.App, runtime: Runtime) -> None:
 
     @app.page("/ready")
     async def ready_view(web: Any, request: Any) -> Any:
-        ok = bool(runtime.table.owned) and runtime.follower.caught_up
-        body = {"ready": ok, "partitions": sorted(runtime.table.owned), "caught_up": runtime.follower.caught_up}
+        ok = runtime.ready()
+        body = {"ready": ok, "partitions": sorted(runtime.owned), "caught_up": runtime.follower.caught_up,
+                "restored": sorted(runtime.apply.trusted())}
         return web.json(body, status=200 if ok else 503)
 
     @app.page("/metrics")
@@ -247,25 +324,6 @@ def _alerting(runtime: Runtime) -> Alerting:
     return Alerting(engine, client, state)
 
 
-async def _apply_one(runtime: Runtime, event: EventT[bytes], valid: Event, reject: Any) -> None:
-    pipeline = runtime.pipeline
-    key = _key(event)
-    outcome = runtime.processor.apply(runtime.table.get(key), valid)
-    if outcome.status in ("too_late", "unprocessable"):
-        await reject(event, Rejection(outcome.status, f"event {valid.id!r}: {outcome.detail}"))
-        return
-    pipeline.events.labels(valid.type).inc()
-    pipeline.lag.observe(max(time.time() - valid.time_us / 1e6, 0.0))
-    if outcome.status == "duplicate":
-        pipeline.duplicates.inc()
-        return
-    if outcome.status == "ignored":
-        pipeline.ignored.labels(outcome.detail).inc()
-    if outcome.state is not None:
-        runtime.table[key] = outcome.state
-        pipeline.last_update.set_to_current_time()
-
-
 def _alerts_response(web: Any, request: Any, runtime: Runtime) -> Any:
     """``GET /alerts?period=P``: every rule on every segment with windows ending at the end of P."""
     period = _period(request, runtime)
@@ -280,13 +338,6 @@ def _alerts_response(web: Any, request: Any, runtime: Runtime) -> Any:
         for o in runtime.alerts.dry_run(period.end_us)
     ]
     return web.json({"period": {"label": period.label, "end": period.end.isoformat()}, "rules": rows})
-
-
-def _key(event: EventT[bytes]) -> bytes:
-    key = event.message.key
-    if not isinstance(key, bytes):  # we produce every key of these topics ourselves, as bytes
-        raise TypeError(f"unexpected key {key!r} on {event.message.topic}")
-    return key
 
 
 def _period(request: Any, runtime: Runtime) -> Period | str:
@@ -312,8 +363,9 @@ def _kpi_response(web: Any, request: Any, runtime: Runtime) -> Any:
     answer = runtime.store.answer(period, segment)
     answer["timezone"] = runtime.settings.timezone
     answer["worker"] = {
-        "partitions": sorted(runtime.table.owned),
+        "partitions": sorted(runtime.owned),
         "caught_up": runtime.follower.caught_up,
+        "ready": runtime.ready(),
         "changelog_records": runtime.follower.records,
     }
     return web.json(answer)

@@ -43,6 +43,13 @@ class Settings:
     """Every setting of the monitor; field names are the TOML keys and, upper-cased, the env suffixes."""
 
     kafka_bootstrap: str = "127.0.0.1:9092"
+    kafka_security_protocol: str = "PLAINTEXT"
+    kafka_sasl_mechanism: str = "PLAIN"
+    kafka_sasl_username: str = ""
+    kafka_sasl_password: str = ""
+    kafka_ssl_cafile: str = ""
+    kafka_ssl_certfile: str = ""
+    kafka_ssl_keyfile: str = ""
     app_id: str = "retention-monitor"
     topic_lifecycle: str = "retention.lifecycle"
     topic_support: str = "retention.support"
@@ -51,6 +58,8 @@ class Settings:
     topic_dlq: str = "retention.dlq"
     partitions: int = 4
     redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_password: str = ""
+    redis_ssl_cafile: str = ""
     alertmanager_url: str = "http://127.0.0.1:9093"
     web_host: str = "127.0.0.1"
     web_port: int = 6066
@@ -233,11 +242,16 @@ def validate(settings: Settings, sources: Mapping[str, str] | None = None) -> No
 Fail = Callable[[str, Any, str], ConfigError]
 
 
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+
+
 def _check_kafka(settings: Settings, fail: Fail) -> None:
     for hostport in settings.kafka_bootstrap.split(","):
         host, _, port = hostport.strip().rpartition(":")
         if not host or not port.isdigit() or not 0 < int(port) < 65536:
             raise fail("kafka_bootstrap", settings.kafka_bootstrap, "must be host:port[,host:port...]")
+    _check_kafka_security(settings, fail)
     for name in ("app_id", "topic_lifecycle", "topic_support", "topic_feedback", "topic_team", "topic_dlq"):
         if not _NAME.match(getattr(settings, name)):
             raise fail(name, getattr(settings, name), "must be 1-200 of [A-Za-z0-9._-]")
@@ -249,9 +263,31 @@ def _check_kafka(settings: Settings, fail: Fail) -> None:
         raise fail("max_message_bytes", settings.max_message_bytes, "must be 1024-16777216")
 
 
+def _check_kafka_security(settings: Settings, fail: Fail) -> None:
+    protocol = settings.kafka_security_protocol
+    if protocol not in SECURITY_PROTOCOLS:
+        raise fail("kafka_security_protocol", protocol, f"must be one of {', '.join(SECURITY_PROTOCOLS)}")
+    if protocol.startswith("SASL_"):
+        if settings.kafka_sasl_mechanism not in SASL_MECHANISMS:
+            raise fail("kafka_sasl_mechanism", settings.kafka_sasl_mechanism,
+                       f"must be one of {', '.join(SASL_MECHANISMS)}")
+        if not settings.kafka_sasl_username or not settings.kafka_sasl_password:
+            raise fail("kafka_sasl_username", settings.kafka_sasl_username,
+                       f"kafka_security_protocol={protocol} needs kafka_sasl_username and kafka_sasl_password")
+    for name in ("kafka_ssl_cafile", "kafka_ssl_certfile", "kafka_ssl_keyfile"):
+        path = getattr(settings, name)
+        if path and not Path(path).expanduser().is_file():
+            raise fail(name, path, "no such file (a PEM file, or empty)")
+    if bool(settings.kafka_ssl_certfile) != bool(settings.kafka_ssl_keyfile):
+        raise fail("kafka_ssl_certfile", settings.kafka_ssl_certfile,
+                   "a client certificate needs both kafka_ssl_certfile and kafka_ssl_keyfile")
+
+
 def _check_services(settings: Settings, fail: Fail) -> None:
     if not settings.redis_url.startswith(("redis://", "rediss://", "unix://")):
         raise fail("redis_url", settings.redis_url, "must start with redis://, rediss:// or unix://")
+    if settings.redis_ssl_cafile and not Path(settings.redis_ssl_cafile).expanduser().is_file():
+        raise fail("redis_ssl_cafile", settings.redis_ssl_cafile, "no such file (a PEM file, or empty)")
     if not settings.alertmanager_url.startswith(("http://", "https://")):
         raise fail("alertmanager_url", settings.alertmanager_url, "must start with http:// or https://")
     if not 0 < settings.web_port < 65536:

@@ -1,16 +1,19 @@
-"""Applies one valid event to its key's stored state: dedupe, allowed lateness, record (no Faust here).
+"""Applies valid events to their key's stored state: dedupe, allowed lateness, records, facts (no Kafka).
 
-The Faust agent hands over the stored bytes and the event and writes back the bytes it gets; the
-table's changelog then carries the new state to every worker's :class:`metrics.store.KpiStore`.
+The owner of a key's partition hands over the stored state bytes and the key's new records in
+arrival order, and gets back the new state and the key's full fact set (:mod:`metrics.blob`); the
+changelog carries both, so a restarted owner restores the state and every worker's
+:class:`metrics.store.KpiStore` the facts. Several events of one key in one batch cost one replay.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from metrics import blob
 from metrics.facts import Context, derive
 from metrics.prune import prune
-from metrics.records import TYPE_CODES, CustomerState, Rec, decode_state, encode_state, insert
+from metrics.records import TYPE_CODES, CustomerState, Rec, decode_state, encode_state
 from metrics.segments import Segmenter
 from streams import contract as c
 from streams.config import Settings
@@ -26,8 +29,18 @@ class Outcome:
     unprocessable (with the reason)."""
 
     status: str
-    state: bytes | None = None
     detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Update:
+    """What some records did to one key: an outcome per record, and the key's new state and fact
+    set (both ``None`` when nothing was applied)."""
+
+    outcomes: list[Outcome]
+    state: bytes | None
+    facts: bytes | None
+    newest_us: int | None
 
 
 def context(settings: Settings) -> Context:
@@ -85,21 +98,51 @@ class Processor:
             text = d.team
         return Rec(event.time_us, TYPE_CODES[event.type], event.id, ref, text, value, segment)
 
-    def apply(self, stored: bytes | None, event: Event) -> Outcome:
+    def apply_records(self, stored: bytes | None, records: list[Rec]) -> Update:
+        """Apply ``records`` (one key's, in arrival order) to the stored state ``stored``."""
+        old = decode_state(stored)
+        kept = old.records
+        newest = old.newest_us
+        seen = {r.id for r in kept}
+        outcomes: list[Outcome] = []
+        added: list[Rec] = []
+        for rec in records:
+            if rec.id in seen:
+                outcomes.append(DUPLICATE)
+                continue
+            # Lateness is measured per key and in arrival order (README: "Allowed lateness").
+            if newest is not None and rec.time_us < newest - self.lateness_us:
+                behind = (newest - rec.time_us) / MICRO
+                outcomes.append(Outcome("too_late", f"{behind:.0f}s behind the newest event of the same key, "
+                                        f"allowed_lateness={self.settings.allowed_lateness}"))
+                continue
+            seen.add(rec.id)
+            added.append(rec)
+            newest = rec.time_us if newest is None else max(newest, rec.time_us)
+            outcomes.append(APPLIED)
+        if not added:
+            return Update(outcomes, None, None, newest)
+        assert newest is not None
+        merged = kept + added
+        if (kept and min(r.sort_key() for r in added) < kept[-1].sort_key()) or len(added) > 1:
+            merged.sort(key=Rec.sort_key)
+        merged = prune(merged, newest - self.history_us)
+        derived = derive(merged, self.ctx)
+        if derived.ignored:
+            outcomes = [Outcome("ignored", derived.ignored[rec.id]) if o is APPLIED and rec.id in derived.ignored
+                        else o for o, rec in zip(outcomes, records, strict=True)]
+        state = encode_state(CustomerState(records=merged, newest_us=newest))
+        return Update(outcomes, state, blob.encode(derived.facts), newest)
+
+    def apply(self, stored: bytes | None, event: Event) -> tuple[Outcome, Update | None]:
+        """One event (tests, replays): its outcome and the key's update (``None`` if unprocessable)."""
         try:
             record = self.record(event)
         except ValueError as exc:
-            return Outcome("unprocessable", detail=str(exc))
-        old = decode_state(stored)
-        records = insert(old.records, record)
-        if records is None:
-            return Outcome("duplicate")
-        if old.newest_us is not None and event.time_us < old.newest_us - self.lateness_us:
-            behind = (old.newest_us - event.time_us) / MICRO
-            return Outcome("too_late", detail=f"{behind:.0f}s behind the newest event of the same key, "
-                           f"allowed_lateness={self.settings.allowed_lateness}")
-        newest = event.time_us if old.newest_us is None else max(old.newest_us, event.time_us)
-        records = prune(records, newest - self.history_us)
-        raw = encode_state(CustomerState(records=records, newest_us=newest))
-        ignored = derive(records, self.ctx).ignored.get(event.id)
-        return Outcome("ignored" if ignored else "applied", raw, ignored or "")
+            return Outcome("unprocessable", str(exc)), None
+        update = self.apply_records(stored, [record])
+        return update.outcomes[0], update
+
+
+APPLIED = Outcome("applied")
+DUPLICATE = Outcome("duplicate")

@@ -14,34 +14,55 @@ from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from streams.config import Settings
 from streams.errors import RetentionMonitorError
+from streams.kafka import client_options
 
 
 class TopicError(RetentionMonitorError):
     """The monitor's Kafka topics cannot be listed or created."""
 
 
+INTERNAL_MESSAGE_BYTES = 16 * 1024 * 1024  # a pack, or the state of a customer with a long history
+
+
 def rekeyed_topic(settings: Settings) -> str:
-    """The internal topic of valid events keyed by customer (stage 2's input)."""
+    """The internal topic of packed valid events, partitioned by customer (stage 2's input)."""
     return f"{settings.app_id}-events-by-customer"
 
 
-async def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> list[str]:
-    """Create the input, dead-letter and re-keyed topics that are missing; return the names created.
+def changelog_topic(settings: Settings) -> str:
+    """The compacted changelog of the customer states and fact sets."""
+    return f"{settings.app_id}-customers-changelog"
 
-    The re-keyed topic is Faust's to create too, but a worker that joins its group before the new
-    topic shows up in the cluster metadata is assigned no partition of it: create it first.
+
+def topic_configs(settings: Settings) -> dict[str, dict[str, str]]:
+    """Configs of the topics the monitor creates (others get the broker's defaults)."""
+    big = {"max.message.bytes": str(INTERNAL_MESSAGE_BYTES)}
+    return {
+        rekeyed_topic(settings): big,
+        changelog_topic(settings): {**big, "cleanup.policy": "compact"},
+    }
+
+
+async def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> list[str]:
+    """Create the input, dead-letter, re-keyed and changelog topics that are missing; return their names.
+
+    A consumer group member that joins before a new topic shows up in the cluster metadata is
+    assigned no partition of it, so every topic exists before any worker subscribes.
     """
-    wanted = [*settings.input_topics, settings.topic_dlq, rekeyed_topic(settings)]
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=10_000)
+    configs = topic_configs(settings)
+    wanted = [*settings.input_topics, settings.topic_dlq, *configs]
+    admin = AIOKafkaAdminClient(request_timeout_ms=10_000, **client_options(settings))
     try:
         await asyncio.wait_for(admin.start(), timeout_s)
         existing = set(await admin.list_topics())
         missing = [t for t in wanted if t not in existing]
         if missing:
             with contextlib.suppress(TopicAlreadyExistsError):  # another worker was faster
-                await admin.create_topics(
-                    [NewTopic(t, num_partitions=settings.partitions, replication_factor=1) for t in missing]
-                )
+                await admin.create_topics([
+                    NewTopic(t, num_partitions=settings.partitions, replication_factor=1,
+                             topic_configs=configs.get(t, {}))
+                    for t in missing
+                ])
         return missing
     except (KafkaError, TimeoutError, OSError) as exc:
         raise TopicError(f"cannot reach Kafka at kafka_bootstrap={settings.kafka_bootstrap} ({exc!r})") from exc

@@ -26,6 +26,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
 from metrics.periods import parse_period
+from metrics.records import CustomerState, decode_state
 from metrics.store import KpiStore
 from streams.config import Settings
 from streams.contract import partition_key
@@ -85,13 +86,20 @@ def seed_example(
 ROOT = Path(__file__).resolve().parents[1]
 
 
+class Fatal(AssertionError):
+    """Raised by a ``poll`` check when waiting longer cannot help (e.g. the process died)."""
+
+
 def poll(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.2) -> Any:
-    """Call ``check`` until it returns a truthy value; fail with ``what`` after ``timeout`` seconds."""
+    """Call ``check`` until it returns a truthy value; fail with ``what`` after ``timeout`` seconds,
+    or at once when the check raises :class:`Fatal`."""
     deadline = time.monotonic() + timeout
     last: Any = None
     while time.monotonic() < deadline:
         try:
             last = check()
+        except Fatal:
+            raise
         except Exception as exc:  # keep polling through start-up errors, report the last one
             last = exc
         else:
@@ -167,9 +175,8 @@ class WorkerProcess:
     def _ready(self) -> bool:
         assert self.proc is not None
         if self.proc.poll() is not None:
-            raise AssertionError(f"worker exited with {self.proc.returncode}; log: {self.log.read_text()[-3000:]}")
-        state = get_json(f"{self.url}/kpis?period=2025")["worker"]
-        return bool(state["partitions"]) and bool(state["caught_up"])
+            raise Fatal(f"worker exited with {self.proc.returncode}; log: {self.log.read_text()[-3000:]}")
+        return bool(get_json(f"{self.url}/ready")["ready"])
 
     def kpis(self, period: str, segment: str = "all") -> Any:
         return get_json(f"{self.url}/kpis?period={period}&segment={segment}")
@@ -381,12 +388,19 @@ class PurePipeline:
             assert isinstance(decoded, Event), decoded
             key = partition_key(decoded.data).encode()
             worker = sum(key) % len(self.tables)
-            outcome = self.processors[worker].apply(self.tables[worker].get(key), decoded)
+            outcome, update = self.processors[worker].apply(self.tables[worker].get(key), decoded)
             self.statuses.append(outcome.status)
-            if outcome.state is not None:
-                self.tables[worker][key] = outcome.state
-                self.store.replace(key, outcome.state)
+            if update is not None and update.state is not None:
+                self.tables[worker][key] = update.state
+                self.store.replace(key, update.facts, update.newest_us)
         return self
+
+    def state(self, key: bytes) -> CustomerState:
+        """The stored state of ``key`` (whichever table owns it)."""
+        for table in self.tables:
+            if key in table:
+                return decode_state(table[key])
+        raise KeyError(key)
 
     def answer(self, period: str, segment: str = "all") -> Any:
         return self.store.answer(parse_period(period, ZoneInfo(self.settings.timezone)), segment)

@@ -205,7 +205,7 @@ def test_pruning_bounds_the_stored_records() -> None:
             event("order.placed", time, {"customer_id": "a", "order_id": f"o{day}", "amount": 1, "currency": "EUR"}),
             event("survey.nps", time, {"customer_id": "a", "score": 9}),
         )
-    records = p.store.states[b"a"].records
+    records = p.state(b"a").records
     # the sign-up, the first two orders, one folded order, and the last 30 days of orders and surveys
     assert len(records) == 1 + 2 + 1 + 2 * 31
     assert p.inputs("2024-07")["net_revenue_to_date"] == 199.0  # folding keeps the sum

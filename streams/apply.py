@@ -1,0 +1,206 @@
+"""Stage 2: apply packed batches of routed events to the states of the keys of owned partitions.
+
+Per packed message (one partition's share of a route batch): group the events by key in arrival
+order, apply each key's events in one go (:meth:`streams.processor.Processor.apply_records`), write
+one changelog entry per changed key, wait for Kafka's acks, and only then update the local store
+(with the changelog offset it is now complete to). The message is acknowledged after that, so a
+committed input offset never runs ahead of the changelog: a crash replays at most the batches whose
+offsets were not committed, and the restored states dedupe them by event id.
+
+Ownership moves between workers only at rebalances, after the previous owner finished its batch
+(Faust waits for in-flight events: ``stream_wait_empty``). A store is trusted again after a
+revocation only once it has read the changelog tail written meanwhile by whoever owned the partition.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from metrics.records import TYPE_CODES
+from streams.decode import Rejection
+from streams.kafka import SharedProducer
+from streams.processor import Processor
+from streams.state import PartitionStore, open_store
+from streams.wire import Change, Routed, decode_batch, decode_change, encode_change
+
+log = logging.getLogger(__name__)
+
+TYPE_NAMES: dict[int, str] = {int(code): name for name, code in TYPE_CODES.items()}
+
+Reject = Callable[[Routed, Rejection], Awaitable[None]]
+
+
+@dataclass
+class Counts:
+    """Outcomes of one batch, for the pipeline metrics (counted once per batch, not per event)."""
+
+    events: dict[str, int]
+    duplicates: int
+    ignored: dict[str, int]
+    event_times_us: list[int]
+
+
+class ApplyStage:
+    """The per-partition stores of the keys this worker owns, and the batch logic that updates them."""
+
+    def __init__(
+        self,
+        *,
+        processor: Processor,
+        producer: SharedProducer,
+        changelog: str,
+        store_url: str,
+        data_dir: Path,
+        consumer_factory: Callable[[], AIOKafkaConsumer],
+        reject: Reject,
+        on_counts: Callable[[Counts], None],
+    ) -> None:
+        self.processor = processor
+        self.producer = producer
+        self.changelog = changelog
+        self.store_url = store_url
+        self.data_dir = data_dir
+        self.consumer_factory = consumer_factory
+        self.reject = reject
+        self.on_counts = on_counts
+        self.stores: dict[int, PartitionStore] = {}
+        self._trusted: set[int] = set()
+        self._locks: dict[int, asyncio.Lock] = {}
+        self.restored_records = 0
+
+    def trusted(self) -> frozenset[int]:
+        """Partitions whose store is caught up with the changelog."""
+        return frozenset(self._trusted)
+
+    # -- ownership -------------------------------------------------------------------------------
+
+    def revoked(self, partitions: set[int]) -> None:
+        """Partitions may move to another worker: their stores must re-read the changelog before use."""
+        self._trusted -= partitions
+
+    def assigned(self, partitions: set[int]) -> None:
+        """Close the stores of partitions this worker no longer owns."""
+        for partition in [p for p in self.stores if p not in partitions]:
+            self.stores.pop(partition).close()
+            self._trusted.discard(partition)
+
+    async def store(self, partition: int) -> PartitionStore:
+        """The store of ``partition``, caught up with the changelog (read from where it stopped)."""
+        store = self.stores.get(partition)
+        if store is not None and partition in self._trusted:
+            return store
+        async with self._locks.setdefault(partition, asyncio.Lock()):  # one restore at a time
+            return await self._restore(partition)
+
+    async def _restore(self, partition: int) -> PartitionStore:
+        store = self.stores.get(partition)
+        if store is not None and partition in self._trusted:
+            return store
+        if store is None:
+            store = self.stores[partition] = open_store(self.store_url, partition, self.data_dir)
+        began = time.monotonic()
+        read = await self._catch_up(store)
+        self._trusted.add(partition)
+        log.info("partition %d: store caught up with the changelog (%d entries read, %d keys, %.1fs)",
+                 partition, read, len(store), time.monotonic() - began)
+        return store
+
+    async def _catch_up(self, store: PartitionStore) -> int:
+        tp = TopicPartition(self.changelog, store.partition)
+        consumer = self.consumer_factory()
+        await consumer.start()
+        read = 0
+        try:
+            consumer.assign([tp])
+            first = (await consumer.beginning_offsets([tp]))[tp]
+            end = (await consumer.end_offsets([tp]))[tp]
+            if not first <= store.next_offset <= end:  # the topic was recreated or truncated
+                log.warning("partition %d: store offset %d outside the changelog [%d, %d]; rebuilding",
+                            store.partition, store.next_offset, first, end)
+                store.reset()
+            consumer.seek(tp, max(store.next_offset, first))
+            while await consumer.position(tp) < end:
+                batch = await consumer.getmany(tp, timeout_ms=1000, max_records=20_000)
+                records = batch.get(tp, [])
+                if records:
+                    store.write(((r.key, None if r.value is None else decode_change(r.value).state)
+                                 for r in records), records[-1].offset + 1)
+                    read += len(records)
+            if store.next_offset < end:  # only compaction gaps or transaction markers were left
+                store.write((), end)
+        finally:
+            await consumer.stop()
+        self.restored_records += read
+        return read
+
+    # -- a packed batch --------------------------------------------------------------------------
+
+    async def handle(self, partition: int, value: bytes) -> None:
+        store = await self.store(partition)
+        by_key: dict[bytes, list[Routed]] = {}
+        for routed in decode_batch(value):
+            by_key.setdefault(routed.key, []).append(routed)
+        counts = Counts({}, 0, {}, [])
+        changes: list[tuple[bytes, bytes, bytes]] = []
+        rejects: list[Awaitable[None]] = []
+        apply_records = self.processor.apply_records
+        for key, items in by_key.items():
+            update = apply_records(store.get(key), [item.rec for item in items])
+            first_ts = 0
+            for item, outcome in zip(items, update.outcomes, strict=True):
+                status = outcome.status
+                if status == "too_late":
+                    rejects.append(self.reject(item, Rejection("too_late", f"event {item.rec.id!r}: {outcome.detail}")))
+                    continue
+                name = TYPE_NAMES[item.rec.type]
+                counts.events[name] = counts.events.get(name, 0) + 1
+                counts.event_times_us.append(item.rec.time_us)
+                if status == "duplicate":
+                    counts.duplicates += 1
+                    continue
+                if status == "ignored":
+                    counts.ignored[outcome.detail] = counts.ignored.get(outcome.detail, 0) + 1
+                if not first_ts or item.timestamp_ms < first_ts:
+                    first_ts = item.timestamp_ms
+            if update.state is not None and update.facts is not None:
+                change = Change(update.state, update.facts, update.newest_us, first_ts)
+                changes.append((key, update.state, encode_change(change)))
+        next_offset = await self._write(partition, changes)
+        if rejects:
+            await asyncio.gather(*rejects)
+        if changes:
+            store.write(((key, state) for key, state, _ in changes), next_offset)
+        self.on_counts(counts)
+
+    async def _write(self, partition: int, changes: list[tuple[bytes, bytes, bytes]]) -> int:
+        """Write the changelog entries; return the offset after the last one (once acknowledged)."""
+        if not changes:
+            return 0
+        futures: list[tuple[asyncio.Future[Any], int]] = []
+        batch = self.producer().create_batch()
+        n = 0
+        for key, _, value in changes:
+            if batch.append(key=key, value=value, timestamp=None) is None:
+                futures.append((await self.producer().send_batch(batch, self.changelog, partition=partition), n))
+                batch, n = self.producer().create_batch(), 0
+                if batch.append(key=key, value=value, timestamp=None) is None:
+                    raise ValueError(f"a changelog entry of {len(value)} bytes does not fit a producer batch")
+            n += 1
+        futures.append((await self.producer().send_batch(batch, self.changelog, partition=partition), n))
+        metadata = await asyncio.gather(*(f for f, _ in futures))
+        last, count = metadata[-1], futures[-1][1]
+        return int(last.offset) + count
+
+    def close(self) -> None:
+        for store in self.stores.values():
+            store.close()
+        self.stores.clear()
+

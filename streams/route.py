@@ -1,0 +1,104 @@
+"""Stage 1: validate every input message and re-key the valid ones, packed, by customer partition.
+
+For one fetch: decode and validate each value (msgspec, :func:`streams.decode.decode`), turn the
+valid event into its compact record (:meth:`streams.processor.Processor.record`), and append it
+to the pack of its key's partition; invalid messages go to the dead-letter topic with the reason.
+Then one message per partition goes to the re-keyed topic, and the fetch counts as handled once
+Kafka acknowledged every pack and dead letter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from streams.consumer import Batch
+from streams.contract import partition_key
+from streams.decode import Rejection, decode
+from streams.kafka import SharedProducer
+from streams.processor import Processor
+from streams.wire import Routed, encode_batch, partition_of
+
+log = logging.getLogger(__name__)
+
+PACK_BYTES = 512 * 1024  # a pack's raw payload; several packs go to one partition beyond it
+
+Origin = tuple[str, int, int]  # topic, partition and offset of the message as published
+DeadLetter = Callable[[bytes | None, bytes | None, Rejection, Origin], Awaitable[None]]
+
+
+class RouteStage:
+    """Validates and routes one fetch at a time; see the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        processor: Processor,
+        producer: SharedProducer,
+        rekeyed: str,
+        partitions: int,
+        dead_letter: DeadLetter,
+        max_bytes: int,
+        on_rejected: Callable[[dict[str, int]], None],
+    ) -> None:
+        self.processor = processor
+        self.producer = producer
+        self.rekeyed = rekeyed
+        self.partitions = partitions
+        self.dead_letter = dead_letter
+        self.max_bytes = max_bytes
+        self.on_rejected = on_rejected
+        settings = processor.settings
+        self.currencies = frozenset([settings.currency, *settings.currency_rates])
+
+    async def handle(self, batch: Batch) -> None:
+        packs: dict[int, list[Routed]] = {}
+        letters: list[Awaitable[None]] = []
+        rejected: dict[str, int] = {}
+        currencies, max_bytes, record = self.currencies, self.max_bytes, self.processor.record
+        partitions = self.partitions
+        for tp, records in batch.items():
+            topic, source_partition = tp.topic, tp.partition
+            for r in records:
+                value = r.value
+                try:
+                    result = decode(value, currencies, max_bytes)
+                    if isinstance(result, Rejection):
+                        rejection = result
+                    else:
+                        key = partition_key(result.data).encode()
+                        routed = Routed(key, record(result), value, topic, source_partition, r.offset, r.timestamp)
+                        packs.setdefault(partition_of(key, partitions), []).append(routed)
+                        continue
+                except ValueError as exc:  # an amount too large to store
+                    rejection = Rejection("unprocessable", str(exc))
+                except Exception as exc:  # decode() maps every known problem; a bug must still lose nothing
+                    log.exception("could not route a message")
+                    rejection = Rejection("unprocessable", f"{type(exc).__name__}: {str(exc)[:500]}")
+                rejected[rejection.reason] = rejected.get(rejection.reason, 0) + 1
+                letters.append(self.dead_letter(r.key, value, rejection, (topic, source_partition, r.offset)))
+        futures: list[Any] = []
+        for partition, pending in packs.items():
+            for pack in _split(pending):
+                futures.append(await self.producer().send(self.rekeyed, encode_batch(pack), partition=partition))
+        await asyncio.gather(*futures, *letters)
+        if rejected:
+            self.on_rejected(rejected)
+
+
+def _split(routed: list[Routed]) -> list[list[Routed]]:
+    """Packs of at most about :data:`PACK_BYTES` of raw payload (a single huge event goes alone)."""
+    out: list[list[Routed]] = []
+    pack: list[Routed] = []
+    size = 0
+    for r in routed:
+        if pack and size + len(r.raw) > PACK_BYTES:
+            out.append(pack)
+            pack, size = [], 0
+        pack.append(r)
+        size += len(r.raw) + 100
+    if pack:
+        out.append(pack)
+    return out

@@ -1,0 +1,131 @@
+"""Per-partition key → state stores of the apply stage, with the changelog offset they are complete to.
+
+``memory://`` keeps the states in a dict: a restart replays the partition's changelog from the start.
+``rocksdb://`` keeps them on disk (one RocksDB per partition under the worker's data dir) together
+with the next changelog offset in the same atomic write batch, so a restarted worker — even after
+``kill -9`` — replays only the changelog written after its last batch.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Protocol
+
+from rocksdict import Options, Rdict, WriteBatch
+
+_OFFSET_KEY = b"\x00retention-monitor:next-changelog-offset"
+
+
+class PartitionStore(Protocol):
+    """States of the keys of one partition."""
+
+    partition: int
+
+    @property
+    def next_offset(self) -> int:
+        """The changelog offset this store is complete up to (exclusive)."""
+
+    def get(self, key: bytes) -> bytes | None: ...
+
+    def write(self, items: Iterable[tuple[bytes, bytes | None]], next_offset: int) -> None:
+        """Set (``None``: delete) some keys and the changelog offset they bring the store to."""
+
+    def reset(self) -> None:
+        """Forget everything (the changelog will be replayed from its start)."""
+
+    def close(self) -> None: ...
+
+    def __len__(self) -> int: ...
+
+
+class MemoryStore:
+    """States in a dict; nothing survives the process."""
+
+    def __init__(self, partition: int) -> None:
+        self.partition = partition
+        self._states: dict[bytes, bytes] = {}
+        self._next = 0
+
+    @property
+    def next_offset(self) -> int:
+        return self._next
+
+    def get(self, key: bytes) -> bytes | None:
+        return self._states.get(key)
+
+    def write(self, items: Iterable[tuple[bytes, bytes | None]], next_offset: int) -> None:
+        states = self._states
+        for key, value in items:
+            if value is None:
+                states.pop(key, None)
+            else:
+                states[key] = value
+        self._next = next_offset
+
+    def reset(self) -> None:
+        self._states.clear()
+        self._next = 0
+
+    def close(self) -> None:
+        self._states.clear()
+
+    def __len__(self) -> int:
+        return len(self._states)
+
+
+class RocksStore:
+    """States in a RocksDB under ``directory``; the offset is written atomically with them."""
+
+    def __init__(self, partition: int, directory: Path) -> None:
+        self.partition = partition
+        self.directory = directory
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        self._db = Rdict(str(directory), Options(raw_mode=True))
+        raw = self._db.get(_OFFSET_KEY)
+        self._next = int.from_bytes(raw, "big") if raw else 0
+        self._len: int | None = None
+
+    @property
+    def next_offset(self) -> int:
+        return self._next
+
+    def get(self, key: bytes) -> bytes | None:
+        value: bytes | None = self._db.get(key)
+        return value
+
+    def write(self, items: Iterable[tuple[bytes, bytes | None]], next_offset: int) -> None:
+        batch = WriteBatch(raw_mode=True)
+        for key, value in items:
+            if value is None:
+                batch.delete(key)
+            else:
+                batch.put(key, value)
+        batch.put(_OFFSET_KEY, next_offset.to_bytes(8, "big"))
+        self._db.write(batch)
+        self._next = next_offset
+        self._len = None
+
+    def reset(self) -> None:
+        self._db.close()
+        shutil.rmtree(self.directory, ignore_errors=True)
+        self._db = Rdict(str(self.directory), Options(raw_mode=True))
+        self._next = 0
+        self._len = 0
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __len__(self) -> int:
+        if self._len is None:
+            keys = self._db.keys()
+            self._len = sum(1 for key in keys if key != _OFFSET_KEY)
+        return self._len
+
+
+def open_store(url: str, partition: int, directory: Path) -> PartitionStore:
+    """The store of ``partition`` for the ``store`` setting (``memory://`` or ``rocksdb://``)."""
+    if url == "rocksdb://":
+        return RocksStore(partition, directory / f"partition-{partition}")
+    return MemoryStore(partition)

@@ -1,0 +1,66 @@
+"""What the monitor writes to its own topics: packed batches of routed events, and changelog entries.
+
+Stage 1 (route) validates input messages and packs the valid ones, as compact records, into one
+message per target partition of the re-keyed topic: Kafka then moves thousands of events as one
+message, and stage 2 decodes no JSON. Each routed event keeps its original bytes and where it came
+from, so a later rejection (``too_late``) still dead-letters the message exactly as published.
+
+The changelog carries one entry per updated key: its state (for the owner's restore), its fact set
+(for every worker's KPI store), its newest event time, and the oldest Kafka timestamp of the input
+messages in the update (to measure publish → KPI visible).
+"""
+
+from __future__ import annotations
+
+import zlib
+
+import msgspec
+
+from metrics.records import Rec
+
+
+class Routed(msgspec.Struct, array_like=True, frozen=True):
+    """A valid event on its way to its key's partition."""
+
+    key: bytes
+    rec: Rec
+    raw: bytes
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int
+
+
+class Change(msgspec.Struct, array_like=True, frozen=True):
+    """A key's new state and fact set; ``timestamp_ms`` is 0 when no input message caused it."""
+
+    state: bytes
+    facts: bytes
+    newest_us: int | None
+    timestamp_ms: int = 0
+
+
+_ENCODER = msgspec.msgpack.Encoder()
+_BATCH = msgspec.msgpack.Decoder(list[Routed])
+_CHANGE = msgspec.msgpack.Decoder(Change)
+
+
+def encode_batch(events: list[Routed]) -> bytes:
+    return _ENCODER.encode(events)
+
+
+def decode_batch(value: bytes) -> list[Routed]:
+    return _BATCH.decode(value)
+
+
+def encode_change(change: Change) -> bytes:
+    return _ENCODER.encode(change)
+
+
+def decode_change(value: bytes) -> Change:
+    return _CHANGE.decode(value)
+
+
+def partition_of(key: bytes, partitions: int) -> int:
+    """The re-keyed (and changelog) partition of a key: stable across processes and versions."""
+    return zlib.crc32(key) % partitions
