@@ -67,6 +67,8 @@ def _parser() -> argparse.ArgumentParser:
 
     _add_alerts(sub)
     _add_dashboards(sub)
+    _add_report(sub)
+    _add_replay(sub)
 
     demo = sub.add_parser("demo", help="stack up, a worker, simulated traffic; prints where to look")
     demo.add_argument("--duration", type=_positive_float, default=30.0, help="seconds of live traffic (default: 30)")
@@ -112,6 +114,52 @@ def _add_dashboards(sub: Any) -> None:
                         help="Grafana base URL (default: http://127.0.0.1:3000)")
     d_push.add_argument("--token", help="Grafana service-account token (default: $GRAFANA_TOKEN)")
     d_push.set_defaults(command="dashboards push")
+
+
+def _add_report(sub: Any) -> None:
+    rep = sub.add_parser("report", help="a period's KPIs against the previous period and a year earlier, "
+                         "with trend plots, as Markdown or HTML")
+    rep.add_argument("--period", required=True, help="2025, 2025-Q1, 2025-03, 2025-W07, 2025-03-14 or START/END")
+    rep.add_argument("--segment", default="all", help="all, DIMENSION:VALUE or abc:A|B|C (default: all)")
+    rep.add_argument("--format", help="md or html (default: md for an --output ending in .md, else html)")
+    rep.add_argument("--output", metavar="FILE", help="default: ./retention-report-PERIOD.FORMAT; Markdown "
+                     "writes its plots as PNG files next to it, HTML embeds them")
+    rep.add_argument("--url", help="worker base URL (default: http://web_host:web_port)")
+    rep.add_argument("--json", action="store_true", help="print the KPI comparison as JSON instead of a document")
+
+
+def _add_replay(sub: Any) -> None:
+    rep = sub.add_parser(
+        "replay", help="backfill history from a CSV export (with a column mapping) or a JSONL file of events",
+        description="Replays a CSV export (a shop's orders, a help desk's tickets...) through a column mapping, "
+        "or a JSONL file of CloudEvents (sent byte for byte), routed by type like publish. Every event is checked "
+        "like the worker checks it; rejected rows are not sent and are summed up by reason. Event ids are "
+        "deterministic (an id column, else a hash of the file name and the row's mapped cells), so replaying a "
+        "file twice or resuming counts nothing twice. An interrupted replay resumes where Kafka stopped "
+        "acknowledging; a few rows may be sent twice, which is harmless. See docs/replay.md.")
+    rep.add_argument("file", help="a CSV export (needs a mapping) or a .jsonl file of CloudEvents")
+    rep.add_argument("--mapping", metavar="FILE.toml", help="column mapping (see examples/shop-orders.toml)")
+    rep.add_argument("--type", help="event type of every row, e.g. order.placed (instead of or over --mapping)")
+    rep.add_argument("--map", action="append", metavar="FIELD=COLUMN",
+                     help="where a field comes from: time, id, source, a data field or segment.DIMENSION; repeat")
+    rep.add_argument("--const", action="append", metavar="FIELD=VALUE", help="a constant field, e.g. currency=EUR")
+    rep.add_argument("--delimiter", metavar="CHAR", help="CSV delimiter: one character or 'tab' (default: ,)")
+    rep.add_argument("--decimal", metavar="MARK", help="decimal mark of numbers in the file: . or , (default: .)")
+    rep.add_argument("--time-format", metavar="FORMAT", help="strptime format like %%d.%%m.%%Y, or unix / unix_ms "
+                     "(default: RFC 3339 / ISO 8601; no offset = the timezone setting)")
+    rep.add_argument("--encoding", help="file encoding (default: utf-8-sig), e.g. cp1252")
+    rep.add_argument("--id-seed", metavar="TEXT",
+                     help="used instead of the file name in hashed ids (keep ids of a renamed export)")
+    rep.add_argument("--dry-run", action="store_true", help="publish nothing; report what would be rejected, "
+                     "and why (exit 1 if anything would be)")
+    rep.add_argument("--restart", action="store_true", help="ignore the checkpoint and replay from the first row")
+    rep.add_argument("--limit", type=_positive_int, metavar="N",
+                     help="stop after N rows (resume later with the same command)")
+    rep.add_argument("--rate", type=_positive_float, metavar="N",
+                     help="events per second (default: as fast as possible)")
+    rep.add_argument("--checkpoint", metavar="FILE",
+                     help="checkpoint file (default: under data_dir/app_id/replays/, one per file)")
+    rep.add_argument("--json", action="store_true", help="print the summary as JSON")
 
 
 def _port(text: str) -> int:
@@ -173,7 +221,12 @@ def _handler(command: str) -> Handler:
 
         return {"dashboards generate": dashboards.dashboards_generate,
                 "dashboards push": dashboards.dashboards_push}[command]
-    from retention_monitor import alerts_cli, commands
+    if command == "report":
+        # matplotlib costs ~0.3 s to import: only for this command
+        from retention_monitor import report
+
+        return report.report_command
+    from retention_monitor import alerts_cli, commands, replay_cli
 
     handlers: dict[str, Handler] = {
         "stack": commands.stack,
@@ -188,6 +241,7 @@ def _handler(command: str) -> Handler:
         "alerts check": alerts_cli.alerts_check,
         "alerts prometheus": alerts_cli.alerts_prometheus,
         "alerts test": alerts_cli.alerts_test,
+        "replay": replay_cli.replay,
     }
     return handlers[command]
 
