@@ -45,6 +45,7 @@ class PipelineMetrics:
     lag: Histogram
     last_update: Gauge
     visible: Histogram
+    restored: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> PipelineMetrics:
@@ -75,6 +76,10 @@ class PipelineMetrics:
                 "retention_event_visible_seconds",
                 "Kafka timestamp of an input message -> its KPI facts visible in this worker's KPI store",
                 buckets=VISIBLE_BUCKETS, registry=registry,
+            ),
+            restored=Counter(
+                "retention_state_restored", "Changelog entries read to restore owned partitions' states",
+                registry=registry,
             ),
         )
 

@@ -178,7 +178,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     changelog = changelog_topic(settings)
     apply_stage = ApplyStage(processor=processor, producer=producer, changelog=changelog, store_url=settings.store,
                              data_dir=settings.worker_dir / "state", consumer_factory=lambda: new_reader(settings),
-                             reject=reject_routed, on_counts=counted)
+                             reject=reject_routed, on_counts=counted, on_restored=pipeline.restored.inc)
     route_stage = RouteStage(processor=processor, producer=producer, rekeyed=rekeyed_topic(settings),
                              partitions=settings.partitions, dead_letter=dead_letter,
                              max_bytes=settings.max_message_bytes, on_rejected=count_rejected)

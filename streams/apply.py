@@ -62,6 +62,7 @@ class ApplyStage:
         consumer_factory: Callable[[], AIOKafkaConsumer],
         reject: Reject,
         on_counts: Callable[[Counts], None],
+        on_restored: Callable[[int], None] = lambda n: None,
     ) -> None:
         self.processor = processor
         self.producer = producer
@@ -71,6 +72,7 @@ class ApplyStage:
         self.consumer_factory = consumer_factory
         self.reject = reject
         self.on_counts = on_counts
+        self.on_restored = on_restored
         self.stores: dict[int, PartitionStore] = {}
         self._trusted: set[int] = set()
         self._locks: dict[int, asyncio.Lock] = {}
@@ -139,6 +141,7 @@ class ApplyStage:
         finally:
             await consumer.stop()
         self.restored_records += read
+        self.on_restored(read)
         return read
 
     # -- a packed batch --------------------------------------------------------------------------
