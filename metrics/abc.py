@@ -12,9 +12,13 @@ from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import numpy as np
+import numpy.typing as npt
+
 CLASSES = ("A", "B", "C")
 
 K = TypeVar("K", bound=Hashable)
+I64 = npt.NDArray[np.int64]
 
 
 @dataclass(frozen=True)
@@ -26,27 +30,41 @@ class AbcSummary:
     total_clv: float
 
 
-def classify(clv: Mapping[K, int], thresholds: tuple[float, float] = (0.8, 0.95)) -> dict[K, str]:
-    """Class of every key of ``clv`` (integer CLV, e.g. micro-units)."""
-    positive: list[tuple[int, Any]] = sorted(((v, k) for k, v in clv.items() if v > 0),
-                                             key=lambda vk: (-vk[0], vk[1]))
-    total = sum(v for v, _ in positive)
-    out = dict.fromkeys(clv, "C")
-    cumulative = 0
+def classify_arrays(keys: I64, clv: I64, thresholds: tuple[float, float] = (0.8, 0.95)) -> npt.NDArray[np.int8]:
+    """Class index (0 = A, 1 = B, 2 = C) of every customer; ``keys`` are unique sortable ids."""
+    out = np.full(len(keys), 2, np.int8)
+    order = np.lexsort((keys, -clv))  # CLV descending, then key ascending
+    ranked = order[clv[order] > 0]
+    values = clv[ranked]
+    total = int(values.sum())
+    # A customer belongs to the class whose threshold was not yet reached before it.
+    before = np.cumsum(values) - values
     a_limit, b_limit = thresholds[0] * total, thresholds[1] * total
-    for value, key in positive:
-        # A customer belongs to the class whose threshold was not yet reached before it.
-        out[key] = "A" if cumulative < a_limit else "B" if cumulative < b_limit else "C"
-        cumulative += value
+    out[ranked] = np.where(before < a_limit, 0, np.where(before < b_limit, 1, 2))
     return out
 
 
+def summarize_arrays(clv: I64, classes: npt.NDArray[np.int8], unit: float = 1e6) -> AbcSummary:
+    customers = np.bincount(classes, minlength=3)
+    value = np.zeros(3, np.int64)
+    np.add.at(value, classes.astype(np.intp), np.maximum(clv, 0))
+    total = int(value.sum())
+    return AbcSummary(
+        {c: int(customers[i]) for i, c in enumerate(CLASSES)},
+        {c: (None if total == 0 else int(value[i]) / total) for i, c in enumerate(CLASSES)},
+        total / unit,
+    )
+
+
+def classify(clv: Mapping[K, int], thresholds: tuple[float, float] = (0.8, 0.95)) -> dict[K, str]:
+    """Class of every key of ``clv`` (integer CLV, e.g. micro-units)."""
+    keys: list[Any] = sorted(clv)
+    codes = classify_arrays(np.arange(len(keys), dtype=np.int64), np.array([clv[k] for k in keys], np.int64),
+                            thresholds)
+    return {k: CLASSES[int(c)] for k, c in zip(keys, codes, strict=True)}
+
+
 def summarize(clv: Mapping[K, int], classes: Mapping[K, str], unit: float = 1e6) -> AbcSummary:
-    customers = dict.fromkeys(CLASSES, 0)
-    value = dict.fromkeys(CLASSES, 0)
-    for key, cls in classes.items():
-        customers[cls] += 1
-        value[cls] += max(clv[key], 0)
-    total = sum(value.values())
-    share = {c: (None if total == 0 else value[c] / total) for c in CLASSES}
-    return AbcSummary(customers, share, total / unit)
+    keys = list(clv)
+    return summarize_arrays(np.array([clv[k] for k in keys], np.int64),
+                            np.array([CLASSES.index(classes[k]) for k in keys], np.int8), unit)

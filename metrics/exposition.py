@@ -7,6 +7,7 @@ one worker exports each series and a worker that loses the partition stops at on
 
 from __future__ import annotations
 
+import asyncio
 import time
 import zlib
 from collections.abc import Callable, Iterator
@@ -183,15 +184,25 @@ class KpiCollector(Collector):
         return iter(())  # computed at scrape time; nothing to check at registration
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        fams = {key: GaugeMetricFamily(name, f"retention-monitor KPI ({key})", labels=labels)
-                for key, (name, labels) in _GAUGES.items()}
+        fams = self.families()
         now = self.now()
         if now is not None:
-            for segment in self.segments():
-                self._segment(fams, segment, now)
-            if ALL in self.segments():
-                self._global(fams, now)
+            for _ in self.steps(fams, self.segments(), now):
+                pass
         yield from fams.values()
+
+    @staticmethod
+    def families() -> dict[str, GaugeMetricFamily]:
+        return {key: GaugeMetricFamily(name, f"retention-monitor KPI ({key})", labels=labels)
+                for key, (name, labels) in _GAUGES.items()}
+
+    def steps(self, fams: dict[str, GaugeMetricFamily], segments: list[str], now: int) -> Iterator[None]:
+        """Fill ``fams`` a segment (and a window of the global gauges) at a time, yielding in between."""
+        for segment in segments:
+            self._segment(fams, segment, now)
+            yield
+        if ALL in segments:
+            yield from self._global(fams, now)
 
     def _segment(self, fams: dict[str, GaugeMetricFamily], seg: str, now: int) -> None:
         view = self.store.index
@@ -215,9 +226,10 @@ class KpiCollector(Collector):
                                   ("detractor", "nps_detractors")):
                 fams["nps_responses"].add_metric([*labels, category], fb["inputs"][key])
 
-    def _global(self, fams: dict[str, GaugeMetricFamily], now: int) -> None:
+    def _global(self, fams: dict[str, GaugeMetricFamily], now: int) -> Iterator[None]:
         view = self.store.index
         for name in WINDOWS:
+            yield
             p = window(name, now, self.tz)
             a = K.Ask(view, ALL, p.start_us, p.end_us)
             for reason, n in a.by_prefix(F.LOST_REASON).items():
@@ -236,10 +248,58 @@ class KpiCollector(Collector):
         fams["await_resolution"].add_metric([], sup_now["tickets_awaiting_resolution"])
         oldest = oldest_pending_reply(view)
         fams["oldest"].add_metric([], 0 if oldest is None else max(now - oldest, 0) / K.US)
-        _, summary = self.store.abc(now)
+        yield
+        summary = self.store.abc(now).summary
         for cls, n in summary.customers.items():
             fams["abc_customers"].add_metric([cls], n)
             _put(fams["abc_share"], [cls], summary.clv_share[cls])
+
+
+class GaugeBoard(Collector):
+    """Serves the KPI gauges of :class:`KpiCollector` from a snapshot computed in the background.
+
+    Computing every gauge takes long enough with many customers (ABC ranks all of them) that doing
+    it inside a scrape would stall event processing for that long. :meth:`run` computes a snapshot a
+    segment at a time, giving the event loop back in between, at most every ``min_interval`` seconds
+    (or twice the last computation, whichever is longer). A scrape returns the last snapshot, less
+    the series of segments this worker no longer owns: a lost partition stops its series at once.
+    """
+
+    def __init__(self, kpis: KpiCollector, min_interval: float = 1.0) -> None:
+        self.kpis = kpis
+        self.min_interval = min_interval
+        self._snapshot: list[GaugeMetricFamily] = []
+        self.computed_at: float | None = None
+        self.seconds = 0.0
+
+    async def run(self) -> None:
+        while True:
+            began = time.monotonic()
+            await self.refresh()
+            self.seconds = time.monotonic() - began
+            await asyncio.sleep(max(self.min_interval, 2 * self.seconds))
+
+    async def refresh(self) -> None:
+        fams = self.kpis.families()
+        now, segments = self.kpis.now(), self.kpis.segments()
+        if now is not None:
+            for _ in self.kpis.steps(fams, segments, now):
+                await asyncio.sleep(0)
+        self._snapshot = list(fams.values())
+        self.computed_at = time.time()
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        return iter(())
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        if self.computed_at is not None:
+            yield GaugeMetricFamily("retention_kpi_gauges_timestamp_seconds",
+                                    "When the KPI gauges served now were computed", value=self.computed_at)
+        owned = set(self.kpis.segments())
+        for fam in self._snapshot:
+            kept = GaugeMetricFamily(fam.name, fam.documentation)
+            kept.samples = [s for s in fam.samples if s.labels.get("segment", ALL) in owned]
+            yield kept
 
 
 def _put(fam: GaugeMetricFamily, labels: list[str], value: float | None) -> None:

@@ -224,11 +224,11 @@ class FactIndex:
         vec = self._vector("inside", kind, start, end)
         return 0 if vec is None else int(vec[self.member(segment)[: len(vec)]].sum())
 
-    def values(self, segment: str, kind: str, start: int | None, end: int | None) -> list[int]:
+    def values(self, segment: str, kind: str, start: int | None, end: int | None) -> I64:
         """The values of the facts in ``[start, end)``, sorted."""
         k = self._kinds.get(kind)
         if k is None or (start is not None and end is not None and start >= end):
-            return []
+            return np.zeros(0, np.int64)
         member = self.member(segment)
         vs, ws = [], []
         for _day, (t, v, c, _who, w) in self._chunks(k, start, end):
@@ -236,14 +236,13 @@ class FactIndex:
             vs.append(v[mask])
             ws.append(w[mask])
         if not vs:
-            return []
+            return np.zeros(0, np.int64)
         v_all, w_all = np.concatenate(vs), np.concatenate(ws)
         if (w_all > 0).all():
-            return sorted(v_all.tolist())
+            return np.sort(v_all)
         uniq, inverse = np.unique(v_all, return_inverse=True)
         net = np.bincount(inverse, weights=w_all, minlength=len(uniq)).round().astype(np.int64)
-        out: list[int] = np.repeat(uniq, np.maximum(net, 0)).tolist()
-        return out
+        return np.repeat(uniq, np.maximum(net, 0))
 
     def kinds(self, segment: str, prefix: str) -> set[str]:
         return {kind for kind in self._kinds if kind.startswith(prefix)}

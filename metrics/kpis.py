@@ -10,6 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import numpy as np
+import numpy.typing as npt
+
 from metrics import facts as F
 from metrics.periods import from_us
 from metrics.segments import ALL
@@ -19,6 +22,8 @@ DAY_US = 86_400 * US
 QUANTILES = (0.5, 0.9, 0.99)
 PREDICTED_CLV_CAP_MONTHS = 60
 
+Samples = npt.NDArray[np.int64] | list[int]  # sorted values: the index answers with numpy arrays
+
 
 class FactView(Protocol):
     """Read access to indexed facts of a segment and kind within ``[start, end)`` (``None``: open)."""
@@ -27,7 +32,8 @@ class FactView(Protocol):
 
     def total(self, segment: str, kind: str, start: int | None, end: int | None) -> int: ...
 
-    def values(self, segment: str, kind: str, start: int | None, end: int | None) -> list[int]: ...
+    def values(self, segment: str, kind: str, start: int | None, end: int | None) -> Samples:
+        """The values in ``[start, end)``, sorted ascending."""
 
     def inside(self, segment: str, kind: str, start: int, end: int) -> int: ...
 
@@ -50,10 +56,10 @@ def level(v: FactView, seg: str, up: tuple[str, ...], down: tuple[str, ...], t: 
     return sum(v.count(seg, k, None, t) for k in up) - sum(v.count(seg, k, None, t) for k in down)
 
 
-def nearest_rank(sorted_values: list[int], q: float) -> int:
+def nearest_rank(sorted_values: Samples, q: float) -> int:
     """The nearest-rank quantile: the smallest sample with at least ``q`` of all samples <= it."""
     rank = max(1, -(-int(q * 1_000_000) * len(sorted_values) // 1_000_000))
-    return sorted_values[rank - 1]
+    return int(sorted_values[rank - 1])
 
 
 @dataclass(frozen=True)
@@ -154,10 +160,10 @@ def predicted_clv(v: FactView, g: str, e: int) -> dict[str, Any]:
 
 
 def durations(a: Ask, kind: str) -> dict[str, Any]:
-    samples = sorted(a.view.values(a.segment, kind, a.s, a.e))
-    out: dict[str, Any] = {"count": len(samples), "mean": ratio(sum(samples) / US, len(samples))}
+    samples = a.view.values(a.segment, kind, a.s, a.e)
+    out: dict[str, Any] = {"count": len(samples), "mean": ratio(int(np.sum(samples)) / US, len(samples))}
     for q in QUANTILES:
-        out[f"p{round(q * 100)}"] = nearest_rank(samples, q) / US if samples else None
+        out[f"p{round(q * 100)}"] = nearest_rank(samples, q) / US if len(samples) else None
     return out
 
 

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from metrics import blob
 from metrics import facts as F
-from metrics.abc import AbcSummary, classify, summarize
+from metrics.abc import CLASSES, AbcSummary, classify_arrays, summarize_arrays
 from metrics.facts import Context
 from metrics.index import FactIndex
 from metrics.kpis import all_kpis
@@ -22,6 +24,16 @@ from metrics.periods import Period
 from metrics.segments import ALL
 
 REP_PREFIX = b"rep:"
+I64 = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True)
+class Abc:
+    """Customers (by :func:`who_of`), their class index (0 = A, 1 = B, 2 = C) and the summary."""
+
+    whos: I64
+    classes: npt.NDArray[np.int8]
+    summary: AbcSummary
 
 
 def who_of(key: bytes) -> int:
@@ -40,7 +52,7 @@ class KpiStore:
         self._customers = 0
         self.newest_us: int | None = None
         self.updates = 0
-        self._abc_cache: tuple[int, int, tuple[dict[int, str], AbcSummary]] | None = None
+        self._abc_cache: tuple[int, int, Abc] | None = None
 
     def replace(self, key: bytes, facts: bytes | None, newest_us: int | None = None) -> None:
         """Set ``key``'s fact set to the blob ``facts`` (``None`` deletes it); idempotent.
@@ -57,10 +69,14 @@ class KpiStore:
         after = blob.decode(facts) if facts is not None else []
         who = who_of(key)
         if before:
-            removed, added = Counter(before), Counter(after)
-            removed, added = removed - added, added - removed
-            self.index.add(removed.elements(), who, -1)
-            self.index.add(added.elements(), who, 1)
+            old_set, new_set = set(before), set(after)
+            if len(old_set) == len(before) and len(new_set) == len(after):  # no repeated fact: sets suffice
+                self.index.add(old_set - new_set, who, -1)
+                self.index.add(new_set - old_set, who, 1)
+            else:
+                removed, added = Counter(before), Counter(after)
+                self.index.add((removed - added).elements(), who, -1)
+                self.index.add((added - removed).elements(), who, 1)
         else:
             self.index.add(after, who, 1)
         is_customer = not key.startswith(REP_PREFIX)
@@ -80,8 +96,9 @@ class KpiStore:
 
     # -- ABC -------------------------------------------------------------------------------------
 
-    def clv(self, at_us: int) -> dict[int, int]:
-        """Historical CLV (net revenue in micro-units before ``at_us``) of every customer known then.
+    def clv(self, at_us: int) -> tuple[I64, I64]:
+        """Historical CLV (net revenue in micro-units before ``at_us``) of every customer known then,
+        as ``(who, clv)`` arrays.
 
         Known: signed up or ordered before ``at_us``; a key that only ever sent, say, a stray churn
         is not a customer to rank. Customers are identified by :func:`who_of` their key.
@@ -89,7 +106,7 @@ class KpiStore:
         parts = [self.index.by_customer(kind, at_us) for kind in (F.ORDER, F.REFUND, F.NEW)]
         whos = np.concatenate([who for who, _, _ in parts])
         if not len(whos):
-            return {}
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
         (_, order_w, order_v), (_, _, refund_v), (_, new_w, _) = parts
         money = np.concatenate([order_v, -refund_v, np.zeros(len(new_w), np.int64)])
         # A refund does not make a customer known; an order or a sign-up does.
@@ -100,23 +117,23 @@ class KpiStore:
         known = np.zeros(len(uniq), np.int64)
         np.add.at(known, inverse, known_w)
         keep = known > 0
-        return dict(zip(uniq[keep].tolist(), net[keep].tolist(), strict=True))
+        return uniq[keep], net[keep]
 
-    def abc(self, at_us: int) -> tuple[dict[int, str], AbcSummary]:
+    def abc(self, at_us: int) -> Abc:
+        """The ABC classes of the customers known at ``at_us``, cached until the index changes."""
         cached = self._abc_cache
         if cached is not None and cached[:2] == (at_us, self.index.version):
             return cached[2]
-        clv = self.clv(at_us)
-        classes = classify(clv, self.abc_thresholds)
-        result = classes, summarize(clv, classes)
+        whos, clv = self.clv(at_us)
+        classes = classify_arrays(whos, clv, self.abc_thresholds)
+        result = Abc(whos, classes, summarize_arrays(clv, classes))
         self._abc_cache = (at_us, self.index.version, result)
         return result
 
     def abc_view(self, cls: str, at_us: int) -> FactIndex:
         """The facts of the customers in ABC class ``cls`` as of ``at_us``, as segment ``abc:<cls>``."""
-        classes, _ = self.abc(at_us)
-        whos = np.array([who for who, c in classes.items() if c == cls], dtype=np.int64)
-        return self.index.subset(whos, f"abc:{cls}", ALL)
+        abc = self.abc(at_us)
+        return self.index.subset(abc.whos[abc.classes == CLASSES.index(cls)], f"abc:{cls}", ALL)
 
     # -- the KPI query ---------------------------------------------------------------------------
 
@@ -135,7 +152,7 @@ class KpiStore:
                     inputs["clv_predicted"] = value
                 else:
                     kpis[name] = value
-        _, summary = self.abc(period.end_us)
+        summary = self.abc(period.end_us).summary
         return {
             "period": {"label": period.label, "start": period.start.isoformat(), "end": period.end.isoformat()},
             "segment": segment,

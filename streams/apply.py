@@ -144,17 +144,43 @@ class ApplyStage:
         self.on_restored(read)
         return read
 
-    # -- a packed batch --------------------------------------------------------------------------
+    # -- packed batches --------------------------------------------------------------------------
 
-    async def handle(self, partition: int, value: bytes) -> None:
-        store = await self.store(partition)
+    async def handle(self, packs: list[tuple[int, bytes]]) -> None:
+        """Apply packed batches ``(partition, value)`` (in offset order per partition) and wait until
+        their changelog entries are acknowledged; on failure the partitions re-read their changelog
+        before the next attempt, so a retry never works from a state Kafka does not have."""
+        by_partition: dict[int, list[bytes]] = {}
+        for partition, value in packs:
+            by_partition.setdefault(partition, []).append(value)
+        try:
+            counts = Counts({}, 0, {}, [])
+            written: list[tuple[PartitionStore, list[tuple[bytes, bytes, bytes]], Awaitable[int]]] = []
+            rejects: list[Awaitable[None]] = []
+            for partition, values in by_partition.items():
+                store = await self.store(partition)
+                changes = self._apply(store, values, counts, rejects)
+                written.append((store, changes, self._write(partition, changes)))
+            offsets = await asyncio.gather(*(w for _, _, w in written))
+            if rejects:
+                await asyncio.gather(*rejects)
+        except BaseException:
+            self._trusted -= set(by_partition)
+            raise
+        for (store, changes, _), next_offset in zip(written, offsets, strict=True):
+            if changes:
+                store.write(((key, state) for key, state, _ in changes), next_offset)
+        self.on_counts(counts)
+
+    def _apply(self, store: PartitionStore, values: list[bytes], counts: Counts,
+               rejects: list[Awaitable[None]]) -> list[tuple[bytes, bytes, bytes]]:
+        """The changelog entries ``(key, state, entry)`` of one partition's packs; counts and rejects."""
         by_key: dict[bytes, list[Routed]] = {}
-        for routed in decode_batch(value):
-            by_key.setdefault(routed.key, []).append(routed)
-        counts = Counts({}, 0, {}, [])
+        for value in values:
+            for routed in decode_batch(value):
+                by_key.setdefault(routed.key, []).append(routed)
         changes: list[tuple[bytes, bytes, bytes]] = []
-        rejects: list[Awaitable[None]] = []
-        apply_records = self.processor.apply_records
+        apply_records, events, times = self.processor.apply_records, counts.events, counts.event_times_us
         for key, items in by_key.items():
             update = apply_records(store.get(key), [item.rec for item in items])
             first_ts = 0
@@ -164,8 +190,8 @@ class ApplyStage:
                     rejects.append(self.reject(item, Rejection("too_late", f"event {item.rec.id!r}: {outcome.detail}")))
                     continue
                 name = TYPE_NAMES[item.rec.type]
-                counts.events[name] = counts.events.get(name, 0) + 1
-                counts.event_times_us.append(item.rec.time_us)
+                events[name] = events.get(name, 0) + 1
+                times.append(item.rec.time_us)
                 if status == "duplicate":
                     counts.duplicates += 1
                     continue
@@ -176,31 +202,30 @@ class ApplyStage:
             if update.state is not None and update.facts is not None:
                 change = Change(update.state, update.facts, update.newest_us, first_ts)
                 changes.append((key, update.state, encode_change(change)))
-        next_offset = await self._write(partition, changes)
-        if rejects:
-            await asyncio.gather(*rejects)
-        if changes:
-            store.write(((key, state) for key, state, _ in changes), next_offset)
-        self.on_counts(counts)
+        return changes
 
     async def _write(self, partition: int, changes: list[tuple[bytes, bytes, bytes]]) -> int:
         """Write the changelog entries; return the offset after the last one (once acknowledged)."""
         if not changes:
             return 0
-        futures: list[tuple[asyncio.Future[Any], int]] = []
-        batch = self.producer().create_batch()
-        n = 0
+        producer = self.producer()
+        sent: list[tuple[asyncio.Future[Any], int]] = []
+        batch, n = producer.create_batch(), 0
         for key, _, value in changes:
-            if batch.append(key=key, value=value, timestamp=None) is None:
-                futures.append((await self.producer().send_batch(batch, self.changelog, partition=partition), n))
-                batch, n = self.producer().create_batch(), 0
-                if batch.append(key=key, value=value, timestamp=None) is None:
-                    raise ValueError(f"a changelog entry of {len(value)} bytes does not fit a producer batch")
-            n += 1
-        futures.append((await self.producer().send_batch(batch, self.changelog, partition=partition), n))
-        metadata = await asyncio.gather(*(f for f, _ in futures))
-        last, count = metadata[-1], futures[-1][1]
-        return int(last.offset) + count
+            if batch.append(key=key, value=value, timestamp=None) is not None:
+                n += 1
+                continue
+            if n:
+                sent.append((await producer.send_batch(batch, self.changelog, partition=partition), n))
+                batch, n = producer.create_batch(), 0
+            if batch.append(key=key, value=value, timestamp=None) is not None:
+                n += 1
+            else:  # larger than a batch (a customer with a very long history): on its own
+                sent.append((await producer.send(self.changelog, value, key=key, partition=partition), 1))
+        if n:
+            sent.append((await producer.send_batch(batch, self.changelog, partition=partition), n))
+        metadata = await asyncio.gather(*(future for future, _ in sent))
+        return int(metadata[-1].offset) + sent[-1][1]
 
     def close(self) -> None:
         for store in self.stores.values():

@@ -184,6 +184,18 @@ class WorkerProcess:
     def metrics(self) -> str:
         return get_text(f"{self.url}/metrics")
 
+    def fresh_metrics(self, timeout: float = 30) -> str:
+        """``/metrics`` once its KPI gauges were computed after this call (they are snapshots)."""
+        asked = time.time()
+
+        def fresh() -> str | None:
+            text = self.metrics()
+            computed = metric_value(text, "retention_kpi_gauges_timestamp_seconds", {})
+            return text if computed is not None and computed >= asked else None
+
+        text: str = poll(fresh, timeout, f"KPI gauges computed after {asked:.1f} at {self.url}", 0.1)
+        return text
+
     def metric_sum(self, name: str) -> float:
         """The sum of every sample called ``name`` (0 if the worker does not answer)."""
         try:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from hypothesis import given
+import numpy as np
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from metrics.abc import classify, summarize
+from metrics.abc import CLASSES, classify, classify_arrays, summarize
 
 
 def test_golden_classes() -> None:
@@ -34,3 +35,24 @@ def test_a_is_the_smallest_top_set_reaching_80_percent(clv: dict[bytes, int]) ->
         smallest_a = min(clv[k] for k, c in classes.items() if c == "A")
         assert a_sum - smallest_a < 0.8 * total  # dropping any A customer falls short
     assert all(clv[k] > 0 for k, c in classes.items() if c in "AB")
+
+
+def _reference(clv: dict[int, int], thresholds: tuple[float, float]) -> dict[int, str]:
+    """The definition, step by step: rank positive CLVs (ties by key), close A and B at the thresholds."""
+    ranked = sorted(((v, k) for k, v in clv.items() if v > 0), key=lambda vk: (-vk[0], vk[1]))
+    total = sum(v for v, _ in ranked)
+    out, cumulative = dict.fromkeys(clv, "C"), 0
+    for value, key in ranked:
+        out[key] = "A" if cumulative < thresholds[0] * total else "B" if cumulative < thresholds[1] * total else "C"
+        cumulative += value
+    return out
+
+
+@settings(max_examples=300)
+@given(st.dictionaries(st.integers(-(2**62), 2**62), st.integers(-10**6, 10**12), max_size=60),
+       st.sampled_from([(0.8, 0.95), (0.5, 0.9), (0.01, 0.02), (0.99, 1.0)]))
+def test_vectorised_classes_match_the_definition(clv: dict[int, int], thresholds: tuple[float, float]) -> None:
+    assert classify(clv, thresholds) == _reference(clv, thresholds)
+    keys = np.array(list(clv), np.int64)
+    codes = classify_arrays(keys, np.array(list(clv.values()), np.int64), thresholds)
+    assert {k: CLASSES[c] for k, c in zip(clv, codes.tolist(), strict=True)} == _reference(clv, thresholds)

@@ -41,7 +41,7 @@ def _check(index: FactIndex, items: Counter[tuple[Fact, int]], start: int | None
             chosen = [f for f, _ in _alive(items, kind, segment) if _in(f[0], start, end)]
             assert index.count(segment, kind, start, end) == len(chosen)
             assert index.total(segment, kind, start, end) == sum(v or 0 for *_, v in chosen)
-            assert index.values(segment, kind, start, end) == sorted(v if v is not None else -(2**63)
+            assert index.values(segment, kind, start, end).tolist() == sorted(v if v is not None else -(2**63)
                                                                      for *_, v in chosen)
             if start is not None and end is not None:
                 inside = [f for f, _ in _alive(items, kind, segment)

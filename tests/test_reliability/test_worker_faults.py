@@ -164,7 +164,7 @@ def test_kill_9_mid_stream_then_restart(stack: str, store: str) -> None:
 def export_problems(workers: dict[str, WorkerProcess], pure: PurePipeline) -> dict[str, Any]:
     """Everything wrong with the gauges of ``GAUGES`` over the live workers ({} when all is well)."""
     parts = {name: owned(w) for name, w in workers.items()}
-    scraped = {name: samples(w.metrics()) for name, w in workers.items()}
+    scraped = {name: samples(w.fresh_metrics()) for name, w in workers.items()}
     if parts != {name: owned(w) for name, w in workers.items()}:
         return {"rebalancing while scraping": parts}
     problems: dict[str, Any] = {}

@@ -155,7 +155,7 @@ def _us(text: str) -> int:
 
 def gauges(worker: WorkerProcess, expected: Mapping[Series, float | None]) -> dict[Series, float | None]:
     """The exported value of each expected series (``None``: not exported)."""
-    got = samples(worker.metrics())
+    got = samples(worker.fresh_metrics())
     return {s: got.get(s) for s in expected}
 
 
@@ -189,7 +189,7 @@ def worker(stack: str) -> Iterator[WorkerProcess]:
 
 
 def test_every_event_is_applied_and_none_rejected_or_ignored(worker: WorkerProcess) -> None:
-    got = samples(worker.metrics())
+    got = samples(worker.fresh_metrics())
     assert got[series("retention_events_total", type="order.placed")] == 5.0
     assert got[series("retention_events_total", type="ticket.replied")] == 6.0
     assert got[series("retention_events_total", type="survey.nps")] == 9.0

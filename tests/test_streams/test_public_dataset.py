@@ -198,7 +198,7 @@ def test_cdnow_purchases_replayed_through_kafka_match_pandas(stack: str) -> None
             inputs = worker.kpis(FULL)["inputs"]
             if (inputs["orders"], inputs["N"]) == (len(rows), len(signups)):
                 return True
-            text = worker.metrics()
+            text = worker.fresh_metrics()
             rejected = metric_total(text, "retention_events_rejected_total")
             ignored = metric_total(text, "retention_events_ignored_total")
             assert rejected == 0, f"{rejected} CDNOW events went to the dead-letter topic (log {worker.log})"
@@ -208,7 +208,7 @@ def test_cdnow_purchases_replayed_through_kafka_match_pandas(stack: str) -> None
         poll(applied, 120, f"the worker to apply {len(rows)} orders and {len(signups)} sign-ups", interval=1.0)
         caught_up = time.monotonic()
 
-        text = worker.metrics()
+        text = worker.fresh_metrics()
         assert metric_total(text, "retention_events_total", {"type": "order.placed"}) == len(rows)
         assert metric_total(text, "retention_events_total", {"type": "customer.signed_up"}) == len(signups)
         assert metric_total(text, "retention_events_rejected_total") == 0

@@ -138,7 +138,7 @@ def owned(worker: WorkerProcess) -> list[int]:
 def exports(workers: dict[str, WorkerProcess]) -> tuple[dict[Series, list[tuple[str, float]]], ...]:
     """(who exports each series with which value, who should: the owner of its segment's partition)."""
     partitions = {name: owned(w) for name, w in workers.items()}
-    scraped = {name: samples(w.metrics()) for name, w in workers.items()}
+    scraped = {name: samples(w.fresh_metrics()) for name, w in workers.items()}
     if partitions != {name: owned(w) for name, w in workers.items()}:
         raise AssertionError(f"rebalancing while scraping: {partitions}")
     got: dict[Series, list[tuple[str, float]]] = {}
@@ -185,7 +185,7 @@ def expected_query(segment: str) -> dict[str, Any]:
 def events_applied(workers: list[WorkerProcess]) -> float:
     total = 0.0
     for w in workers:
-        total += sum(v for (name, _), v in samples(w.metrics()).items() if name == "retention_events_total")
+        total += sum(v for (name, _), v in samples(w.fresh_metrics()).items() if name == "retention_events_total")
     return total
 
 

@@ -59,7 +59,7 @@ def test_worked_example_through_kafka(
         assert answer["kpis"]["retention_rate"] == retention
         assert answer["kpis"]["churn_rate"] == churn
 
-        text = worker.metrics()
+        text = worker.fresh_metrics()
         # clock=event: the current quarter is the quarter of the newest event, 2025-Q1
         assert (
             metric_value(text, "retention_customer_retention_ratio", {"window": "quarter", "segment": "all"})
@@ -126,6 +126,6 @@ def test_malformed_messages_land_in_the_dlq_with_their_reason(stack: str) -> Non
             return (i["B"], i["N"], i["L"], i["E"])
 
         poll(lambda: counts() == (3, 2, 1, 4), 60, "the valid events around the malformed ones to count")
-        text = worker.metrics()
+        text = worker.fresh_metrics()
         for reason in MALFORMED:
             assert metric_value(text, "retention_events_rejected_total", {"reason": reason}) == 1.0, reason
