@@ -28,6 +28,7 @@ from typing import Any
 import aiohttp
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from streams.config import redact_url
 from streams.errors import RetentionMonitorError
 
 log = logging.getLogger(__name__)
@@ -233,14 +234,15 @@ class AlertmanagerClient:
                 status = resp.status
                 text = (await resp.text(errors="replace"))[:2000] if status >= 300 else ""
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            self._failed(box, "connection", f"{url}: {type(exc).__name__}: {exc}")
+            self._failed(box, "connection", f"{redact_url(url)}: {type(exc).__name__}: {exc}")
             return
         if 200 <= status < 300:
             self._delivered(box, batch)
         elif status >= 500:
-            self._failed(box, "http_5xx", f"{url}: HTTP {status}: {text}")
+            self._failed(box, "http_5xx", f"{redact_url(url)}: HTTP {status}: {text}")
         else:  # the request itself is wrong: re-sending it cannot help
-            log.error("%s rejected %d alert(s) with HTTP %d, dropping them: %s", url, len(batch), status, text)
+            log.error("%s rejected %d alert(s) with HTTP %d, dropping them: %s", redact_url(url), len(batch), status,
+                      text)
             self._count_failure("http_4xx")
             self._remove(box, batch)
             box.failures, box.next_attempt = 0, 0.0

@@ -14,6 +14,10 @@ every state changed meanwhile back (unless Redis holds a newer one, by ``last_se
 e.g. written by a worker that could still reach Redis) and the page claims made meanwhile, then sets
 ``available`` again. During an outage ``claim_page`` is best effort: it returns True unless *this
 process* already claimed (or saw claimed) that page, so two workers cut off from Redis may both page.
+
+**Security.** ``password`` (the ``redis_password`` setting) is sent with AUTH and wins over a password in
+the URL; a ``rediss://`` server's certificate is verified against ``ssl_cafile`` (``redis_ssl_cafile``) or,
+without it, the system's CAs. Log lines show the URL with its password masked and never the password.
 """
 
 from __future__ import annotations
@@ -23,7 +27,9 @@ import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
+from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from redis.asyncio import Redis
@@ -31,6 +37,8 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ConstantBackoff
 from redis.exceptions import RedisError, WatchError
 from redis.typing import EncodableT, FieldT
+
+from streams.config import MASK, Settings, redact_url
 
 log = logging.getLogger(__name__)
 
@@ -102,18 +110,31 @@ class StateStore:
     """Alert states of app ``app_id`` in Redis at ``redis_url``, with an in-memory copy for outages."""
 
     def __init__(self, redis_url: str, app_id: str, metrics: StateMetrics | None = None,
-                 timeout_s: float = 2.0) -> None:
+                 timeout_s: float = 2.0, *, password: str = "", ssl_cafile: str = "") -> None:
         self.app_id = app_id
         self.metrics = metrics
         self.timeout_s = timeout_s
         self.available = True
         self.redis_url = redis_url
+        self._password = password
+        self._ssl_cafile = ssl_cafile
         self._redis = self._connect(redis_url)
         self._local: dict[StateKey, AlertState] = {}
         self._dirty: set[StateKey] = set()  # changed in memory, not yet in Redis
         self._claims: dict[str, float] = {}  # page claim key -> monotonic expiry, as far as this process knows
         self._unsent_claims: set[str] = set()  # claimed in memory during an outage
         self._set_up(True)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, metrics: StateMetrics | None = None) -> StateStore:
+        """The store of ``settings.app_id`` at ``redis_url``, with ``redis_password`` and ``redis_ssl_cafile``."""
+        return cls(settings.redis_url, settings.app_id, metrics=metrics, password=settings.redis_password,
+                   ssl_cafile=settings.redis_ssl_cafile)
+
+    @property
+    def where(self) -> str:
+        """The Redis URL as log lines may show it (password masked)."""
+        return redact_url(self.redis_url)
 
     # -- keys -------------------------------------------------------------------------------------
 
@@ -212,7 +233,7 @@ class StateStore:
             self._down("reconcile", exc)
             return False
         if not self.available:
-            log.info("alert state: Redis at %s reachable again, local changes written back", self.redis_url)
+            log.info("alert state: Redis at %s reachable again, local changes written back", self.where)
         self.available = True
         self._set_up(True)
         return synced
@@ -230,9 +251,16 @@ class StateStore:
     # -- internals --------------------------------------------------------------------------------
 
     def _connect(self, url: str) -> Redis:
+        options: dict[str, Any] = {}
+        if self._password:
+            # redis-py lets the URL's password win over a keyword, so it leaves the URL first
+            url = _without_password(url)
+            options["password"] = self._password
+        if self._ssl_cafile and url.startswith("rediss://"):
+            options["ssl_ca_certs"] = str(Path(self._ssl_cafile).expanduser())
         # one quick retry for a dropped connection, then fall back to memory rather than stall the alert loop
         return Redis.from_url(url, decode_responses=True, socket_timeout=self.timeout_s,
-                              socket_connect_timeout=self.timeout_s, retry=Retry(ConstantBackoff(0.05), 1))
+                              socket_connect_timeout=self.timeout_s, retry=Retry(ConstantBackoff(0.05), 1), **options)
 
     def _local_dirty(self) -> dict[StateKey, AlertState]:
         return {sk: self._local[sk] for sk in self._dirty if sk in self._local}
@@ -290,10 +318,33 @@ class StateStore:
             self.metrics.errors.labels(op).inc()
         if self.available:
             log.warning("alert state: Redis at %s failed on %s (%s: %s); using the in-memory copy until it is "
-                        "reachable again", self.redis_url, op, type(exc).__name__, exc)
+                        "reachable again", self.where, op, type(exc).__name__, self._scrub(str(exc)))
         self.available = False
         self._set_up(False)
+
+    def _scrub(self, text: str) -> str:
+        """``text`` without the password (no Redis error is known to echo it; this keeps it that way)."""
+        secrets = {self._password}
+        try:
+            in_url = urlsplit(self.redis_url).password
+        except ValueError:
+            in_url = None
+        if in_url:
+            secrets |= {in_url, unquote(in_url)}
+        for secret in sorted(filter(None, secrets), key=len, reverse=True):
+            text = text.replace(secret, MASK)
+        return text
 
     def _set_up(self, up: bool) -> None:
         if self.metrics is not None:
             self.metrics.redis_up.set(1 if up else 0)
+
+
+def _without_password(url: str) -> str:
+    """``url`` without the password of its user info (the user name stays)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    user = userinfo.partition(":")[0]
+    return parts._replace(netloc=f"{user}@{hostport}" if user else hostport).geturl()

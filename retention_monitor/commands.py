@@ -20,7 +20,7 @@ from rich.table import Table
 
 from retention_monitor import stack as stack_mod
 from retention_monitor.stack.config import StackConfig
-from streams.config import LoadedSettings, Settings, env_name
+from streams.config import LoadedSettings, Settings, env_name, redacted
 from streams.errors import QueryError, StackError
 
 
@@ -221,7 +221,8 @@ def schemas(args: argparse.Namespace, loaded: LoadedSettings, console: Console) 
 
 
 def config(args: argparse.Namespace, loaded: LoadedSettings, console: Console) -> int:
-    values = loaded.settings.to_dict()
+    # Passwords (and the password of a URL) are masked: this output ends up in tickets and chat.
+    values = {name: redacted(name, value) for name, value in loaded.settings.to_dict().items()}
     if args.json:
         console.print_json(json.dumps({k: {"value": v, "source": loaded.sources[k]} for k, v in values.items()}))
         return 0

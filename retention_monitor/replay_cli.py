@@ -207,18 +207,14 @@ async def _publish(settings: Settings, rows: Iterator[Row], rate: float | None,
     from aiokafka import AIOKafkaProducer  # noqa: PLC0415
     from aiokafka.errors import KafkaError  # noqa: PLC0415
 
-    from streams.publish import PublishError, TokenBucket  # noqa: PLC0415
+    from streams.kafka import client_options  # noqa: PLC0415
+    from streams.publish import PublishError, TokenBucket, start_producer  # noqa: PLC0415
 
     # acks=all and idempotence: an acknowledged row is durable and was written once per send.
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", enable_idempotence=True,
-                                linger_ms=5, max_batch_size=256 * 1024, request_timeout_ms=15_000,
-                                max_request_size=settings.max_message_bytes + 65_536)  # fmt: skip
-    try:
-        await producer.start()
-    except (KafkaError, OSError) as exc:
-        await producer.stop()
-        raise PublishError(f"cannot reach Kafka at {settings.kafka_bootstrap} ({type(exc).__name__}); "
-                           "is the broker up?") from exc
+    producer = AIOKafkaProducer(acks="all", enable_idempotence=True, linger_ms=5, max_batch_size=256 * 1024,
+                                request_timeout_ms=15_000, max_request_size=settings.max_message_bytes + 65_536,
+                                **client_options(settings))  # fmt: skip
+    await start_producer(settings, producer)
     loop = asyncio.get_running_loop()
     bucket = TokenBucket(rate) if rate else None
     pending: list[asyncio.Future[Any]] = []

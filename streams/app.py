@@ -32,7 +32,7 @@ from alerts.delivery import AlertmanagerClient, DeliveryMetrics
 from alerts.engine import AlertEngine, Timing
 from alerts.rules import load_rules
 from alerts.state import StateMetrics, StateStore
-from metrics.exposition import ConsumerMetrics, KpiCollector, PipelineMetrics, now_us, owner
+from metrics.exposition import ConsumerMetrics, GaugeBoard, KpiCollector, PipelineMetrics, now_us, owner
 from metrics.periods import Period, parse_period
 from metrics.store import KpiStore
 from streams.apply import ApplyStage, Counts
@@ -49,6 +49,7 @@ from streams.wire import Routed
 
 ABC_SEGMENTS = ("abc:A", "abc:B", "abc:C")
 RETRY_SECONDS = (0.5, 1, 2, 5, 10)
+TAKE_PACKS, TAKE_WITHIN_S = 16, 0.01
 
 log = logging.getLogger(__name__)
 
@@ -93,16 +94,19 @@ class Runtime:
             return None if newest is None else newest + 1
         return now_us()
 
-    async def apply_packed(self, partition: int, value: bytes) -> None:
-        """Apply one packed batch; retried until it succeeds, since Faust acks whatever returns."""
+    async def apply_packed(self, packs: list[tuple[int, bytes]]) -> None:
+        """Apply packed batches; retried until it succeeds, since Faust acks whatever returns."""
         await self.started.wait()
         for attempt in range(1_000_000):
             try:
-                await self.apply.handle(partition, value)
+                await self.apply.handle(packs)
                 return
-            except Exception:
+            except Exception as exc:
                 delay = RETRY_SECONDS[min(attempt, len(RETRY_SECONDS) - 1)]
-                log.exception("apply: batch of partition %d failed; retrying in %ss", partition, delay)
+                # The traceback may quote event data: only at debug level.
+                log.error("apply: %d packed batches failed (%s); retrying in %ss", len(packs), type(exc).__name__,
+                          delay)
+                log.debug("apply failure", exc_info=True)
                 await asyncio.sleep(delay)
 
 
@@ -126,6 +130,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         store="memory://",
         datadir=str(settings.worker_dir / "faust"),
         topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication_factor,
         table_standby_replicas=0,
         key_serializer="raw",
         value_serializer="raw",
@@ -193,8 +198,9 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
 
     @app.agent(rekeyed, name="apply")
     async def apply(stream: Any) -> None:
-        async for event in stream.events():
-            await runtime.apply_packed(event.message.partition, event.message.value)
+        # A few packs at a time: their changelog writes are acknowledged together.
+        async for events in stream.take_events(TAKE_PACKS, within=TAKE_WITHIN_S):
+            await runtime.apply_packed([(e.message.partition, e.message.value) for e in events])
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def on_revoked(app: faust.App, revoked: set[TP], **kwargs: Any) -> None:
@@ -219,7 +225,13 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     _register_pages(app, runtime)
 
     setup_prometheus_sensors(app, pattern="/faust-metrics", registry=registry, name_prefix="retention_faust")
-    registry.register(KpiCollector(store, runtime.owned_segments, runtime.now_us, settings.tz, settings.currency))
+    board = GaugeBoard(KpiCollector(store, runtime.owned_segments, runtime.now_us, settings.tz, settings.currency))
+    registry.register(board)
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def gauges() -> None:
+        await _forever("gauges", board.run)
+
     return runtime
 
 
@@ -265,9 +277,10 @@ async def _forever(name: str, run: Any) -> None:
             return
         except asyncio.CancelledError:
             raise
-        except Exception:
+        except Exception as exc:
             delay = RETRY_SECONDS[min(attempt, len(RETRY_SECONDS) - 1)]
-            log.exception("%s failed; restarting in %ss", name, delay)
+            log.error("%s failed (%s: %s); restarting in %ss", name, type(exc).__name__, str(exc)[:200], delay)
+            log.debug("%s failure", name, exc_info=True)
             attempt += 1
             await asyncio.sleep(delay)
 
@@ -315,7 +328,7 @@ def _alerting(runtime: Runtime) -> Alerting:
     rules = load_rules(Path(settings.alert_rules)) if settings.alert_rules else load_rules()
     client = AlertmanagerClient(settings.alertmanager_url, metrics=DeliveryMetrics.create(runtime.registry),
                                 webhook_url=settings.alert_webhook_url or None)
-    state = StateStore(settings.redis_url, settings.app_id, metrics=StateMetrics.create(runtime.registry))
+    state = StateStore.from_settings(settings, metrics=StateMetrics.create(runtime.registry))
     timing = Timing(parse_duration(settings.alert_interval), parse_duration(settings.alert_resend))
     segments = [*runtime.processor.ctx.segmenter.all_keys()]
     engine = AlertEngine(rules, runtime.store, owned=runtime.owned_segments, segments=segments,

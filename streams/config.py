@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal, get_args
+from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from streams.errors import ConfigError
@@ -28,6 +29,38 @@ _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _NAME = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
 _SEGMENT_VALUE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
+
+
+MASK = "***"
+
+
+def redact_url(url: str) -> str:
+    """``url`` with the password of its user info (``scheme://user:PASSWORD@host``) replaced by ``***``.
+
+    An ``@`` that does not parse as user info (a mistyped ``redis:/:PASSWORD@host``) hides everything
+    before it: showing too little is better than echoing a password.
+    """
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        parts, password = None, None
+    if parts is not None and password is not None:
+        userinfo, _, hostport = parts.netloc.rpartition("@")
+        return urlunsplit(parts._replace(netloc=f"{userinfo.partition(':')[0]}:{MASK}@{hostport}"))
+    if "@" not in url or (parts is not None and "@" in parts.netloc):  # no user info, or a user without password
+        return url
+    scheme, colon, _ = url.partition(":")
+    return f"{scheme}{colon}{MASK}{url[url.rindex('@'):]}" if colon else MASK + url[url.rindex("@"):]
+
+
+def redacted(name: str, value: Any) -> Any:
+    """What may be shown of setting ``name``: ``***`` for a set password, URLs without their password."""
+    if name.endswith("_password"):
+        return MASK if value else value
+    if name.endswith("_url") and isinstance(value, str):
+        return redact_url(value)
+    return value
 
 
 def parse_duration(text: str) -> int:
@@ -57,6 +90,7 @@ class Settings:
     topic_team: str = "retention.team"
     topic_dlq: str = "retention.dlq"
     partitions: int = 4
+    replication_factor: int = 1
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_password: str = ""
     redis_ssl_cafile: str = ""
@@ -211,20 +245,21 @@ def _where(name: str, source: str) -> str:
 def _coerce(name: str, value: Any, source: str) -> Any:
     default = getattr(Settings(), name)
     where = _where(name, source)
+    shown = redacted(name, value)
     if isinstance(default, int) and not isinstance(default, bool):
         if isinstance(value, int) and not isinstance(value, bool):
             return value
         if isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
             return int(value)
-        raise ConfigError(f"{where}={value!r}: must be an integer")
+        raise ConfigError(f"{where}={shown!r}: must be an integer")
     if isinstance(default, str):
         if not isinstance(value, str):
-            raise ConfigError(f"{where}={value!r}: must be a string")
+            raise ConfigError(f"{where}={shown!r}: must be a string")
         return value
     if isinstance(default, dict) and not isinstance(value, dict):
-        raise ConfigError(f"{where}={value!r}: must be a table/object")
+        raise ConfigError(f"{where}={shown!r}: must be a table/object")
     if isinstance(default, list) and not isinstance(value, list):
-        raise ConfigError(f"{where}={value!r}: must be a list")
+        raise ConfigError(f"{where}={shown!r}: must be a list")
     return value
 
 
@@ -233,7 +268,7 @@ def validate(settings: Settings, sources: Mapping[str, str] | None = None) -> No
     src = sources or {}
 
     def fail(name: str, value: Any, allowed: str) -> ConfigError:
-        return ConfigError(f"{_where(name, src.get(name, name))}={value!r}: {allowed}")
+        return ConfigError(f"{_where(name, src.get(name, name))}={redacted(name, value)!r}: {allowed}")
 
     for check in (_check_kafka, _check_services, _check_segments, _check_money, _check_runtime, _check_alerts):
         check(settings, fail)
@@ -259,6 +294,8 @@ def _check_kafka(settings: Settings, fail: Fail) -> None:
         raise fail("topic_dlq", settings.topic_dlq, "topic names must all differ")
     if not 1 <= settings.partitions <= 1024:
         raise fail("partitions", settings.partitions, "must be 1-1024")
+    if not 1 <= settings.replication_factor <= 32:
+        raise fail("replication_factor", settings.replication_factor, "must be 1-32 (at most the number of brokers)")
     if not 1024 <= settings.max_message_bytes <= 16 * 1_048_576:
         raise fail("max_message_bytes", settings.max_message_bytes, "must be 1024-16777216")
 

@@ -15,6 +15,8 @@ from aiokafka.helpers import create_ssl_context
 
 from streams.config import Settings
 
+INTERNAL_MESSAGE_BYTES = 16 * 1024 * 1024  # max.message.bytes of the topics the monitor creates
+
 
 def ssl_context(settings: Settings) -> SSLContext | None:
     if settings.kafka_security_protocol not in ("SSL", "SASL_SSL"):
@@ -49,7 +51,9 @@ def new_producer(settings: Settings, **extra: Any) -> AIOKafkaProducer:
     """The worker's producer: idempotent (a retried send never duplicates a changelog entry), batched."""
     size = max(settings.max_message_bytes * 2 + 65_536, 1_048_576)
     return AIOKafkaProducer(
-        enable_idempotence=True, acks="all", linger_ms=5, max_batch_size=size, max_request_size=size,
+        enable_idempotence=True, acks="all", linger_ms=5, max_batch_size=size,
+        # a single changelog entry may be larger than a batch: the state of a customer with a long history
+        max_request_size=max(size, INTERNAL_MESSAGE_BYTES),
         request_timeout_ms=30_000, **{**client_options(settings), **extra},
     )
 

@@ -24,6 +24,8 @@ from rich.text import Text
 
 from streams.config import Settings
 from streams.errors import RetentionMonitorError
+from streams.kafka import client_options
+from streams.kafka_diagnose import explain
 from streams.simulate import Simulator, topic_for
 
 Message = tuple[str, bytes | None, bytes]
@@ -99,15 +101,18 @@ async def _iterate(messages: Iterable[Message] | AsyncIterable[Message]) -> Asyn
 
 async def _start(settings: Settings) -> Any:
     # acks=1 (one broker confirms) is plenty for generated traffic and keeps latency low.
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, linger_ms=5, acks=1,
-                                max_batch_size=256 * 1024, request_timeout_ms=15_000)  # fmt: skip
+    producer = AIOKafkaProducer(linger_ms=5, acks=1, max_batch_size=256 * 1024, request_timeout_ms=15_000,
+                                **client_options(settings))  # fmt: skip
+    return await start_producer(settings, producer)
+
+
+async def start_producer(settings: Settings, producer: Any) -> Any:
+    """Start ``producer``; a failure becomes a :class:`PublishError` naming its cause (a refused login…)."""
     try:
         await producer.start()
     except (KafkaError, OSError) as exc:
         await producer.stop()
-        name = type(exc).__name__
-        where = settings.kafka_bootstrap
-        raise PublishError(f"cannot reach Kafka at {where} ({name}); is the broker up?") from exc
+        raise PublishError(await explain(settings, exc)) from exc
     return producer
 
 

@@ -75,7 +75,8 @@ class RouteStage:
                 except ValueError as exc:  # an amount too large to store
                     rejection = Rejection("unprocessable", str(exc))
                 except Exception as exc:  # decode() maps every known problem; a bug must still lose nothing
-                    log.exception("could not route a message")
+                    log.error("could not route a message (%s); dead-lettered as unprocessable", type(exc).__name__)
+                    log.debug("routing failure", exc_info=True)  # may quote the message
                     rejection = Rejection("unprocessable", f"{type(exc).__name__}: {str(exc)[:500]}")
                 rejected[rejection.reason] = rejected.get(rejection.reason, 0) + 1
                 letters.append(self.dead_letter(r.key, value, rejection, (topic, source_partition, r.offset)))

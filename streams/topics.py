@@ -14,14 +14,14 @@ from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from streams.config import Settings
 from streams.errors import RetentionMonitorError
-from streams.kafka import client_options
+from streams.kafka import INTERNAL_MESSAGE_BYTES, client_options
+from streams.kafka_diagnose import explain
 
 
 class TopicError(RetentionMonitorError):
     """The monitor's Kafka topics cannot be listed or created."""
 
 
-INTERNAL_MESSAGE_BYTES = 16 * 1024 * 1024  # a pack, or the state of a customer with a long history
 
 
 def rekeyed_topic(settings: Settings) -> str:
@@ -53,13 +53,16 @@ async def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> list[str
     wanted = [*settings.input_topics, settings.topic_dlq, *configs]
     admin = AIOKafkaAdminClient(request_timeout_ms=10_000, **client_options(settings))
     try:
-        await asyncio.wait_for(admin.start(), timeout_s)
+        try:
+            await asyncio.wait_for(admin.start(), timeout_s)
+        except (KafkaError, TimeoutError, OSError) as exc:  # say why: refused login, TLS, nothing listening
+            raise TopicError(await explain(settings, exc)) from exc
         existing = set(await admin.list_topics())
         missing = [t for t in wanted if t not in existing]
         if missing:
             with contextlib.suppress(TopicAlreadyExistsError):  # another worker was faster
                 await admin.create_topics([
-                    NewTopic(t, num_partitions=settings.partitions, replication_factor=1,
+                    NewTopic(t, num_partitions=settings.partitions, replication_factor=settings.replication_factor,
                              topic_configs=configs.get(t, {}))
                     for t in missing
                 ])

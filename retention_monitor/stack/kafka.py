@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import shutil
 import subprocess
 import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from aiokafka import AIOKafkaClient
+from aiokafka.conn import create_conn
+from aiokafka.protocol.metadata import MetadataRequest
 
 from streams.errors import StackError
 
+from .config import StackConfig
 from .process import Report, Service, port_in_use
 
 READY_MARKER = b"Kafka Server started"
@@ -58,6 +64,60 @@ log.cleaner.dedupe.buffer.size=8388608
 """
 
 
+@dataclass(frozen=True)
+class Listener:
+    """A client listener of the broker: its name (``listener.name.<name lower-cased>.*`` properties),
+    security protocol and loopback port."""
+
+    name: str
+    protocol: str
+    port: int
+
+
+@dataclass(frozen=True)
+class BrokerSecurity:
+    """Listeners other than the default PLAINTEXT one, for brokers that tests (or trials) secure.
+
+    The first listener is the broker's address (on ``StackConfig.kafka_port``) and its inter-broker
+    listener. ``properties`` are added to server.properties (keystores, SASL mechanisms, JAAS);
+    ``format_args`` go to the storage format (e.g. ``--add-scram``: KRaft keeps SCRAM users in its
+    metadata log, so they exist from the first start); ``probe_options`` are the aiokafka client options
+    the readiness probe connects to the first listener with.
+    """
+
+    listeners: tuple[Listener, ...]
+    properties: Mapping[str, str] = field(default_factory=dict)
+    format_args: tuple[str, ...] = ()
+    probe_options: Mapping[str, Any] = field(default_factory=dict)
+
+    def overrides(self, controller_port: int) -> dict[str, str]:
+        """server.properties entries that replace the default PLAINTEXT listener."""
+        main = self.listeners[0].name
+        protocols = {**{lst.name: lst.protocol for lst in self.listeners}, "CONTROLLER": "PLAINTEXT"}
+        return {
+            "listeners": ",".join([*(f"{lst.name}://127.0.0.1:{lst.port}" for lst in self.listeners),
+                                   f"CONTROLLER://127.0.0.1:{controller_port}"]),
+            "advertised.listeners": ",".join(f"{lst.name}://127.0.0.1:{lst.port}" for lst in self.listeners),
+            "inter.broker.listener.name": main,
+            "listener.security.protocol.map": ",".join(f"{name}:{proto}" for name, proto in protocols.items()),
+            **self.properties,
+        }
+
+
+def override_properties(text: str, values: Mapping[str, str]) -> str:
+    """``text`` (server.properties) with the entries of ``values`` replaced in place or appended."""
+    lines, seen = [], set()
+    for line in text.splitlines():
+        key = line.partition("=")[0].strip()
+        if key in values:
+            lines.append(f"{key}={values[key]}")
+            seen.add(key)
+        else:
+            lines.append(line)
+    lines.extend(f"{key}={value}" for key, value in values.items() if key not in seen)
+    return "\n".join(lines) + "\n"
+
+
 class Kafka(Service):
     name = "kafka"
     ready_timeout = 120.0
@@ -65,9 +125,17 @@ class Kafka(Service):
 
     _log_offset: int | None = None  # server.log size when this interpreter started the broker
 
+    def __init__(self, cfg: StackConfig, security: BrokerSecurity | None = None) -> None:
+        super().__init__(cfg)
+        if security is not None and (not security.listeners or security.listeners[0].port != cfg.kafka_port):
+            raise StackError("BrokerSecurity: the first listener must be on StackConfig.kafka_port")
+        self.security = security
+
     @property
     def ports(self) -> tuple[int, ...]:
-        return (self.cfg.kafka_port, self.cfg.kafka_controller_port)
+        if self.security is None:
+            return (self.cfg.kafka_port, self.cfg.kafka_controller_port)
+        return (*(lst.port for lst in self.security.listeners), self.cfg.kafka_controller_port)
 
     @property
     def dist(self) -> Path:
@@ -152,25 +220,33 @@ class Kafka(Service):
 
     def _format(self, cluster_id: str) -> None:
         props = str(self.dir / "server.properties")
-        args = ("format", "-t", cluster_id, "-c", props, "--ignore-formatted")
+        extra = self.security.format_args if self.security is not None else ()
+        args = ("format", "-t", cluster_id, "-c", props, "--ignore-formatted", *extra)
         _run(self._java("kafka.tools.StorageTool", *args), "kafka storage format", 120)
 
     def _properties(self) -> str:
         port, ctl = self.cfg.kafka_port, self.cfg.kafka_controller_port
-        return SERVER_PROPERTIES.format(port=port, ctl=ctl, data=self.data)
+        text = SERVER_PROPERTIES.format(port=port, ctl=ctl, data=self.data)
+        return text if self.security is None else override_properties(text, self.security.overrides(ctl))
 
     async def probe(self) -> bool:
         if self._log_offset is not None and not self._started_in_log(self._log_offset):
             return False
         if not port_in_use(self.cfg.kafka_port):  # spares aiokafka's connection-error logging
             return False
-        client = AIOKafkaClient(bootstrap_servers=self.address, request_timeout_ms=3000)
+        options = self.security.probe_options if self.security is not None else {}
         try:
-            await client.bootstrap()
+            conn = await create_conn("127.0.0.1", self.cfg.kafka_port, request_timeout_ms=3000, **options)
+        except Exception:
+            return False
+        try:
+            await conn.send(MetadataRequest([]))
         except Exception:
             return False
         finally:
-            await client.close()
+            # Awaited: a TLS shutdown still under way when the event loop ends leaks its socket.
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(conn.close(), 3)
         return True
 
     def _started_in_log(self, offset: int) -> bool:

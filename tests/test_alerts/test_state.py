@@ -7,6 +7,8 @@ import asyncio
 import logging
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -17,6 +19,7 @@ from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
 from alerts.state import AlertState, StateMetrics, StateStore
+from streams.config import load_settings
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -181,3 +184,73 @@ async def test_reconcile_keeps_a_newer_state_from_redis(app_id: str) -> None:
     finally:
         await cut_off.close()
         await other.close()
+
+
+# -- AUTH and TLS options (no Redis needed; tests/test_reliability/test_security.py uses a real one) ---------
+
+SECRET = "pw-4d2f8a61c3"  # distinctive, so that finding it in a log is a real leak
+
+
+def connection_kwargs(store: StateStore) -> dict[str, Any]:
+    kwargs: dict[str, Any] = store._redis.connection_pool.connection_kwargs
+    return kwargs
+
+
+@pytest.mark.asyncio
+async def test_redis_password_wins_over_the_urls() -> None:
+    store = StateStore("redis://monitor:from-url@redis:6379/2", "app", password=SECRET)
+    try:
+        kwargs = connection_kwargs(store)
+        assert (kwargs["username"], kwargs["password"], kwargs["db"]) == ("monitor", SECRET, 2)
+    finally:
+        await store.close()
+
+
+@pytest.mark.asyncio
+async def test_without_redis_password_the_urls_is_used() -> None:
+    store = StateStore("redis://:from-url@redis:6379/0", "app")
+    try:
+        assert connection_kwargs(store)["password"] == "from-url"
+        assert "ssl_ca_certs" not in connection_kwargs(store)
+    finally:
+        await store.close()
+
+
+@pytest.mark.asyncio
+async def test_from_settings_verifies_rediss_against_the_ca(tmp_path: Path) -> None:
+    ca = tmp_path / "ca.pem"
+    ca.write_text("not read until a connection is made\n")
+    settings = load_settings(env={}, overrides={"redis_url": "rediss://redis:6380/0", "redis_password": SECRET,
+                                                "redis_ssl_cafile": str(ca), "app_id": "tls-app"}).settings
+    store = StateStore.from_settings(settings)
+    try:
+        kwargs = connection_kwargs(store)
+        assert (kwargs["ssl_ca_certs"], kwargs["password"], store.app_id) == (str(ca), SECRET, "tls-app")
+        assert kwargs.get("ssl_cert_reqs", "required") == "required"
+    finally:
+        await store.close()
+
+
+@pytest.mark.asyncio
+async def test_plain_url_ignores_the_ca_file(tmp_path: Path) -> None:
+    store = StateStore("redis://redis:6379/0", "app", ssl_cafile=str(tmp_path / "ca.pem"))
+    try:
+        assert "ssl_ca_certs" not in connection_kwargs(store)  # a plain connection would refuse the keyword
+    finally:
+        await store.close()
+
+
+@pytest.mark.asyncio
+async def test_outage_warning_masks_the_password(caplog: pytest.LogCaptureFixture) -> None:
+    port = free_port()
+    store = StateStore(f"redis://:{SECRET}-url@127.0.0.1:{port}/0", "app", password=SECRET)
+    try:
+        with caplog.at_level(logging.INFO, logger="alerts.state"):
+            assert await store.get("ChurnHigh", "all") == AlertState()
+        assert not store.available
+        text = "\n".join(r.getMessage() for r in caplog.records)
+        assert f"Redis at redis://:***@127.0.0.1:{port}/0 failed on get" in text
+        assert SECRET not in text
+        assert store.where == f"redis://:***@127.0.0.1:{port}/0"
+    finally:
+        await store.close()

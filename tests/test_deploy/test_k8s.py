@@ -43,11 +43,13 @@ def test_configmap_toml_loads(docs: list[dict[str, Any]], tmp_path: Path) -> Non
 
 
 def test_secret_is_a_placeholder_feeding_settings(docs: list[dict[str, Any]]) -> None:
-    secret = _kind(docs, "Secret")
-    assert "CHANGE-ME" in secret["stringData"]["RETENTION_REDIS_URL"]
+    secret = _kind(docs, "Secret")["stringData"]
+    for name in ("RETENTION_REDIS_PASSWORD", "RETENTION_KAFKA_SASL_PASSWORD"):
+        assert secret[name] == "CHANGE-ME", name  # placeholders, never a real secret
+    assert "CHANGE-ME" not in secret["RETENTION_REDIS_URL"]  # the password has its own key
     env, problems = container_env(_container(docs), docs)
     assert problems == []
-    assert env["RETENTION_REDIS_URL"] == secret["stringData"]["RETENTION_REDIS_URL"]
+    assert env["RETENTION_REDIS_PASSWORD"] == secret["RETENTION_REDIS_PASSWORD"]
 
 
 def test_kustomization_must_list_existing_files(tmp_path: Path) -> None:
