@@ -1,0 +1,103 @@
+"""Kafka chores of a bench run: check the broker, create and count topics, produce, clean up by run tag."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterable
+from dataclasses import replace
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+
+from bench.cli import BenchError
+from streams.config import Settings
+from streams.publish import PublishStats, produce
+
+Message = tuple[str, bytes | None, bytes]
+
+
+async def _admin(bootstrap: str) -> AIOKafkaAdminClient:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+    try:
+        await asyncio.wait_for(admin.start(), 15)
+    except (KafkaError, TimeoutError, OSError) as exc:
+        await admin.close()
+        raise BenchError(f"cannot reach Kafka at {bootstrap} ({type(exc).__name__}); "
+                         "run `.venv/bin/retention-monitor stack up`") from exc  # fmt: skip
+    return admin
+
+
+async def check(bootstrap: str) -> None:
+    """Fail fast, with one line, when the broker is not there (before minutes of simulation)."""
+    admin = await _admin(bootstrap)
+    await admin.close()
+
+
+async def create_topics(bootstrap: str, names: Iterable[str], partitions: int) -> None:
+    admin = await _admin(bootstrap)
+    try:
+        with contextlib.suppress(TopicAlreadyExistsError):
+            await admin.create_topics([NewTopic(n, num_partitions=partitions, replication_factor=1) for n in names])
+    finally:
+        await admin.close()
+    # A consumer that subscribes before the new topics reach the cluster metadata sees them minutes later.
+    await asyncio.sleep(1.0)
+
+
+async def message_count(bootstrap: str, topics: Iterable[str]) -> int:
+    """Messages currently in ``topics`` (end minus beginning offsets over every partition)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        # A consumer without subscriptions keeps no topic metadata: fetch the cluster's once.
+        cluster = await consumer._client.fetch_all_metadata()
+        parts = [TopicPartition(t, p) for t in topics for p in sorted(cluster.partitions_for_topic(t) or ())]
+        ends = await consumer.end_offsets(parts)
+        starts = await consumer.beginning_offsets(parts)
+        return sum(ends[tp] - starts[tp] for tp in parts)
+    finally:
+        await consumer.stop()
+
+
+async def publish(bootstrap: str, messages: Iterable[Message], total: int, rate: float | None = None) -> PublishStats:
+    """Send messages with the monitor's own publisher (batched; paced by a token bucket when ``rate``)."""
+    settings = replace(Settings(), kafka_bootstrap=bootstrap)
+    return await produce(settings, messages, total=total, rate=rate)
+
+
+async def delete_topics(bootstrap: str, marker: str) -> list[str]:
+    """Delete every topic whose name contains ``marker`` (inputs, re-key, changelog, repartition…)."""
+    admin = await _admin(bootstrap)
+    try:
+        doomed = sorted(t for t in await admin.list_topics() if marker in t)
+        if doomed:
+            await admin.delete_topics(doomed)
+        return doomed
+    finally:
+        await admin.close()
+
+
+def delete_groups(bootstrap: str, marker: str) -> list[str]:
+    """Delete consumer groups whose id contains ``marker``; aiokafka's admin cannot, confluent-kafka can.
+
+    confluent-kafka comes with the ``bench`` extra (quixstreams); without it groups are left to expire.
+    """
+    try:
+        from confluent_kafka.admin import AdminClient  # noqa: PLC0415 - optional, only for clean-up
+    except ImportError:
+        return []
+    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 3})  # no info chatter on stderr
+    listed = admin.list_consumer_groups(request_timeout=10).result()
+    groups = sorted(g.group_id for g in listed.valid if marker in g.group_id)
+    if not groups:
+        return []
+    for future in admin.delete_consumer_groups(groups, request_timeout=10).values():
+        with contextlib.suppress(Exception):  # a group still shutting down is left to expire
+            future.result()
+    return groups
+
+
+logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # our own errors name the broker; its retries are noise

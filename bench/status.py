@@ -1,0 +1,69 @@
+"""The status file a measured child process (ceiling, Quix peer) shares with the orchestrator.
+
+The child rewrites one small JSON object atomically (write, then rename), so the orchestrator never
+reads half a file, and reads its own /proc entries so the numbers exist even after it has exited.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+
+class StatusFile:
+    """Atomic JSON status for one child; ``update`` merges fields, ``write`` replaces the file."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.fields: dict[str, Any] = {}
+        self._written = 0.0
+
+    def update(self, *, force: bool = True, **values: Any) -> None:
+        self.fields.update(values)
+        now = time.monotonic()
+        # Unforced updates come from the per-event path: at most a few writes per second.
+        if force or now - self._written >= 0.25:
+            self._written = now
+            tmp = self.path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(self.fields))
+            os.replace(tmp, self.path)
+
+
+def read_status(path: str | Path) -> dict[str, Any]:
+    """The child's last status, or ``{}`` before its first write."""
+    try:
+        data: dict[str, Any] = json.loads(Path(path).read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+    return data
+
+
+def proc_kib(field: str, pid: int | str = "self") -> int | None:
+    """A ``/proc/<pid>/status`` field in KiB (``VmRSS``, ``VmHWM``); None once the process is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(f"{field}:"):
+                return int(line.split()[1])
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return None
+
+
+def rss_bytes(pid: int | str = "self", field: str = "VmRSS") -> int | None:
+    kib = proc_kib(field, pid)
+    return None if kib is None else kib * 1024
+
+
+def cpu_seconds(pid: int | str = "self") -> float | None:
+    """User + system CPU of a process (all threads) from ``/proc/<pid>/stat``; None once it is gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    # The command name (field 2) may contain spaces; the fields after its closing parenthesis do not.
+    after = text.rsplit(")", 1)[1].split()
+    utime, stime = int(after[11]), int(after[12])
+    return (utime + stime) / os.sysconf("SC_CLK_TCK")
