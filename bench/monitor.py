@@ -179,6 +179,9 @@ def measure(setup: MonitorSetup, backlog: int, paced: Paced | None, *, customers
 
 def _latency(setup: MonitorSetup, child: Child, backlog: int, paced: Paced, result: Result, *, limits: Limits,
              console: Console) -> None:  # fmt: skip
+    # The counters reach the backlog before the follower made all of its facts visible; those late
+    # samples (old Kafka timestamps) must not count as paced ones: wait until the histogram is quiet.
+    settle(lambda: _total(parse_histogram(scrape(setup), VISIBLE) or []), quiet_s=1.0, limit_s=30.0, tolerance=0.0)
     before = parse_histogram(scrape(setup), VISIBLE)
     if before is None:
         result.notes.append(f"monitor: no {VISIBLE} histogram, latency n/a")
