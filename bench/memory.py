@@ -22,8 +22,10 @@ from metrics.store import KpiStore
 from streams.config import Settings
 from streams.contract import partition_key
 from streams.decode import Event, decode
+from streams.follower import apply_entry
 from streams.processor import Processor
 from streams.simulate import Simulator
+from streams.wire import change_entry
 
 
 def main() -> None:
@@ -53,7 +55,7 @@ def main() -> None:
                 _, update = processor.apply(table.get(key), event)
                 if update is not None and update.state is not None:
                     table[key] = update.state
-                    store.replace(key, update.facts, update.newest_us)
+                    apply_entry(store, key, change_entry(update, 0))
             if n % 5000 == 0:
                 progress.update(task, completed=n)
     seconds = time.perf_counter() - started

@@ -7,6 +7,10 @@ and an unchanged customer is recognised without decoding.
 
 from __future__ import annotations
 
+import hashlib
+from collections import Counter
+from dataclasses import dataclass
+
 import msgspec
 
 from metrics.facts import Fact
@@ -41,3 +45,37 @@ def decode(blob: bytes) -> list[Fact]:
 def _order(fact: Fact) -> tuple[int, str, tuple[str, ...], int]:
     t, kind, keys, value = fact
     return t, kind, keys, -(2**63) if value is None else value
+
+
+def checksum(blob: bytes) -> int:
+    """A 63-bit checksum of a fact set's blob: a follower checks a delta starts from what it holds."""
+    return int.from_bytes(hashlib.blake2b(blob, digest_size=8).digest(), "big") >> 1
+
+
+@dataclass(frozen=True, slots=True)
+class Delta:
+    """A key's fact set went from the one with checksum ``before`` to the one with checksum ``after``;
+    ``removed`` and ``added`` are the difference. Readers holding ``before`` apply it; others cannot."""
+
+    before: int
+    after: int
+    removed: list[Fact]
+    added: list[Fact]
+
+
+def difference(old: list[Fact], new: list[Fact]) -> tuple[list[Fact], list[Fact]]:
+    """``(removed, added)`` between two fact multisets."""
+    old_set, new_set = set(old), set(new)
+    if len(old_set) == len(old) and len(new_set) == len(new):  # no repeated fact: sets suffice
+        return list(old_set - new_set), list(new_set - old_set)
+    before, after = Counter(old), Counter(new)
+    return list((before - after).elements()), list((after - before).elements())
+
+
+def changed(old_blob: bytes, new_blob: bytes, new: list[Fact]) -> Delta:
+    """The delta from ``old_blob`` to ``new_blob`` (whose facts are ``new``)."""
+    if old_blob == new_blob:
+        same = checksum(new_blob)
+        return Delta(same, same, [], [])
+    removed, added = difference(decode(old_blob), new)
+    return Delta(checksum(old_blob), checksum(new_blob), removed, added)

@@ -47,6 +47,7 @@ class PipelineMetrics:
     last_update: Gauge
     visible: Histogram
     restored: Counter
+    repaired: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> PipelineMetrics:
@@ -81,6 +82,10 @@ class PipelineMetrics:
             restored=Counter(
                 "retention_state_restored", "Changelog entries read to restore owned partitions' states",
                 registry=registry,
+            ),
+            repaired=Counter(
+                "retention_kpi_store_repairs", "Customers whose facts were replaced because changelog entries "
+                "were skipped (compacted away under the reader)", registry=registry,
             ),
         )
 

@@ -29,6 +29,7 @@ from metrics.facts import Fact, Keys
 
 DAY_US = 86_400_000_000
 NO_VALUE = -(2**63)  # a fact without a value (an order pair with no previous order)
+FOLD_AT = 1 << 16  # pending aggregate writes of a kind
 _LOW = 0xFFFFFFFF
 
 I64 = npt.NDArray[np.int64]
@@ -94,6 +95,8 @@ class _Aggregates:
         self.p_v = array("q")
 
     def add(self, day: int, combo: int, weight: int, value: int) -> None:
+        if len(self.p_day) >= FOLD_AT:  # queries fold too; this bounds the memory between them
+            self.fold(0)
         self.p_day.append(day)
         self.p_c.append(combo)
         self.p_w.append(weight)
@@ -103,6 +106,8 @@ class _Aggregates:
         if not self.p_day and self.count.shape[1] >= combos:
             return
         days = np.array(self.p_day, dtype=np.int64)
+        if self.p_c:  # a fold between queries does not know how many combinations the index has
+            combos = max(combos, max(self.p_c) + 1)
         self._fit(days, combos)
         if len(days):
             rows = np.searchsorted(np.array(self.row_days, dtype=np.int64), days)
@@ -303,6 +308,23 @@ class FactIndex:
         if not whos:
             return empty, empty, empty
         return np.concatenate(whos), np.concatenate(weights), np.concatenate(values)
+
+    def facts_of(self, who: int) -> list[Fact]:
+        """Every fact customer ``who`` has in the index (a scan of all of it: for rare repairs)."""
+        out: list[Fact] = []
+        for kind, k in self._kinds.items():
+            for day in k.days:
+                t, v, c, w_who, w = k.chunks[day].columns()
+                mask = w_who == who
+                if not mask.any():
+                    continue
+                rows = np.stack([t[mask], v[mask], c[mask].astype(np.int64)], axis=1)
+                uniq, inverse = np.unique(rows, axis=0, return_inverse=True)
+                net = np.bincount(inverse.ravel(), weights=w[mask], minlength=len(uniq)).round().astype(np.int64)
+                for (ti, vi, ci), n in zip(uniq.tolist(), net.tolist(), strict=True):
+                    fact = (ti, kind, self._combos[ci], None if vi == NO_VALUE else vi)
+                    out.extend([fact] * max(n, 0))
+        return out
 
     def subset(self, whos: I64, segment: str, of: str) -> FactIndex:
         """A new index of the facts of the customers ``whos`` that count for segment ``of``,

@@ -7,18 +7,19 @@ query for everything and the gauges of a segment can be exported by whichever wo
 from __future__ import annotations
 
 import hashlib
-from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from metrics import blob
 from metrics import facts as F
 from metrics.abc import CLASSES, AbcSummary, classify_arrays, summarize_arrays
-from metrics.facts import Context
+from metrics.blob import Delta
+from metrics.facts import Context, Fact
 from metrics.index import FactIndex
+from metrics.keytable import KeyTable
 from metrics.kpis import all_kpis
 from metrics.periods import Period
 from metrics.segments import ALL
@@ -37,62 +38,59 @@ class Abc:
 
 
 def who_of(key: bytes) -> int:
-    """A stable 63-bit id of a customer key (the index stores it with every fact, for ABC)."""
-    return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big") >> 1
+    """A stable id in ``[1, 2**62]`` of a customer key (the index stores it with every fact, for ABC)."""
+    return (int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big") >> 2) + 1
 
 
 class KpiStore:
-    """Every key's fact set and the index of all of them; :meth:`replace` is the only way to change them."""
+    """The facts of every key in one index, and per key a checksum of its fact set; :meth:`update` is
+    the only way to change them."""
 
     def __init__(self, ctx: Context, abc_thresholds: tuple[float, float] = (0.8, 0.95)) -> None:
         self.ctx = ctx
         self.abc_thresholds = abc_thresholds
         self.index = FactIndex()
-        self._blobs: dict[bytes, bytes] = {}
+        self._checksums = KeyTable()  # per customer (who): checksum of the fact set in the index
         self._customers = 0
         self.newest_us: int | None = None
         self.updates = 0
         self._abc_cache: tuple[int, int, Abc] | None = None
 
-    def replace(self, key: bytes, facts: bytes | None, newest_us: int | None = None) -> None:
-        """Set ``key``'s fact set to the blob ``facts`` (``None`` deletes it); idempotent.
+    def update(self, key: bytes, delta: Delta, full: Callable[[], list[Fact]], newest_us: int | None = None) -> bool:
+        """Move ``key``'s facts by ``delta``; ``full()`` is the key's whole new fact set, used for a key
+        this store has not seen, and to repair one whose facts are not those ``delta`` starts from (an
+        entry compacted away under the reader, say): then its facts are looked up in the index and
+        replaced, and the call returns False.
 
         ``newest_us`` is the key's newest event time (``clock = event`` windows end after it).
         """
+        who = who_of(key)
+        held = self._checksums.get(who)
+        consistent = True
+        if held is None:
+            self.index.add(full(), who, 1)
+            if not key.startswith(REP_PREFIX):
+                self._customers += 1
+        elif held == delta.after:  # already there (a redelivered changelog entry)
+            pass
+        elif held == delta.before:
+            self.index.add(delta.removed, who, -1)
+            self.index.add(delta.added, who, 1)
+        else:
+            self.index.add(self.index.facts_of(who), who, -1)
+            self.index.add(full(), who, 1)
+            consistent = False
+        self._checksums.put(who, delta.after)
         if newest_us is not None and (self.newest_us is None or newest_us > self.newest_us):
             self.newest_us = newest_us
-        old = self._blobs.get(key)
         self.updates += 1
-        if old == facts:
-            return
-        before = blob.decode(old) if old is not None else []
-        after = blob.decode(facts) if facts is not None else []
-        who = who_of(key)
-        if before:
-            old_set, new_set = set(before), set(after)
-            if len(old_set) == len(before) and len(new_set) == len(after):  # no repeated fact: sets suffice
-                self.index.add(old_set - new_set, who, -1)
-                self.index.add(new_set - old_set, who, 1)
-            else:
-                removed, added = Counter(before), Counter(after)
-                self.index.add((removed - added).elements(), who, -1)
-                self.index.add((added - removed).elements(), who, 1)
-        else:
-            self.index.add(after, who, 1)
-        is_customer = not key.startswith(REP_PREFIX)
-        if facts is None:
-            if self._blobs.pop(key, None) is not None and is_customer:
-                self._customers -= 1
-        else:
-            if old is None and is_customer:
-                self._customers += 1
-            self._blobs[key] = facts
+        return consistent
 
     def customers(self) -> int:
         return self._customers
 
     def keys(self) -> int:
-        return len(self._blobs)
+        return len(self._checksums)
 
     # -- ABC -------------------------------------------------------------------------------------
 

@@ -190,7 +190,8 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     route = BatchConsumer(stage="route", options=client_options(settings), group_id=f"{settings.app_id}-route",
                           topics=settings.input_topics, handle=route_stage.handle, metrics=consumer_metrics)
     follower = ChangelogFollower(lambda: new_reader(settings), changelog, settings.partitions, store,
-                                 visible=pipeline.visible, on_change=pipeline.last_update.set_to_current_time)
+                                 visible=pipeline.visible, on_change=pipeline.last_update.set_to_current_time,
+                                 on_repair=pipeline.repaired.inc)
     runtime = Runtime(app, settings, processor, store, follower, registry, pipeline, apply_stage, route)
 
     rekeyed = app.topic(rekeyed_topic(settings), value_type=bytes, partitions=settings.partitions, internal=True)

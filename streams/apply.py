@@ -29,7 +29,7 @@ from streams.decode import Rejection
 from streams.kafka import SharedProducer
 from streams.processor import Processor
 from streams.state import PartitionStore, open_store
-from streams.wire import Change, Routed, decode_batch, decode_change, encode_change
+from streams.wire import Routed, change_entry, decode_batch, decode_change
 
 log = logging.getLogger(__name__)
 
@@ -199,9 +199,8 @@ class ApplyStage:
                     counts.ignored[outcome.detail] = counts.ignored.get(outcome.detail, 0) + 1
                 if not first_ts or item.timestamp_ms < first_ts:
                     first_ts = item.timestamp_ms
-            if update.state is not None and update.facts is not None:
-                change = Change(update.state, update.facts, update.newest_us, first_ts)
-                changes.append((key, update.state, encode_change(change)))
+            if update.state is not None and update.delta is not None:
+                changes.append((key, update.state, change_entry(update, first_ts)))
         return changes
 
     async def _write(self, partition: int, changes: list[tuple[bytes, bytes, bytes]]) -> int:

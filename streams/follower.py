@@ -17,17 +17,22 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from prometheus_client import Histogram
 
+from metrics import blob
+from metrics.records import decode_state
 from metrics.store import KpiStore
-from streams.wire import decode_change
+from streams.wire import Change, decode_change
 
 log = logging.getLogger(__name__)
+EMPTY_CHECKSUM = blob.checksum(blob.encode([]))
 
 
 class ChangelogFollower:
     """Reads ``topic`` from the beginning, forever, applying each record to ``store``."""
 
     def __init__(self, reader: Callable[[], AIOKafkaConsumer], topic: str, partitions: int, store: KpiStore, *,
-                 visible: Histogram | None = None, on_change: Callable[[], None] | None = None) -> None:
+                 visible: Histogram | None = None, on_change: Callable[[], None] | None = None,
+                 on_repair: Callable[[], None] | None = None) -> None:
+        self.on_repair = on_repair
         self.reader = reader
         self.visible = visible
         self.on_change = on_change
@@ -38,6 +43,7 @@ class ChangelogFollower:
         self.caught_up = False
         self.records = 0
         self._start_ends: dict[TopicPartition, int] = {}
+        self.repairs = 0
 
     async def run(self) -> None:
         """Follow until cancelled; after a failure, a new call resumes where the last one stopped."""
@@ -64,23 +70,26 @@ class ChangelogFollower:
             await consumer.stop()
 
     def _apply(self, batch: dict[TopicPartition, list[Any]]) -> None:
-        replace = self.store.replace
+        store = self.store
         observe = self.visible.observe if self.visible is not None and self.caught_up else None
         now = time.time()
         for tp, records in batch.items():
             for record in records:
-                if record.value is None:
-                    replace(record.key, None)
-                    continue
-                change = decode_change(record.value)
-                replace(record.key, change.facts, change.newest_us)
-                if observe is not None and change.timestamp_ms:
+                change = apply_entry(store, record.key, record.value, self._repaired)
+                if observe is not None and change is not None and change.timestamp_ms:
                     observe(max(now - change.timestamp_ms / 1000, 0.0))
             self.records += len(records)
             if records:
                 self._positions[tp] = records[-1].offset + 1
         if self.on_change is not None:
             self.on_change()
+
+    def _repaired(self, key: bytes) -> None:
+        # Entries of this key were skipped (compacted away under the reader, or the log was rewritten).
+        self.repairs += 1
+        if self.on_repair is not None:
+            self.on_repair()
+        log.warning("changelog %s: facts of a key did not chain; replaced them from its latest state", self.topic)
 
     async def _reached(self, consumer: AIOKafkaConsumer) -> bool:
         """Whether every partition was read up to where it ended when following started."""
@@ -95,3 +104,19 @@ class ChangelogFollower:
             if self.topic in await consumer.topics():
                 return [TopicPartition(self.topic, p) for p in range(self.partitions)]
             await asyncio.sleep(0.2)
+
+
+def apply_entry(store: KpiStore, key: bytes, value: bytes | None,
+                on_repair: Callable[[bytes], None] | None = None) -> Change | None:
+    """Apply one changelog entry to ``store``; ``on_repair`` hears of keys whose facts had to be
+    replaced because the entry's delta did not start from them. A tombstone (the monitor writes
+    none) removes the key's facts."""
+    if value is None:
+        store.update(key, blob.Delta(0, EMPTY_CHECKSUM, [], []), list)
+        return None
+    change = decode_change(value)
+    delta = blob.Delta(change.before, change.after, blob.decode(change.removed), blob.decode(change.added))
+    if not store.update(key, delta, lambda: blob.decode(decode_state(change.state).facts), change.newest_us) \
+            and on_repair is not None:
+        on_repair(key)
+    return change

@@ -34,13 +34,13 @@ class Outcome:
 
 @dataclass(frozen=True, slots=True)
 class Update:
-    """What some records did to one key: an outcome per record, and the key's new state and fact
-    set (both ``None`` when nothing was applied)."""
+    """What some records did to one key: an outcome per record; when something was applied, the
+    key's new state (which embeds its fact set) and how the fact set changed."""
 
     outcomes: list[Outcome]
     state: bytes | None
-    facts: bytes | None
     newest_us: int | None
+    delta: blob.Delta | None = None
 
 
 def context(settings: Settings) -> Context:
@@ -121,7 +121,7 @@ class Processor:
             newest = rec.time_us if newest is None else max(newest, rec.time_us)
             outcomes.append(APPLIED)
         if not added:
-            return Update(outcomes, None, None, newest)
+            return Update(outcomes, None, newest)
         assert newest is not None
         merged = kept + added
         if (kept and min(r.sort_key() for r in added) < kept[-1].sort_key()) or len(added) > 1:
@@ -131,8 +131,15 @@ class Processor:
         if derived.ignored:
             outcomes = [Outcome("ignored", derived.ignored[rec.id]) if o is APPLIED and rec.id in derived.ignored
                         else o for o, rec in zip(outcomes, records, strict=True)]
-        state = encode_state(CustomerState(records=merged, newest_us=newest))
-        return Update(outcomes, state, blob.encode(derived.facts), newest)
+        new_blob = blob.encode(derived.facts)
+        if old.facts:
+            old_blob = old.facts
+        elif old.records:  # a state stored before states carried their facts
+            old_blob = blob.encode(derive(old.records, self.ctx).facts)
+        else:
+            old_blob = EMPTY_FACTS
+        state = encode_state(CustomerState(records=merged, newest_us=newest, facts=new_blob))
+        return Update(outcomes, state, newest, blob.changed(old_blob, new_blob, derived.facts))
 
     def apply(self, stored: bytes | None, event: Event) -> tuple[Outcome, Update | None]:
         """One event (tests, replays): its outcome and the key's update (``None`` if unprocessable)."""
@@ -144,5 +151,6 @@ class Processor:
         return update.outcomes[0], update
 
 
+EMPTY_FACTS = blob.encode([])
 APPLIED = Outcome("applied")
 DUPLICATE = Outcome("duplicate")

@@ -5,9 +5,10 @@ message per target partition of the re-keyed topic: Kafka then moves thousands o
 message, and stage 2 decodes no JSON. Each routed event keeps its original bytes and where it came
 from, so a later rejection (``too_late``) still dead-letters the message exactly as published.
 
-The changelog carries one entry per updated key: its state (for the owner's restore), its fact set
-(for every worker's KPI store), its newest event time, and the oldest Kafka timestamp of the input
-messages in the update (to measure publish → KPI visible).
+The changelog carries one entry per updated key: its state (for the owner's restore; it embeds the
+key's fact set), the change of its facts (for every worker's KPI store, which keeps no copy of
+them), its newest event time, and the oldest Kafka timestamp of the input messages in the update
+(to measure publish → KPI visible).
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ import zlib
 
 import msgspec
 
+from metrics import blob
 from metrics.records import Rec
+from streams.processor import Update
 
 
 class Routed(msgspec.Struct, array_like=True, frozen=True):
@@ -32,10 +35,15 @@ class Routed(msgspec.Struct, array_like=True, frozen=True):
 
 
 class Change(msgspec.Struct, array_like=True, frozen=True):
-    """A key's new state and fact set; ``timestamp_ms`` is 0 when no input message caused it."""
+    """A key's new state (which embeds its fact set) and how its facts changed: ``removed`` and
+    ``added`` (fact blobs) turn the fact set with checksum ``before`` into the one with ``after``.
+    ``timestamp_ms`` is 0 when no input message caused it."""
 
     state: bytes
-    facts: bytes
+    before: int
+    after: int
+    removed: bytes
+    added: bytes
     newest_us: int | None
     timestamp_ms: int = 0
 
@@ -64,3 +72,12 @@ def decode_change(value: bytes) -> Change:
 def partition_of(key: bytes, partitions: int) -> int:
     """The re-keyed (and changelog) partition of a key: stable across processes and versions."""
     return zlib.crc32(key) % partitions
+
+
+def change_entry(update: Update, timestamp_ms: int) -> bytes:
+    """The changelog entry of a key's update (it has a state and a delta)."""
+    d = update.delta
+    if update.state is None or d is None:
+        raise ValueError("an update that applied nothing has no changelog entry")
+    return encode_change(Change(update.state, d.before, d.after, blob.encode(d.removed), blob.encode(d.added),
+                                update.newest_us, timestamp_ms))

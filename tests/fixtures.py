@@ -31,7 +31,9 @@ from metrics.store import KpiStore
 from streams.config import Settings
 from streams.contract import partition_key
 from streams.decode import Event, decode
+from streams.follower import apply_entry
 from streams.processor import Processor
+from streams.wire import change_entry
 
 _ids = itertools.count()
 
@@ -385,8 +387,10 @@ class PurePipeline:
     every table's changes go to one store, as every worker's changelog follower does.
     """
 
-    def __init__(self, settings: Settings | None = None, workers: int = 1) -> None:
+    def __init__(self, settings: Settings | None = None, workers: int = 1,
+                 on_entry: Callable[[bytes, bytes], None] | None = None) -> None:
         self.settings = settings or Settings(allowed_lateness="3650d")
+        self.on_entry = on_entry
         self.processors = [Processor(self.settings) for _ in range(workers)]
         self.tables: list[dict[bytes, bytes]] = [{} for _ in range(workers)]
         a, b = self.settings.abc_thresholds
@@ -404,7 +408,10 @@ class PurePipeline:
             self.statuses.append(outcome.status)
             if update is not None and update.state is not None:
                 self.tables[worker][key] = update.state
-                self.store.replace(key, update.facts, update.newest_us)
+                entry = change_entry(update, timestamp_ms=0)  # as the changelog carries it
+                apply_entry(self.store, key, entry)
+                if self.on_entry is not None:
+                    self.on_entry(key, entry)
         return self
 
     def state(self, key: bytes) -> CustomerState:
