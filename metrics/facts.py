@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from metrics.records import Rec, T
 from metrics.segments import ALL, Segmenter, label
 
+FACTS_VERSION = 1  # bump when what :func:`derive` emits changes: KPI store checkpoints become invalid
 Keys = tuple[str, ...]
 Fact = tuple[int, str, Keys, int | None]
 

@@ -365,6 +365,35 @@ class FactIndex:
         agg.p_v.frombytes(v.astype(np.int64).tobytes())
         self.facts += int(w.astype(np.int64).sum())
 
+    # -- checkpoints ---------------------------------------------------------------------------
+
+    def to_arrays(self) -> tuple[list[str], list[Keys], dict[str, npt.NDArray[Any]]]:
+        """Kinds, combinations and, per kind ``i``, its chunks as concatenated columns (``k{i}_…``)."""
+        kinds = list(self._kinds)
+        arrays: dict[str, npt.NDArray[Any]] = {}
+        for i, kind in enumerate(kinds):
+            k = self._kinds[kind]
+            chunks = [k.chunks[day] for day in k.days]
+            arrays[f"k{i}_days"] = np.array(k.days, np.int64)
+            arrays[f"k{i}_lens"] = np.array([len(c) for c in chunks], np.int64)
+            for col, dtype in (("t", np.int64), ("v", np.int64), ("c", np.uint16), ("who", np.int64), ("w", np.int8)):
+                arrays[f"k{i}_{col}"] = np.frombuffer(b"".join(getattr(c, col).tobytes() for c in chunks), dtype)
+        return kinds, list(self._combos), arrays
+
+    @classmethod
+    def from_arrays(cls, kinds: list[str], combos: list[Keys], arrays: dict[str, npt.NDArray[Any]]) -> FactIndex:
+        index = cls()
+        for keys in combos:
+            index.combo(keys)
+        for i, kind in enumerate(kinds):
+            bounds = np.concatenate([[0], np.cumsum(arrays[f"k{i}_lens"])]).tolist()
+            for j, day in enumerate(arrays[f"k{i}_days"].tolist()):
+                a, b = bounds[j], bounds[j + 1]
+                index._extend(kind, day, t=arrays[f"k{i}_t"][a:b], v=arrays[f"k{i}_v"][a:b],
+                              c=arrays[f"k{i}_c"][a:b], who=arrays[f"k{i}_who"][a:b], w=arrays[f"k{i}_w"][a:b])
+        index.version += 1
+        return index
+
     # -- the range machinery -------------------------------------------------------------------
 
     def _chunks(self, k: _Kind, start: int | None, end: int | None) -> Iterator[tuple[int, tuple[Any, ...]]]:

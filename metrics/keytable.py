@@ -7,6 +7,7 @@ ints costs ~100 bytes an entry; this costs 16 bytes a slot at a load of at most 
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 
 _EMPTY = 0  # so ids must not be 0
 
@@ -64,3 +65,13 @@ class KeyTable:
             self._keys[slot] = key
             self._values[slot] = value
             self._len += 1
+
+    def to_arrays(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        return self._keys.copy(), self._values.copy()
+
+    @classmethod
+    def from_arrays(cls, keys: npt.NDArray[np.int64], values: npt.NDArray[np.int64]) -> KeyTable:
+        table = cls()
+        table._keys, table._values = keys.astype(np.int64), values.astype(np.int64)
+        table._len = int((keys != _EMPTY).sum())
+        return table

@@ -86,6 +86,15 @@ class KpiStore:
         self.updates += 1
         return consistent
 
+    def checksum_arrays(self) -> tuple[I64, I64]:
+        return self._checksums.to_arrays()
+
+    def load(self, index: FactIndex, checksums: KeyTable, customers: int, newest_us: int | None) -> None:
+        """Replace everything (a checkpoint being restored)."""
+        self.index, self._checksums, self._customers, self.newest_us = index, checksums, customers, newest_us
+        self._abc_cache = None
+        self.updates += 1
+
     def customers(self) -> int:
         return self._customers
 

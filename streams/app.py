@@ -32,6 +32,7 @@ from alerts.delivery import AlertmanagerClient, DeliveryMetrics
 from alerts.engine import AlertEngine, Timing
 from alerts.rules import load_rules
 from alerts.state import StateMetrics, StateStore
+from metrics import snapshot
 from metrics.exposition import ConsumerMetrics, GaugeBoard, KpiCollector, PipelineMetrics, now_us, owner
 from metrics.periods import Period, parse_period
 from metrics.store import KpiStore
@@ -40,11 +41,11 @@ from streams.config import Settings, parse_duration
 from streams.consumer import BatchConsumer
 from streams.decode import Rejection
 from streams.errors import PeriodError
-from streams.follower import ChangelogFollower
+from streams.follower import ChangelogFollower, Checkpoints
 from streams.kafka import SharedProducer, client_options, new_reader, ssl_context
 from streams.processor import Processor
 from streams.route import Origin, RouteStage
-from streams.topics import changelog_topic, rekeyed_topic
+from streams.topics import CHECKPOINT_MAX_AGE_S, changelog_topic, rekeyed_topic
 from streams.wire import Routed
 
 ABC_SEGMENTS = ("abc:A", "abc:B", "abc:C")
@@ -191,7 +192,11 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
                           topics=settings.input_topics, handle=route_stage.handle, metrics=consumer_metrics)
     follower = ChangelogFollower(lambda: new_reader(settings), changelog, settings.partitions, store,
                                  visible=pipeline.visible, on_change=pipeline.last_update.set_to_current_time,
-                                 on_repair=pipeline.repaired.inc)
+                                 on_repair=pipeline.repaired.inc,
+                                 checkpoints=Checkpoints(settings.worker_dir / "kpi-checkpoint",
+                                                         snapshot.fingerprint(settings.to_dict()),
+                                                         parse_duration(settings.checkpoint_interval),
+                                                         CHECKPOINT_MAX_AGE_S))
     runtime = Runtime(app, settings, processor, store, follower, registry, pipeline, apply_stage, route)
 
     rekeyed = app.topic(rekeyed_topic(settings), value_type=bytes, partitions=settings.partitions, internal=True)
@@ -381,5 +386,7 @@ def _kpi_response(web: Any, request: Any, runtime: Runtime) -> Any:
         "caught_up": runtime.follower.caught_up,
         "ready": runtime.ready(),
         "changelog_records": runtime.follower.records,
+        "changelog_started_at": runtime.follower.started_at,
+        "changelog_read_to_catch_up": runtime.follower.catch_up_records,
     }
     return web.json(answer)

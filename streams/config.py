@@ -117,6 +117,7 @@ class Settings:
     timezone: str = "UTC"
     clock: Clock = "wall"
     store: str = "memory://"
+    checkpoint_interval: str = "5m"
     data_dir: str = "~/.local/share/retention-monitor/worker"
     max_message_bytes: int = 1_048_576
     alert_rules: str = ""
@@ -382,6 +383,11 @@ def _check_runtime(settings: Settings, fail: Fail) -> None:
         raise fail("timezone", settings.timezone, "must be an IANA time zone like UTC or Europe/Berlin") from exc
     if settings.clock not in get_args(Clock):
         raise fail("clock", settings.clock, "must be 'wall' (windows end now) or 'event' (at the newest event)")
+    try:
+        parse_duration(settings.checkpoint_interval)
+    except ValueError as exc:
+        raise fail("checkpoint_interval", settings.checkpoint_interval,
+                   "must be a duration like 5m (0s: no KPI store checkpoints)") from exc
     if settings.store not in ("memory://", "rocksdb://"):
         raise fail("store", settings.store, "must be memory:// or rocksdb://")
     if settings.log_level.lower() not in ("debug", "info", "warning", "error"):

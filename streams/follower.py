@@ -12,12 +12,16 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from prometheus_client import Histogram
 
-from metrics import blob
+from metrics import blob, snapshot
+from metrics.index import FactIndex
+from metrics.keytable import KeyTable
 from metrics.records import decode_state
 from metrics.store import KpiStore
 from streams.wire import Change, decode_change
@@ -26,13 +30,26 @@ log = logging.getLogger(__name__)
 EMPTY_CHECKSUM = blob.checksum(blob.encode([]))
 
 
+@dataclass(frozen=True)
+class Checkpoints:
+    """Where and how often the KPI store is checkpointed, and which checkpoints may be used."""
+
+    directory: Path
+    fingerprint: str
+    interval_s: float  # 0: never
+    max_age_s: float  # younger than the changelog's min.compaction.lag.ms: nothing after it was compacted
+
+
 class ChangelogFollower:
-    """Reads ``topic`` from the beginning, forever, applying each record to ``store``."""
+    """Reads ``topic`` from the beginning (or from a checkpoint), forever, applying each record to ``store``."""
 
     def __init__(self, reader: Callable[[], AIOKafkaConsumer], topic: str, partitions: int, store: KpiStore, *,
                  visible: Histogram | None = None, on_change: Callable[[], None] | None = None,
-                 on_repair: Callable[[], None] | None = None) -> None:
+                 on_repair: Callable[[], None] | None = None, checkpoints: Checkpoints | None = None) -> None:
         self.on_repair = on_repair
+        self.checkpoints = checkpoints
+        self._checkpointed_at = time.monotonic()
+        self._writing: asyncio.Task[None] | None = None
         self.reader = reader
         self.visible = visible
         self.on_change = on_change
@@ -44,6 +61,8 @@ class ChangelogFollower:
         self.records = 0
         self._start_ends: dict[TopicPartition, int] = {}
         self.repairs = 0
+        self.started_at = 0  # entries before the positions reading started from (a checkpoint's, or 0)
+        self.catch_up_records = 0  # entries read until caught up
 
     async def run(self) -> None:
         """Follow until cancelled; after a failure, a new call resumes where the last one stopped."""
@@ -52,22 +71,69 @@ class ChangelogFollower:
         try:
             partitions = await self._partitions(consumer)
             consumer.assign(partitions)
+            if not self._start_ends:
+                self._start_ends = await consumer.end_offsets(partitions)
+                await self._restore(consumer, partitions)
             for tp in partitions:
                 if tp in self._positions:
                     consumer.seek(tp, self._positions[tp])
                 else:
                     await consumer.seek_to_beginning(tp)
-            if not self._start_ends:
-                self._start_ends = await consumer.end_offsets(partitions)
-                log.info("following %s (%d partitions) from the beginning", self.topic, len(partitions))
             while True:
                 batch = await consumer.getmany(timeout_ms=200, max_records=20_000)
                 if batch:
                     self._apply(batch)
+                    self._maybe_checkpoint()
                 if not self.caught_up:
                     self.caught_up = await self._reached(consumer)
+                    self.catch_up_records = self.records
         finally:
             await consumer.stop()
+            if self.caught_up:  # a clean stop leaves a fresh checkpoint: the restart reads nothing twice
+                self._checkpoint_now()
+
+    async def _restore(self, consumer: AIOKafkaConsumer, partitions: list[TopicPartition]) -> None:
+        """Start from the checkpoint if there is a usable one for this changelog, else from the start."""
+        cp = self.checkpoints
+        positions = None
+        began = time.monotonic()
+        if cp is not None:
+            positions = await asyncio.to_thread(snapshot.read, cp.directory, self.store, cp.fingerprint, cp.max_age_s)
+        if positions is not None:
+            firsts = await consumer.beginning_offsets(partitions)
+            by_tp = {TopicPartition(self.topic, p): o for p, o in positions.items()}
+            fits = set(by_tp) == set(partitions)
+            if fits and all(firsts[tp] <= o <= self._start_ends[tp] for tp, o in by_tp.items()):
+                self._positions = by_tp
+                self.started_at = sum(by_tp.values())
+                log.info("following %s from a checkpoint (%d customers, %.1fs to load)", self.topic,
+                         self.store.customers(), time.monotonic() - began)
+                return
+            log.warning("the checkpoint does not fit changelog %s (recreated?); reading it from the start", self.topic)
+            self.store.load(FactIndex(), KeyTable(), customers=0, newest_us=None)
+        log.info("following %s (%d partitions) from the beginning", self.topic, len(partitions))
+
+    def _maybe_checkpoint(self) -> None:
+        cp = self.checkpoints
+        if cp is None or not cp.interval_s or not self.caught_up:
+            return
+        if time.monotonic() - self._checkpointed_at < cp.interval_s or (self._writing and not self._writing.done()):
+            return
+        self._checkpointed_at = time.monotonic()
+        taken = snapshot.capture(self.store, self._partition_positions(), cp.fingerprint)  # consistent: between batches
+        self._writing = asyncio.get_running_loop().create_task(asyncio.to_thread(snapshot.write, taken, cp.directory))
+
+    def _checkpoint_now(self) -> None:
+        cp = self.checkpoints
+        if cp is None or not cp.interval_s:
+            return
+        try:
+            snapshot.write(snapshot.capture(self.store, self._partition_positions(), cp.fingerprint), cp.directory)
+        except OSError:
+            log.warning("could not write the KPI store checkpoint to %s", cp.directory, exc_info=True)
+
+    def _partition_positions(self) -> dict[int, int]:
+        return {tp.partition: offset for tp, offset in self._positions.items()}
 
     def _apply(self, batch: dict[TopicPartition, list[Any]]) -> None:
         store = self.store
@@ -93,9 +159,11 @@ class ChangelogFollower:
 
     async def _reached(self, consumer: AIOKafkaConsumer) -> bool:
         """Whether every partition was read up to where it ended when following started."""
-        for tp, end in self._start_ends.items():
-            if await consumer.position(tp) < end:
-                return False
+        positions = {tp: await consumer.position(tp) for tp in self._start_ends}
+        if any(positions[tp] < end for tp, end in self._start_ends.items()):
+            return False
+        for tp, position in positions.items():  # a checkpoint needs every partition, read or not
+            self._positions.setdefault(tp, position)
         return True
 
     async def _partitions(self, consumer: AIOKafkaConsumer) -> list[TopicPartition]:

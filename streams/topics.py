@@ -24,6 +24,10 @@ class TopicError(RetentionMonitorError):
 
 
 
+COMPACTION_LAG_S = 7 * 86_400
+CHECKPOINT_MAX_AGE_S = 6 * 86_400
+
+
 def rekeyed_topic(settings: Settings) -> str:
     """The internal topic of packed valid events, partitioned by customer (stage 2's input)."""
     return f"{settings.app_id}-events-by-customer"
@@ -39,7 +43,10 @@ def topic_configs(settings: Settings) -> dict[str, dict[str, str]]:
     big = {"max.message.bytes": str(INTERNAL_MESSAGE_BYTES)}
     return {
         rekeyed_topic(settings): big,
-        changelog_topic(settings): {**big, "cleanup.policy": "compact"},
+        # Entries younger than this are never compacted away, so a KPI store checkpoint younger than
+        # it resumes without gaps (streams/follower.py trusts checkpoints up to CHECKPOINT_MAX_AGE_S).
+        changelog_topic(settings): {**big, "cleanup.policy": "compact",
+                                    "min.compaction.lag.ms": str(COMPACTION_LAG_S * 1000)},
     }
 
 

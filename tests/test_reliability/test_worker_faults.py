@@ -106,6 +106,14 @@ def owned(worker: WorkerProcess) -> list[int]:
     return partitions
 
 
+def checkpoint_positions(meta: Path) -> int:
+    """Changelog entries a KPI store checkpoint covers (0 when there is none yet)."""
+    try:
+        return sum(json.loads(meta.read_text())["positions"].values())
+    except (OSError, ValueError):
+        return 0
+
+
 def log_tail(worker: WorkerProcess, chars: int = 3000) -> str:
     try:
         return worker.log.read_text(errors="replace")[-chars:]
@@ -118,7 +126,7 @@ def log_tail(worker: WorkerProcess, chars: int = 3000) -> str:
 
 @pytest.mark.parametrize("store", ["rocksdb://", "memory://"])
 def test_kill_9_mid_stream_then_restart(stack: str, store: str) -> None:
-    env = worker_env(RETENTION_STORE=store)
+    env = worker_env(RETENTION_STORE=store, RETENTION_CHECKPOINT_INTERVAL="1s")
     settings = settings_of(env)
     messages = simulate(settings, seed=41, count=SCALE_COUNT)
     first, second = messages[: SCALE_COUNT // 2], messages[SCALE_COUNT // 2 :]
@@ -129,26 +137,33 @@ def test_kill_9_mid_stream_then_restart(stack: str, store: str) -> None:
     again = WorkerProcess(env)  # same app id, topics, port and data dir
     try:
         worker.start()
+        checkpoint = Path(env["RETENTION_DATA_DIR"]) / env["RETENTION_APP_ID"] / "kpi-checkpoint" / "meta.json"
         with background_publisher(stack, first):
-            at_kill = poll(lambda: max(0.0, applied([worker]) - 3000), 60, "part of the first half applied",
-                           0.02) + 3000
+            poll(lambda: applied([worker]) >= 3000, 60, "part of the first half applied", 0.02)
+            poll(lambda: checkpoint_positions(checkpoint) >= 1000, 60, "a KPI store checkpoint of 1000+ entries", 0.05)
+            at_kill = applied([worker])
             assert worker.proc is not None
             worker.proc.kill()  # SIGKILL: no commit, no flush, no leave-group
             worker.proc.wait(timeout=10)
         print(f"\n[kill -9 {store}] killed after {at_kill:.0f} events applied (of {len(first)} being published)")
+        checkpointed = checkpoint_positions(checkpoint)  # the killed worker's last
 
         began = time.monotonic()
         again.start(timeout=120)
         ready = time.monotonic() - began
         restored = again.metric_sum("retention_state_restored_total")
+        info = again.kpis("2025")["worker"]
         publish(stack, second)
         converge(lambda: worker_answers(again, pure), expected, "exact KPIs after kill -9 and restart", 120)
         exact = time.monotonic() - began
         keys = len({key for _, key, _ in messages})
         print(
             f"[kill -9 {store}] restart -> ready {ready:.1f}s, -> exact KPIs {exact:.1f}s; changelog entries "
-            f"read to restore: {restored:.0f}; events applied by the new process: {applied([again]):.0f}"
+            f"read to restore the states: {restored:.0f}; the KPI store resumed from its checkpoint at "
+            f"{checkpointed} entries and read {info['changelog_read_to_catch_up']} to catch up; "
+            f"events applied by the new process: {applied([again]):.0f}"
         )
+        assert info["changelog_started_at"] == checkpointed > 0  # from the checkpoint, not from the start
         if store == "rocksdb://":  # the local store survived: only the changelog tail is read again
             assert restored < keys / 10, (restored, keys)
         else:
@@ -156,6 +171,37 @@ def test_kill_9_mid_stream_then_restart(stack: str, store: str) -> None:
     finally:
         worker.stop()
         again.stop()
+
+
+def test_graceful_restart_reads_only_what_changed(stack: str) -> None:
+    """A clean stop checkpoints the KPI store and (rocksdb) keeps the states: the restart re-reads nothing."""
+    env = worker_env(RETENTION_STORE="rocksdb://")
+    settings = settings_of(env)
+    messages = simulate(settings, seed=44)
+    pure = pure_of(settings, messages)
+    expected = expected_answers(pure)
+    worker = WorkerProcess(env)
+    try:
+        worker.start()
+        publish(stack, messages)
+        converge(lambda: worker_answers(worker, pure), expected, "exact KPIs before the restart", 60)
+        read_first = worker.kpis("2025")["worker"]["changelog_read_to_catch_up"] or worker.kpis("2025")["worker"][
+            "changelog_records"]
+        worker.stop()
+        began = time.monotonic()
+        worker.start()
+        ready = time.monotonic() - began
+        assert worker_answers(worker, pure) == expected  # exact at once: nothing was re-read
+        info = worker.kpis("2025")["worker"]
+        restored = worker.metric_sum("retention_state_restored_total")
+        print(f"\n[restart] ready {ready:.1f}s; changelog entries read: states {restored:.0f}, KPI store "
+              f"{info['changelog_read_to_catch_up']} (it started at entry {info['changelog_started_at']}; "
+              f"the first start read {read_first})")
+        assert restored == 0
+        assert info["changelog_read_to_catch_up"] == 0
+        assert info["changelog_started_at"] > 0
+    finally:
+        worker.stop()
 
 
 # -- 2. scale 1 -> 3 -> 2 under load -------------------------------------------------------------------

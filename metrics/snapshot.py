@@ -1,0 +1,87 @@
+"""Checkpoints of a KPI store: its facts and per-customer checksums, with the changelog positions
+they reflect, so a restarted worker reads only the changelog written since (not all of it).
+
+A checkpoint is a directory (``meta.json`` plus one ``.npz`` of flat numpy columns), written to a
+temporary name and renamed, so a crash mid-write leaves the previous one intact. It is only valid
+for the same fact definitions and settings (:func:`fingerprint`) and while the changelog entries
+after it cannot have been compacted away (``max_age``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from metrics.facts import FACTS_VERSION
+from metrics.index import FactIndex
+from metrics.keytable import KeyTable
+from metrics.store import KpiStore
+
+FORMAT = 1
+
+
+@dataclass
+class Checkpoint:
+    """What :func:`capture` takes from a store (in memory, quickly), for :func:`write` to save."""
+
+    meta: dict[str, Any]
+    arrays: dict[str, npt.NDArray[Any]]
+
+
+def fingerprint(settings: dict[str, Any]) -> str:
+    """Of the fact definitions and of the settings facts depend on (segments, labels, currencies)."""
+    relevant = {k: settings[k] for k in ("segments", "churn_reasons", "ticket_categories", "currency",
+                                         "currency_rates") if k in settings}
+    text = json.dumps({"facts": FACTS_VERSION, **relevant}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def capture(store: KpiStore, positions: dict[int, int], print_: str) -> Checkpoint:
+    kinds, combos, arrays = store.index.to_arrays()
+    keys, values = store.checksum_arrays()
+    arrays = {**arrays, "checksum_keys": keys, "checksum_values": values}
+    meta = {"format": FORMAT, "fingerprint": print_, "created": time.time(), "positions": positions,
+            "kinds": kinds, "combos": [list(c) for c in combos], "customers": store.customers(),
+            "newest_us": store.newest_us}
+    return Checkpoint(meta, arrays)
+
+
+def write(checkpoint: Checkpoint, directory: Path) -> None:
+    """Save atomically (a temporary directory renamed over the old checkpoint)."""
+    tmp = directory.with_name(directory.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    with (tmp / "facts.npz").open("wb") as fh:
+        np.savez(fh, *(), **checkpoint.arrays)  # type: ignore[arg-type]  # numpy's stub misreads **kwds
+    (tmp / "meta.json").write_text(json.dumps(checkpoint.meta))
+    old = directory.with_name(directory.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if directory.exists():
+        directory.rename(old)
+    tmp.rename(directory)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def read(directory: Path, store: KpiStore, print_: str, max_age: float) -> dict[int, int] | None:
+    """Load the checkpoint into ``store``; its changelog positions, or None if there is none usable."""
+    try:
+        meta = json.loads((directory / "meta.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if meta.get("format") != FORMAT or meta.get("fingerprint") != print_ or time.time() - meta["created"] > max_age:
+        return None
+    with np.load(directory / "facts.npz") as data:
+        arrays = {name: data[name] for name in data.files}
+    combos = [tuple(c) for c in meta["combos"]]
+    store.load(FactIndex.from_arrays(meta["kinds"], combos, arrays),
+               KeyTable.from_arrays(arrays["checksum_keys"], arrays["checksum_values"]),
+               customers=meta["customers"], newest_us=meta["newest_us"])
+    return {int(p): int(o) for p, o in meta["positions"].items()}
