@@ -116,7 +116,7 @@ class Settings:
     history: str = "800d"
     timezone: str = "UTC"
     clock: Clock = "wall"
-    store: str = "memory://"
+    store: str = "rocksdb://"
     checkpoint_interval: str = "5m"
     data_dir: str = "~/.local/share/retention-monitor/worker"
     max_message_bytes: int = 1_048_576

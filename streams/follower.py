@@ -49,6 +49,7 @@ class ChangelogFollower:
         self.on_repair = on_repair
         self.checkpoints = checkpoints
         self._checkpointed_at = time.monotonic()
+        self._checkpointed_records = -1
         self._writing: asyncio.Task[None] | None = None
         self.reader = reader
         self.visible = visible
@@ -83,7 +84,7 @@ class ChangelogFollower:
                 batch = await consumer.getmany(timeout_ms=200, max_records=20_000)
                 if batch:
                     self._apply(batch)
-                    self._maybe_checkpoint()
+                self._maybe_checkpoint()  # also when idle: the last changes before a quiet spell count
                 if not self.caught_up:
                     self.caught_up = await self._reached(consumer)
                     self.catch_up_records = self.records
@@ -119,7 +120,9 @@ class ChangelogFollower:
             return
         if time.monotonic() - self._checkpointed_at < cp.interval_s or (self._writing and not self._writing.done()):
             return
-        self._checkpointed_at = time.monotonic()
+        if self.records == self._checkpointed_records:  # nothing new since the last one
+            return
+        self._checkpointed_at, self._checkpointed_records = time.monotonic(), self.records
         taken = snapshot.capture(self.store, self._partition_positions(), cp.fingerprint)  # consistent: between batches
         self._writing = asyncio.get_running_loop().create_task(asyncio.to_thread(snapshot.write, taken, cp.directory))
 

@@ -13,9 +13,31 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Protocol
 
-from rocksdict import Options, Rdict, WriteBatch
+from rocksdict import BlockBasedOptions, Cache, Options, Rdict, WriteBatch, WriteBufferManager
 
 _OFFSET_KEY = b"\x00retention-monitor:next-changelog-offset"
+# RocksDB's defaults give every partition's DB a 64 MiB memtable of its own; these cap all of a
+# worker's DBs together (block cache and memtables share one budget).
+ROCKSDB_CACHE_BYTES = 64 << 20
+ROCKSDB_MEMTABLES_BYTES = 32 << 20
+_shared: list[tuple[Cache, WriteBufferManager]] = []
+
+
+def _options() -> Options:
+    if not _shared:
+        cache = Cache(ROCKSDB_CACHE_BYTES)
+        _shared.append((cache, WriteBufferManager.new_write_buffer_manager_with_cache(
+            ROCKSDB_MEMTABLES_BYTES, False, cache)))
+    cache, memtables = _shared[0]
+    options = Options(raw_mode=True)
+    table = BlockBasedOptions()
+    table.set_block_cache(cache)
+    options.set_block_based_table_factory(table)
+    options.set_write_buffer_manager(memtables)
+    options.set_write_buffer_size(8 << 20)
+    options.set_max_write_buffer_number(2)
+    options.set_max_open_files(256)
+    return options
 
 
 class PartitionStore(Protocol):
@@ -82,7 +104,7 @@ class RocksStore:
         self.partition = partition
         self.directory = directory
         directory.parent.mkdir(parents=True, exist_ok=True)
-        self._db = Rdict(str(directory), Options(raw_mode=True))
+        self._db = Rdict(str(directory), _options())
         raw = self._db.get(_OFFSET_KEY)
         self._next = int.from_bytes(raw, "big") if raw else 0
         self._len: int | None = None
@@ -110,7 +132,7 @@ class RocksStore:
     def reset(self) -> None:
         self._db.close()
         shutil.rmtree(self.directory, ignore_errors=True)
-        self._db = Rdict(str(self.directory), Options(raw_mode=True))
+        self._db = Rdict(str(self.directory), _options())
         self._next = 0
         self._len = 0
 
