@@ -402,17 +402,36 @@ class PurePipeline:
         for ev in events:
             decoded = decode(encode(ev), self.currencies)
             assert isinstance(decoded, Event), decoded
-            key = partition_key(decoded.data).encode()
-            worker = sum(key) % len(self.tables)
-            outcome, update = self.processors[worker].apply(self.tables[worker].get(key), decoded)
-            self.statuses.append(outcome.status)
-            if update is not None and update.state is not None:
-                self.tables[worker][key] = update.state
-                entry = change_entry(update, timestamp_ms=0)  # as the changelog carries it
-                apply_entry(self.store, key, entry)
-                if self.on_entry is not None:
-                    self.on_entry(key, entry)
+            self._apply(decoded)
         return self
+
+    def _apply(self, decoded: Event) -> None:
+        """One valid event, as the worker's stage 2 applies it, then its changelog entry to the store."""
+        key = partition_key(decoded.data).encode()
+        worker = sum(key) % len(self.tables)
+        outcome, update = self.processors[worker].apply(self.tables[worker].get(key), decoded)
+        self.statuses.append(outcome.status)
+        if update is not None and update.state is not None:
+            self.tables[worker][key] = update.state
+            entry = change_entry(update, timestamp_ms=0)  # as the changelog carries it
+            apply_entry(self.store, key, entry)
+            if self.on_entry is not None:
+                self.on_entry(key, entry)
+
+    def send_bytes(self, *values: bytes | None, max_bytes: int = 1_048_576) -> tuple[int, int]:
+        """Messages as a worker receives them: ``(valid, rejected)``; the valid ones are applied."""
+        valid = 0
+        for value in values:
+            decoded = decode(value, self.currencies, max_bytes)
+            if not isinstance(decoded, Event):
+                continue
+            try:
+                self.processors[0].record(decoded)
+            except ValueError:  # an amount too large to store: the worker dead-letters it as unprocessable
+                continue
+            valid += 1
+            self._apply(decoded)
+        return valid, len(values) - valid
 
     def state(self, key: bytes) -> CustomerState:
         """The stored state of ``key`` (whichever table owns it)."""

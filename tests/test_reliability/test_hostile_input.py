@@ -13,8 +13,21 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import pytest
-from fixtures import consume_all, converge, encode, event, isolated_env, poll, produce, running_worker
+from fixtures import (
+    PurePipeline,
+    consume_all,
+    converge,
+    encode,
+    event,
+    isolated_env,
+    poll,
+    produce,
+    running_worker,
+)
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from streams.config import load_settings
 from streams.decode import REASONS
 
 pytestmark = pytest.mark.integration
@@ -171,3 +184,80 @@ def test_hostile_batch_is_rejected_valid_events_count_exactly(stack: str) -> Non
                       "net_revenue": 37.5}, "the valid events in the Q1 KPIs", timeout=60)
         assert worker.proc.poll() is None, "the worker died"
     print(f"test_hostile_input runtime: {time.monotonic() - started:.1f}s")
+
+
+# -- hypothesis-generated messages -------------------------------------------------------------------------
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=12,
+)
+CUSTOMERS = [f"hc{i}" for i in range(8)]
+
+
+@st.composite
+def message(draw: st.DrawFn, n: int) -> tuple[bytes, bytes | None]:
+    """A valid event, or one mangled in one of the ways publishers get it wrong; ``(key, value)``."""
+    cid = draw(st.sampled_from(CUSTOMERS))
+    kind = draw(st.sampled_from(["signup", "order", "churn", "nps", "ticket", "raw"]))
+    if kind == "raw":
+        return cid.encode(), draw(st.binary(max_size=300))
+    t = T0 + timedelta(hours=draw(st.integers(-2000, 2000)))
+    data: dict[str, Any] = {"customer_id": cid}
+    if kind == "signup":
+        type_, data["segment"] = "customer.signed_up", {"plan": draw(st.sampled_from(["pro", "free", "x"]))}
+    elif kind == "order":
+        type_ = "order.placed"
+        data |= {"order_id": f"o{n}", "amount": draw(st.sampled_from([0, 12.5, 99.99])), "currency": "EUR"}
+    elif kind == "churn":
+        type_, data["reason"] = "customer.churned", draw(st.sampled_from(["price", "service"]))
+    elif kind == "nps":
+        type_, data["score"] = "survey.nps", draw(st.integers(0, 10))
+    else:
+        type_ = "ticket.opened"
+        data |= {"ticket_id": f"t{n}", "kind": "complaint", "category": "billing"}
+    ev = event(type_, t, data, id_=f"hyp-{n}")
+    mangle = draw(st.sampled_from(["none", "none", "drop", "retype", "data", "huge", "cut", "utf8"]))
+    if mangle == "drop":
+        target = draw(st.sampled_from([*ev, *[f"data.{k}" for k in data]]))
+        (ev["data"] if target.startswith("data.") else ev).pop(target.removeprefix("data."), None)
+    elif mangle == "retype":
+        target = draw(st.sampled_from(["specversion", "id", "source", "type", "time"]))
+        ev[target] = draw(JSON)
+    elif mangle == "data":
+        ev["data"] = {**data, **draw(st.dictionaries(st.sampled_from([*data, "extra"]), JSON, max_size=3))}
+    elif mangle == "huge":
+        ev["source"] = "s" * draw(st.integers(200, 6000))
+    value = json.dumps(ev, separators=(",", ":")).encode()
+    if mangle == "cut":
+        value = value[: draw(st.integers(0, len(value) - 1))]
+    elif mangle == "utf8":
+        value = value.replace(cid.encode(), cid.encode() + b"\xff", 1)
+    return cid.encode(), value
+
+
+@settings(max_examples=3, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+@given(st.integers(60, 150).flatmap(lambda n: st.tuples(*(message(i) for i in range(n)))))
+def test_hypothesis_messages_count_or_dead_letter(stack: str, batch: tuple[tuple[bytes, bytes | None], ...]) -> None:
+    """Every generated message is applied or dead-lettered (never lost, never both); the KPIs equal the
+    pure pipeline fed the same bytes; the worker never dies."""
+    env = isolated_env(RETENTION_CLOCK="event", RETENTION_ALLOWED_LATENESS="3650d", RETENTION_HISTORY="3650d",
+                       RETENTION_MAX_MESSAGE_BYTES=str(MAX_BYTES))
+    pure = PurePipeline(load_settings(env=env).settings)
+    valid, rejected = pure.send_bytes(*(value for _, value in batch), max_bytes=MAX_BYTES)
+    topic = env["RETENTION_TOPIC_LIFECYCLE"]  # one topic: each key's messages keep their order
+    with running_worker(env) as worker:
+        produce(stack, [(topic, key, cast(bytes, value)) for key, value in batch])
+        converge(lambda: (worker.metric_sum("retention_events_total"),
+                          worker.metric_sum("retention_events_rejected_total")),
+                 (float(valid), float(rejected)), "applied and dead-lettered counts", timeout=60)
+        for period in ("2025-Q1", "2024"):
+            want = json.loads(json.dumps(pure.answer(period)))
+            want["timezone"] = pure.settings.timezone
+            def answer(period: str = period) -> dict[str, Any]:
+                return {k: v for k, v in worker.kpis(period).items() if k != "worker"}
+
+            converge(answer, want, f"KPIs of {period}", timeout=30)
+        assert worker.proc is not None
+        assert worker.proc.poll() is None, "the worker died"
