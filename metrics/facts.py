@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from metrics.records import Rec, T
 from metrics.segments import ALL, Segmenter, label
 
-FACTS_VERSION = 1  # bump when what :func:`derive` emits changes: KPI store checkpoints become invalid
+FACTS_VERSION = 2  # bump when what :func:`derive` emits changes: KPI store checkpoints become invalid
 Keys = tuple[str, ...]
 Fact = tuple[int, str, Keys, int | None]
 
@@ -29,7 +29,9 @@ ACTIVE_UP, ACTIVE_DOWN = (NEW, REACTIVATED, MOVED_IN), (LOST, MOVED_OUT)
 POOL_UP, POOL_DOWN = (LOST, LOST_MOVED_IN), (REACTIVATED, LOST_MOVED_OUT)
 # commerce (values: micro-units of the reporting currency)
 ORDER, ORDER_FIRST, ORDER_SECOND = "order", "order_first", "order_second"
-ORDER_PAIR1, ORDER_PAIR2 = "order_pair1", "order_pair2"  # value: time of the previous (2nd previous) order
+# At the time of the previous (2nd previous) order, the value is the time of the order that followed: an
+# interval (a, b); the pairs inside a window ending now are then a plain count over their time.
+ORDER_PAIR1, ORDER_PAIR2 = "order_pair1", "order_pair2"
 REFUND, REFUNDED_ORDER, RETURN, RETURNED_ORDER = "refund", "refunded_order", "return", "returned_order"
 # support (durations in µs)
 TICKET_OPENED, COMPLAINT = "ticket_opened", "complaint:"
@@ -151,8 +153,10 @@ class _Replay:
             times.append(t)
         for (previous, second_previous, n), keys in groups.items():
             group = tuple(keys)
-            self.emit(t, ORDER_PAIR1, previous, keys=group)
-            self.emit(t, ORDER_PAIR2, second_previous, keys=group)
+            if previous is not None:
+                self.emit(previous, ORDER_PAIR1, t, keys=group)
+            if second_previous is not None:
+                self.emit(second_previous, ORDER_PAIR2, t, keys=group)
             if n < 2:
                 self.emit(t, ORDER_FIRST if n == 0 else ORDER_SECOND, keys=group)
 

@@ -43,7 +43,7 @@ def day_of(t: int) -> int:
 class _Chunk:
     """The facts of one kind on one UTC day, as parallel arrays."""
 
-    __slots__ = ("c", "negatives", "t", "v", "w", "who")
+    __slots__ = ("c", "max_t", "max_v", "min_t", "negatives", "t", "v", "w", "who")
 
     def __init__(self) -> None:
         self.t = array("q")
@@ -52,6 +52,14 @@ class _Chunk:
         self.who = array("q")
         self.w = array("b")
         self.negatives = 0
+        # bounds of everything ever appended: a window boundary outside them does not cut the day
+        self.min_t = self.max_t = self.max_v = NO_VALUE
+
+    def bound(self, t: int, v: int) -> None:
+        if self.min_t == NO_VALUE or t < self.min_t:
+            self.min_t = t
+        self.max_t = max(self.max_t, t)
+        self.max_v = max(self.max_v, v)
 
     def __len__(self) -> int:
         return len(self.t)
@@ -193,6 +201,8 @@ class FactIndex:
             c = combo(keys)
             v = NO_VALUE if value is None else value
             chunk = k.chunks.get(day) or k.chunk(day)
+            if t > chunk.max_t or t < chunk.min_t or v > chunk.max_v:
+                chunk.bound(t, v)
             chunk.t.append(t)
             chunk.v.append(v)
             chunk.c.append(c)
@@ -225,7 +235,7 @@ class FactIndex:
         return (int(hi) << 32) + int(lo)
 
     def inside(self, segment: str, kind: str, start: int, end: int) -> int:
-        """Pairs ``(a, b)`` = (value, time) with ``start <= a`` and ``b < end``."""
+        """Intervals ``(a, b)`` — facts at ``a`` with value ``b`` — with ``start <= a`` and ``b < end``."""
         vec = self._vector("inside", kind, start, end)
         return 0 if vec is None else int(vec[self.member(segment)[: len(vec)]].sum())
 
@@ -255,24 +265,23 @@ class FactIndex:
     def first(self, segment: str, kind: str) -> int | None:
         """The earliest time of a fact of ``kind`` that is still there."""
         k = self._kinds.get(kind)
-        if k is None:
+        if k is None or not k.days:
             return None
-        member = self.member(segment)
-        for day in k.days:
-            t, v, c, who, w = k.chunks[day].columns()
-            mask = member[c]
-            if not mask.any():
-                continue
-            t, v, c, who, w = t[mask], v[mask], c[mask], who[mask], w[mask]
-            if (w > 0).all():
-                return int(t.min())
-            keys = np.stack([t, v, c.astype(np.int64), who], axis=1)
-            uniq, inverse = np.unique(keys, axis=0, return_inverse=True)
-            net = np.bincount(inverse.ravel(), weights=w, minlength=len(uniq))
-            alive = uniq[net > 0.5]
-            if len(alive):
-                return int(alive[:, 0].min())
-        return None
+        k.agg.fold(len(self._combos))
+        member = self.member(segment)[: k.agg.count.shape[1]]
+        alive = np.flatnonzero(k.agg.count[:, member].sum(axis=1) > 0)
+        if not len(alive):
+            return None
+        day = k.agg.row_days[int(alive[0])]  # the first day with a fact left: the answer is in it
+        t, v, c, who, w = k.chunks[day].columns()
+        mask = self.member(segment)[c]
+        t, v, c, who, w = t[mask], v[mask], c[mask], who[mask], w[mask]
+        if (w > 0).all():
+            return int(t.min())
+        keys = np.stack([t, v, c.astype(np.int64), who], axis=1)
+        uniq, inverse = np.unique(keys, axis=0, return_inverse=True)
+        net = np.bincount(inverse.ravel(), weights=w, minlength=len(uniq))
+        return int(uniq[net > 0.5][:, 0].min())
 
     def __len__(self) -> int:
         return self.facts
@@ -352,6 +361,9 @@ class FactIndex:
         if k is None:
             k = self._kinds[kind] = _Kind()
         chunk = k.chunk(day)
+        if len(t):
+            chunk.bound(int(t.min()), int(v.max()))
+            chunk.bound(int(t.max()), int(v.max()))
         chunk.t.frombytes(t.astype(np.int64).tobytes())
         chunk.v.frombytes(v.astype(np.int64).tobytes())
         chunk.c.frombytes(c.astype(np.uint16).tobytes())
@@ -426,9 +438,11 @@ class FactIndex:
         k.agg.fold(n)
         first = k.days[0] if start is None else day_of(start)
         last = k.days[-1] if end is None else day_of(end - 1)
-        # Whole days come from the aggregates; a day cut by a boundary is scanned.
-        cut_first = start is not None and start != first * DAY_US
-        cut_last = end is not None and end != (last + 1) * DAY_US
+        # Whole days come from the aggregates; a day cut by a boundary is scanned — unless every fact of
+        # the day is on one side of it (a window ending now ends after everything appended today).
+        head, tail = k.chunks.get(first), k.chunks.get(last)
+        cut_first = start is not None and start != first * DAY_US and head is not None and start > head.min_t
+        cut_last = end is not None and end != (last + 1) * DAY_US and tail is not None and end <= tail.max_t
         whole_from = first + 1 if cut_first else first
         whole_to = last if cut_last else last + 1  # exclusive
         count = np.zeros(n, np.int64)
@@ -456,12 +470,19 @@ class FactIndex:
         return np.stack([hi, lo]) if sums else count
 
     def _inside(self, k: _Kind, start: int | None, end: int | None, n: int) -> Any:
-        count = np.zeros(n, np.int64)
-        for _day, (t, v, c, _who, w) in self._chunks(k, start, end):
-            mask = _in_range(t, start, end)
-            if start is not None:
-                mask &= v >= start
-            count += _bincount(c[mask], w[mask].astype(np.int64), n)
+        # The intervals starting in [start, end), less those that end at or after ``end``; only days
+        # holding such an interval are scanned (none for a window ending now).
+        count: I64 = self._range(k, start, end, n, sums=False)
+        if end is None:
+            return count
+        first = k.days[0] if start is None else day_of(start)
+        for day in k.days_between(first, day_of(end - 1)):
+            chunk = k.chunks[day]
+            if chunk.max_v < end:
+                continue
+            t, v, c, _who, w = chunk.columns()
+            mask = _in_range(t, start, end) & (v >= end)
+            count -= _bincount(c[mask], w[mask].astype(np.int64), n)
         return count
 
 

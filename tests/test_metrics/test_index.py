@@ -44,8 +44,9 @@ def _check(index: FactIndex, items: Counter[tuple[Fact, int]], start: int | None
             assert index.values(segment, kind, start, end).tolist() == sorted(v if v is not None else -(2**63)
                                                                      for *_, v in chosen)
             if start is not None and end is not None:
+                # an interval (a, b) is a fact at a with value b (a missing value ends before anything)
                 inside = [f for f, _ in _alive(items, kind, segment)
-                          if f[3] is not None and start <= f[3] and _in(f[0], start, end)]
+                          if _in(f[0], start, end) and (f[3] is None or f[3] < end)]
                 assert index.inside(segment, kind, start, end) == len(inside)
             alive = [f[0] for f, _ in _alive(items, kind, segment)]
             assert index.first(segment, kind) == (min(alive) if alive else None)
