@@ -2,11 +2,14 @@
 
 The sample size is what the KPI is computed over (customers at the start for churn, responses for
 NPS…): a rule's ``min_samples`` keeps a handful of answers from paging anyone.
+
+Live KPIs (:data:`LIVE`, rules with ``window: now``) are counts as they stand now rather than over an
+event-time window: the customers at risk by ABC class, with the class's size as the sample size.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from metrics import kpis as K
@@ -82,4 +85,41 @@ KPIS: dict[str, Reader] = {
     "resolution_p90_seconds": _duration("resolution", "p90"),
     "complaints": _complaints("complaints"),
     "complaints_per_1000_active": _complaints("complaints_per_1000_active"),
+}
+
+
+@dataclass(frozen=True)
+class Live:
+    """What live KPIs read: customers at risk now by ABC class (A, B, C, none) and customers per class."""
+
+    at_risk: Mapping[str, int]
+    classes: Mapping[str, int]
+
+
+LiveReader = Callable[[Live], Reading]
+
+
+def _at_risk(cls: str | None) -> LiveReader:
+    def read(live: Live) -> Reading:
+        if cls is None:
+            return Reading(float(sum(live.at_risk.values())), sum(live.classes.values()))
+        return Reading(float(live.at_risk.get(cls, 0)), live.classes.get(cls, 0))
+
+    return read
+
+
+def _share_at_risk(cls: str) -> LiveReader:
+    def read(live: Live) -> Reading:
+        size = live.classes.get(cls, 0)
+        return Reading(None if size == 0 else live.at_risk.get(cls, 0) / size, size)
+
+    return read
+
+
+LIVE: dict[str, LiveReader] = {
+    "customers_at_risk": _at_risk(None),
+    **{f"customers_at_risk_share_{c.lower()}": _share_at_risk(c) for c in "ABC"},
+    "customers_at_risk_a": _at_risk("A"),
+    "customers_at_risk_b": _at_risk("B"),
+    "customers_at_risk_c": _at_risk("C"),
 }

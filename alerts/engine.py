@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
+from alerts.catalog import Live
 from alerts.delivery import Alert, AlertmanagerClient
 from alerts.evaluate import Observation, observe, step
 from alerts.rules import Rule
@@ -77,6 +78,7 @@ class AlertEngine:
         state: StateStore,
         client: AlertmanagerClient,
         timing: Timing = Timing(),
+        live: Callable[[], Live | None] | None = None,
     ) -> None:
         self.rules = rules
         self.store = store
@@ -86,12 +88,14 @@ class AlertEngine:
         self.state = state
         self.client = client
         self.timing = timing
+        self.live = live
         self.evaluations = 0
 
     def dry_run(self, end_us: int) -> list[Observation]:
         """What every rule sees on every configured segment for windows ending at ``end_us``
-        (no state, no delivery): which rules would fire then, and why."""
-        return [observe(self.store.index, rule, segment, end_us)
+        (no state, no delivery): which rules would fire then, and why. Live KPIs are read as they are now."""
+        live = self.live() if self.live is not None else None
+        return [observe(self.store.index, rule, segment, end_us, live)
                 for rule in self.rules for segment in self.targets[rule.name]]
 
     async def evaluate(self, now: float | None = None) -> list[Observation]:
@@ -101,11 +105,12 @@ class AlertEngine:
         if end is None:
             return []
         owned = set(self.owned())
+        live = self.live() if self.live is not None else None
         seen: list[Observation] = []
         for rule in self.rules:
             for segment in self.targets[rule.name]:
                 if segment in owned:
-                    obs = observe(self.store.index, rule, segment, end)
+                    obs = observe(self.store.index, rule, segment, end, live)
                     await self._advance(obs, now)
                     seen.append(obs)
         self.evaluations += 1

@@ -1,6 +1,7 @@
 """Pure alert evaluation: what a rule sees in a fact view now, and the pending/firing state machine.
 
-``observe`` reads the KPI windows a rule needs from any :class:`metrics.kpis.FactView`; ``step``
+``observe`` reads the KPI windows a rule needs from any :class:`metrics.kpis.FactView` (a live KPI
+from the :class:`alerts.catalog.Live` counts it is given); ``step``
 advances one rule-and-segment state with the same ``for`` / ``keep_firing_for`` semantics as
 Prometheus. Neither touches Redis, Kafka or the clock: the caller passes ``now``.
 """
@@ -13,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from alerts.catalog import KPIS, Reading
+from alerts.catalog import KPIS, LIVE, Live, Reading
 from alerts.rules import Rule
 from alerts.state import AlertState
 from metrics import kpis as K
@@ -48,15 +49,19 @@ def read(view: K.FactView, rule: Rule, segment: str, end_us: int, days: int) -> 
     return KPIS[rule.kpi](K.Ask(view, segment, end_us - days * DAY_US, end_us))
 
 
-def observe(view: K.FactView, rule: Rule, segment: str, now_us: int) -> Observation:
-    """Evaluate ``rule`` on ``segment`` for windows ending at ``now_us``."""
-    days = ROLLING[rule.window]
-    current = read(view, rule, segment, now_us, days)
+def observe(view: K.FactView, rule: Rule, segment: str, now_us: int, live: Live | None = None) -> Observation:
+    """Evaluate ``rule`` on ``segment`` for windows ending at ``now_us`` (a live KPI: as ``live`` says;
+    undefined without it)."""
+    if rule.kpi in LIVE:
+        current = LIVE[rule.kpi](live) if live is not None else Reading(None, 0)
+    else:
+        current = read(view, rule, segment, now_us, ROLLING[rule.window])
     if current.value is None or current.samples < rule.min_samples:
         return Observation(rule, segment, None, current.value, current.samples)
     compare = _OPS[rule.op]
     if rule.kind == "static":
         return Observation(rule, segment, compare(current.value, rule.threshold), current.value, current.samples)
+    days = ROLLING[rule.window]
     if rule.kind == "change":
         assert rule.baseline_window is not None  # checked on load
         base_days = ROLLING[rule.baseline_window]

@@ -7,7 +7,8 @@ scrapes the workers sees the same thresholds.
 
 - ``static`` rules: ``KPI{window} OP threshold``; ``change`` rules compare two windows of the same gauge,
   ``KPI{window} OP ignoring(window) factor * KPI{baseline_window} [* window / baseline_window] + delta``;
-  ``anomaly`` rules are skipped (their trailing buckets are not exported; they run in the stream only).
+  ``anomaly`` rules are skipped (their trailing buckets are not exported; they run in the stream only);
+  live KPIs (``window: now``, customers at risk) read their gauge as it is, without a window.
 - Every gauge is read as ``max without (instance) (...)``: each series has one owning worker, so two workers
   and partition hand-overs do not matter.
 - ``min_samples`` is kept where the sample size is exported: NPS (``retention_nps_responses`` summed over
@@ -51,6 +52,7 @@ class Gauge:
     segmented: bool = True
     sum_without: str | None = None  # a label to sum away first (e.g. complaints by category)
     samples: str | None = None  # "nps" | "customers" | None (sample size not exported)
+    windowed: bool = True
 
 
 GAUGES: dict[str, Gauge] = {
@@ -69,6 +71,11 @@ GAUGES: dict[str, Gauge] = {
     "resolution_p90_seconds": Gauge("retention_resolution_seconds", ('quantile="0.9"',), segmented=False),
     "complaints": Gauge("retention_complaints", segmented=False, sum_without="category"),
     "complaints_per_1000_active": Gauge("retention_complaints_per_1000_active_customers", segmented=False),
+    "customers_at_risk": Gauge("retention_customers_at_risk", segmented=False, sum_without="class", windowed=False),
+    **{f"customers_at_risk_{c.lower()}": Gauge("retention_customers_at_risk", (f'class="{c}"',), segmented=False,
+                                               windowed=False) for c in "ABC"},
+    **{f"customers_at_risk_share_{c.lower()}": Gauge("retention_customers_at_risk_ratio", (f'class="{c}"',),
+                                                     segmented=False, windowed=False) for c in "ABC"},
 }
 
 
@@ -181,11 +188,12 @@ def _segment_matcher(segments: tuple[str, ...]) -> str:
 
 def _selector(metric: str, window: str | None, matchers: tuple[str, ...], seg: str | None) -> str:
     parts = [*([f'window="{window}"'] if window else []), *matchers, *([seg] if seg else [])]
-    return f"{metric}{{{','.join(parts)}}}"
+    return f"{metric}{{{','.join(parts)}}}" if parts else metric
 
 
 def _select(gauge: Gauge, window: str, seg: str | None) -> str:
-    inner = f"max without (instance) ({_selector(gauge.metric, window, gauge.matchers, seg)})"
+    selector = _selector(gauge.metric, window if gauge.windowed else None, gauge.matchers, seg)
+    inner = f"max without (instance) ({selector})"
     if gauge.sum_without:
         return f"sum without ({gauge.sum_without}) ({inner})"
     return inner

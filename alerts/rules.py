@@ -6,6 +6,9 @@ Three kinds, all on event-time KPI windows:
 - ``change``: against the same KPI over ``baseline_window`` — ``value OP baseline * factor + delta``,
   the baseline optionally scaled to the rule's window (``scale_to_window``, e.g. a daily mean);
 - ``anomaly``: a z-score against the KPI over the ``buckets`` windows of the same length before it.
+
+A live KPI (customers at risk, :data:`alerts.catalog.LIVE`) has no window: its rules say ``window: now``
+and are static rules on segment ``all``.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from typing import Any, Literal
 
 import yaml
 
-from alerts.catalog import KPIS
+from alerts.catalog import KPIS, LIVE
 from metrics.periods import ROLLING
 from streams.config import parse_duration
 from streams.errors import RetentionMonitorError
@@ -70,7 +73,7 @@ class Rule:
 
     @property
     def window_seconds(self) -> int:
-        return ROLLING[self.window] * 86_400
+        return ROLLING.get(self.window, 0) * 86_400
 
 
 _FIELDS = {f.name.rstrip("_"): f.name for f in fields(Rule)}
@@ -127,8 +130,8 @@ def _check(r: Rule, where: str) -> None:
     checks: list[tuple[bool, str, Any, str]] = [
         (isinstance(r.name, str) and bool(_NAME.match(r.name)), "name", r.name, "must be CamelCase, e.g. ChurnHigh"),
         (r.kind in ("static", "change", "anomaly"), "kind", r.kind, "must be static, change or anomaly"),
-        (r.kpi in KPIS, "kpi", r.kpi, f"must be one of {', '.join(KPIS)}"),
-        (r.window in ROLLING, "window", r.window, f"must be one of {', '.join(ROLLING)}"),
+        (r.kpi in KPIS or r.kpi in LIVE, "kpi", r.kpi, f"must be one of {', '.join([*KPIS, *LIVE])}"),
+        (r.window in ROLLING or r.kpi in LIVE, "window", r.window, f"must be one of {', '.join(ROLLING)}"),
         (r.op in (">", ">=", "<", "<="), "op", r.op, "must be >, >=, < or <="),
         (r.severity in ("critical", "warning", "info"), "severity", r.severity, "must be critical, warning or info"),
         (isinstance(r.segments, tuple) and all(isinstance(s, str) and _SEGMENT.match(s) for s in r.segments)
@@ -139,6 +142,10 @@ def _check(r: Rule, where: str) -> None:
          "must be an integer >= 0"),
         (isinstance(r.summary, str) and bool(r.summary), "summary", r.summary, "must be a non-empty template"),
     ]
+    if r.kpi in LIVE:
+        checks += [(r.window == "now", "window", r.window, f"{r.kpi} is counted now: window must be now"),
+                   (r.kind == "static", "kind", r.kind, f"{r.kpi} is counted now: only static rules"),
+                   (r.segments == ("all",), "segments", r.segments, f"{r.kpi} exists for segment all only")]
     if r.kind == "change":
         checks.append((r.baseline_window in ROLLING, "baseline_window", r.baseline_window,
                        f"change rules need one of {', '.join(ROLLING)}"))

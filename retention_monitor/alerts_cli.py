@@ -49,6 +49,12 @@ def condition(rule: Rule) -> str:
 def alerts_list(args: argparse.Namespace, loaded: LoadedSettings, console: Console) -> int:
     path = rules_path(loaded, getattr(args, "file", None))
     rules = load_rules(path)
+    if getattr(args, "json", False):
+        console.print_json(data={"file": str(path), "rules": [
+            {"name": r.name, "kind": r.kind, "kpi": r.kpi, "window": r.window, "segments": list(r.segments),
+             "condition": condition(r), "for": r.for_, "severity": r.severity,
+             "prometheus": prometheus.expressible(r)} for r in rules]})
+        return 0
     table = Table(title=f"alert rules ({path})")
     for col in ("name", "kind", "kpi", "window", "segments", "condition", "for", "severity", "prometheus"):
         table.add_column(col)

@@ -25,13 +25,22 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="retention-monitor",
         description="Streaming monitor for customer-retention KPIs (Kafka, Faust, Prometheus, Alertmanager).",
+        epilog="Every command that reads something (kpis, at-risk, report, config show, stack, alerts list, "
+        "alerts test, replay) prints a table, or JSON with --json. Exit codes: 0 ok, 1 a check failed (stale "
+        "generated files, a dry run that would reject), 2 bad input or configuration, 3 a service is "
+        "unreachable, 130 interrupted. `retention-monitor COMMAND --help` for each command.",
     )
     p.add_argument("--config", metavar="FILE", help="TOML config file (default: $RETENTION_CONFIG or "
                    "./retention-monitor.toml); RETENTION_* variables override it")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    stack = sub.add_parser("stack", help="start/stop the local Kafka, Redis, Prometheus, Alertmanager")
-    stack.add_argument("action", choices=["up", "down", "status"])
+    stack = sub.add_parser("stack", help="start/stop the local Kafka, Redis, Prometheus, Alertmanager",
+                           description="The local stack on 127.0.0.1, installed and started by the project itself "
+                           "(Kafka from Maven Central jars, Redis, Prometheus and Alertmanager from Debian). "
+                           "up and down are idempotent. Exit 3 when a service does not come up.")
+    stack.add_argument("action", choices=["up", "down", "status"], help="up: install and start; down: stop; "
+                       "status: what runs where")
+    stack.add_argument("--json", action="store_true", help="print the services as JSON")
 
     worker = sub.add_parser("worker", help="run a monitor worker (joins the consumer group)")
     worker.add_argument("--web-port", type=_port, help="HTTP port for /metrics and /kpis (default: web_port)")
@@ -66,6 +75,7 @@ def _parser() -> argparse.ArgumentParser:
     config.add_argument("--json", action="store_true")
 
     _add_alerts(sub)
+    _add_at_risk(sub)
     _add_dashboards(sub)
     _add_report(sub)
     _add_replay(sub)
@@ -83,7 +93,8 @@ def _parser() -> argparse.ArgumentParser:
 def _add_alerts(sub: Any) -> None:
     alerts = sub.add_parser("alerts", help="alert rules: list them, check a rule file, export Prometheus rules")
     alerts_sub = alerts.add_subparsers(dest="alerts_action", required=True, metavar="ACTION")
-    a_list = alerts_sub.add_parser("list", help="the alert rules as a table")
+    a_list = alerts_sub.add_parser("list", help="the alert rules as a table (or --json)")
+    a_list.add_argument("--json", action="store_true", help="print the rules as JSON")
     a_list.add_argument("file", nargs="?", help="rule file (default: alert_rules, else the shipped alerts/rules.yml)")
     a_list.set_defaults(command="alerts list")
     a_check = alerts_sub.add_parser("check", help="validate a rule file (exit 2 with the first problem)")
@@ -100,6 +111,12 @@ def _add_alerts(sub: Any) -> None:
     a_prom.add_argument("--output", metavar="FILE",
                         help="default: deploy/prometheus/rules/retention-alerts.yml of the source tree")
     a_prom.set_defaults(command="alerts prometheus")
+
+
+def _add_at_risk(sub: Any) -> None:
+    from retention_monitor import at_risk_cli  # small: rich and urllib only
+
+    at_risk_cli.add_parser(sub)
 
 
 def _add_dashboards(sub: Any) -> None:
@@ -226,7 +243,7 @@ def _handler(command: str) -> Handler:
         from retention_monitor import report
 
         return report.report_command
-    from retention_monitor import alerts_cli, commands, replay_cli
+    from retention_monitor import alerts_cli, at_risk_cli, commands, replay_cli
 
     handlers: dict[str, Handler] = {
         "stack": commands.stack,
@@ -241,6 +258,7 @@ def _handler(command: str) -> Handler:
         "alerts check": alerts_cli.alerts_check,
         "alerts prometheus": alerts_cli.alerts_prometheus,
         "alerts test": alerts_cli.alerts_test,
+        "at-risk": at_risk_cli.at_risk,
         "replay": replay_cli.replay,
     }
     return handlers[command]

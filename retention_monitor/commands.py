@@ -33,13 +33,19 @@ def stack(args: argparse.Namespace, loaded: LoadedSettings, console: Console) ->
         statuses = stack_mod.status(cfg)
     else:
         statuses = stack_mod.status(cfg)
+    code = 0 if args.action != "up" or all(s.running for s in statuses) else 3
+    if getattr(args, "json", False):
+        rows = [{"service": s.name, "running": s.running, "address": s.address, "pid": s.pid, "detail": s.detail}
+                for s in statuses]
+        console.print_json(data={"home": str(cfg.home), "services": rows})
+        return code
     table = Table(title=f"local stack ({cfg.home})")
     for col in ("service", "running", "address", "pid", "detail"):
         table.add_column(col)
     for s in statuses:
         table.add_row(s.name, "yes" if s.running else "no", s.address, str(s.pid or ""), s.detail)
     console.print(table)
-    return 0 if args.action != "up" or all(s.running for s in statuses) else 3
+    return code
 
 
 def worker(args: argparse.Namespace, loaded: LoadedSettings, console: Console) -> int:

@@ -273,9 +273,21 @@ def overview() -> Dashboard:
             (kpi("retention_return_ratio", WS), "return"),
         ), unit="percentunit", width=8, min=0, max=1),
     ))
+    winback = Row("Win-back (all customers, now)", (
+        Panel("A-class customers at risk", targets((kpi("retention_customers_at_risk", 'class="A"'), "A")),
+              kind="stat", width=6, decimals=0,
+              description="Top-CLV customers the at-risk scoring flags now (alert ACustomersAtRisk); who and "
+                          "why: retention-monitor at-risk --class A"),
+        Panel("Customers at risk by ABC class", targets(
+            (kpi("retention_customers_at_risk"), "{{class}}"),
+        ), width=18, decimals=0, min=0,
+              description="Score >= risk_threshold from detractor answers, complaints past SLA, falling order "
+                          "frequency, refunds and going quiet (docs/at-risk.md); none = not ranked yet"),
+    ))
     return Dashboard("retention-overview", "Retention overview",
-                     "Customer retention KPIs on event time: customers, satisfaction, revenue and CLV.",
-                     (customers, satisfaction, money), (WINDOW_VAR, SEGMENT_VAR))
+                     "Customer retention KPIs on event time: customers, satisfaction, revenue and CLV, and the "
+                     "customers at risk.",
+                     (customers, winback, satisfaction, money), (WINDOW_VAR, SEGMENT_VAR))
 
 
 def support() -> Dashboard:

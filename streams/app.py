@@ -35,8 +35,10 @@ from alerts.state import StateMetrics, StateStore
 from metrics import snapshot
 from metrics.exposition import ConsumerMetrics, GaugeBoard, KpiCollector, PipelineMetrics, now_us, owner
 from metrics.periods import Period, parse_period
+from metrics.segments import ALL
 from metrics.store import KpiStore
 from streams.apply import ApplyStage, Counts
+from streams.at_risk import AtRiskCollector, at_risk_response
 from streams.config import Settings, parse_duration
 from streams.consumer import BatchConsumer
 from streams.decode import Rejection
@@ -44,6 +46,7 @@ from streams.errors import PeriodError
 from streams.follower import ChangelogFollower, Checkpoints
 from streams.kafka import SharedProducer, client_options, new_reader, ssl_context
 from streams.processor import Processor
+from streams.risk import RiskTracker, new_tracker
 from streams.route import Origin, RouteStage
 from streams.topics import CHECKPOINT_MAX_AGE_S, changelog_topic, rekeyed_topic
 from streams.wire import Routed
@@ -70,6 +73,7 @@ class Runtime:
     route: BatchConsumer
     owned: frozenset[int] = frozenset()
     alerts: AlertEngine | None = None
+    risk: RiskTracker | None = None
     started: asyncio.Event = field(default_factory=asyncio.Event)
 
     def ready(self) -> bool:
@@ -198,6 +202,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
                                                          parse_duration(settings.checkpoint_interval),
                                                          CHECKPOINT_MAX_AGE_S))
     runtime = Runtime(app, settings, processor, store, follower, registry, pipeline, apply_stage, route)
+    runtime.risk = risk = _at_risk(runtime, producer)
 
     rekeyed = app.topic(rekeyed_topic(settings), value_type=bytes, partitions=settings.partitions, internal=True)
     table_topic = rekeyed.get_topic_name()
@@ -211,11 +216,13 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def on_revoked(app: faust.App, revoked: set[TP], **kwargs: Any) -> None:
         apply_stage.revoked({tp.partition for tp in revoked if tp.topic == table_topic})
+        await risk.revoked()
 
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]
     async def on_assigned(app: faust.App, assigned: set[TP], **kwargs: Any) -> None:
         owned = frozenset(tp.partition for tp in assigned if tp.topic == table_topic)
         apply_stage.assigned(set(owned))
+        risk.assigned(owned)
         runtime.owned = owned
         log.info("customer partitions now owned: %s", sorted(owned))
         for partition in sorted(owned):  # restore now rather than at the first batch
@@ -239,6 +246,23 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         await _forever("gauges", board.run)
 
     return runtime
+
+
+def _at_risk(runtime: Runtime, producer: SharedProducer) -> RiskTracker:
+    """The at-risk tracker (streams/risk.py), fed by the apply stage, with its gauge and its task."""
+    risk = new_tracker(runtime.settings, apply=runtime.apply, producer=producer, store=runtime.store,
+                       now_us=runtime.now_us, kpi_ready=lambda: runtime.follower.caught_up, registry=runtime.registry)
+    runtime.apply.on_changed = risk.changed
+    # One worker exports the counts, like the other series without a segment label (with "all").
+    runtime.registry.register(AtRiskCollector(risk.registry, lambda: ALL in runtime.owned_segments()
+                                              and risk.follower.caught_up, lambda: risk.classes.counts))
+
+    @runtime.app.task  # type: ignore[untyped-decorator]
+    async def at_risk() -> None:
+        await runtime.started.wait()  # the tracker publishes with the shared producer
+        await asyncio.gather(_forever("at-risk follower", risk.follower.run), _forever("at-risk", risk.run))
+
+    return risk
 
 
 async def _warm(runtime: Runtime, partition: int) -> None:
@@ -292,7 +316,7 @@ async def _forever(name: str, run: Any) -> None:
 
 
 def _register_pages(app: faust.App, runtime: Runtime) -> None:
-    """The worker's HTTP endpoints: /kpis, /alerts, /ready, /metrics."""
+    """The worker's HTTP endpoints: /kpis, /alerts, /at-risk, /ready, /metrics."""
     @app.page("/kpis")
     async def kpis(web: Any, request: Any) -> Any:
         return _kpi_response(web, request, runtime)
@@ -300,6 +324,11 @@ def _register_pages(app: faust.App, runtime: Runtime) -> None:
     @app.page("/alerts")
     async def alerts_view(web: Any, request: Any) -> Any:
         return _alerts_response(web, request, runtime)
+
+    @app.page("/at-risk")
+    async def at_risk(web: Any, request: Any) -> Any:
+        assert runtime.risk is not None
+        return at_risk_response(web, request, runtime.risk.registry, runtime.risk.follower, runtime.risk.swept)
 
     @app.page("/ready")
     async def ready_view(web: Any, request: Any) -> Any:
@@ -338,7 +367,8 @@ def _alerting(runtime: Runtime) -> Alerting:
     timing = Timing(parse_duration(settings.alert_interval), parse_duration(settings.alert_resend))
     segments = [*runtime.processor.ctx.segmenter.all_keys()]
     engine = AlertEngine(rules, runtime.store, owned=runtime.owned_segments, segments=segments,
-                         now_us=runtime.now_us, state=state, client=client, timing=timing)
+                         now_us=runtime.now_us, state=state, client=client, timing=timing,
+                         live=runtime.risk.live_counts if runtime.risk is not None else None)
     runtime.alerts = engine
     return Alerting(engine, client, state)
 

@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 TYPE_NAMES: dict[int, str] = {int(code): name for name, code in TYPE_CODES.items()}
 
 Reject = Callable[[Routed, Rejection], Awaitable[None]]
+Changed = Callable[[list[tuple[int, bytes, bytes | None]]], None]
 
 
 @dataclass
@@ -63,6 +64,7 @@ class ApplyStage:
         reject: Reject,
         on_counts: Callable[[Counts], None],
         on_restored: Callable[[int], None] = lambda n: None,
+        on_changed: Changed | None = None,
     ) -> None:
         self.processor = processor
         self.producer = producer
@@ -73,6 +75,7 @@ class ApplyStage:
         self.reject = reject
         self.on_counts = on_counts
         self.on_restored = on_restored
+        self.on_changed = on_changed  # hears of every ``(partition, key, state)`` written (at-risk scoring)
         self.stores: dict[int, PartitionStore] = {}
         self._trusted: set[int] = set()
         self._locks: dict[int, asyncio.Lock] = {}
@@ -133,9 +136,11 @@ class ApplyStage:
                 batch = await consumer.getmany(tp, timeout_ms=1000, max_records=20_000)
                 records = batch.get(tp, [])
                 if records:
-                    store.write(((r.key, None if r.value is None else decode_change(r.value).state)
-                                 for r in records), records[-1].offset + 1)
+                    items = [(r.key, None if r.value is None else decode_change(r.value).state) for r in records]
+                    store.write(items, records[-1].offset + 1)
                     read += len(records)
+                    if self.on_changed is not None:
+                        self.on_changed([(store.partition, key, state) for key, state in items])
             if store.next_offset < end:  # only compaction gaps or transaction markers were left
                 store.write((), end)
         finally:
@@ -170,6 +175,8 @@ class ApplyStage:
         for (store, changes, _), next_offset in zip(written, offsets, strict=True):
             if changes:
                 store.write(((key, state) for key, state, _ in changes), next_offset)
+                if self.on_changed is not None:
+                    self.on_changed([(store.partition, key, state) for key, state, _ in changes])
         self.on_counts(counts)
 
     def _apply(self, store: PartitionStore, values: list[bytes], counts: Counts,

@@ -17,6 +17,7 @@ from typing import Any, Literal, get_args
 from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from metrics.risk import DEFAULT_WEIGHTS as DEFAULT_RISK_WEIGHTS
 from streams.errors import ConfigError
 
 ENV_PREFIX = "RETENTION_"
@@ -124,6 +125,15 @@ class Settings:
     alert_interval: str = "10s"
     alert_resend: str = "1m"
     alert_webhook_url: str = ""
+    topic_at_risk: str = "retention.at_risk"
+    risk_threshold: int = 30
+    risk_weights: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_RISK_WEIGHTS))
+    risk_lookback: str = "90d"
+    risk_complaint_sla: str = "48h"
+    risk_first_reply_sla: str = "24h"
+    risk_quiet_after: str = "60d"
+    risk_frequency_factor: float = 2.0
+    risk_refunds_min: int = 2
     log_level: str = "info"
 
     @property
@@ -253,6 +263,12 @@ def _coerce(name: str, value: Any, source: str) -> Any:
         if isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
             return int(value)
         raise ConfigError(f"{where}={shown!r}: must be an integer")
+    if isinstance(default, float):
+        if isinstance(value, str) and re.fullmatch(r"\d+(\.\d+)?", value.strip()):
+            return float(value)
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            raise ConfigError(f"{where}={shown!r}: must be a number")
+        return float(value)
     if isinstance(default, str):
         if not isinstance(value, str):
             raise ConfigError(f"{where}={shown!r}: must be a string")
@@ -271,7 +287,8 @@ def validate(settings: Settings, sources: Mapping[str, str] | None = None) -> No
     def fail(name: str, value: Any, allowed: str) -> ConfigError:
         return ConfigError(f"{_where(name, src.get(name, name))}={redacted(name, value)!r}: {allowed}")
 
-    for check in (_check_kafka, _check_services, _check_segments, _check_money, _check_runtime, _check_alerts):
+    for check in (_check_kafka, _check_services, _check_segments, _check_money, _check_runtime, _check_alerts,
+                  _check_risk):
         check(settings, fail)
 
 
@@ -288,11 +305,14 @@ def _check_kafka(settings: Settings, fail: Fail) -> None:
         if not host or not port.isdigit() or not 0 < int(port) < 65536:
             raise fail("kafka_bootstrap", settings.kafka_bootstrap, "must be host:port[,host:port...]")
     _check_kafka_security(settings, fail)
-    for name in ("app_id", "topic_lifecycle", "topic_support", "topic_feedback", "topic_team", "topic_dlq"):
+    for name in ("app_id", "topic_lifecycle", "topic_support", "topic_feedback", "topic_team", "topic_dlq",
+                 "topic_at_risk"):
         if not _NAME.match(getattr(settings, name)):
             raise fail(name, getattr(settings, name), "must be 1-200 of [A-Za-z0-9._-]")
     if len({*settings.input_topics, settings.topic_dlq}) != 5:
         raise fail("topic_dlq", settings.topic_dlq, "topic names must all differ")
+    if settings.topic_at_risk in {*settings.input_topics, settings.topic_dlq}:
+        raise fail("topic_at_risk", settings.topic_at_risk, "must differ from the input and dead-letter topics")
     if not 1 <= settings.partitions <= 1024:
         raise fail("partitions", settings.partitions, "must be 1-1024")
     if not 1 <= settings.replication_factor <= 32:
@@ -405,3 +425,25 @@ def _check_alerts(settings: Settings, fail: Fail) -> None:
         raise fail("alert_webhook_url", settings.alert_webhook_url, "must start with http:// or https:// (or be empty)")
     if settings.alert_rules and not Path(settings.alert_rules).is_file():
         raise fail("alert_rules", settings.alert_rules, "no such rule file (empty: the shipped alerts/rules.yml)")
+
+
+def _check_risk(settings: Settings, fail: Fail) -> None:
+    if not 1 <= settings.risk_threshold <= 100:
+        raise fail("risk_threshold", settings.risk_threshold, "must be 1-100 (the score from which one is at risk)")
+    for name, weight in settings.risk_weights.items():
+        if name not in DEFAULT_RISK_WEIGHTS:
+            raise fail("risk_weights", name, f"keys are {', '.join(DEFAULT_RISK_WEIGHTS)}")
+        if isinstance(weight, bool) or not isinstance(weight, int) or not 0 <= weight <= 100:
+            raise fail("risk_weights", {name: weight}, "weights are integers 0-100 (0 turns a reason off)")
+    for name in ("risk_lookback", "risk_complaint_sla", "risk_first_reply_sla", "risk_quiet_after"):
+        try:
+            positive = parse_duration(getattr(settings, name)) > 0
+        except ValueError:
+            positive = False
+        if not positive:
+            raise fail(name, getattr(settings, name), "must be a duration like 48h or 60d")
+    if not 1 < settings.risk_frequency_factor <= 100:
+        raise fail("risk_frequency_factor", settings.risk_frequency_factor,
+                   "must be a number > 1 and <= 100 (times the median gap between orders)")
+    if not 0 <= settings.risk_refunds_min <= 1000:
+        raise fail("risk_refunds_min", settings.risk_refunds_min, "must be 0-1000 (0 turns the refunds reason off)")

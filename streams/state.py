@@ -9,7 +9,7 @@ with the next changelog offset in the same atomic write batch, so a restarted wo
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Protocol
 
@@ -57,6 +57,10 @@ class PartitionStore(Protocol):
     def reset(self) -> None:
         """Forget everything (the changelog will be replayed from its start)."""
 
+    def key_chunks(self, size: int) -> Iterator[list[bytes]]:
+        """Every key, ``size`` at a time. Writes may happen between chunks (a chunk holds nothing
+        open): a key written meanwhile may be missed, so callers track writes from the start."""
+
     def close(self) -> None: ...
 
     def __len__(self) -> int: ...
@@ -89,6 +93,11 @@ class MemoryStore:
     def reset(self) -> None:
         self._states.clear()
         self._next = 0
+
+    def key_chunks(self, size: int) -> Iterator[list[bytes]]:
+        keys = list(self._states)  # the dict may change size while the caller works between chunks
+        for start in range(0, len(keys), size):
+            yield keys[start:start + size]
 
     def close(self) -> None:
         self._states.clear()
@@ -135,6 +144,30 @@ class RocksStore:
         self._db = Rdict(str(self.directory), _options())
         self._next = 0
         self._len = 0
+
+    def key_chunks(self, size: int) -> Iterator[list[bytes]]:
+        last: bytes | None = None
+        while True:
+            # A fresh iterator per chunk: none stays open while the caller yields to the event loop
+            # (the partition may be closed meanwhile; a closed DB then raises DbClosedError).
+            it = self._db.iter()
+            if last is None:
+                it.seek_to_first()
+            else:
+                it.seek(last)
+                if it.valid() and it.key() == last:
+                    it.next()
+            chunk: list[bytes] = []
+            while it.valid() and len(chunk) < size:
+                key = it.key()
+                if key != _OFFSET_KEY:
+                    chunk.append(key)
+                it.next()
+            del it
+            if not chunk:
+                return
+            yield chunk
+            last = chunk[-1]
 
     def close(self) -> None:
         self._db.close()

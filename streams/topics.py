@@ -1,4 +1,4 @@
-"""Create the input and dead-letter topics when missing, before any consumer subscribes to them.
+"""Create the monitor's topics when missing, before any consumer subscribes to them.
 
 A consumer that subscribes to a topic that does not exist yet only sees it after its next metadata
 refresh (minutes), so events published right after start-up would wait; creating them first avoids it.
@@ -47,11 +47,13 @@ def topic_configs(settings: Settings) -> dict[str, dict[str, str]]:
         # it resumes without gaps (streams/follower.py trusts checkpoints up to CHECKPOINT_MAX_AGE_S).
         changelog_topic(settings): {**big, "cleanup.policy": "compact",
                                     "min.compaction.lag.ms": str(COMPACTION_LAG_S * 1000)},
+        # The latest at-risk status per customer (streams/risk.py): what a new follower needs, and all.
+        settings.topic_at_risk: {"cleanup.policy": "compact"},
     }
 
 
 async def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> list[str]:
-    """Create the input, dead-letter, re-keyed and changelog topics that are missing; return their names.
+    """Create the input, dead-letter, re-keyed, changelog and at-risk topics that are missing; return their names.
 
     A consumer group member that joins before a new topic shows up in the cluster metadata is
     assigned no partition of it, so every topic exists before any worker subscribes.

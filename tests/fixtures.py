@@ -128,6 +128,7 @@ def isolated_env(**extra: str) -> dict[str, str]:
         "RETENTION_TOPIC_FEEDBACK": f"t-{tag}.feedback",
         "RETENTION_TOPIC_TEAM": f"t-{tag}.team",
         "RETENTION_TOPIC_DLQ": f"t-{tag}.dlq",
+        "RETENTION_TOPIC_AT_RISK": f"t-{tag}.at_risk",
         "RETENTION_WEB_PORT": str(free_port()),
         "RETENTION_DATA_DIR": f"/tmp/retention-test-{tag}",
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
@@ -90,3 +91,34 @@ def test_readme_documents_every_setting_and_command() -> None:
     assert "./run demo" in first_screen
     assert "./run test" in first_screen
     assert "exec ./run test" in (ROOT / ".ci" / "run").read_text()
+
+
+READ_COMMANDS = (["kpis"], ["at-risk"], ["report"], ["config", "show"], ["stack"], ["alerts", "list"],
+                 ["alerts", "test"], ["replay"])
+
+
+def _subparser(path: list[str]) -> argparse.ArgumentParser:
+    parser = _parser()
+    for name in path:
+        action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        parser = action.choices[name]
+    return parser
+
+
+@pytest.mark.parametrize("path", READ_COMMANDS, ids=" ".join)
+def test_every_read_command_has_json(path: list[str]) -> None:
+    parser = _subparser(path[:1] if path[0] in ("config", "stack") else path)
+    assert "--json" in parser._option_string_actions, f"{' '.join(path)} has no --json"
+
+
+def test_every_command_says_what_it_does_and_the_exit_codes_are_documented() -> None:
+    top = _parser()
+    sub = next(a for a in top._actions if isinstance(a, argparse._SubParsersAction))
+    helps = {choice.dest: choice.help for choice in sub._choices_actions}
+    assert set(helps) == set(sub.choices)
+    assert all(helps.values()), [name for name, text in helps.items() if not text]
+    epilog = top.epilog or ""
+    for code in ("0 ok", "1 a check failed", "2 bad input", "3 a service", "130"):
+        assert code in epilog, code
+    readme = (ROOT / "README.md").read_text()
+    assert "Exit codes: 0 ok, 1 a check failed, 2 bad input or configuration, 3 a service is unreachable" in readme

@@ -1,0 +1,303 @@
+"""At-risk customers in the stream: the owner of a customer's partition re-scores it when its state
+changes and when its score could change by itself, and publishes ``customer.at_risk`` events.
+
+- **On change**: the apply stage hands over every key it wrote (:meth:`RiskTracker.changed`, O(1) per
+  key); the tracker's own task scores them shortly after, off the apply path, a burst of changes to
+  one customer costing one score.
+- **On time**: :func:`metrics.risk.score` says when the score could next change without an event (an
+  SLA passing, a response leaving the lookback, the quiet threshold); a heap wakes the customer then.
+  Quiet and at-risk customers are also re-scored every :data:`RECHECK_US`, as their ABC class can
+  change with other customers' orders; at-risk ones at once when the classes are recomputed.
+- **On assignment**: a partition new to this worker is swept once (every key scored), after the
+  registry has read what earlier owners published for it; its changes are tracked from then on.
+
+Events go to the customer's own partition of ``topic_at_risk``, so each partition has one writer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import logging
+import time
+from collections.abc import Callable, Iterator
+
+from prometheus_client import CollectorRegistry
+
+from alerts.catalog import Live
+from metrics.records import decode_state
+from metrics.risk import DAY_US, QUIET, Risk, score
+from metrics.store import REP_PREFIX, KpiStore
+from streams.apply import ApplyStage
+from streams.at_risk import (
+    AtRiskData,
+    AtRiskFollower,
+    AtRiskReason,
+    AtRiskRegistry,
+    Classes,
+    RiskMetrics,
+    encode_event,
+    policy_of,
+    rfc3339,
+    source_of,
+)
+from streams.config import Settings
+from streams.kafka import SharedProducer, new_reader
+from streams.state import PartitionStore
+from streams.wire import partition_of
+
+RECHECK_US = DAY_US
+REVOKE_WAIT_S = 5.0
+RETRY_S = 1.0
+CHUNK = 500
+TICK_S = 1.0
+BACKOFF = 4.0
+log = logging.getLogger(__name__)
+
+
+class RiskTracker:
+    """Scores the customers of the partitions this worker owns and publishes their at-risk changes."""
+
+    def __init__(self, settings: Settings, *, apply: ApplyStage, producer: SharedProducer, store: KpiStore,
+                 follower: AtRiskFollower, registry: AtRiskRegistry, source: str,
+                 now_us: Callable[[], int | None], kpi_ready: Callable[[], bool], metrics: RiskMetrics) -> None:
+        self.policy = policy_of(settings)
+        self.topic, self.partitions = settings.topic_at_risk, settings.partitions
+        self.apply, self.producer, self.follower, self.registry = apply, producer, follower, registry
+        self.source, self.now_us, self.kpi_ready, self.metrics = source, now_us, kpi_ready, metrics
+        self.classes = Classes(store)
+        self.owned: frozenset[int] = frozenset()
+        self.live: set[int] = set()  # partitions whose changes are tracked (their sweep has started)
+        self.pending: list[int] = []  # partitions to sweep
+        self.swept: set[int] = set()  # partitions scored end to end
+        self.sweep: tuple[int, PartitionStore, Iterator[list[bytes]]] | None = None
+        self.dirty: dict[bytes, tuple[int, bytes | None]] = {}  # None: read the state from the store
+        self.heap: list[tuple[int, bytes]] = []
+        self.due: dict[bytes, int] = {}
+        self.published: dict[bytes, AtRiskData] = {}  # owned customers at risk, as last published
+        self.outbox: list[tuple[bytes, int, bytes, AtRiskData | None, bool]] = []
+        self.paused = False
+        self.counted: dict[str, int] = {}
+        self.wake = asyncio.Event()
+        self._inflight: asyncio.Task[None] | None = None
+
+    # -- called by the worker ----------------------------------------------------------------------
+
+    def changed(self, items: list[tuple[int, bytes, bytes | None]]) -> None:
+        """The apply stage wrote these ``(partition, key, state)``: score them soon."""
+        live, dirty = self.live, self.dirty
+        for partition, key, _state in items:
+            # Only the key: the state is read from the store when the key's turn comes, so a backlog
+            # of changed keys holds no states (and a key changed many times is scored once).
+            if partition in live and not key.startswith(REP_PREFIX):
+                dirty[key] = (partition, None)
+        self.wake.set()
+
+    async def revoked(self) -> None:
+        """Publish nothing until the new assignment is known, and let what is in flight land first:
+        the next owner reads the topic up to its end when it takes a partition over."""
+        self.paused = True
+        if self._inflight is not None:  # bounded: a rebalance must not wait for a Kafka outage
+            await asyncio.wait([self._inflight], timeout=REVOKE_WAIT_S)
+
+    def assigned(self, owned: frozenset[int]) -> None:
+        gone = self.owned - owned
+        if gone:
+            self._purge(gone)
+        self.pending += sorted(owned - self.owned)
+        self.owned, self.paused = owned, False
+        self.wake.set()
+
+    def live_counts(self) -> Live | None:
+        """What alert rules read: customers at risk and per ABC class; None (undefined) until the registry
+        has read the topic up to where it stood at start-up, so a new owner neither fires nor resolves."""
+        if not self.follower.caught_up:
+            return None
+        return Live(self.registry.counts(), dict(self.classes.counts))
+
+    # -- the task ----------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        while True:
+            began = time.monotonic()
+            if await self.tick():
+                # At most about 1 / (1 + BACKOFF) of the loop: under a backlog the changed keys pile up
+                # (each scored once however often it changed) instead of slowing the apply stage down.
+                await asyncio.sleep((time.monotonic() - began) * BACKOFF)
+            else:
+                with contextlib.suppress(TimeoutError):  # the timer: look again
+                    await asyncio.wait_for(self.wake.wait(), TICK_S)
+                self.wake.clear()
+
+    async def tick(self) -> bool:
+        """One round (a chunk of changed, due and swept keys, then their events); whether work is left."""
+        # With clock = event, the newest event in the KPI store: every worker scores on the same clock
+        # as its gauges; a customer's records from then on count once the clock passes them.
+        now = self.now_us()
+        if self.paused or now is None or not (self.kpi_ready() and self.follower.caught_up):
+            return False
+        if self.classes.refresh(now):
+            for key, data in self.published.items():  # bounded by the customers at risk
+                if self.classes.of(key) != data.abc_class:
+                    self.dirty.setdefault(key, (self._partition(key), None))
+        busy = self._step(now)
+        if not busy and (self.sweep is not None or self.pending):
+            busy = await self._sweep_step(now)
+        await self._flush()
+        for cause, n in self.counted.items():
+            self.metrics.scored.labels(cause).inc(n)
+        self.counted.clear()
+        return busy
+
+    def _partition(self, key: bytes) -> int:
+        return partition_of(key, self.partitions)
+
+    def _step(self, now: int) -> bool:
+        """Score a chunk of changed keys and of keys whose time has come; whether more are waiting."""
+        n = 0
+        while self.dirty and n < CHUNK:
+            key, (partition, state) = self.dirty.popitem()
+            if partition not in self.live:  # taken back after a failed publish, and revoked since
+                continue
+            store = self.apply.stores.get(partition)
+            if state is None and store is not None:
+                state = store.get(key)
+            self._rescore(key, partition, state, now, "event")
+            n += 1
+        heap, due = self.heap, self.due
+        while heap and heap[0][0] <= now and n < 2 * CHUNK:
+            t, key = heapq.heappop(heap)
+            if due.get(key) != t:  # rescheduled since
+                continue
+            del due[key]
+            partition = self._partition(key)
+            store = self.apply.stores.get(partition)
+            if store is not None and partition in self.live:
+                self._rescore(key, partition, store.get(key), now, "timer")
+                n += 1
+        return bool(self.dirty) or bool(heap and heap[0][0] <= now)
+
+    def _rescore(self, key: bytes, partition: int, raw: bytes | None, now: int, cause: str) -> None:
+        cls = self.classes.of(key)
+        risk = score(decode_state(raw).records, now, cls, self.policy)
+        self._decide(key, partition, risk, cls, now)
+        nxt = risk.next_check_us
+        if risk.at_risk or any(r.code == QUIET for r in risk.reasons):  # class changes matter to them
+            nxt = min(nxt, now + RECHECK_US) if nxt is not None else now + RECHECK_US
+        self._schedule(key, nxt)
+        self.counted[cause] = self.counted.get(cause, 0) + 1
+
+    def _decide(self, key: bytes, partition: int, risk: Risk, cls: str | None, now: int) -> None:
+        old = self.published.get(key)
+        if old is None and not risk.at_risk:
+            return
+        data = AtRiskData(key.decode(errors="replace"), risk.at_risk, risk.active, risk.score, self.policy.threshold,
+                          cls, None if risk.since_us is None else rfc3339(risk.since_us),
+                          tuple(AtRiskReason(r.code, r.weight, r.detail, rfc3339(r.since_us)) for r in risk.reasons))
+        if data == old:
+            return
+        if risk.at_risk:
+            self.published[key] = data
+        else:
+            del self.published[key]
+        self.outbox.append((key, partition, encode_event(data, now, self.source), old, risk.at_risk))
+
+    def _schedule(self, key: bytes, t: int | None) -> None:
+        if t is None:
+            self.due.pop(key, None)
+        elif self.due.get(key) != t:
+            self.due[key] = t
+            heapq.heappush(self.heap, (t, key))
+            if len(self.heap) > 2 * len(self.due) + 1024:  # mostly superseded entries: rebuild
+                self.heap = [(t, k) for k, t in self.due.items()]
+                heapq.heapify(self.heap)
+
+    async def _flush(self) -> None:
+        if not self.outbox:
+            return
+        batch, self.outbox = self.outbox, []
+        try:
+            self._inflight = asyncio.ensure_future(self._send(batch))
+            await self._inflight
+        except Exception as exc:  # Kafka away: take the decisions back and make them again later
+            log.error("could not publish %d at-risk events (%s); retrying", len(batch), type(exc).__name__)
+            for key, partition, _, old, _ in reversed(batch):
+                if old is None:
+                    self.published.pop(key, None)
+                else:
+                    self.published[key] = old
+                self.dirty[key] = (partition, None)
+            await asyncio.sleep(RETRY_S)
+            return
+        finally:
+            self._inflight = None
+        for _, _, _, _, at_risk in batch:
+            self.metrics.published.labels("at_risk" if at_risk else "recovered").inc()
+
+    async def _send(self, batch: list[tuple[bytes, int, bytes, AtRiskData | None, bool]]) -> None:
+        producer = self.producer()
+        futures = [await producer.send(self.topic, value, key=key, partition=partition)
+                   for key, partition, value, _, _ in batch]
+        await asyncio.gather(*futures)
+
+    async def _sweep_step(self, now: int) -> bool:
+        """Start the next partition's sweep, or score its next chunk of keys; whether work remains."""
+        if self.sweep is None:
+            partition = self.pending[0]  # taken off only once Kafka answered: a failure retries it
+            await self.follower.sync(partition)  # what earlier owners published for it
+            store = await self.apply.store(partition)
+            if partition not in self.pending or partition not in self.owned:  # reassigned meanwhile
+                return True
+            self.pending.remove(partition)
+            for customer, data in self.registry.customers.items():
+                key = customer.encode()
+                if self._partition(key) == partition:
+                    self.published[key] = data
+            self.live.add(partition)
+            self.sweep = (partition, store, store.key_chunks(CHUNK))
+            log.info("partition %d: scoring every customer for risk (%d keys)", partition, len(store))
+            return True
+        partition, store, chunks = self.sweep
+        try:
+            if partition not in self.owned or self.apply.stores.get(partition) is not store:
+                raise LookupError("partition no longer owned")
+            chunk = next(chunks, None)
+        except Exception:  # revoked, or its store closed under the sweep: the next owner sweeps it
+            self.sweep = None
+            return True
+        if chunk is None:
+            self.sweep = None
+            self.swept.add(partition)
+            for key in [k for k in self.published if self._partition(k) == partition and store.get(k) is None]:
+                self._rescore(key, partition, None, now, "sweep")  # published once, gone from the state since
+            log.info("partition %d: at-risk sweep done", partition)
+            return bool(self.pending)
+        for key in chunk:
+            if not key.startswith(REP_PREFIX) and key not in self.dirty:
+                self._rescore(key, partition, store.get(key), now, "sweep")
+        return True
+
+    def _purge(self, gone: set[int] | frozenset[int]) -> None:
+        """Forget partitions now owned by another worker."""
+        self.live -= gone
+        self.swept -= gone
+        self.pending = [p for p in self.pending if p not in gone]
+        if self.sweep is not None and self.sweep[0] in gone:
+            self.sweep = None
+        for table in (self.dirty, self.due, self.published):
+            for key in [k for k in table if self._partition(k) in gone]:
+                del table[key]
+        self.heap = [(t, k) for k, t in self.due.items()]
+        heapq.heapify(self.heap)
+
+
+def new_tracker(settings: Settings, *, apply: ApplyStage, producer: SharedProducer, store: KpiStore,
+                now_us: Callable[[], int | None], kpi_ready: Callable[[], bool],
+                registry: CollectorRegistry) -> RiskTracker:
+    """A worker's tracker with its registry and the follower of ``topic_at_risk`` feeding it."""
+    source = source_of(settings.app_id)
+    customers = AtRiskRegistry(source)
+    follower = AtRiskFollower(lambda: new_reader(settings), settings.topic_at_risk, settings.partitions, customers)
+    return RiskTracker(settings, apply=apply, producer=producer, store=store, follower=follower, registry=customers,
+                       source=source, now_us=now_us, kpi_ready=kpi_ready, metrics=RiskMetrics.create(registry))
