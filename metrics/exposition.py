@@ -48,6 +48,7 @@ class PipelineMetrics:
     visible: Histogram
     restored: Counter
     repaired: Counter
+    stage: Histogram
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> PipelineMetrics:
@@ -86,6 +87,11 @@ class PipelineMetrics:
             repaired=Counter(
                 "retention_kpi_store_repairs", "Customers whose facts were replaced because changelog entries "
                 "were skipped (compacted away under the reader)", registry=registry,
+            ),
+            stage=Histogram(
+                "retention_stage_seconds", "Where the publish -> visible time goes: input message to its changelog "
+                "entry written (stage=route_apply), changelog entry written to read into the KPI store "
+                "(stage=follow)", ["stage"], buckets=VISIBLE_BUCKETS, registry=registry,
             ),
         )
 

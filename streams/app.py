@@ -197,6 +197,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     follower = ChangelogFollower(lambda: new_reader(settings), changelog, settings.partitions, store,
                                  visible=pipeline.visible, on_change=pipeline.last_update.set_to_current_time,
                                  on_repair=pipeline.repaired.inc,
+                                 stages=(pipeline.stage.labels("route_apply"), pipeline.stage.labels("follow")),
                                  checkpoints=Checkpoints(settings.worker_dir / "kpi-checkpoint",
                                                          snapshot.fingerprint(settings.to_dict()),
                                                          parse_duration(settings.checkpoint_interval),

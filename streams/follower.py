@@ -45,8 +45,10 @@ class ChangelogFollower:
 
     def __init__(self, reader: Callable[[], AIOKafkaConsumer], topic: str, partitions: int, store: KpiStore, *,
                  visible: Histogram | None = None, on_change: Callable[[], None] | None = None,
-                 on_repair: Callable[[], None] | None = None, checkpoints: Checkpoints | None = None) -> None:
+                 on_repair: Callable[[], None] | None = None, checkpoints: Checkpoints | None = None,
+                 stages: tuple[Any, Any] | None = None) -> None:
         self.on_repair = on_repair
+        self.stages = stages  # histograms: input -> entry written, entry written -> read
         self.checkpoints = checkpoints
         self._checkpointed_at = time.monotonic()
         self._checkpointed_records = -1
@@ -147,6 +149,9 @@ class ChangelogFollower:
                 change = apply_entry(store, record.key, record.value, self._repaired)
                 if observe is not None and change is not None and change.timestamp_ms:
                     observe(max(now - change.timestamp_ms / 1000, 0.0))
+                    if self.stages is not None:  # the entry's own timestamp is when the owner wrote it
+                        self.stages[0].observe(max(record.timestamp - change.timestamp_ms, 0) / 1000)
+                        self.stages[1].observe(max(now - record.timestamp / 1000, 0.0))
             self.records += len(records)
             if records:
                 self._positions[tp] = records[-1].offset + 1
