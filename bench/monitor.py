@@ -70,7 +70,8 @@ class MonitorSetup:
         settings = {
             "KAFKA_BOOTSTRAP": self.bootstrap, "APP_ID": self.app_id, "TOPIC_LIFECYCLE": self.topics[0],
             "TOPIC_SUPPORT": self.topics[1], "TOPIC_FEEDBACK": self.topics[2], "TOPIC_TEAM": self.topics[3],
-            "TOPIC_DLQ": self.dlq, "PARTITIONS": str(self.partitions), "WEB_HOST": "127.0.0.1",
+            "TOPIC_DLQ": self.dlq, "TOPIC_AT_RISK": f"{self.dlq.removesuffix('.dlq')}.at_risk",
+            "PARTITIONS": str(self.partitions), "WEB_HOST": "127.0.0.1",
             "WEB_PORT": str(self.web_port), "DATA_DIR": str(self.data_dir), "ALERTMANAGER_URL": self.alertmanager_url,
             # Replaying half a year of history: windows end at the newest event, nothing is too late.
             "CLOCK": "event", "ALLOWED_LATENESS": "3650d", "HISTORY": "3650d",

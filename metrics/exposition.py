@@ -89,9 +89,11 @@ class PipelineMetrics:
                 "were skipped (compacted away under the reader)", registry=registry,
             ),
             stage=Histogram(
-                "retention_stage_seconds", "Where the publish -> visible time goes: input message to its changelog "
-                "entry written (stage=route_apply), changelog entry written to read into the KPI store "
-                "(stage=follow)", ["stage"], buckets=VISIBLE_BUCKETS, registry=registry,
+                "retention_stage_seconds", "Where the publish -> visible time goes: input message to its pack "
+                "written (stage=route, per pack, its oldest message), pack written to picked up by the apply "
+                "agent (queue, per pack), apply of a batch until its changelog entries are acknowledged "
+                "(apply), input message to its changelog entry written (route_apply), changelog entry "
+                "written to read into the KPI store (follow)", ["stage"], buckets=VISIBLE_BUCKETS, registry=registry,
             ),
         )
 

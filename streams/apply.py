@@ -37,6 +37,7 @@ TYPE_NAMES: dict[int, str] = {int(code): name for name, code in TYPE_CODES.items
 
 Reject = Callable[[Routed, Rejection], Awaitable[None]]
 Changed = Callable[[list[tuple[int, bytes, bytes | None]]], None]
+Timed = Callable[[str, float], None]  # (stage, seconds): where an event's way to the changelog goes
 
 
 @dataclass
@@ -65,6 +66,7 @@ class ApplyStage:
         on_counts: Callable[[Counts], None],
         on_restored: Callable[[int], None] = lambda n: None,
         on_changed: Changed | None = None,
+        on_timing: Timed | None = None,
     ) -> None:
         self.processor = processor
         self.producer = producer
@@ -76,6 +78,7 @@ class ApplyStage:
         self.on_counts = on_counts
         self.on_restored = on_restored
         self.on_changed = on_changed  # hears of every ``(partition, key, state)`` written (at-risk scoring)
+        self.on_timing = on_timing
         self.stores: dict[int, PartitionStore] = {}
         self._trusted: set[int] = set()
         self._locks: dict[int, asyncio.Lock] = {}
@@ -151,13 +154,16 @@ class ApplyStage:
 
     # -- packed batches --------------------------------------------------------------------------
 
-    async def handle(self, packs: list[tuple[int, bytes]]) -> None:
-        """Apply packed batches ``(partition, value)`` (in offset order per partition) and wait until
-        their changelog entries are acknowledged; on failure the partitions re-read their changelog
-        before the next attempt, so a retry never works from a state Kafka does not have."""
-        by_partition: dict[int, list[bytes]] = {}
-        for partition, value in packs:
-            by_partition.setdefault(partition, []).append(value)
+    async def handle(self, packs: list[tuple[int, bytes, float]]) -> None:
+        """Apply packed batches ``(partition, value, written_at)`` (in offset order per partition) and
+        wait until their changelog entries are acknowledged; on failure the partitions re-read their
+        changelog before the next attempt, so a retry never works from a state Kafka does not have."""
+        began = time.time()
+        by_partition: dict[int, list[tuple[bytes, float]]] = {}
+        for partition, value, written_at in packs:
+            by_partition.setdefault(partition, []).append((value, written_at))
+            if self.on_timing is not None and written_at:
+                self.on_timing("queue", max(began - written_at, 0.0))
         try:
             counts = Counts({}, 0, {}, [])
             written: list[tuple[PartitionStore, list[tuple[bytes, bytes, bytes]], Awaitable[int]]] = []
@@ -178,14 +184,21 @@ class ApplyStage:
                 if self.on_changed is not None:
                     self.on_changed([(store.partition, key, state) for key, state, _ in changes])
         self.on_counts(counts)
+        if self.on_timing is not None:
+            self.on_timing("apply", time.time() - began)
 
-    def _apply(self, store: PartitionStore, values: list[bytes], counts: Counts,
+    def _apply(self, store: PartitionStore, values: list[tuple[bytes, float]], counts: Counts,
                rejects: list[Awaitable[None]]) -> list[tuple[bytes, bytes, bytes]]:
         """The changelog entries ``(key, state, entry)`` of one partition's packs; counts and rejects."""
         by_key: dict[bytes, list[Routed]] = {}
-        for value in values:
+        for value, written_at in values:
+            oldest = 0
             for routed in decode_batch(value):
                 by_key.setdefault(routed.key, []).append(routed)
+                if routed.timestamp_ms and (not oldest or routed.timestamp_ms < oldest):
+                    oldest = routed.timestamp_ms
+            if self.on_timing is not None and oldest and written_at:
+                self.on_timing("route", max(written_at - oldest / 1000, 0.0))
         changes: list[tuple[bytes, bytes, bytes]] = []
         apply_records, events, times = self.processor.apply_records, counts.events, counts.event_times_us
         for key, items in by_key.items():
