@@ -212,18 +212,18 @@ class KpiCollector(Collector):
     def steps(self, fams: dict[str, GaugeMetricFamily], segments: list[str], now: int) -> Iterator[None]:
         """Fill ``fams`` a segment (and a window of the global gauges) at a time, yielding in between."""
         for segment in segments:
-            self._segment(fams, segment, now)
-            yield
+            yield from self._segment(fams, segment, now)
         if ALL in segments:
             yield from self._global(fams, now)
 
-    def _segment(self, fams: dict[str, GaugeMetricFamily], seg: str, now: int) -> None:
+    def _segment(self, fams: dict[str, GaugeMetricFamily], seg: str, now: int) -> Iterator[None]:
         view = self.store.index
         fams["active"].add_metric([seg], K.level(view, seg, F.ACTIVE_UP, F.ACTIVE_DOWN, now))
         commerce_now = K.commerce(K.Ask(view, seg, now, now))
         _put(fams["clv_hist"], [seg, self.currency], commerce_now["clv_historical_mean"])
         _put(fams["clv_pred"], [seg, self.currency], commerce_now["clv_predicted_mean"])
         for name in WINDOWS:
+            yield  # a window at a time: with a million customers a segment's windows take long
             p = window(name, now, self.tz)
             a = K.Ask(view, seg, p.start_us, p.end_us)
             cust, com, fb = K.customers(a), K.commerce(a), K.feedback(a)
@@ -273,9 +273,10 @@ class GaugeBoard(Collector):
 
     Computing every gauge takes long enough with many customers (ABC ranks all of them) that doing
     it inside a scrape would stall event processing for that long. :meth:`run` computes a snapshot a
-    segment at a time, giving the event loop back in between, at most every ``min_interval`` seconds
-    (or twice the last computation, whichever is longer). A scrape returns the last snapshot, less
-    the series of segments this worker no longer owns: a lost partition stops its series at once.
+    window of a segment at a time, giving the event loop back in between, at most every
+    ``min_interval`` seconds (or four times the last computation's CPU time, whichever is longer).
+    A scrape returns the last snapshot, less the series of segments this worker no longer owns: a
+    lost partition stops its series at once.
     """
 
     def __init__(self, kpis: KpiCollector, min_interval: float = 1.0) -> None:
@@ -287,17 +288,26 @@ class GaugeBoard(Collector):
 
     async def run(self) -> None:
         while True:
-            began = time.monotonic()
             await self.refresh()
-            self.seconds = time.monotonic() - began
-            await asyncio.sleep(max(self.min_interval, 2 * self.seconds))
+            # At most a fifth of the event loop: with many customers a snapshot costs seconds of CPU,
+            # and what it takes from the loop is added to the latency of every event behind it.
+            await asyncio.sleep(max(self.min_interval, 4 * self.seconds))
 
     async def refresh(self) -> None:
+        """Compute a new snapshot a step at a time; ``seconds`` is the CPU time the steps took."""
         fams = self.kpis.families()
         now, segments = self.kpis.now(), self.kpis.segments()
+        busy = 0.0
         if now is not None:
-            for _ in self.kpis.steps(fams, segments, now):
+            steps = self.kpis.steps(fams, segments, now)
+            while True:
+                began = time.perf_counter()
+                done = next(steps, True) is True
+                busy += time.perf_counter() - began
+                if done:
+                    break
                 await asyncio.sleep(0)
+        self.seconds = busy
         self._snapshot = list(fams.values())
         self.computed_at = time.time()
 

@@ -273,15 +273,13 @@ class FactIndex:
         if not len(alive):
             return None
         day = k.agg.row_days[int(alive[0])]  # the first day with a fact left: the answer is in it
-        t, v, c, who, w = k.chunks[day].columns()
-        mask = self.member(segment)[c]
-        t, v, c, who, w = t[mask], v[mask], c[mask], who[mask], w[mask]
-        if (w > 0).all():
-            return int(t.min())
-        keys = np.stack([t, v, c.astype(np.int64), who], axis=1)
-        uniq, inverse = np.unique(keys, axis=0, return_inverse=True)
-        net = np.bincount(inverse.ravel(), weights=w, minlength=len(uniq))
-        return int(uniq[net > 0.5][:, 0].min())
+        chunk = k.chunks[day]
+        if chunk.negatives:
+            # Fold retractions into what they cancel, once: every later call (the gauges ask on every
+            # refresh, e.g. for the oldest ticket awaiting a reply) then reads only live facts.
+            chunk.compact()
+        t, _, c, _, _ = chunk.columns()
+        return int(t[self.member(segment)[c]].min())
 
     def __len__(self) -> int:
         return self.facts
