@@ -262,7 +262,7 @@ class KpiCollector(Collector):
         oldest = oldest_pending_reply(view)
         fams["oldest"].add_metric([], 0 if oldest is None else max(now - oldest, 0) / K.US)
         yield
-        summary = self.store.abc(now).summary
+        summary = self.store.abc_live(now)[1].summary
         for cls, n in summary.customers.items():
             fams["abc_customers"].add_metric([cls], n)
             _put(fams["abc_share"], [cls], summary.clv_share[cls])
@@ -274,7 +274,8 @@ class GaugeBoard(Collector):
     Computing every gauge takes long enough with many customers (ABC ranks all of them) that doing
     it inside a scrape would stall event processing for that long. :meth:`run` computes a snapshot a
     window of a segment at a time, giving the event loop back in between, at most every
-    ``min_interval`` seconds (or four times the last computation's CPU time, whichever is longer).
+    ``min_interval`` seconds (or eight times the last computation's CPU time, or twice its duration,
+    whichever is longest).
     A scrape returns the last snapshot, less the series of segments this worker no longer owns: a
     lost partition stops its series at once.
     """
@@ -284,20 +285,21 @@ class GaugeBoard(Collector):
         self.min_interval = min_interval
         self._snapshot: list[GaugeMetricFamily] = []
         self.computed_at: float | None = None
-        self.seconds = 0.0
+        self.seconds = self.wall_seconds = 0.0
 
     async def run(self) -> None:
         while True:
             await self.refresh()
-            # At most a fifth of the event loop: with many customers a snapshot costs seconds of CPU,
+            # At most a ninth of the event loop, and less when the loop is busy (the snapshot then
+            # takes longer from start to end): with many customers a snapshot costs seconds of CPU,
             # and what it takes from the loop is added to the latency of every event behind it.
-            await asyncio.sleep(max(self.min_interval, 4 * self.seconds))
+            await asyncio.sleep(max(self.min_interval, 8 * self.seconds, 2 * self.wall_seconds))
 
     async def refresh(self) -> None:
         """Compute a new snapshot a step at a time; ``seconds`` is the CPU time the steps took."""
         fams = self.kpis.families()
         now, segments = self.kpis.now(), self.kpis.segments()
-        busy = 0.0
+        busy, started = 0.0, time.monotonic()
         if now is not None:
             steps = self.kpis.steps(fams, segments, now)
             while True:
@@ -307,7 +309,7 @@ class GaugeBoard(Collector):
                 if done:
                     break
                 await asyncio.sleep(0)
-        self.seconds = busy
+        self.seconds, self.wall_seconds = busy, time.monotonic() - started
         self._snapshot = list(fams.values())
         self.computed_at = time.time()
 

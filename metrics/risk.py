@@ -237,8 +237,8 @@ def _refunds(w: _Walk, now: int, p: RiskPolicy, checks: list[int]) -> Reason | N
     recent = sorted(t for t in w.refunded.values() if now - t < p.lookback_us)
     if len(recent) < p.refunds_min:
         return None
-    # Below the minimum once all but refunds_min - 1 of them have left the lookback.
-    checks.append(recent[len(recent) - p.refunds_min] + p.lookback_us)
+    # The count (and so the detail and since) changes as soon as the oldest leaves the lookback.
+    checks.append(recent[0] + p.lookback_us)
     detail = f"{len(recent)} orders refunded or returned within {duration(p.lookback_us)}"
     return Reason(REFUNDS, p.weights[REFUNDS], detail, recent[p.refunds_min - 1])
 

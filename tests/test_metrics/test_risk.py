@@ -193,8 +193,13 @@ def test_refunds() -> None:
 def test_refunds_next_check_when_more_than_needed() -> None:
     records = [signup(), *(rec(at(d), T.ORDER_REFUNDED, f"r{d}", f"o{d}", value=1) for d in (5, 8, 9))]
     risk = score(records, at(10), "C", RiskPolicy(quiet_after_us=400 * DAY_US))
-    assert risk.next_check_us == at(98)  # 3 orders, 2 needed: the count drops below 2 when day 8 expires
+    # 3 orders, 2 needed: the detail's count changes when day 5 expires, the reason goes when day 8 does
+    assert risk.next_check_us == at(95)
     quiet_later = RiskPolicy(quiet_after_us=400 * DAY_US)
+    later = score(records, at(95), "C", quiet_later)
+    assert codes(later) == [(REFUNDS, 20)]
+    assert later.reasons[0].detail.startswith("2 orders")
+    assert later.next_check_us == at(98)
     assert codes(score(records, at(98) - 1, "C", quiet_later)) == [(REFUNDS, 20)]
     assert score(records, at(98), "C", quiet_later).reasons == ()
 
