@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import urllib.error
-import urllib.parse
-import urllib.request
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
+from retention_monitor.worker_http import get_json
 from streams.config import LoadedSettings
-from streams.errors import QueryError
 
 CLASSES = ("A", "B", "C", "none")
 MAX_LIMIT = 10_000  # as /at-risk allows
@@ -47,18 +44,7 @@ def fetch(url: str, abc_class: str | None, limit: int, min_score: int, timeout: 
     params: dict[str, Any] = {"limit": limit, "min_score": min_score}
     if abc_class:
         params["class"] = abc_class
-    try:
-        with urllib.request.urlopen(f"{url}/at-risk?{urllib.parse.urlencode(params)}", timeout=timeout) as resp:
-            body: dict[str, Any] = json.loads(resp.read())
-            return body
-    except urllib.error.HTTPError as exc:
-        try:
-            detail = json.loads(exc.read()).get("error", exc.reason)
-        except ValueError:
-            detail = exc.reason
-        raise QueryError(f"{url}/at-risk: {detail}") from exc
-    except (urllib.error.URLError, OSError) as exc:
-        raise QueryError(f"no worker answers at {url} ({exc}); start one with `retention-monitor worker`") from exc
+    return get_json(url, "/at-risk", params, timeout)
 
 
 def table(answer: dict[str, Any]) -> Table:

@@ -114,7 +114,7 @@ def _add_alerts(sub: Any) -> None:
 
 
 def _add_at_risk(sub: Any) -> None:
-    from retention_monitor import at_risk_cli  # small: rich and urllib only
+    from retention_monitor import at_risk_cli  # small: rich and urllib only (worker_http)
 
     at_risk_cli.add_parser(sub)
 

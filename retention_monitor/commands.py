@@ -20,6 +20,7 @@ from rich.table import Table
 
 from retention_monitor import stack as stack_mod
 from retention_monitor.stack.config import StackConfig
+from retention_monitor.worker_http import get_json
 from streams.config import LoadedSettings, Settings, env_name, redacted
 from streams.errors import QueryError, StackError
 
@@ -64,19 +65,9 @@ def base_url(settings: Settings) -> str:
 
 def fetch_kpis(url: str, period: str, segment: str, timeout: float = 10.0) -> dict[str, Any]:
     """``GET {url}/kpis``; raises :class:`QueryError` with a one-line reason."""
-    query = urllib.parse.urlencode({"period": period, "segment": segment})
-    try:
-        with urllib.request.urlopen(f"{url}/kpis?{query}", timeout=timeout) as resp:
-            body: dict[str, Any] = json.loads(resp.read())
-            return body
-    except urllib.error.HTTPError as exc:
-        try:
-            detail = json.loads(exc.read()).get("error", exc.reason)
-        except ValueError:
-            detail = exc.reason
-        raise QueryError(f"{url}/kpis: {detail}") from exc
-    except (urllib.error.URLError, OSError) as exc:
-        raise QueryError(f"no worker answers at {url} ({exc}); start one with `retention-monitor worker`") from exc
+    return get_json(url, "/kpis", {"period": period, "segment": segment}, timeout)
+
+
 
 
 def _fmt(value: Any) -> str:
