@@ -332,10 +332,10 @@ def test_an_interrupted_replay_resumes_and_counts_nothing_twice(stack: str, tmp_
         # A crash between Kafka's acks and the checkpoint write: rows 5-10 will be sent again.
         checkpoint.write_bytes(after_four)
 
-        slow = subprocess.Popen([sys.executable, "-m", "retention_monitor.cli", "replay", *options, "--rate", "2"],
+        slow = subprocess.Popen([sys.executable, "-m", "retention_monitor.cli", "replay", *options, "--rate", "1"],
                                 cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
-            # 2 rows a second: ~14 s of rows left after row 12 for the interrupt to land in, even on a
+            # 1 row a second: ~28 s of rows left after row 12 for the interrupt to land in, even on a
             # loaded machine (at 4 a second a busy CI run once saw the replay finish first).
             poll(lambda: json.loads(checkpoint.read_text())["rows"] >= 12, 60, "the slow replay to pass row 12")
             slow.send_signal(signal.SIGINT)
