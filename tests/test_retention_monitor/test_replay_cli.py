@@ -332,11 +332,17 @@ def test_an_interrupted_replay_resumes_and_counts_nothing_twice(stack: str, tmp_
         # A crash between Kafka's acks and the checkpoint write: rows 5-10 will be sent again.
         checkpoint.write_bytes(after_four)
 
-        slow = subprocess.Popen([sys.executable, "-m", "retention_monitor.cli", "replay", *options, "--rate", "1"],
-                                cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        # A test run started in the background (`cmd &` without job control) has SIGINT ignored, and a
+        # child inherits that: Python would install no KeyboardInterrupt handler. A signal this process
+        # catches is reset to the default at exec, so the child gets Ctrl-C as from a terminal.
+        inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
         try:
-            # 1 row a second: ~28 s of rows left after row 12 for the interrupt to land in, even on a
-            # loaded machine (at 4 a second a busy CI run once saw the replay finish first).
+            slow = subprocess.Popen([sys.executable, "-m", "retention_monitor.cli", "replay", *options, "--rate", "4"],
+                                    cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE)
+        finally:
+            signal.signal(signal.SIGINT, inherited)
+        try:
             poll(lambda: json.loads(checkpoint.read_text())["rows"] >= 12, 60, "the slow replay to pass row 12")
             slow.send_signal(signal.SIGINT)
             _, err = slow.communicate(timeout=60)
