@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -449,3 +450,13 @@ class PurePipeline:
 
     def inputs(self, period: str, segment: str = "all") -> Any:
         return self.answer(period, segment)["inputs"]
+
+
+def usage_error(parse: Callable[[list[str]], Any], argv: list[str], capsys: Any) -> str:
+    """What ``parse(argv)`` printed as it exited 2 on bad arguments; fails unless that was one line."""
+    with pytest.raises(SystemExit) as exit_info:
+        parse(argv)
+    assert exit_info.value.code == 2
+    err: str = capsys.readouterr().err
+    assert err.count("\n") == 1
+    return err

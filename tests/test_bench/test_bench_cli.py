@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from fixtures import usage_error
 
 from bench.events import ensure_events, read_events
 from bench.harness import parse_args
@@ -23,12 +24,7 @@ from bench.harness import parse_args
 )
 def test_bad_argument_is_one_line_naming_the_value(argv: list[str], named: str,
                                                    capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
-    with pytest.raises(SystemExit) as exit_info:
-        parse_args(argv)
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1
-    assert named in err
+    assert named in usage_error(parse_args, argv, capsys)
 
 
 def test_good_arguments() -> None:

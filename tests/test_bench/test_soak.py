@@ -6,6 +6,7 @@ import math
 import random
 
 import pytest
+from fixtures import usage_error
 
 from bench.soak import parse_args
 from bench.soak_stats import (
@@ -295,12 +296,7 @@ def test_busy_seconds_leave_out_idle_and_iowait() -> None:
 )
 def test_bad_argument_is_one_line_naming_the_value(argv: list[str], named: str,
                                                    capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
-    with pytest.raises(SystemExit) as exit_info:
-        parse_args(argv)
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1
-    assert named in err
+    assert named in usage_error(parse_args, argv, capsys)
 
 
 def test_defaults_are_the_issue_s_soak() -> None:
