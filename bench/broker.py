@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Iterable
 from dataclasses import replace
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from rich.console import Console
 
 from bench.cli import BenchError
 from streams.config import Settings
@@ -101,3 +103,28 @@ def delete_groups(bootstrap: str, marker: str) -> list[str]:
 
 
 logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # our own errors name the broker; its retries are noise
+
+
+def clean_kafka(console: Console, bootstrap: str, marker: str) -> None:
+    """Delete the topics and consumer groups whose names contain ``marker``; report, never raise."""
+    try:
+        time.sleep(1.0)  # let the group coordinator notice the stopped members before deleting groups
+        groups = delete_groups(bootstrap, marker)
+        topics = asyncio.run(delete_topics(bootstrap, marker))
+        console.print(f"[dim]clean-up: deleted {len(topics)} topics and {len(groups)} consumer groups of {marker}[/]")
+    except Exception as exc:  # clean-up must never hide the run's own outcome
+        console.print(f"[yellow]clean-up of {marker} in Kafka failed: {exc!r}[/]")
+
+
+def clean_redis(console: Console, tag: str) -> None:
+    """Delete the alert state the run's workers kept in Redis (keys ``retention:<tag>…``); never raise."""
+    try:
+        import redis  # noqa: PLC0415 - only needed at the very end
+
+        client = redis.Redis.from_url(Settings().redis_url, socket_timeout=5)
+        keys = list(client.scan_iter(match=f"retention:{tag}*", count=1000))
+        if keys:
+            client.delete(*keys)
+        client.close()
+    except Exception as exc:
+        console.print(f"[yellow]clean-up of {tag}'s alert state in Redis failed: {exc!r}[/]")

@@ -25,7 +25,6 @@ import os
 import shutil
 import signal
 import sys
-import time
 import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -35,7 +34,7 @@ from typing import Any
 
 from rich.console import Console
 
-from bench.broker import check, create_topics, delete_groups, delete_topics, message_count, publish
+from bench.broker import check, clean_kafka, clean_redis, create_topics, message_count, publish
 from bench.children import ChildSpec, measure_child
 from bench.cli import BenchError, OneLineParser, choices_list, env_assignment, int_range, positive_float
 from bench.events import KINDS, MAX_CUSTOMERS, OUT, EventFile, describe, ensure_events, read_events
@@ -186,8 +185,8 @@ def _main(args: argparse.Namespace, console: Console) -> int:
         if sink is not None:
             sink.close()
         if not args.keep:
-            _clean_up(run, run.tag)
-            _clean_redis(run)
+            clean_kafka(run.console, run.args.bootstrap, run.tag)
+            clean_redis(run.console, run.tag)
             shutil.rmtree(run.dir, ignore_errors=True)
 
 
@@ -215,7 +214,7 @@ def _repeat(repeat: Repeat, idle: int | None, sink: AlertSink | None) -> list[Re
     for position, system in enumerate(run.systems):
         results.append(_measure(repeat, position, system, idle, sink))
     if not args.keep:  # bounds the disk a long run takes in Kafka
-        _clean_up(run, repeat.prefix)
+        clean_kafka(run.console, run.args.bootstrap, repeat.prefix)
     return results
 
 
@@ -300,26 +299,3 @@ def _versions() -> dict[str, str]:
     return found
 
 
-def _clean_up(run: Run, marker: str) -> None:
-    """Delete the topics and consumer groups whose names contain ``marker`` (the run's or a repeat's)."""
-    console, bootstrap = run.console, run.args.bootstrap
-    try:
-        time.sleep(1.0)  # let the group coordinator notice the stopped members before deleting groups
-        groups = delete_groups(bootstrap, marker)
-        topics = asyncio.run(delete_topics(bootstrap, marker))
-        console.print(f"[dim]clean-up: deleted {len(topics)} topics and {len(groups)} consumer groups of {marker}[/]")
-    except Exception as exc:  # clean-up must never hide the run's own outcome
-        console.print(f"[yellow]clean-up of {marker} in Kafka failed: {exc!r}[/]")
-
-
-def _clean_redis(run: Run) -> None:
-    try:
-        import redis  # noqa: PLC0415 - only needed at the very end
-
-        client = redis.Redis.from_url(Settings().redis_url, socket_timeout=5)
-        keys = list(client.scan_iter(match=f"retention:{run.tag}*", count=1000))
-        if keys:
-            client.delete(*keys)
-        client.close()
-    except Exception as exc:
-        run.console.print(f"[yellow]clean-up of {run.tag}'s alert state in Redis failed: {exc!r}[/]")

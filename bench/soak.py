@@ -23,7 +23,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -35,7 +34,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from bench.broker import check, create_topics, delete_groups, delete_topics
+from bench.broker import check, clean_kafka, clean_redis, create_topics
 from bench.cli import BenchError, OneLineParser, env_assignment, int_range, positive_float
 from bench.events import KINDS, MAX_CUSTOMERS, OUT
 from bench.monitor import AlertSink, MonitorSetup, wait_ready
@@ -171,7 +170,8 @@ def _main(args: argparse.Namespace, console: Console) -> int:
         stop_all()
         sink.close()
         if not args.keep:
-            _clean_up(console, args.bootstrap, tag)
+            clean_kafka(console, args.bootstrap, tag)
+            clean_redis(console, tag)
             shutil.rmtree(run_dir, ignore_errors=True)
 
 
@@ -350,27 +350,6 @@ def _versions() -> dict[str, str]:
         with contextlib.suppress(importlib.metadata.PackageNotFoundError):
             found[name] = importlib.metadata.version(name)
     return found
-
-
-def _clean_up(console: Console, bootstrap: str, tag: str) -> None:
-    """Delete the run's topics, consumer groups and alert state: every name contains ``tag``."""
-    try:
-        time.sleep(1.0)  # let the group coordinator notice the stopped member before deleting its group
-        groups = delete_groups(bootstrap, tag)
-        topics = asyncio.run(delete_topics(bootstrap, tag))
-        console.print(f"[dim]clean-up: deleted {len(topics)} topics and {len(groups)} consumer groups of {tag}[/]")
-    except Exception as exc:  # clean-up must never hide the run's own outcome
-        console.print(f"[yellow]clean-up of {tag} in Kafka failed: {exc!r}[/]")
-    try:
-        import redis  # noqa: PLC0415 - only needed at the very end
-
-        client = redis.Redis.from_url(Settings().redis_url, socket_timeout=5)
-        keys = list(client.scan_iter(match=f"retention:{tag}*", count=1000))
-        if keys:
-            client.delete(*keys)
-        client.close()
-    except Exception as exc:
-        console.print(f"[yellow]clean-up of {tag}'s alert state in Redis failed: {exc!r}[/]")
 
 
 if __name__ == "__main__":
