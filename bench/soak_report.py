@@ -19,10 +19,14 @@ def _n(value: float | None, fmt: str = ",.0f", scale: float = 1.0) -> str:
     return "n/a" if value is None else format(value * scale, fmt)
 
 
+ELEMENTARY_STAGES = ("route", "queue", "apply", "follow")
+
+
 def minute_table(rows: list[MinuteRow], rate: float) -> Table:
     table = Table(title=f"soak at {rate:,.0f} events/s offered, per minute", title_justify="left")
     columns = ("min", "RSS MiB", "customers", "route lag max", "apply lag max", "events/s", "visible p50 ms",
-               "p99 ms", "worker cores", "bench cores", "rest cores", "load 1m", "scrape max ms")  # fmt: skip
+               "p99 ms", "slowest stage p99", "worker cores", "bench cores", "rest cores", "load 1m",
+               "scrape max ms")  # fmt: skip
     for name in columns:
         table.add_column(name, justify="right")
     for row in rows:
@@ -35,9 +39,20 @@ def minute_cells(row: MinuteRow) -> list[str]:
     return [
         f"{row.minute}{' w' if row.warmup else ''}", _n(row.rss_bytes, ",.0f", 1 / MIB), _n(row.customers),
         _n(row.route_lag_max), _n(row.apply_lag_max), _n(span.events_per_s), _n(span.p50_s, ",.1f", 1000),
-        _n(span.p99_s, ",.1f", 1000), _n(span.worker_cores, ".2f"), _n(span.bench_cores, ".2f"),
+        _n(span.p99_s, ",.1f", 1000), slowest_stage(span), _n(span.worker_cores, ".2f"), _n(span.bench_cores, ".2f"),
         _n(span.rest_cores, ".2f"), f"{row.load1:.2f}", _n(row.scrape_max_s, ",.0f", 1000),
     ]  # fmt: skip
+
+
+def slowest_stage(span: Interval) -> str:
+    """The elementary stage (route, queue, apply, follow) with the highest p99 in the span, e.g. ``queue 1,200 ms``;
+    ``route_apply`` is left out, being route + queue + apply."""
+    known = [(p99, stage) for stage, p99 in span.stage_p99_s.items()
+             if p99 is not None and stage in ELEMENTARY_STAGES]  # fmt: skip
+    if not known:
+        return "-"
+    p99, stage = max(known)
+    return f"{stage} {p99 * 1000:,.0f} ms"
 
 
 def verdict_table(verdict: Verdict, warmup_s: float) -> Table:

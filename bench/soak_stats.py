@@ -37,6 +37,7 @@ class Scrape:
     customers: int | None = None  # customers in the ABC ranking: every one signed up or with an order
     active: int | None = None
     visible: list[Bucket] = field(default_factory=list)  # cumulative, publish -> KPI visible
+    stages: dict[str, list[Bucket]] = field(default_factory=dict)  # cumulative, retention_stage_seconds by stage
     gauges_at: float | None = None  # epoch seconds the served KPI gauges were computed
 
 
@@ -59,6 +60,10 @@ def parse_scrape(text: str) -> Scrape:
         elif name == "retention_event_visible_seconds":
             out.visible = merge_buckets((float(s.labels["le"]), s.value) for s in samples
                                         if s.name.endswith("_bucket"))  # fmt: skip
+        elif name == "retention_stage_seconds":
+            for stage in {s.labels["stage"] for s in samples if "stage" in s.labels}:
+                out.stages[stage] = merge_buckets((float(s.labels["le"]), s.value) for s in samples
+                                                  if s.name.endswith("_bucket") and s.labels["stage"] == stage)
         elif name == "retention_abc_customers" and samples:
             out.customers = int(sum(s.value for s in samples))
         elif name == "retention_customers_active":
@@ -154,6 +159,7 @@ class Interval:
     latency_samples: int
     p50_s: float | None
     p99_s: float | None
+    stage_p99_s: dict[str, float | None] = field(default_factory=dict)  # where the time went, per stage
 
 
 def interval(a: Sample, b: Sample) -> Interval:
@@ -169,8 +175,10 @@ def interval(a: Sample, b: Sample) -> Interval:
     rest = None if busy is None or worker is None or bench is None else max(0.0, busy - worker - bench)
     delta = bucket_delta(a.scrape.visible, b.scrape.visible) if b.scrape.visible else []
     count = int(max((c for _, c in delta), default=0.0))
+    stages = {stage: histogram_quantile(0.99, bucket_delta(a.scrape.stages.get(stage, []), buckets))
+              for stage, buckets in sorted(b.scrape.stages.items())}  # fmt: skip
     return Interval(seconds, rate, worker, bench, rest, count, histogram_quantile(0.5, delta),
-                    histogram_quantile(0.99, delta))  # fmt: skip
+                    histogram_quantile(0.99, delta), stages)  # fmt: skip
 
 
 def _per_s(a: float | None, b: float | None, seconds: float) -> float | None:

@@ -392,6 +392,27 @@ def pipeline() -> Dashboard:
             (f"sum by (topic) ({end} - on (topic, partition) {committed})", "{{topic}}")), width=12,
               description="Faust's end offset minus committed offset per partition, summed per topic."),
     ))
+    visible = "sum by (le) (rate(retention_event_visible_seconds_bucket[$__rate_interval]))"
+    stages = "sum by (le, stage) (rate(retention_stage_seconds_bucket[$__rate_interval]))"
+    stalls = "sum by (le) (rate(retention_event_loop_stall_seconds_bucket[$__rate_interval]))"
+    latency = Row("Latency (processing time)", (
+        Panel("Publish to KPI visible", targets(
+            (f"histogram_quantile(0.5, {visible})", "p50"), (f"histogram_quantile(0.99, {visible})", "p99"),
+        ), unit="s", width=6, description="Kafka timestamp of an input message to its KPI facts in a worker's KPI "
+              "store."),
+        Panel("Where the time goes (p99 per stage)", targets((f"histogram_quantile(0.99, {stages})", "{{stage}}")),
+              unit="s", width=6, description="route: input to its pack written; queue: pack waiting for the apply "
+              "agent; apply: batch applied and its changelog acknowledged; follow: changelog to KPI store; "
+              "route_apply: route + queue + apply."),
+        Panel("Event loop stalls", targets(
+            (f"histogram_quantile(0.99, {stalls})", "p99"), (f"histogram_quantile(1, {stalls})", "max (bucket)"),
+        ), unit="s", width=6, description="How late a 100 ms timer on a worker's event loop fired: every stage "
+              "waits behind one long piece of work. Spikes here with spikes in every stage: the loop was held."),
+        Panel("Time in GC pauses", targets(
+            (rate("retention_gc_pause_seconds_sum", "generation"), "generation {{generation}}"),
+        ), unit="percentunit", width=6, description="Share of wall time the garbage collector's passes over "
+              "generations 1 and 2 held a worker's loop."),
+    ))
     alerting = Row("Alert delivery", (
         Panel("Alerts sent to Alertmanager per second", targets(
             (rate("retention_alerts_sent_total", "alertname, status"), "{{alertname}} {{status}}")),
@@ -402,8 +423,9 @@ def pipeline() -> Dashboard:
               min=0, max=1, decimals=0, description="1: alert state in Redis; 0: running from memory."),
     ))
     return Dashboard("retention-pipeline", "Retention pipeline health",
-                     "The monitor itself: event throughput, rejects, lag, workers, consumer lag, alert delivery.",
-                     (events, workers, alerting))
+                     "The monitor itself: event throughput, rejects, lag, latency and where it goes, workers, "
+                     "consumer lag, alert delivery.",
+                     (events, latency, workers, alerting))
 
 
 def build_all() -> dict[str, JSON]:

@@ -45,6 +45,7 @@ from streams.decode import Rejection
 from streams.errors import PeriodError
 from streams.follower import ChangelogFollower, Checkpoints
 from streams.kafka import SharedProducer, client_options, new_reader, ssl_context
+from streams.loop_watch import LoopWatch
 from streams.processor import Processor
 from streams.risk import RiskTracker, new_tracker
 from streams.route import Origin, RouteStage
@@ -243,14 +244,25 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     _register_pages(app, runtime)
 
     setup_prometheus_sensors(app, pattern="/faust-metrics", registry=registry, name_prefix="retention_faust")
-    board = GaugeBoard(KpiCollector(store, runtime.owned_segments, runtime.now_us, settings.tz, settings.currency))
-    registry.register(board)
+    _background_metrics(runtime)
+    return runtime
 
-    @app.task  # type: ignore[untyped-decorator]
+
+def _background_metrics(runtime: Runtime) -> None:
+    """The KPI gauges, computed off the scrape path, and the event loop's stall and GC pause times."""
+    settings, registry = runtime.settings, runtime.registry
+    board = GaugeBoard(KpiCollector(runtime.store, runtime.owned_segments, runtime.now_us, settings.tz,
+                                    settings.currency))  # fmt: skip
+    registry.register(board)
+    loop_watch = LoopWatch.create(registry)
+
+    @runtime.app.task  # type: ignore[untyped-decorator]
     async def gauges() -> None:
         await _forever("gauges", board.run)
 
-    return runtime
+    @runtime.app.task  # type: ignore[untyped-decorator]
+    async def watch_loop() -> None:
+        await loop_watch.run()
 
 
 def _at_risk(runtime: Runtime, producer: SharedProducer) -> RiskTracker:

@@ -9,6 +9,7 @@ import pytest
 from fixtures import usage_error
 
 from bench.soak import parse_args
+from bench.soak_report import slowest_stage
 from bench.soak_stats import (
     FAUST_COMMIT_S,
     TREND_SHARE,
@@ -197,6 +198,19 @@ def test_interval_rates_cpu_and_latency_from_deltas() -> None:
     assert got.p99_s <= 0.5
 
 
+def test_interval_names_the_slowest_stage_of_its_own_observations() -> None:
+    a, b = sample(10.0), sample(20.0)
+    a.scrape.stages = {"queue": cumulative([2.0] * 100), "follow": cumulative([0.005] * 100)}
+    b.scrape.stages = {"queue": cumulative([2.0] * 100 + [0.005] * 100),
+                       "follow": cumulative([0.005] * 100 + [0.3] * 100),
+                       "route_apply": cumulative([5.0] * 100)}  # fmt: skip
+    got = interval(a, b)
+    assert set(got.stage_p99_s) == {"queue", "follow", "route_apply"}
+    assert (got.stage_p99_s["queue"] or 1) < 0.1  # the slow queue observations came before a
+    assert slowest_stage(got).startswith("follow ")  # route_apply (route + queue + apply) is not a stage of its own
+    assert slowest_stage(interval(sample(0.0), sample(5.0))) == "-"
+
+
 def test_interval_without_a_scrape_has_no_rate() -> None:
     a, b = sample(0.0), sample(5.0)
     b.scrape_s = None
@@ -243,6 +257,17 @@ retention_event_visible_seconds_bucket{le="1.0"} 4.0
 retention_event_visible_seconds_bucket{le="+Inf"} 4.0
 retention_event_visible_seconds_count 4.0
 retention_event_visible_seconds_sum 1.2
+# TYPE retention_stage_seconds histogram
+retention_stage_seconds_bucket{le="0.1",stage="queue"} 8.0
+retention_stage_seconds_bucket{le="1.0",stage="queue"} 9.0
+retention_stage_seconds_bucket{le="+Inf",stage="queue"} 10.0
+retention_stage_seconds_count{stage="queue"} 10.0
+retention_stage_seconds_sum{stage="queue"} 4.0
+retention_stage_seconds_bucket{le="0.1",stage="follow"} 2.0
+retention_stage_seconds_bucket{le="1.0",stage="follow"} 2.0
+retention_stage_seconds_bucket{le="+Inf",stage="follow"} 2.0
+retention_stage_seconds_count{stage="follow"} 2.0
+retention_stage_seconds_sum{stage="follow"} 0.1
 # TYPE retention_abc_customers gauge
 retention_abc_customers{class="A"} 10.0
 retention_abc_customers{class="B"} 20.0
@@ -265,6 +290,8 @@ def test_parse_scrape_reads_every_number_the_soak_needs() -> None:
     assert got.customers == 100
     assert got.active == 95
     assert got.gauges_at == 1.7e9
+    assert got.stages == {"queue": [(0.1, 8.0), (1.0, 9.0), (INF, 10.0)],
+                          "follow": [(0.1, 2.0), (1.0, 2.0), (INF, 2.0)]}
 
 
 def test_parse_scrape_of_a_worker_without_those_series() -> None:

@@ -67,6 +67,8 @@ def test_worked_example_through_kafka(
         )
         assert metric_value(text, "retention_customer_churn_ratio", {"window": "quarter", "segment": "all"}) == churn
         assert metric_value(text, "retention_customers_active", {"segment": "all"}) == start + new - lost
+        # the loop watch ticks in the worker (ten times a second): what a latency spike is checked against
+        assert (metric_value(text, "retention_event_loop_stall_seconds_count", {}) or 0) > 0
 
         assert get_json(f"{worker.url}/ready") == {
             "ready": True, "partitions": [0, 1, 2, 3], "caught_up": True, "restored": [0, 1, 2, 3]}

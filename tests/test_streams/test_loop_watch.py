@@ -1,0 +1,81 @@
+"""The event-loop watch: a blocked loop shows as a stall, a full collection as a GC pause, and the
+collector hook goes away with the task."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import time
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry
+
+from streams.loop_watch import LoopWatch
+
+
+def count(registry: CollectorRegistry, name: str, le: str, **labels: str) -> float:
+    return registry.get_sample_value(f"{name}_bucket", {**labels, "le": le}) or 0.0
+
+
+async def until(check: Callable[[], bool]) -> None:
+    """Poll ``check`` for up to 5 s."""
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        if check():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("not observed within 5 s")
+
+
+def hold_the_loop(seconds: float) -> None:
+    """Work that never yields, as an uninterruptible piece of KPI computation would."""
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
+
+
+def slow(registry: CollectorRegistry) -> float:
+    """Stalls longer than 250 ms observed so far."""
+    name = "retention_event_loop_stall_seconds"
+    return count(registry, name, "+Inf") - count(registry, name, "0.25")
+
+
+def test_a_blocked_loop_is_observed_as_a_stall_of_about_its_length() -> None:
+    registry = CollectorRegistry()
+    watch = LoopWatch.create(registry)
+    stall = "retention_event_loop_stall_seconds"
+
+    async def main() -> None:
+        task = asyncio.create_task(watch.run())
+        await until(lambda: count(registry, stall, "+Inf") >= 2)  # ticking
+        before = slow(registry)
+        hold_the_loop(0.4)
+        await until(lambda: slow(registry) > before)
+        assert count(registry, stall, "2.0") == count(registry, stall, "+Inf")  # about its length, not more
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    asyncio.run(main())
+
+
+def test_full_collections_are_timed_while_the_watch_runs_and_only_then() -> None:
+    registry = CollectorRegistry()
+    watch = LoopWatch.create(registry)
+    pauses = "retention_gc_pause_seconds"
+
+    async def main() -> None:
+        task = asyncio.create_task(watch.run())
+        await asyncio.sleep(0)  # the task starts and hooks into the collector
+        gc.collect(2)
+        gc.collect(1)
+        assert count(registry, pauses, "+Inf", generation="2") >= 1
+        assert count(registry, pauses, "+Inf", generation="1") >= 1
+        assert count(registry, pauses, "+Inf", generation="0") == 0  # not timed: too frequent to be worth it
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    asyncio.run(main())
+    before = count(registry, pauses, "+Inf", generation="2")
+    gc.collect(2)
+    assert count(registry, pauses, "+Inf", generation="2") == before
+    assert not [cb for cb in gc.callbacks if getattr(cb, "__self__", None) is watch]
