@@ -264,8 +264,8 @@ def _now(sample: Sample) -> str:
 def _minute_line(row: MinuteRow) -> str:
     c = minute_cells(row)
     return (f"min {c[0]}: RSS {c[1]} MiB, customers {c[2]}, lag max route {c[3]} / apply {c[4]}, {c[5]} events/s, "
-            f"visible p50 {c[6]} ms / p99 {c[7]} ms (slowest stage: {c[8]}), worker {c[9]} cores, "
-            f"load {c[12]}")  # fmt: skip
+            f"visible p50 {c[6]} ms / p99 {c[7]} ms (slowest stage: {c[8]}, loop stall max {c[9]} ms), "
+            f"worker {c[10]} cores, load {c[13]}")  # fmt: skip
 
 
 def _meta(args: argparse.Namespace, tag: str, *, started: datetime, load_before: tuple[float, float, float],

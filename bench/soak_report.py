@@ -25,8 +25,8 @@ ELEMENTARY_STAGES = ("route", "queue", "apply", "follow")
 def minute_table(rows: list[MinuteRow], rate: float) -> Table:
     table = Table(title=f"soak at {rate:,.0f} events/s offered, per minute", title_justify="left")
     columns = ("min", "RSS MiB", "customers", "route lag max", "apply lag max", "events/s", "visible p50 ms",
-               "p99 ms", "slowest stage p99", "worker cores", "bench cores", "rest cores", "load 1m",
-               "scrape max ms")  # fmt: skip
+               "p99 ms", "slowest stage p99", "loop stall max ms", "worker cores", "bench cores", "rest cores",
+               "load 1m", "scrape max ms")  # fmt: skip
     for name in columns:
         table.add_column(name, justify="right")
     for row in rows:
@@ -39,7 +39,8 @@ def minute_cells(row: MinuteRow) -> list[str]:
     return [
         f"{row.minute}{' w' if row.warmup else ''}", _n(row.rss_bytes, ",.0f", 1 / MIB), _n(row.customers),
         _n(row.route_lag_max), _n(row.apply_lag_max), _n(span.events_per_s), _n(span.p50_s, ",.1f", 1000),
-        _n(span.p99_s, ",.1f", 1000), slowest_stage(span), _n(span.worker_cores, ".2f"), _n(span.bench_cores, ".2f"),
+        _n(span.p99_s, ",.1f", 1000), slowest_stage(span), _n(span.loop_stall_max_s, ",.0f", 1000),
+        _n(span.worker_cores, ".2f"), _n(span.bench_cores, ".2f"),
         _n(span.rest_cores, ".2f"), f"{row.load1:.2f}", _n(row.scrape_max_s, ",.0f", 1000),
     ]  # fmt: skip
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -38,7 +39,11 @@ class Scrape:
     active: int | None = None
     visible: list[Bucket] = field(default_factory=list)  # cumulative, publish -> KPI visible
     stages: dict[str, list[Bucket]] = field(default_factory=dict)  # cumulative, retention_stage_seconds by stage
+    loop_stalls: list[Bucket] = field(default_factory=list)  # cumulative, how late the loop's timer fired
     gauges_at: float | None = None  # epoch seconds the served KPI gauges were computed
+
+
+_HISTOGRAMS = {"retention_event_visible_seconds": "visible", "retention_event_loop_stall_seconds": "loop_stalls"}
 
 
 def parse_scrape(text: str) -> Scrape:
@@ -57,13 +62,11 @@ def parse_scrape(text: str) -> Scrape:
             ends = {(s.labels["topic"], s.labels["partition"]): s.value for s in samples}
         elif name == "retention_faust_topic_partition_offset_commited":  # sic: Faust's spelling
             commits = {(s.labels["topic"], s.labels["partition"]): s.value for s in samples}
-        elif name == "retention_event_visible_seconds":
-            out.visible = merge_buckets((float(s.labels["le"]), s.value) for s in samples
-                                        if s.name.endswith("_bucket"))  # fmt: skip
+        elif name in _HISTOGRAMS:
+            setattr(out, _HISTOGRAMS[name], _buckets(samples))
         elif name == "retention_stage_seconds":
             for stage in {s.labels["stage"] for s in samples if "stage" in s.labels}:
-                out.stages[stage] = merge_buckets((float(s.labels["le"]), s.value) for s in samples
-                                                  if s.name.endswith("_bucket") and s.labels["stage"] == stage)
+                out.stages[stage] = _buckets([s for s in samples if s.labels.get("stage") == stage])
         elif name == "retention_abc_customers" and samples:
             out.customers = int(sum(s.value for s in samples))
         elif name == "retention_customers_active":
@@ -76,6 +79,11 @@ def parse_scrape(text: str) -> Scrape:
         # Faust reports nothing committed for a partition before its first commit: all of it is lag then.
         out.apply_lag = int(sum(max(0.0, end - commits.get(tp, 0.0)) for tp, end in ends.items()))
     return out
+
+
+def _buckets(samples: Iterable[Any]) -> list[Bucket]:
+    """The cumulative buckets among a histogram's samples (of one label set)."""
+    return merge_buckets((float(s.labels["le"]), s.value) for s in samples if s.name.endswith("_bucket"))
 
 
 def busy_seconds(proc_stat: str, ticks_per_s: float = 100.0) -> float | None:
@@ -160,6 +168,7 @@ class Interval:
     p50_s: float | None
     p99_s: float | None
     stage_p99_s: dict[str, float | None] = field(default_factory=dict)  # where the time went, per stage
+    loop_stall_max_s: float | None = None  # the upper bound of the longest stall's bucket
 
 
 def interval(a: Sample, b: Sample) -> Interval:
@@ -177,8 +186,9 @@ def interval(a: Sample, b: Sample) -> Interval:
     count = int(max((c for _, c in delta), default=0.0))
     stages = {stage: histogram_quantile(0.99, bucket_delta(a.scrape.stages.get(stage, []), buckets))
               for stage, buckets in sorted(b.scrape.stages.items())}  # fmt: skip
+    stalls = bucket_delta(a.scrape.loop_stalls, b.scrape.loop_stalls) if b.scrape.loop_stalls else []
     return Interval(seconds, rate, worker, bench, rest, count, histogram_quantile(0.5, delta),
-                    histogram_quantile(0.99, delta), stages)  # fmt: skip
+                    histogram_quantile(0.99, delta), stages, histogram_quantile(1.0, stalls))  # fmt: skip
 
 
 def _per_s(a: float | None, b: float | None, seconds: float) -> float | None:

@@ -55,6 +55,7 @@ from streams.wire import Routed
 ABC_SEGMENTS = ("abc:A", "abc:B", "abc:C")
 RETRY_SECONDS = (0.5, 1, 2, 5, 10)
 TAKE_PACKS, TAKE_WITHIN_S = 64, 0.01
+STREAM_BUFFER_PACKS = 4 * TAKE_PACKS
 
 log = logging.getLogger(__name__)
 
@@ -153,9 +154,12 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         # partition must read them when it restores (see streams/apply.py).
         stream_wait_empty=True,
         # Packs: thousands of events each in a backlog, a few dozen at a live rate. The agent takes up
-        # to this many per turn of the event loop; at 16, live traffic of 3,000 events/s outran it once
-        # the loop got busier (queue p50 20 ms -> 1.3 s in bench/soak.py).
-        stream_buffer_maxsize=TAKE_PACKS,
+        # to TAKE_PACKS per turn of the event loop; at 16, live traffic of 3,000 events/s outran it once
+        # the loop got busier (queue p50 20 ms -> 1.3 s in bench/soak.py). Room for several turns: once
+        # the buffer holds 80 % of this, Faust stops fetching every partition and then sleeps a whole
+        # second before it looks again (Consumer._wait_next_records), so a short stall of the loop must
+        # not fill it (soak: queue p99 spikes of 1-1.3 s with the buffer at one turn, 64 packs).
+        stream_buffer_maxsize=STREAM_BUFFER_PACKS,
         # A crashed worker's partitions (and the series and alerts it owned) move after this long.
         broker_session_timeout=10.0,
         broker_heartbeat_interval=2.0,

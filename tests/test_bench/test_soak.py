@@ -211,6 +211,14 @@ def test_interval_names_the_slowest_stage_of_its_own_observations() -> None:
     assert slowest_stage(interval(sample(0.0), sample(5.0))) == "-"
 
 
+def test_interval_bounds_the_longest_loop_stall_of_its_own_observations() -> None:
+    a, b = sample(10.0), sample(20.0)
+    a.scrape.loop_stalls = cumulative([0.8] + [0.001] * 50)
+    b.scrape.loop_stalls = cumulative([0.8] + [0.001] * 50 + [0.07] + [0.001] * 50)
+    assert interval(a, b).loop_stall_max_s == 0.1  # the bucket of the new 70 ms stall, not the older 800 ms
+    assert interval(sample(0.0), sample(5.0)).loop_stall_max_s is None
+
+
 def test_interval_without_a_scrape_has_no_rate() -> None:
     a, b = sample(0.0), sample(5.0)
     b.scrape_s = None
@@ -268,6 +276,12 @@ retention_stage_seconds_bucket{le="1.0",stage="follow"} 2.0
 retention_stage_seconds_bucket{le="+Inf",stage="follow"} 2.0
 retention_stage_seconds_count{stage="follow"} 2.0
 retention_stage_seconds_sum{stage="follow"} 0.1
+# TYPE retention_event_loop_stall_seconds histogram
+retention_event_loop_stall_seconds_bucket{le="0.01"} 50.0
+retention_event_loop_stall_seconds_bucket{le="0.5"} 59.0
+retention_event_loop_stall_seconds_bucket{le="+Inf"} 60.0
+retention_event_loop_stall_seconds_count 60.0
+retention_event_loop_stall_seconds_sum 2.0
 # TYPE retention_abc_customers gauge
 retention_abc_customers{class="A"} 10.0
 retention_abc_customers{class="B"} 20.0
@@ -292,6 +306,7 @@ def test_parse_scrape_reads_every_number_the_soak_needs() -> None:
     assert got.gauges_at == 1.7e9
     assert got.stages == {"queue": [(0.1, 8.0), (1.0, 9.0), (INF, 10.0)],
                           "follow": [(0.1, 2.0), (1.0, 2.0), (INF, 2.0)]}
+    assert got.loop_stalls == [(0.01, 50.0), (0.5, 59.0), (INF, 60.0)]
 
 
 def test_parse_scrape_of_a_worker_without_those_series() -> None:
