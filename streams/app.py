@@ -39,6 +39,7 @@ from metrics.segments import ALL
 from metrics.store import KpiStore
 from streams.apply import ApplyStage, Counts
 from streams.at_risk import AtRiskCollector, at_risk_response
+from streams.backpressure import BufferFullSensor
 from streams.config import Settings, parse_duration
 from streams.consumer import BatchConsumer
 from streams.decode import Rejection
@@ -55,7 +56,6 @@ from streams.wire import Routed
 ABC_SEGMENTS = ("abc:A", "abc:B", "abc:C")
 RETRY_SECONDS = (0.5, 1, 2, 5, 10)
 TAKE_PACKS, TAKE_WITHIN_S = 64, 0.01
-STREAM_BUFFER_PACKS = 4 * TAKE_PACKS
 
 log = logging.getLogger(__name__)
 
@@ -154,12 +154,11 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         # partition must read them when it restores (see streams/apply.py).
         stream_wait_empty=True,
         # Packs: thousands of events each in a backlog, a few dozen at a live rate. The agent takes up
-        # to TAKE_PACKS per turn of the event loop; at 16, live traffic of 3,000 events/s outran it once
-        # the loop got busier (queue p50 20 ms -> 1.3 s in bench/soak.py). Room for several turns: once
-        # the buffer holds 80 % of this, Faust stops fetching every partition and then sleeps a whole
-        # second before it looks again (Consumer._wait_next_records), so a short stall of the loop must
-        # not fill it (soak: queue p99 spikes of 1-1.3 s with the buffer at one turn, 64 packs).
-        stream_buffer_maxsize=STREAM_BUFFER_PACKS,
+        # to this many per turn of the event loop; at 16, live traffic of 3,000 events/s outran it once
+        # the loop got busier (queue p50 20 ms -> 1.3 s in bench/soak.py). Not more: a rebalance waits
+        # for the buffer to drain (stream_wait_empty), ~100,000 events in a backlog at 64 (4x as large
+        # a buffer did not remove the soak's occasional 1 s queue spikes either).
+        stream_buffer_maxsize=TAKE_PACKS,
         # A crashed worker's partitions (and the series and alerts it owned) move after this long.
         broker_session_timeout=10.0,
         broker_heartbeat_interval=2.0,
@@ -253,12 +252,14 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
 
 
 def _background_metrics(runtime: Runtime) -> None:
-    """The KPI gauges, computed off the scrape path, and the event loop's stall and GC pause times."""
+    """The KPI gauges, computed off the scrape path; the event loop's stall and GC pause times; Faust's
+    pauses of the apply agent's partitions."""
     settings, registry = runtime.settings, runtime.registry
     board = GaugeBoard(KpiCollector(runtime.store, runtime.owned_segments, runtime.now_us, settings.tz,
                                     settings.currency))  # fmt: skip
     registry.register(board)
     loop_watch = LoopWatch.create(registry)
+    runtime.app.sensors.add(BufferFullSensor(registry))
 
     @runtime.app.task  # type: ignore[untyped-decorator]
     async def gauges() -> None:

@@ -69,6 +69,7 @@ def test_worked_example_through_kafka(
         assert metric_value(text, "retention_customers_active", {"segment": "all"}) == start + new - lost
         # the loop watch ticks in the worker (ten times a second): what a latency spike is checked against
         assert (metric_value(text, "retention_event_loop_stall_seconds_count", {}) or 0) > 0
+        assert metric_value(text, "retention_apply_buffer_full_total", {}) is not None  # the sensor is in the app
 
         assert get_json(f"{worker.url}/ready") == {
             "ready": True, "partitions": [0, 1, 2, 3], "caught_up": True, "restored": [0, 1, 2, 3]}
