@@ -8,11 +8,10 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from bench.stats import Bucket, bucket_delta, histogram_quantile, merge_buckets
+from bench.stats import Bucket, bucket_delta, histogram_quantile, sample_buckets
 
 TEN_MIN = 600.0
 # A lag whose fitted rise over the measured span exceeds this share of the bound is trending upward.
@@ -63,10 +62,10 @@ def parse_scrape(text: str) -> Scrape:
         elif name == "retention_faust_topic_partition_offset_commited":  # sic: Faust's spelling
             commits = {(s.labels["topic"], s.labels["partition"]): s.value for s in samples}
         elif name in _HISTOGRAMS:
-            setattr(out, _HISTOGRAMS[name], _buckets(samples))
+            setattr(out, _HISTOGRAMS[name], sample_buckets(samples))
         elif name == "retention_stage_seconds":
             for stage in {s.labels["stage"] for s in samples if "stage" in s.labels}:
-                out.stages[stage] = _buckets([s for s in samples if s.labels.get("stage") == stage])
+                out.stages[stage] = sample_buckets([s for s in samples if s.labels.get("stage") == stage])
         elif name == "retention_abc_customers" and samples:
             out.customers = int(sum(s.value for s in samples))
         elif name == "retention_customers_active":
@@ -79,11 +78,6 @@ def parse_scrape(text: str) -> Scrape:
         # Faust reports nothing committed for a partition before its first commit: all of it is lag then.
         out.apply_lag = int(sum(max(0.0, end - commits.get(tp, 0.0)) for tp, end in ends.items()))
     return out
-
-
-def _buckets(samples: Iterable[Any]) -> list[Bucket]:
-    """The cumulative buckets among a histogram's samples (of one label set)."""
-    return merge_buckets((float(s.labels["le"]), s.value) for s in samples if s.name.endswith("_bucket"))
 
 
 def busy_seconds(proc_stat: str, ticks_per_s: float = 100.0) -> float | None:

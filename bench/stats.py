@@ -88,9 +88,13 @@ def parse_histogram(metrics_text: str, name: str) -> list[Bucket] | None:
     for family in text_string_to_metric_families(metrics_text):
         if family.name != name or family.type != "histogram":
             continue
-        buckets = [(float(s.labels["le"]), s.value) for s in family.samples if s.name == f"{name}_bucket"]
-        return merge_buckets(buckets)
+        return sample_buckets(family.samples)
     return None
+
+
+def sample_buckets(samples: Iterable[Any]) -> list[Bucket]:
+    """The cumulative buckets among a histogram family's samples (of one label set, or summed over them)."""
+    return merge_buckets((float(s.labels["le"]), s.value) for s in samples if s.name.endswith("_bucket"))
 
 
 def nearest_rank(samples: Sequence[float], q: float) -> float | None:
