@@ -4,9 +4,10 @@ collector hook goes away with the task."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 from prometheus_client import CollectorRegistry
 
@@ -40,20 +41,31 @@ def slow(registry: CollectorRegistry) -> float:
     return count(registry, name, "+Inf") - count(registry, name, "0.25")
 
 
+@contextlib.asynccontextmanager
+async def running(watch: LoopWatch) -> AsyncIterator[None]:
+    """The watch as a task around the block, started (hooked into the collector) before it and cancelled
+    after it even when an assertion fails, so no hook outlives the test."""
+    task = asyncio.create_task(watch.run())
+    await asyncio.sleep(0)
+    try:
+        yield
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
 def test_a_blocked_loop_is_observed_as_a_stall_of_about_its_length() -> None:
     registry = CollectorRegistry()
     watch = LoopWatch.create(registry)
     stall = "retention_event_loop_stall_seconds"
 
     async def main() -> None:
-        task = asyncio.create_task(watch.run())
-        await until(lambda: count(registry, stall, "+Inf") >= 2)  # ticking
-        before = slow(registry)
-        hold_the_loop(0.4)
-        await until(lambda: slow(registry) > before)
-        assert count(registry, stall, "2.0") == count(registry, stall, "+Inf")  # about its length, not more
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        async with running(watch):
+            await until(lambda: count(registry, stall, "+Inf") >= 2)  # ticking
+            before = slow(registry)
+            hold_the_loop(0.4)
+            await until(lambda: slow(registry) > before)
+            assert count(registry, stall, "2.0") == count(registry, stall, "+Inf")  # about its length, not more
 
     asyncio.run(main())
 
@@ -64,15 +76,12 @@ def test_full_collections_are_timed_while_the_watch_runs_and_only_then() -> None
     pauses = "retention_gc_pause_seconds"
 
     async def main() -> None:
-        task = asyncio.create_task(watch.run())
-        await asyncio.sleep(0)  # the task starts and hooks into the collector
-        gc.collect(2)
-        gc.collect(1)
-        assert count(registry, pauses, "+Inf", generation="2") >= 1
-        assert count(registry, pauses, "+Inf", generation="1") >= 1
-        assert count(registry, pauses, "+Inf", generation="0") == 0  # not timed: too frequent to be worth it
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        async with running(watch):
+            gc.collect(2)
+            gc.collect(1)
+            assert count(registry, pauses, "+Inf", generation="2") >= 1
+            assert count(registry, pauses, "+Inf", generation="1") >= 1
+            assert count(registry, pauses, "+Inf", generation="0") == 0  # not timed: too frequent to be worth it
 
     asyncio.run(main())
     before = count(registry, pauses, "+Inf", generation="2")
