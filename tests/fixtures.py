@@ -25,10 +25,12 @@ from zoneinfo import ZoneInfo
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
+from topic_ledger import Ledger
 
 from metrics.periods import parse_period
 from metrics.records import CustomerState, decode_state
 from metrics.store import KpiStore
+from retention_monitor.stack import StackConfig
 from streams.config import Settings
 from streams.contract import partition_key
 from streams.decode import Event, decode
@@ -37,6 +39,8 @@ from streams.processor import Processor
 from streams.wire import change_entry
 
 _ids = itertools.count()
+# The tags this session's tests use, so that their topics are deleted when it ends (see topic_ledger).
+LEDGER = Ledger(StackConfig().home / "test-sessions")
 
 
 def event(
@@ -122,6 +126,7 @@ def free_port() -> int:
 def isolated_env(**extra: str) -> dict[str, str]:
     """RETENTION_* settings giving a test its own app id, topics and data dir."""
     tag = uuid.uuid4().hex[:8]
+    LEDGER.record(tag)
     env = {
         "RETENTION_APP_ID": f"test-{tag}",
         "RETENTION_TOPIC_LIFECYCLE": f"t-{tag}.lifecycle",

@@ -27,7 +27,9 @@ from .process import (
     Report,
     Service,
     ServiceStatus,
+    file_warning,
     port_in_use,
+    raise_file_limit,
     running_pid,
     spawn,
     stop,
@@ -102,7 +104,7 @@ async def _ensure(s: Service, report: Report) -> ServiceStatus:
     pid = running_pid(s.pid_file)
     if pid is not None:
         if await s.probe():
-            return ServiceStatus(s.name, True, s.address, pid, "already running")
+            return ServiceStatus(s.name, True, s.address, pid, "already running" + file_warning(pid))
         report("running, waiting until ready")
         await wait_ready(s, pid)
         return ServiceStatus(s.name, True, s.address, pid, f"ready after {time.monotonic() - started:.1f}s")
@@ -114,6 +116,8 @@ async def _ensure(s: Service, report: Report) -> ServiceStatus:
     await s.prepare(report)
     report("starting")
     pid = spawn(s.argv(), s.pid_file, s.log_file)
+    if s.open_files is not None:
+        raise_file_limit(pid, s.open_files)
     report(f"pid {pid}, waiting until ready")
     try:
         await wait_ready(s, pid)
@@ -141,6 +145,7 @@ async def status_async(cfg: StackConfig) -> list[ServiceStatus]:
             detail = "stopped (port used by another process)" if foreign else "stopped"
             return ServiceStatus(s.name, False, s.address, None, detail)
         detail = "ready" if await s.probe() else "not ready (starting or unhealthy)"
+        detail += file_warning(pid)
         return ServiceStatus(s.name, True, s.address, pid, detail)
 
     return list(await asyncio.gather(*(one(s) for s in services(cfg))))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -39,6 +40,7 @@ class Service(ABC):
     apt_packages: ClassVar[dict[str, str]] = {}  # binary -> Debian package that provides it
     ready_timeout: float = 30.0
     stop_timeout: float = 10.0
+    open_files: int | None = None  # open-file limit to lift the process to, when the default is too low
 
     def __init__(self, cfg: StackConfig) -> None:
         self.cfg = cfg
@@ -76,7 +78,7 @@ class Service(ABC):
         """One quick readiness check; never raises."""
 
 
-def _start_time(pid: int) -> str | None:
+def start_time(pid: int) -> str | None:
     """Start time of a live (not zombie) process from /proc, or None."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
@@ -97,7 +99,7 @@ def running_pid(pid_file: Path) -> int | None:
     if child is not None and child.poll() is not None:
         del _CHILDREN[pid]
         return None
-    now = _start_time(pid)
+    now = start_time(pid)
     return pid if now is not None and now == started else None
 
 
@@ -120,8 +122,41 @@ def spawn(argv: list[str], pid_file: Path, log_file: Path, env: dict[str, str] |
         except OSError as exc:
             raise StackError(f"cannot start {argv[0]}: {exc}") from exc
     _CHILDREN[child.pid] = child
-    pid_file.write_text(f"{child.pid} {_start_time(child.pid) or ''}\n")
+    pid_file.write_text(f"{child.pid} {start_time(child.pid) or ''}\n")
     return child.pid
+
+
+def raise_file_limit(pid: int, wanted: int) -> int:
+    """Lift ``pid``'s open-file limit to ``wanted`` (root may raise the hard limit), or as far as the hard
+    limit allows; returns the soft limit now in force."""
+    soft, hard = resource.prlimit(pid, resource.RLIMIT_NOFILE)
+    if soft >= wanted:
+        return soft
+    for limits in ((wanted, max(wanted, hard)), (min(wanted, hard), hard)):
+        try:
+            resource.prlimit(pid, resource.RLIMIT_NOFILE, limits)
+        except (OSError, ValueError):  # not root: the hard limit stays where it is
+            continue
+        return limits[0]
+    return soft
+
+
+def open_files(pid: int) -> tuple[int, int] | None:
+    """How many files ``pid`` holds open and its soft limit, or None when /proc does not tell."""
+    try:
+        count = sum(1 for _ in Path(f"/proc/{pid}/fd").iterdir())
+        soft, _hard = resource.prlimit(pid, resource.RLIMIT_NOFILE)
+    except OSError:
+        return None
+    return count, soft
+
+
+def file_warning(pid: int, share: float = 0.8) -> str:
+    """A warning when ``pid`` uses more than ``share`` of its open-file limit, else ''."""
+    usage = open_files(pid)
+    if usage is None or usage[1] <= 0 or usage[0] < share * usage[1]:
+        return ""
+    return f"; {usage[0]:,} of {usage[1]:,} open files: delete unused topics or raise the limit"
 
 
 async def stop(pid_file: Path, grace: float) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import resource
 import shutil
 import subprocess
 import time
@@ -27,7 +28,7 @@ from retention_monitor.stack import ServiceStatus, StackConfig, down, status, up
 from retention_monitor.stack import config as stack_config
 from retention_monitor.stack.config import repo_root
 from retention_monitor.stack.kafka import Kafka
-from retention_monitor.stack.process import poll_until
+from retention_monitor.stack.process import open_files, poll_until
 from retention_monitor.stack.prometheus import Prometheus, render
 from streams.config import load_settings
 from streams.errors import StackError
@@ -177,6 +178,17 @@ def test_up_starts_every_service(stack: Started) -> None:
     ]
     assert (stack.cfg.home / "kafka" / "cluster.id").is_file()
     assert (stack.cfg.home / "kafka" / "data" / "meta.properties").is_file()
+
+
+@pytest.mark.integration
+def test_kafka_gets_the_open_file_limit_a_broker_needs(stack: Started) -> None:
+    kafka = next(s for s in stack.statuses if s.name == "kafka")
+    assert kafka.pid is not None
+    usage = open_files(kafka.pid)
+    assert usage is not None
+    wanted = Kafka(stack.cfg).open_files or 0
+    assert wanted >= 100_000
+    assert usage[1] >= min(wanted, resource.getrlimit(resource.RLIMIT_NOFILE)[1])
 
 
 @pytest.mark.integration
