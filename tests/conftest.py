@@ -1,13 +1,12 @@
-"""pytest configuration: the real local stack for integration tests, and no test topics left behind in it."""
+"""pytest configuration: the real local stack for integration tests, and nothing left behind in it."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 
 import pytest
 from fixtures import LEDGER
-from topic_ledger import delete_topics, own_topics, stale_topics
+from ledger import clean
 
 from retention_monitor.stack import StackConfig, up
 from streams.config import Settings
@@ -17,17 +16,16 @@ from streams.config import Settings
 def stack() -> Iterator[str]:
     """Start (or reuse) the local stack on the default ports; yields the Kafka bootstrap address.
 
-    Test topics of sessions that are gone are deleted first, this session's own ones at the end.
+    What tests of sessions that are gone left behind is deleted first, this session's own at the end.
     """
     settings = Settings()
     statuses = up(StackConfig.from_settings(settings))
     assert all(s.running for s in statuses), statuses
-    bootstrap = settings.kafka_bootstrap
     live = LEDGER.live_tags()
-    asyncio.run(delete_topics(bootstrap, lambda topics: stale_topics(topics, live)))
+    clean(settings.kafka_bootstrap, settings.redis_url, lambda tag: tag not in live)
     # The stack stays up after the tests: it is shared with `./run demo` and later runs.
-    yield bootstrap
-    asyncio.run(delete_topics(bootstrap, lambda topics: own_topics(topics, LEDGER.tags)))
+    yield settings.kafka_bootstrap
+    clean(settings.kafka_bootstrap, settings.redis_url, lambda tag: tag in LEDGER.tags)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

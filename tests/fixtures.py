@@ -24,8 +24,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from ledger import Ledger, data_dir
 from prometheus_client.parser import text_string_to_metric_families
-from topic_ledger import Ledger
 
 from metrics.periods import parse_period
 from metrics.records import CustomerState, decode_state
@@ -39,7 +39,7 @@ from streams.processor import Processor
 from streams.wire import change_entry
 
 _ids = itertools.count()
-# The tags this session's tests use, so that their topics are deleted when it ends (see topic_ledger).
+# The tags this session's tests use, so that what they leave is deleted when it ends (see ledger).
 LEDGER = Ledger(StackConfig().home / "test-sessions")
 
 
@@ -136,7 +136,7 @@ def isolated_env(**extra: str) -> dict[str, str]:
         "RETENTION_TOPIC_DLQ": f"t-{tag}.dlq",
         "RETENTION_TOPIC_AT_RISK": f"t-{tag}.at_risk",
         "RETENTION_WEB_PORT": str(free_port()),
-        "RETENTION_DATA_DIR": f"/tmp/retention-test-{tag}",
+        "RETENTION_DATA_DIR": str(data_dir(tag)),
     }
     env.update(extra)
     return env
