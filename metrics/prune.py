@@ -5,7 +5,8 @@ including the lifetime figures (historical CLV, lifetime repeat purchase), becau
 
 - lifecycle and sales-rep records are always kept (they are few, and define who is active when);
 - a customer's first two orders are kept; older orders beyond them fold into one synthetic order at
-  the time of the newest folded one, carrying their summed amount (CLV to date is unchanged, and so
+  the time of the newest folded one, carrying their summed amount — one per stretch between segment
+  moves, so revenue to date stays with the segment it was made in (CLV to date is unchanged, and so
   is the "previous order before the period" that repeat purchase needs);
 - refunds fold the same way into one synthetic refund; returns, surveys and feedback before the
   horizon are dropped (they only matter to periods before it);
@@ -13,15 +14,18 @@ including the lifetime figures (historical CLV, lifetime repeat purchase), becau
 
 Periods that start before the horizon lose detail, and so do windows reaching back across it (the
 90 days behind predicted CLV). A ticket, feedback item, or refunded/returned order id used again after
-its first use was pruned counts as new. The horizon is at least the allowed lateness, so an event
-whose id was pruned is rejected as ``too_late`` instead of being counted twice.
+its first use was pruned counts as new. An event behind the horizon is ``too_late`` whatever its stream
+(:mod:`metrics.lateness`), so an event whose id was pruned is rejected instead of being counted twice.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left
+
 from metrics.records import Rec, T
 
 _LIFECYCLE = frozenset([T.SIGNED_UP, T.UPDATED, T.CHURNED, T.REACTIVATED, T.REP_JOINED, T.REP_LEFT])
+_MOVES = frozenset([T.SIGNED_UP, T.UPDATED])  # the lifecycle records that can change a customer's segments
 _TICKET = frozenset([T.TICKET_OPENED, T.TICKET_REPLIED, T.TICKET_RESOLVED, T.TICKET_REOPENED])
 FOLDED_ORDERS = "~folded-orders"
 FOLDED_REFUNDS = "~folded-refunds"
@@ -48,8 +52,21 @@ def _fold(old: list[Rec], type_: T, folded_id: str, skip_first: int, records: li
     rest = [r for r in old if r.type is type_ and r.id not in firsts]
     if len(rest) <= 1:
         return kept + rest
-    total = sum(r.value or 0 for r in rest)
-    return [*kept, Rec(rest[-1].time_us, type_, folded_id, ref=folded_id, value=total)]
+    # Fold each stretch between two segment moves on its own: one sum at the newest time of all would
+    # carry the older amounts into the segment the customer moved to (revenue to date per segment).
+    moves = [r.sort_key() for r in records if r.type in _MOVES]
+    stretches: dict[int, list[Rec]] = {}
+    for r in rest:
+        stretches.setdefault(bisect_left(moves, r.sort_key()), []).append(r)
+    out = list(kept)
+    for recs in stretches.values():
+        if len(recs) == 1:
+            out.append(recs[0])
+            continue
+        # Named by its time: stretches never share a newest time, and a lone synthetic keeps its name.
+        name = f"{folded_id}@{recs[-1].time_us}"
+        out.append(Rec(recs[-1].time_us, type_, name, ref=name, value=sum(r.value or 0 for r in recs)))
+    return out
 
 
 def _open_tickets(records: list[Rec], cutoff: int) -> list[Rec]:
