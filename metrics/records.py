@@ -77,7 +77,7 @@ class CustomerState(msgspec.Struct, array_like=True):
 
     records: list[Rec] = []
     newest_us: int | None = None
-    """Newest event time of this key: the allowed lateness is measured from it."""
+    """Newest event time of this key (any stream): the history horizon is measured from it."""
     facts: bytes = b""
     """The key's fact set (:mod:`metrics.blob`): the next change ships only what differs from it."""
 

@@ -24,7 +24,7 @@ REASONS: dict[str, str] = {
     "bad_time": "time is not an RFC 3339 timestamp with an offset",
     "bad_value": "a value is out of its allowed range or pattern (score, amount, length…)",
     "bad_currency": "currency is neither the reporting currency nor configured with a rate",
-    "too_late": "the event is older than the allowed lateness behind the newest event time",
+    "too_late": "the event is older than the allowed lateness behind the newest event of its customer and stream",
     "unprocessable": "valid by the contract but could not be applied (e.g. an amount too large to store)",
 }
 

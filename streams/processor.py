@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from metrics import blob
 from metrics.facts import Context, derive
+from metrics.lateness import Lateness, newest_by_stream, stream_of
 from metrics.prune import prune
 from metrics.records import TYPE_CODES, CustomerState, Rec, decode_state, encode_state
 from metrics.segments import Segmenter
@@ -57,8 +58,9 @@ class Processor:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.ctx = context(settings)
-        self.lateness_us = settings.allowed_lateness_seconds * MICRO
         self.history_us = settings.history_seconds * MICRO
+        self.lateness = Lateness(settings.allowed_lateness_seconds * MICRO, self.history_us,
+                                 settings.allowed_lateness, settings.history)  # fmt: skip
         self.rates = {settings.currency: 1.0, **settings.currency_rates}
 
     def micro(self, amount: float | None, currency: str | None) -> int | None:
@@ -106,19 +108,28 @@ class Processor:
         seen = {r.id for r in kept}
         outcomes: list[Outcome] = []
         added: list[Rec] = []
+        lateness, quick = self.lateness, self.lateness.lateness_us
+        by_stream: dict[str, int] | None = None  # only looked up for events older than the key's newest
         for rec in records:
             if rec.id in seen:
                 outcomes.append(DUPLICATE)
                 continue
-            # Lateness is measured per key and in arrival order (README: "Allowed lateness").
-            if newest is not None and rec.time_us < newest - self.lateness_us:
-                behind = (newest - rec.time_us) / MICRO
-                outcomes.append(Outcome("too_late", f"{behind:.0f}s behind the newest event of the same key, "
-                                        f"allowed_lateness={self.settings.allowed_lateness}"))
-                continue
+            # Per key and stream, in arrival order (metrics.lateness); nothing within lateness of the
+            # key's newest event can be late, so most events skip the per-stream lookup.
+            if newest is not None and rec.time_us < newest - quick:
+                if by_stream is None:
+                    by_stream = newest_by_stream(kept + added)
+                late = lateness.judge(rec.time_us, rec.type, newest, by_stream.get(stream_of(rec.type)))
+                if late is not None:
+                    outcomes.append(Outcome("too_late", f"{late.behind_us / MICRO:.0f}s behind {late.what} of the "
+                                            f"same key, {late.limit}"))
+                    continue
             seen.add(rec.id)
             added.append(rec)
             newest = rec.time_us if newest is None else max(newest, rec.time_us)
+            if by_stream is not None:
+                stream = stream_of(rec.type)
+                by_stream[stream] = max(by_stream.get(stream, rec.time_us), rec.time_us)
             outcomes.append(APPLIED)
         if not added:
             return Update(outcomes, None, newest)

@@ -2,7 +2,7 @@
 
 :class:`Source` yields one :class:`Row` per CSV record or JSONL line: the events to send and the
 problems found. Every event is judged by the worker's own :func:`streams.decode.decode` and by its
-per-customer lateness rule simulated over the file in order, so a dry run predicts what the worker
+per-customer, per-stream lateness rule simulated over the file in order, so a dry run predicts what the worker
 would reject. Event ids are deterministic (an id column, else a hash of the file name and the row),
 so a row sent twice is counted once: the worker dedupes by event id.
 """
@@ -19,6 +19,8 @@ from typing import Any
 
 import msgspec
 
+from metrics.lateness import Lateness, stream_of
+from metrics.records import TYPE_CODES
 from streams.config import Settings
 from streams.contract import partition_key
 from streams.decode import Event, Rejection, decode
@@ -164,12 +166,14 @@ class Converter:
         return built(self.settings, msgspec.json.encode(doc), self.currencies)
 
 
-class Lateness:
-    """The worker's dedupe and per-customer lateness rule, simulated over the events in file order."""
+class LatenessCheck:
+    """The worker's dedupe and lateness rule (:mod:`metrics.lateness`), simulated over the events in file order."""
 
     def __init__(self, settings: Settings) -> None:
-        self.lateness_us, self.allowed = settings.allowed_lateness_seconds * 10**6, settings.allowed_lateness
+        self.rule = Lateness(settings.allowed_lateness_seconds * 10**6, settings.history_seconds * 10**6,
+                             settings.allowed_lateness, settings.history)  # fmt: skip
         self.newest: dict[str, int] = {}
+        self.stream_newest: dict[tuple[str, str], int] = {}
         self.seen: set[tuple[str, str]] = set()
 
     def judge(self, event: Event) -> str | None:
@@ -177,12 +181,15 @@ class Lateness:
         key = partition_key(event.data)
         if (key, event.id) in self.seen:
             return "duplicate"
+        t = TYPE_CODES[event.type]
+        stream = (key, stream_of(t))
         newest = self.newest.get(key)
-        if newest is not None and event.time_us < newest - self.lateness_us:
-            behind = (newest - event.time_us) / 8.64e10
-            return f"{behind:.2f} days behind the newest event of {key!r} before it, allowed_lateness={self.allowed}"
+        late = self.rule.judge(event.time_us, t, newest, self.stream_newest.get(stream))
+        if late is not None:
+            return f"{late.behind_us / 8.64e10:.2f} days behind {late.what} of {key!r} before it, {late.limit}"
         self.seen.add((key, event.id))
         self.newest[key] = event.time_us if newest is None else max(newest, event.time_us)
+        self.stream_newest[stream] = max(self.stream_newest.get(stream, event.time_us), event.time_us)
         return None
 
 
@@ -238,7 +245,7 @@ class Source:
             records = self._records(self.mapping)
             next(records, None)  # the header
             rows = (self.converter.row(line, cells) for line, cells in records)
-        lateness = Lateness(self.settings)
+        lateness = LatenessCheck(self.settings)
         for row in rows:
             for b in row.events:
                 verdict = lateness.judge(b.event)

@@ -7,12 +7,16 @@ from fractions import Fraction
 from typing import Any
 
 import pytest
-from fixtures import PurePipeline, event, seed_example
+from fixtures import PurePipeline, encode, event, seed_example
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from metrics.lateness import stream_of
+from metrics.records import TYPE_CODES
 from streams.config import Settings
+from streams.decode import Event, decode
 from streams.follower import apply_entry
+from streams.processor import Processor
 
 
 @pytest.mark.parametrize(
@@ -70,6 +74,40 @@ def test_lateness_is_measured_from_the_keys_newest_event() -> None:
     p.send(event("customer.updated", "2025-02-21T23:59:59Z", upd, id_="4"))
     p.send(event("customer.updated", "2025-02-22T00:00:00Z", upd, id_="3"))
     assert p.statuses == ["applied", "applied", "applied", "too_late", "duplicate"]
+
+
+def test_lateness_is_measured_within_each_stream_and_bounded_by_the_history() -> None:
+    p = PurePipeline(Settings(allowed_lateness="7d", history="30d"))
+    p.send(event("ticket.opened", "2025-04-01T00:00:00Z", {"customer_id": "a", "ticket_id": "t"}, id_="1"))
+    # 17 days behind the ticket, but the first of its stream: read late, not published late
+    p.send(event("customer.signed_up", "2025-03-15T00:00:00Z", {"customer_id": "a"}, id_="2"))
+    p.send(event("order.placed", "2025-03-07T00:00:00Z", order("a", "o1"), id_="3"))  # 8 days behind the sign-up
+    p.send(event("order.placed", "2025-03-08T00:00:00Z", order("a", "o2"), id_="4"))  # 7 days: allowed
+    p.send(event("survey.nps", "2025-02-28T00:00:00Z", {"customer_id": "a", "score": 9}, id_="5"))  # beyond history
+    assert p.statuses == ["applied", "applied", "too_late", "applied", "too_late"]
+    assert sorted(r.id for r in p.state(b"a").records) == ["1", "2", "4"]
+
+
+def test_too_late_names_the_stream_or_the_history() -> None:
+    processor = Processor(Settings(allowed_lateness="7d", history="30d"))
+    state = None
+    outcomes = []
+    for e in (event("ticket.opened", "2025-04-01T00:00:00Z", {"customer_id": "a", "ticket_id": "t"}, id_="1"),
+              event("ticket.replied", "2025-03-20T00:00:00Z", {"customer_id": "a", "ticket_id": "t", "author": "agent"},
+                    id_="2"),
+              event("survey.nps", "2025-02-28T00:00:00Z", {"customer_id": "a", "score": 9}, id_="3")):
+        decoded = decode(encode(e), frozenset(["EUR"]))
+        assert isinstance(decoded, Event)
+        outcome, update = processor.apply(state, decoded)
+        outcomes.append(outcome)
+        state = update.state if update is not None and update.state is not None else state
+    assert [o.status for o in outcomes] == ["applied", "too_late", "too_late"]
+    assert outcomes[1].detail == "1036800s behind the newest tickets event of the same key, allowed_lateness=7d"
+    assert outcomes[2].detail == "2764800s behind the newest event of the same key, history=30d"
+
+
+def order(customer: str, order_id: str) -> dict[str, Any]:
+    return {"customer_id": customer, "order_id": order_id, "amount": 10, "currency": "EUR"}
 
 
 # -- properties over mixed streams of every domain ------------------------------------------------
@@ -153,6 +191,31 @@ def test_identity_e_equals_b_plus_n_plus_r_minus_l(events: list[dict[str, Any]])
             assert i["customers_ordering_2plus"] <= i["customers_ordering"] <= i["orders"]
             k = p.kpis(period, segment)
             assert min(k["tickets_awaiting_first_response"], k["tickets_awaiting_resolution"]) >= 0
+
+
+@settings(max_examples=120, deadline=None)
+@given(mixed_events(), st.randoms(use_true_random=False))
+def test_streams_read_in_any_interleaving_lose_nothing_and_change_no_kpi(
+    events: list[dict[str, Any]], rnd: Any
+) -> None:
+    # Each stream (topic family) published in event-time order, read in any interleaving of the streams,
+    # as a worker reads the backlogs of several topics: with a lateness far shorter than the history
+    # spans, nothing is too late and every KPI is that of reading everything in time order.
+    tight = Settings(allowed_lateness="1h", history="3650d")
+    in_order = sorted(events, key=lambda e: e["time"])
+    queues: dict[str, list[dict[str, Any]]] = {}
+    for e in in_order:
+        queues.setdefault(stream_of(TYPE_CODES[e["type"]]), []).append(e)
+    interleaved = []
+    while queues:
+        stream = rnd.choice(sorted(queues))
+        interleaved.append(queues[stream].pop(0))
+        if not queues[stream]:
+            del queues[stream]
+    expected = PurePipeline(tight).send(*in_order)
+    got = PurePipeline(tight).send(*interleaved)
+    assert "too_late" not in got.statuses
+    assert snapshot(got) == snapshot(expected)
 
 
 REF_FIELDS = {"ticket.opened": "ticket_id", "feedback.received": "feedback_id", "order.refunded": "order_id",

@@ -11,8 +11,9 @@ import pytest
 from fixtures import ROOT, encode, event
 
 from streams.config import Settings
+from streams.decode import Event, decode
 from streams.errors import ConfigError
-from streams.replay import Row, Source
+from streams.replay import LatenessCheck, Row, Source
 from streams.replay_mapping import Mapping, parse_mapping, parse_number, parse_time, rfc3339
 
 BERLIN = Settings(timezone="Europe/Berlin")
@@ -267,6 +268,23 @@ def test_overlong_id_cells_are_hashed_to_fit_the_contract(tmp_path: Path) -> Non
 # -- lateness, duplicates -----------------------------------------------------------------------------
 
 
+def test_lateness_is_simulated_per_stream_as_the_worker_judges_it() -> None:
+    check = LatenessCheck(Settings(allowed_lateness="7d", history="30d"))
+
+    def judge(type_: str, time: str, data: dict[str, Any], id_: str) -> str | None:
+        decoded = decode(encode(event(type_, time, {"customer_id": "a", **data}, id_=id_)), frozenset(["EUR"]))
+        assert isinstance(decoded, Event)
+        return check.judge(decoded)
+
+    assert judge("ticket.opened", "2025-04-01T00:00:00Z", {"ticket_id": "t"}, "1") is None
+    assert judge("customer.signed_up", "2025-03-15T00:00:00Z", {}, "2") is None  # another stream
+    assert judge("customer.updated", "2025-03-07T00:00:00Z", {"segment": {"plan": "pro"}}, "3") == (
+        "8.00 days behind the newest customers and orders event of 'a' before it, allowed_lateness=7d")
+    assert judge("survey.nps", "2025-02-28T00:00:00Z", {"score": 9}, "4") == (
+        "32.00 days behind the newest event of 'a' before it, history=30d")
+    assert judge("ticket.opened", "2025-04-01T00:00:00Z", {"ticket_id": "t"}, "1") == "duplicate"
+
+
 def test_lateness_is_simulated_per_customer_in_file_order(tmp_path: Path) -> None:
     doc = {**ORDERS, "map": {**ORDERS["map"], "id": "Nr"}}
     text = ("Nr,Kunde,Datum,Betrag\n"
@@ -278,8 +296,8 @@ def test_lateness_is_simulated_per_customer_in_file_order(tmp_path: Path) -> Non
             "1,a,2025-03-01,5\n")  # fmt: skip
     result = rows(tmp_path, text, doc)
     assert problems(result) == [(5, "too_late"), (6, "too_late")]
-    assert "order.placed:4: 8.00 days behind the newest event of 'a' before it, allowed_lateness=7d" in (
-        result[3].problems[0].message)
+    assert "order.placed:4: 8.00 days behind the newest customers and orders event of 'a' before it, " \
+           "allowed_lateness=7d" in result[3].problems[0].message  # fmt: skip
     assert [r.duplicates for r in result] == [0, 0, 0, 0, 0, 1]
     assert len(result[3].events) == 1  # predicted, still sent: the worker decides
 
