@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from ledger import Ledger, data_dir
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -242,6 +243,19 @@ def produce(bootstrap: str, messages: list[tuple[str, bytes | None, bytes]]) -> 
             await asyncio.gather(*futures)
         finally:
             await producer.stop()
+
+    asyncio.run(run())
+
+
+def create_topics(bootstrap: str, names: list[str]) -> None:
+    """Create one-partition topics (before a worker or a consumer needs them)."""
+    async def run() -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        await admin.start()
+        try:
+            await admin.create_topics([NewTopic(n, num_partitions=1, replication_factor=1) for n in names])
+        finally:
+            await admin.close()
 
     asyncio.run(run())
 

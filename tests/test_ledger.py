@@ -10,8 +10,8 @@ from pathlib import Path
 
 import ledger
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from fixtures import poll
+from aiokafka.admin import AIOKafkaAdminClient
+from fixtures import create_topics, poll
 from ledger import Ledger, delete_redis_keys, delete_topics, remove_data_dirs
 from redis import Redis
 
@@ -76,20 +76,11 @@ async def topic_names(bootstrap: str) -> set[str]:
         await admin.close()
 
 
-async def create(bootstrap: str, names: list[str]) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(n, num_partitions=1, replication_factor=1) for n in names])
-    finally:
-        await admin.close()
-
-
 @pytest.mark.integration
 def test_topics_of_doomed_tags_are_deleted_and_others_kept(stack: str) -> None:
     gone, live = uuid.uuid4().hex[:8], uuid.uuid4().hex[:8]
     names = [f"t-{gone}.lifecycle", f"test-{gone}-customers-changelog", f"t-{live}.lifecycle"]
-    asyncio.run(create(stack, names))
+    create_topics(stack, names)
     poll(lambda: set(names) <= asyncio.run(topic_names(stack)), 30, "the three topics")
 
     assert asyncio.run(delete_topics(stack, lambda tag: tag == gone)) == sorted(names[:2])

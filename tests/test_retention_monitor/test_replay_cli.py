@@ -4,7 +4,6 @@ nothing twice, and a dry run publishes nothing."""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import os
@@ -16,8 +15,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from fixtures import ROOT, consume_all, converge, encode, event, isolated_env, poll, produce, running_worker
+from fixtures import (
+    ROOT,
+    consume_all,
+    converge,
+    create_topics,
+    encode,
+    event,
+    isolated_env,
+    poll,
+    produce,
+    running_worker,
+)
 
 from retention_monitor.cli import _parser
 from retention_monitor.replay_cli import Checkpoint, _resume, mapping_from_args
@@ -371,16 +380,7 @@ def test_an_interrupted_replay_resumes_and_counts_nothing_twice(stack: str, tmp_
 def test_a_dry_run_publishes_nothing(stack: str, tmp_path: Path) -> None:
     env = isolated_env()
     topics = [env[f"RETENTION_TOPIC_{t}"] for t in ("LIFECYCLE", "SUPPORT", "FEEDBACK", "TEAM")]
-
-    async def create() -> None:
-        admin = AIOKafkaAdminClient(bootstrap_servers=stack)
-        await admin.start()
-        try:
-            await admin.create_topics([NewTopic(t, num_partitions=1, replication_factor=1) for t in topics])
-        finally:
-            await admin.close()
-
-    asyncio.run(create())
+    create_topics(stack, topics)
     csv = write(tmp_path / "orders.csv", ORDERS_CSV)
     summary = replay(str(csv), *ORDER_OPTIONS, "--dry-run", env=env, code=1)
     assert sum(summary["rejected"].values()) == 6
