@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import subprocess
 from collections.abc import Iterator
 
 import pytest
@@ -9,6 +11,7 @@ from fixtures import LEDGER
 from ledger import clean
 
 from retention_monitor.stack import StackConfig, up
+from retention_monitor.stack.process import started_here
 from streams.config import Settings
 
 
@@ -28,5 +31,20 @@ def stack() -> Iterator[str]:
     clean(settings.kafka_bootstrap, settings.redis_url, lambda tag: tag in LEDGER.tags)
 
 
+def stray_subprocesses() -> list[subprocess.Popen[bytes]]:
+    """Processes a test started and left running (services of the stack excepted: the stack stays up)."""
+    services = {id(child) for child in started_here()}
+    return [obj for obj in gc.get_objects()
+            if isinstance(obj, subprocess.Popen) and id(obj) not in services and obj.poll() is None]  # fmt: skip
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     LEDGER.close()
+    # A process left running would go on consuming topics or holding ports after the run, and only shows
+    # as a ResourceWarning at interpreter exit that names no test: stop it and say what it was.
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    for proc in stray_subprocesses():
+        proc.kill()
+        proc.wait(timeout=10)
+        if reporter is not None:
+            reporter.write_line(f"conftest: stopped a subprocess a test left running: pid {proc.pid}, {proc.args!r}")

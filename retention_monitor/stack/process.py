@@ -103,6 +103,11 @@ def running_pid(pid_file: Path) -> int | None:
     return pid if now is not None and now == started else None
 
 
+def started_here() -> list[subprocess.Popen[bytes]]:
+    """The service processes this interpreter started that it has not yet seen exit."""
+    return list(_CHILDREN.values())
+
+
 def spawn(argv: list[str], pid_file: Path, log_file: Path, env: dict[str, str] | None = None) -> int:
     """Start ``argv`` in its own session, output appended to ``log_file``; record the pid."""
     log_file.parent.mkdir(parents=True, exist_ok=True)
