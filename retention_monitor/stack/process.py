@@ -135,15 +135,24 @@ def raise_file_limit(pid: int, wanted: int) -> int:
     """Lift ``pid``'s open-file limit to ``wanted`` (root may raise the hard limit), or as far as the hard
     limit allows; returns the soft limit now in force."""
     soft, hard = resource.prlimit(pid, resource.RLIMIT_NOFILE)
-    if soft >= wanted:
-        return soft
-    for limits in ((wanted, max(wanted, hard)), (min(wanted, hard), hard)):
+    for limits in file_limit_steps(soft, hard, wanted):
         try:
             resource.prlimit(pid, resource.RLIMIT_NOFILE, limits)
         except (OSError, ValueError):  # not root: the hard limit stays where it is
             continue
         return limits[0]
     return soft
+
+
+def file_limit_steps(soft: int, hard: int, wanted: int) -> list[tuple[int, int]]:
+    """The (soft, hard) limits to try in turn, best first; none when ``soft`` is high enough already.
+    Never lowers a limit; unlimited (``RLIM_INFINITY``) stays unlimited."""
+    unlimited = resource.RLIM_INFINITY
+    if soft == unlimited or soft >= wanted:
+        return []
+    if hard == unlimited:
+        return [(wanted, hard)]
+    return [(wanted, max(wanted, hard)), (min(wanted, hard), hard)]
 
 
 def open_files(pid: int) -> tuple[int, int] | None:

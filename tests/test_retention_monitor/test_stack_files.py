@@ -8,7 +8,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from retention_monitor.stack.process import file_warning, open_files, raise_file_limit
+from retention_monitor.stack.process import file_limit_steps, file_warning, open_files, raise_file_limit
 
 
 @contextmanager
@@ -65,3 +65,12 @@ def test_open_files_of_a_gone_process_is_none() -> None:
     proc.wait(timeout=10)
     assert open_files(proc.pid) is None
     assert file_warning(proc.pid) == ""
+
+
+def test_file_limit_steps_never_lower_a_limit_and_keep_unlimited() -> None:
+    unlimited = resource.RLIM_INFINITY
+    assert file_limit_steps(1024, 20_000, 100_000) == [(100_000, 100_000), (20_000, 20_000)]
+    assert file_limit_steps(1024, 1_048_576, 100_000) == [(100_000, 1_048_576), (100_000, 1_048_576)]
+    assert file_limit_steps(1024, unlimited, 100_000) == [(100_000, unlimited)]
+    assert file_limit_steps(unlimited, unlimited, 100_000) == []
+    assert file_limit_steps(200_000, 200_000, 100_000) == []
