@@ -31,20 +31,23 @@ def stack() -> Iterator[str]:
     clean(settings.kafka_bootstrap, settings.redis_url, lambda tag: tag in LEDGER.tags)
 
 
-def stray_subprocesses() -> list[subprocess.Popen[bytes]]:
-    """Processes a test started and left running (services of the stack excepted: the stack stays up)."""
-    services = {id(child) for child in started_here()}
-    return [obj for obj in gc.get_objects()
-            if isinstance(obj, subprocess.Popen) and id(obj) not in services and obj.poll() is None]  # fmt: skip
+def running_subprocesses() -> list[subprocess.Popen[bytes]]:
+    return [obj for obj in gc.get_objects() if isinstance(obj, subprocess.Popen) and obj.poll() is None]
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     LEDGER.close()
     # A process left running would go on consuming topics or holding ports after the run, and only shows
-    # as a ResourceWarning at interpreter exit that names no test: stop it and say what it was.
+    # as a ResourceWarning at interpreter exit that names no test: stop it and say what it was. Services
+    # this session started for a stack stay up (the stack is shared), but are named too.
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-    for proc in stray_subprocesses():
-        proc.kill()
-        proc.wait(timeout=10)
+    services = {id(child) for child in started_here()}
+    for proc in running_subprocesses():
+        if id(proc) in services:
+            line = f"conftest: a stack service this session started keeps running: pid {proc.pid}, {proc.args!r}"
+        else:
+            proc.kill()
+            proc.wait(timeout=10)
+            line = f"conftest: stopped a subprocess a test left running: pid {proc.pid}, {proc.args!r}"
         if reporter is not None:
-            reporter.write_line(f"conftest: stopped a subprocess a test left running: pid {proc.pid}, {proc.args!r}")
+            reporter.write_line(line[:400])
