@@ -52,6 +52,12 @@ def context(settings: Settings) -> Context:
     )
 
 
+def lateness_rule(settings: Settings) -> Lateness:
+    """The allowed-lateness rule of these settings (shared with the replay's dry-run simulation)."""
+    return Lateness(settings.allowed_lateness_seconds * MICRO, settings.history_seconds * MICRO,
+                    settings.allowed_lateness, settings.history)  # fmt: skip
+
+
 class Processor:
     """Turns events into records of the key's state; pure apart from the settings it reads."""
 
@@ -59,8 +65,7 @@ class Processor:
         self.settings = settings
         self.ctx = context(settings)
         self.history_us = settings.history_seconds * MICRO
-        self.lateness = Lateness(settings.allowed_lateness_seconds * MICRO, self.history_us,
-                                 settings.allowed_lateness, settings.history)  # fmt: skip
+        self.lateness = lateness_rule(settings)
         self.rates = {settings.currency: 1.0, **settings.currency_rates}
 
     def micro(self, amount: float | None, currency: str | None) -> int | None:

@@ -19,12 +19,13 @@ from typing import Any
 
 import msgspec
 
-from metrics.lateness import Lateness, stream_of
+from metrics.lateness import stream_of
 from metrics.records import TYPE_CODES
 from streams.config import Settings
 from streams.contract import partition_key
 from streams.decode import Event, Rejection, decode
 from streams.errors import ConfigError
+from streams.processor import lateness_rule
 from streams.replay_mapping import (
     ENVELOPE,
     FIELDS,
@@ -170,8 +171,7 @@ class LatenessCheck:
     """The worker's dedupe and lateness rule (:mod:`metrics.lateness`), simulated over the events in file order."""
 
     def __init__(self, settings: Settings) -> None:
-        self.rule = Lateness(settings.allowed_lateness_seconds * 10**6, settings.history_seconds * 10**6,
-                             settings.allowed_lateness, settings.history)  # fmt: skip
+        self.rule = lateness_rule(settings)
         self.newest: dict[str, int] = {}
         self.stream_newest: dict[tuple[str, str], int] = {}
         self.seen: set[tuple[str, str]] = set()
