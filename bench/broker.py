@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -21,10 +21,10 @@ from streams.publish import PublishStats, produce
 Message = tuple[str, bytes | None, bytes]
 
 
-async def _admin(bootstrap: str) -> AIOKafkaAdminClient:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+async def _admin(bootstrap: str, request_timeout_s: float = 10.0) -> AIOKafkaAdminClient:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(request_timeout_s * 1000))
     try:
-        await asyncio.wait_for(admin.start(), 15)
+        await asyncio.wait_for(admin.start(), max(15.0, request_timeout_s / 2))
     except (KafkaError, TimeoutError, OSError) as exc:
         await admin.close()
         raise BenchError(f"cannot reach Kafka at {bootstrap} ({type(exc).__name__}); "
@@ -70,14 +70,17 @@ async def publish(bootstrap: str, messages: Iterable[Message], total: int, rate:
     return await produce(settings, messages, total=total, rate=rate)
 
 
-async def delete_topics(bootstrap: str, marker: str) -> list[str]:
-    """Delete every topic whose name contains ``marker`` (inputs, re-key, changelog, repartition…)."""
-    admin = await _admin(bootstrap)
+_CHUNK = 500  # topics per DeleteTopics request: thousands at once exceed the request timeout
+
+
+async def delete_topics(bootstrap: str, doomed: Callable[[str], bool], request_timeout_s: float = 10.0) -> list[str]:
+    """Delete every topic whose name is ``doomed`` (inputs, re-key, changelog, repartition…)."""
+    admin = await _admin(bootstrap, request_timeout_s)
     try:
-        doomed = sorted(t for t in await admin.list_topics() if marker in t)
-        if doomed:
-            await admin.delete_topics(doomed)
-        return doomed
+        topics = sorted(t for t in await admin.list_topics() if doomed(t))
+        for start in range(0, len(topics), _CHUNK):
+            await admin.delete_topics(topics[start : start + _CHUNK])
+        return topics
     finally:
         await admin.close()
 
@@ -110,7 +113,7 @@ def clean_kafka(console: Console, bootstrap: str, marker: str) -> None:
     try:
         time.sleep(1.0)  # let the group coordinator notice the stopped members before deleting groups
         groups = delete_groups(bootstrap, marker)
-        topics = asyncio.run(delete_topics(bootstrap, marker))
+        topics = asyncio.run(delete_topics(bootstrap, lambda topic: marker in topic))
         console.print(f"[dim]clean-up: deleted {len(topics)} topics and {len(groups)} consumer groups of {marker}[/]")
     except Exception as exc:  # clean-up must never hide the run's own outcome
         console.print(f"[yellow]clean-up of {marker} in Kafka failed: {exc!r}[/]")

@@ -18,9 +18,9 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from aiokafka.admin import AIOKafkaAdminClient
 from redis import Redis
 
+from bench import broker
 from retention_monitor.stack.process import start_time
 
 Doomed = Callable[[str], bool]  # whether a tag's leftovers go
@@ -31,7 +31,6 @@ _TOPIC = re.compile(r"^(?:t|test)-([0-9a-f]{8})[.-]")
 # A worker's data directory, a second worker's (``-b``, ``-c``) and the worker's log (``.log``).
 _DATA_DIR = re.compile(r"^retention-test-([0-9a-f]{8})(?:$|[.-])")
 _REDIS_KEY = re.compile(r"^retention:test-([0-9a-f]{8}):")
-_CHUNK = 500  # topics per DeleteTopics request: thousands at once exceed the request timeout
 
 
 def data_dir(tag: str) -> Path:
@@ -76,15 +75,8 @@ def chosen(names: list[str], pattern: re.Pattern[str], doomed: Doomed) -> list[s
 
 
 async def delete_topics(bootstrap: str, doomed: Doomed) -> list[str]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=60_000)
-    await asyncio.wait_for(admin.start(), 30)
-    try:
-        topics = chosen(await admin.list_topics(), _TOPIC, doomed)
-        for start in range(0, len(topics), _CHUNK):
-            await admin.delete_topics(topics[start : start + _CHUNK])
-        return topics
-    finally:
-        await admin.close()
+    # A long timeout: the first sweep of a broker that collected thousands of test topics is slow.
+    return await broker.delete_topics(bootstrap, lambda topic: bool(chosen([topic], _TOPIC, doomed)), 60.0)
 
 
 def remove_data_dirs(doomed: Doomed) -> list[str]:
