@@ -27,7 +27,7 @@ async def consume(bootstrap: str, topics: list[str], meter: Meter) -> int:
     )  # fmt: skip
     await consumer.start()
     settings = Settings()
-    currencies = frozenset([settings.currency, *settings.currency_rates])
+    currencies = frozenset(settings.rates)
     valid = 0
     try:
         meter.begin()

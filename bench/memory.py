@@ -38,7 +38,7 @@ def main() -> None:
     sim = Simulator(settings, seed=11, scenario="steady", customers=args.customers)
     messages = [v for _, _, v in sim.events(start_us=1_735_689_600_000_000, count=args.events,
                                              rate=args.events / (365 * 86_400))]
-    currencies = frozenset([settings.currency, *settings.currency_rates])
+    currencies = frozenset(settings.rates)
     processor = Processor(settings)
     gc.collect()
     tracemalloc.start()

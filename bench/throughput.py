@@ -59,7 +59,7 @@ async def ceiling(settings: Settings, total: int) -> float:
         auto_offset_reset="earliest", enable_auto_commit=False, max_partition_fetch_bytes=4 << 20,
     )
     await consumer.start()
-    currencies = frozenset([settings.currency, *settings.currency_rates])
+    currencies = frozenset(settings.rates)
     seen = valid = 0
     try:
         await consumer.getmany(timeout_ms=0)

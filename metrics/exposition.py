@@ -169,6 +169,7 @@ _GAUGES: dict[str, tuple[str, list[str]]] = {
     "complaints_rate": ("retention_complaints_per_1000_active_customers", ["window"]),
     "feedback": ("retention_feedback_response_ratio", ["window"]),
     "reps": ("retention_sales_rep_retention_ratio", ["window"]),
+    "team_size": ("retention_sales_team_size_ratio", ["window"]),
 }
 
 
@@ -255,7 +256,9 @@ class KpiCollector(Collector):
                 fams["complaints"].add_metric([name, category], n)
             _put(fams["complaints_rate"], [name], sup["complaints_per_1000_active"])
             _put(fams["feedback"], [name], K.feedback(a)["feedback_response_rate"])
-            _put(fams["reps"], [name], K.team(a)["sales_rep_retention_rate"])
+            team = K.team(a)
+            _put(fams["reps"], [name], team["sales_rep_retention_rate"])
+            _put(fams["team_size"], [name], team["sales_team_size_ratio"])
         sup_now = K.support(K.Ask(view, ALL, now, now))
         fams["await_reply"].add_metric([], sup_now["tickets_awaiting_first_response"])
         fams["await_resolution"].add_metric([], sup_now["tickets_awaiting_resolution"])

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from metrics.records import Rec, T
 from metrics.segments import ALL, Segmenter, label
 
-FACTS_VERSION = 2  # bump when what :func:`derive` emits changes: KPI store checkpoints become invalid
+FACTS_VERSION = 3  # bump when what :func:`derive` emits changes: KPI store checkpoints become invalid
 Keys = tuple[str, ...]
 Fact = tuple[int, str, Keys, int | None]
 
@@ -45,6 +45,9 @@ NPS_PROMOTER, NPS_PASSIVE, NPS_DETRACTOR = "nps_promoter", "nps_passive", "nps_d
 CSAT_GOOD, CSAT_RESPONSE = "csat_good", "csat_response"
 # sales team (segment "all" only)
 REP_JOINED, REP_LEFT = "rep_joined", "rep_left"
+# A rep's stint on the team, at its end (the rep.left) with the time it began as value: the reps of a
+# period's start who left in it are the stints ending in the period that began before it.
+REP_STINT = "rep_stint"
 ALL_ONLY: tuple[str, ...] = (ALL,)
 
 
@@ -92,7 +95,7 @@ class _Replay:
         self.tickets: dict[str, _Ticket] = {}
         self.feedback: dict[str, tuple[int, tuple[str, ...]]] = {}
         self.responded: set[str] = set()
-        self.rep_active = False
+        self.rep_since: int | None = None  # on the team since (None: not on it)
 
     def emit(self, t: int, kind: str, value: int | None = 1, keys: Keys | None = None) -> None:
         self.out.facts.append((t, kind, self.keys if keys is None else keys, value))
@@ -254,17 +257,18 @@ class _Replay:
     # -- sales team ------------------------------------------------------------------------------
 
     def rep_joined(self, r: Rec) -> None:
-        if self.rep_active:
+        if self.rep_since is not None:
             return self.ignore(r, "rep_already_joined")
-        self.rep_active = True
+        self.rep_since = r.time_us
         self.emit(r.time_us, REP_JOINED, keys=ALL_ONLY)
         return None
 
     def rep_left(self, r: Rec) -> None:
-        if not self.rep_active:
+        if self.rep_since is None:
             return self.ignore(r, "rep_not_joined")
-        self.rep_active = False
         self.emit(r.time_us, REP_LEFT, keys=ALL_ONLY)
+        self.emit(r.time_us, REP_STINT, self.rep_since, keys=ALL_ONLY)
+        self.rep_since = None
         return None
 
     def finish(self) -> Derived:

@@ -202,14 +202,20 @@ def feedback(a: Ask) -> dict[str, Any]:
 
 
 def team(a: Ask) -> dict[str, Any]:
+    """Sales-team retention: the reps of the start still on the team at the end, without a break
+    (per rep, so in [0, 1]); the team-size ratio is the seed's plain ``reps at end / reps at start``."""
     v = a.view
     up, down = (F.REP_JOINED,), (F.REP_LEFT,)
     at_s, at_e = level(v, ALL, up, down, a.s), level(v, ALL, up, down, a.e)
-    joined = v.count(ALL, F.REP_JOINED, a.s, a.e)
+    began = v.values(ALL, F.REP_STINT, a.s, a.e)  # stints ending in the period, by when they began
+    left_of_start = int(np.searchsorted(began, a.s, side="left"))
+    stayed = at_s - left_of_start
+    everyone = a.segment == ALL
     return {
-        "inputs": {"reps_at_start": at_s, "reps_at_end": at_e, "reps_joined": joined,
-                   "reps_left": v.count(ALL, F.REP_LEFT, a.s, a.e)},
-        "sales_rep_retention_rate": ratio(at_e - joined, at_s) if a.segment == ALL else None,
+        "inputs": {"reps_at_start": at_s, "reps_at_end": at_e, "reps_joined": v.count(ALL, F.REP_JOINED, a.s, a.e),
+                   "reps_left": v.count(ALL, F.REP_LEFT, a.s, a.e), "reps_stayed": stayed},
+        "sales_rep_retention_rate": ratio(stayed, at_s) if everyone else None,
+        "sales_team_size_ratio": ratio(at_e, at_s) if everyone else None,
     }
 
 

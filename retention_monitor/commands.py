@@ -131,7 +131,10 @@ def kpi_table(answer: dict[str, Any], currency: str = "EUR") -> Table:
         ("feedback response rate", _pct(k["feedback_response_rate"]),
          f"{i['feedback_responded']} answered / {i['feedback_received']} received"),
         ("sales-team retention", _pct(k["sales_rep_retention_rate"]),
-         f"(reps at end {i['reps_at_end']} - joined {i['reps_joined']}) / reps at start {i['reps_at_start']}"),
+         f"{i['reps_stayed']} of the {i['reps_at_start']} reps at the start stayed"),
+        ("sales-team size ratio", _pct(k["sales_team_size_ratio"]),
+         f"reps at end {i['reps_at_end']} / at start {i['reps_at_start']} ({i['reps_joined']} joined, "
+         f"{i['reps_left']} left)"),
     ]
     for row in rows:
         table.add_row(*row)

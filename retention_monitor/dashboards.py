@@ -284,10 +284,19 @@ def overview() -> Dashboard:
               description="Score >= risk_threshold from detractor answers, complaints past SLA, falling order "
                           "frequency, refunds and going quiet (docs/at-risk.md); none = not ranked yet"),
     ))
+    team = Row("Sales team ($window)", (
+        Panel("Sales-team retention", targets(
+            (kpi("retention_sales_rep_retention_ratio", 'window="$window"'), "retention"),
+            (kpi("retention_sales_team_size_ratio", 'window="$window"'), "team size, end / start"),
+        ), unit="percentunit", width=24, min=0,
+              description="Retention: reps on the team at the window's start still on it at its end, without a "
+                          "break, over the reps at the start (0-100 %). Team size: reps at the end over reps at "
+                          "the start (can pass 100 %)."),
+    ))
     return Dashboard("retention-overview", "Retention overview",
-                     "Customer retention KPIs on event time: customers, satisfaction, revenue and CLV, and the "
-                     "customers at risk.",
-                     (customers, winback, satisfaction, money), (WINDOW_VAR, SEGMENT_VAR))
+                     "Customer retention KPIs on event time: customers, satisfaction, revenue and CLV, the "
+                     "customers at risk and the sales team.",
+                     (customers, winback, satisfaction, money, team), (WINDOW_VAR, SEGMENT_VAR))
 
 
 def support() -> Dashboard:

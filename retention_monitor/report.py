@@ -97,6 +97,7 @@ KPIS = (
     _k("complaints", "complaints", "count", -1),
     _k("complaints_per_1000_active", "complaints per 1,000 active", "number", -1),
     _k("sales_rep_retention_rate", "sales-team retention", "ratio", 1),
+    _k("sales_team_size_ratio", "sales-team size ratio", "ratio", 1),
 )
 
 

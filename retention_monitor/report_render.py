@@ -144,7 +144,9 @@ def detail_sections(report: Report) -> list[Section]:
             ("reps joined", ("inputs", "reps_joined"), "count"),
             ("reps left", ("inputs", "reps_left"), "count"),
             ("reps at the end", ("inputs", "reps_at_end"), "count"),
-            ("sales-team retention", ("kpis", "sales_rep_retention_rate"), "ratio")],
+            ("reps of the start who stayed", ("inputs", "reps_stayed"), "count"),
+            ("sales-team retention", ("kpis", "sales_rep_retention_rate"), "ratio"),
+            ("team size, end / start", ("kpis", "sales_team_size_ratio"), "ratio")],
             "" if report.segment == "all" else "Reps have no customer segment: reported for segment all only."),
     ]
 

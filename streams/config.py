@@ -33,6 +33,7 @@ _CURRENCY = re.compile(r"^[A-Z]{3}$")
 
 
 MASK = "***"
+DEFAULT_EUR_RATES = {"USD": 0.92, "GBP": 1.17, "CHF": 1.06}
 
 
 def redact_url(url: str) -> str:
@@ -112,7 +113,7 @@ class Settings:
     )
     abc_thresholds: list[float] = field(default_factory=lambda: [0.8, 0.95])
     currency: str = "EUR"
-    currency_rates: dict[str, float] = field(default_factory=lambda: {"USD": 0.92, "GBP": 1.17, "CHF": 1.06})
+    currency_rates: dict[str, float] | None = None  # None: DEFAULT_EUR_RATES with EUR, else no other currency
     allowed_lateness: str = "7d"
     history: str = "800d"
     timezone: str = "UTC"
@@ -137,6 +138,18 @@ class Settings:
     log_level: str = "info"
 
     @property
+    def rates(self) -> dict[str, float]:
+        """Every accepted currency and what one unit of it is worth in the reporting currency (itself: 1).
+
+        The built-in table holds rates *to EUR*; it applies only when EUR is the reporting currency, so
+        another reporting currency never silently reuses them.
+        """
+        table = self.currency_rates
+        if table is None:
+            table = DEFAULT_EUR_RATES if self.currency == "EUR" else {}
+        return {**table, self.currency: 1.0}
+
+    @property
     def allowed_lateness_seconds(self) -> int:
         return parse_duration(self.allowed_lateness)
 
@@ -158,7 +171,8 @@ class Settings:
         return [self.topic_lifecycle, self.topic_support, self.topic_feedback, self.topic_team]
 
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        """Every setting's effective value (``currency_rates``: the table in force, see :attr:`rates`)."""
+        return {f.name: self.rates if f.name == "currency_rates" else getattr(self, f.name) for f in fields(self)}
 
 
 @dataclass(frozen=True)
@@ -238,8 +252,17 @@ def _read_toml(path: Path) -> dict[str, Any]:
     return section
 
 
-def _parse_env(name: str, var: str, raw: str) -> Any:
+# Settings whose default is None take values of this type.
+_NONE_DEFAULT_TYPES: dict[str, Any] = {"currency_rates": {"USD": 1.1}}
+
+
+def _example(name: str) -> Any:
     default = getattr(Settings(), name)
+    return _NONE_DEFAULT_TYPES[name] if default is None else default
+
+
+def _parse_env(name: str, var: str, raw: str) -> Any:
+    default = _example(name)
     if isinstance(default, bool | int | float | str):
         return raw
     try:
@@ -254,7 +277,7 @@ def _where(name: str, source: str) -> str:
 
 
 def _coerce(name: str, value: Any, source: str) -> Any:
-    default = getattr(Settings(), name)
+    default = _example(name)
     where = _where(name, source)
     shown = redacted(name, value)
     if isinstance(default, int) and not isinstance(default, bool):
@@ -378,11 +401,14 @@ def _check_segments(settings: Settings, fail: Fail) -> None:
 def _check_money(settings: Settings, fail: Fail) -> None:
     if not _CURRENCY.match(settings.currency):
         raise fail("currency", settings.currency, "must be an ISO 4217 code like EUR")
-    for code, rate in settings.currency_rates.items():
+    for code, rate in (settings.currency_rates or {}).items():
         if not _CURRENCY.match(code):
             raise fail("currency_rates", code, "keys must be ISO 4217 codes like USD")
         if isinstance(rate, bool) or not isinstance(rate, int | float) or not rate > 0:
             raise fail("currency_rates", {code: rate}, "rates must be numbers > 0")
+        if code == settings.currency and rate != 1:
+            raise fail("currency_rates", {code: rate}, f"{code} is the reporting currency: its rate is 1 "
+                       "(leave it out); rates say what 1 unit of another currency is worth in it")
 
 
 def _check_runtime(settings: Settings, fail: Fail) -> None:

@@ -100,7 +100,8 @@ def decode(
         currency = data.currency
         if currency is not None and currency not in currencies:
             allowed = ", ".join(sorted(currencies))
-            return Rejection("bad_currency", f"data.currency={currency!r} is not one of {allowed}")
+            return Rejection("bad_currency", f"data.currency={currency!r} is not one of {allowed} (the reporting "
+                             "currency and those currency_rates gives a rate for)")
     time_us = _epoch_us(env)
     return Event(env.id, env.type, env.source, time_us, data)
 

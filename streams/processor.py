@@ -66,13 +66,20 @@ class Processor:
         self.ctx = context(settings)
         self.history_us = settings.history_seconds * MICRO
         self.lateness = lateness_rule(settings)
-        self.rates = {settings.currency: 1.0, **settings.currency_rates}
+        self.rates = settings.rates
 
     def micro(self, amount: float | None, currency: str | None) -> int | None:
-        """``amount`` in micro-units of the reporting currency (integers: sums are order-independent)."""
+        """``amount`` in micro-units of the reporting currency (integers: sums are order-independent).
+
+        An amount in the reporting currency is never multiplied (rounding ``x * 1.0`` is exact anyway,
+        but the rule is: convert only what is foreign)."""
         if amount is None:
             return None
-        value = round(amount * self.rates[currency or self.settings.currency] * MICRO)
+        reporting = self.settings.currency
+        if currency is None or currency == reporting:
+            value = round(amount * MICRO)
+        else:
+            value = round(amount * self.rates[currency] * MICRO)
         if value >= MAX_STORED:
             raise ValueError(f"amount {amount} {currency} is too large to store in {self.settings.currency}")
         return value

@@ -84,7 +84,7 @@ class Converter:
 
     def __init__(self, mapping: Mapping, settings: Settings, header: list[str], seed: str, where: str) -> None:
         self.mapping, self.settings, self.seed, self.width = mapping, settings, mapping.id_seed or seed, len(header)
-        self.currencies = frozenset([settings.currency, *settings.currency_rates])
+        self.currencies = frozenset(settings.rates)
         self.index = {name: i for i, name in enumerate(header)}
         self.types = [e.type for e in mapping.events]
         self.occurrences: dict[bytes, int] = {}
@@ -227,7 +227,7 @@ class Source:
                                   f"{exc.object[exc.start:exc.end]!r}); set encoding, e.g. cp1252 or latin-1") from exc
 
     def _lines(self) -> Iterator[Row]:
-        currencies = frozenset([self.settings.currency, *self.settings.currency_rates])
+        currencies = frozenset(self.settings.rates)
         with self.path.open("rb") as fh:
             for line, raw in enumerate(fh, 1):
                 if not (value := raw.rstrip(b"\r\n")).strip():

@@ -51,7 +51,7 @@ class RouteStage:
         self.max_bytes = max_bytes
         self.on_rejected = on_rejected
         settings = processor.settings
-        self.currencies = frozenset([settings.currency, *settings.currency_rates])
+        self.currencies = frozenset(settings.rates)
 
     async def handle(self, batch: Batch) -> None:
         packs: dict[int, list[Routed]] = {}

@@ -158,7 +158,8 @@ class Simulator:
         self.pending: list[_FollowUp] = []
         self.serial = itertools.count()  # ids of customers, orders, tickets…
         self.emitted = itertools.count()  # event ids: sim-<seed>-0, -1, … in emission order
-        self.currencies = [settings.currency, *settings.currency_rates]
+        # the reporting currency first (most orders), then the others the settings accept
+        self.currencies = [settings.currency, *(c for c in settings.rates if c != settings.currency)]
         # Same order as the weights of _weights().
         self._actions: list[Callable[[], tuple[str, dict[str, Any]] | None]] = [
             getattr(self, "_" + name) for name in _ACTIONS

@@ -416,7 +416,7 @@ class PurePipeline:
         self.tables: list[dict[bytes, bytes]] = [{} for _ in range(workers)]
         a, b = self.settings.abc_thresholds
         self.store = KpiStore(self.processors[0].ctx, (a, b))
-        self.currencies = frozenset([self.settings.currency, *self.settings.currency_rates])
+        self.currencies = frozenset(self.settings.rates)
         self.statuses: list[str] = []
 
     def send(self, *events: dict[str, Any]) -> PurePipeline:

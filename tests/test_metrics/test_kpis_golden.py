@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import pytest
 from fixtures import PurePipeline, event
+
+from streams.config import Settings
 
 Q1 = "2025-Q1"
 
@@ -190,18 +193,72 @@ def test_feedback_engagement() -> None:
     assert p.kpis(Q1)["feedback_response_rate"] == pytest.approx(2 / 3)
 
 
-def test_sales_team_retention() -> None:
-    def rep(kind: str, time: str, rid: str) -> dict[str, Any]:
-        return event(f"rep.{kind}", time, {"rep_id": rid, "team": "north"})
+def rep(kind: str, time: str, rid: str) -> dict[str, Any]:
+    return event(f"rep.{kind}", time, {"rep_id": rid, "team": "north"})
 
+
+def test_sales_team_retention() -> None:
     p = PurePipeline().send(
         *(rep("joined", "2024-06-01T00:00:00Z", f"r{i}") for i in range(5)),
         rep("left", "2025-02-01T00:00:00Z", "r0"),
         rep("joined", "2025-02-02T00:00:00Z", "r9"),
     )
-    # reps at start 5, at end 5, joined in Q1 1 -> (5 - 1) / 5
+    # reps at start r0-r4 = 5; r1-r4 stayed -> 4 / 5; at end r1-r4, r9 = 5 -> size 5 / 5
     assert p.kpis(Q1)["sales_rep_retention_rate"] == 0.8
+    assert p.kpis(Q1)["sales_team_size_ratio"] == 1.0
     assert p.kpis(Q1, "plan:pro")["sales_rep_retention_rate"] is None
+    assert p.kpis(Q1, "plan:pro")["sales_team_size_ratio"] is None
+
+
+def test_sales_team_retention_counts_only_the_reps_of_the_start() -> None:
+    # The review report's case: 5 at the start, 6 joined, 7 left, 4 at the end. (E - joined) / B gave
+    # (4 - 6) / 5 = -40 %; per rep, 1 of the 5 stayed.
+    p = PurePipeline().send(
+        *(rep("joined", "2024-06-01T00:00:00Z", f"s{i}") for i in range(5)),
+        *(rep("left", f"2025-01-0{i + 2}T00:00:00Z", f"s{i}") for i in range(1, 5)),  # 4 of the start leave
+        *(rep("joined", f"2025-02-0{i + 1}T00:00:00Z", f"n{i}") for i in range(6)),  # 6 join ...
+        *(rep("left", f"2025-03-0{i + 1}T00:00:00Z", f"n{i}") for i in range(3)),    # ... 3 of them leave
+    )
+    inputs = p.inputs(Q1)
+    assert (inputs["reps_at_start"], inputs["reps_joined"], inputs["reps_left"], inputs["reps_at_end"]) == (5, 6, 7, 4)
+    assert inputs["reps_stayed"] == 1
+    assert p.kpis(Q1)["sales_rep_retention_rate"] == 0.2
+    assert p.kpis(Q1)["sales_team_size_ratio"] == 0.8
+
+
+def test_a_rep_who_joins_and_leaves_in_the_period_changes_no_retention() -> None:
+    p = PurePipeline().send(
+        rep("joined", "2024-06-01T00:00:00Z", "a"), rep("joined", "2024-06-01T00:00:00Z", "b"),
+        rep("joined", "2025-01-10T00:00:00Z", "c"), rep("left", "2025-02-10T00:00:00Z", "c"),
+    )
+    assert p.inputs(Q1)["reps_left"] == 1
+    assert p.kpis(Q1)["sales_rep_retention_rate"] == 1.0
+    assert p.kpis(Q1)["sales_team_size_ratio"] == 1.0
+
+
+def test_a_rep_who_leaves_and_rejoins_in_the_period_did_not_stay() -> None:
+    # "Still on the team" means without a break: a, gone for February, is not retained for Q1, but is
+    # for March (on the team at its start and end). The team size counts a at the end.
+    p = PurePipeline().send(
+        rep("joined", "2024-06-01T00:00:00Z", "a"), rep("joined", "2024-06-01T00:00:00Z", "b"),
+        rep("left", "2025-02-01T00:00:00Z", "a"), rep("joined", "2025-02-20T00:00:00Z", "a"),
+    )
+    assert p.kpis(Q1)["sales_rep_retention_rate"] == 0.5
+    assert p.kpis(Q1)["sales_team_size_ratio"] == 1.0
+    assert p.kpis("2025-03")["sales_rep_retention_rate"] == 1.0
+    assert p.kpis("2025-02")["sales_rep_retention_rate"] == 0.5  # left Feb 1, inside February
+    assert p.inputs("2025-02")["reps_at_end"] == 2
+
+
+def test_a_rep_leaving_at_the_first_instant_of_the_period_was_on_the_team_at_its_start() -> None:
+    p = PurePipeline().send(
+        rep("joined", "2024-06-01T00:00:00Z", "a"), rep("joined", "2024-06-01T00:00:00Z", "b"),
+        rep("left", "2025-01-01T00:00:00Z", "a"), rep("joined", "2025-01-01T00:00:00Z", "c"),
+    )
+    inputs = p.inputs(Q1)
+    assert (inputs["reps_at_start"], inputs["reps_stayed"], inputs["reps_at_end"]) == (2, 1, 2)
+    assert p.kpis(Q1)["sales_rep_retention_rate"] == 0.5
+    assert p.inputs("2024-12")["reps_at_end"] == 2  # c joined at the first instant of Q1, not in December
 
 
 def test_facts_belong_to_the_segment_at_their_time() -> None:
@@ -214,3 +271,23 @@ def test_facts_belong_to_the_segment_at_their_time() -> None:
     assert p.kpis(Q1, "plan:basic")["net_revenue"] == 10.0
     assert p.kpis(Q1, "plan:pro")["net_revenue"] == 20.0
     assert p.kpis(Q1)["net_revenue"] == 30.0
+
+
+def test_amounts_in_the_reporting_currency_are_never_converted() -> None:
+    # A US shop: every USD amount counts as it is, to the cent; the EUR-to-rates table does not apply.
+    amounts = [19.99, 0.01, 1234.56, 7.10, 0.3, 99999.99]
+    p = PurePipeline(Settings(allowed_lateness="3650d", currency="USD")).send(
+        signup("a"), *(order("a", f"o{i}", f"2025-01-{i + 2:02d}T00:00:00Z", x, "USD") for i, x in enumerate(amounts)),
+        event("order.refunded", "2025-02-01T00:00:00Z", {"customer_id": "a", "order_id": "o0", "amount": 19.99,
+                                                         "currency": "USD"}),
+    )
+    expected = sum(Decimal(str(x)) for x in amounts) - Decimal("19.99")
+    assert Decimal(str(p.kpis(Q1)["net_revenue"])) == expected
+    assert p.inputs(Q1)["refund_amount"] == 19.99
+
+
+def test_foreign_amounts_are_converted_with_the_rate_to_the_reporting_currency() -> None:
+    settings = Settings(allowed_lateness="3650d", currency="USD", currency_rates={"EUR": 1.25})
+    p = PurePipeline(settings).send(signup("a"), order("a", "1", "2025-01-05T00:00:00Z", 10, "EUR"),
+                                    order("a", "2", "2025-01-06T00:00:00Z", 10, "USD"))
+    assert p.kpis(Q1)["net_revenue"] == 22.5

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
-from streams.config import load_settings
+from streams.config import Settings, load_settings
 from streams.errors import ConfigError
 
 
@@ -72,3 +73,35 @@ def test_invalid_toml_is_reported_with_the_path(tmp_path: Path) -> None:
     cfg.write_text("web_port = = 1\n")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_settings(cfg, env={})
+
+
+def test_the_built_in_rates_are_to_eur_and_apply_only_with_eur() -> None:
+    assert Settings().rates == {"EUR": 1.0, "USD": 0.92, "GBP": 1.17, "CHF": 1.06}
+    # Another reporting currency starts with no other currency: the EUR table would be wrong for it.
+    usd = load_settings(env={"RETENTION_CURRENCY": "USD"}).settings
+    assert usd.rates == {"USD": 1.0}
+    given = load_settings(env={"RETENTION_CURRENCY": "USD", "RETENTION_CURRENCY_RATES": '{"EUR": 1.09}'}).settings
+    assert given.rates == {"EUR": 1.09, "USD": 1.0}
+    # An explicitly empty table with EUR accepts EUR alone.
+    assert load_settings(env={"RETENTION_CURRENCY_RATES": "{}"}).settings.rates == {"EUR": 1.0}
+
+
+def test_config_lists_the_effective_rates() -> None:
+    assert load_settings(env={"RETENTION_CURRENCY": "GBP"}).settings.to_dict()["currency_rates"] == {"GBP": 1.0}
+
+
+@pytest.mark.parametrize("rate", [0.92, 2])
+def test_a_rate_for_the_reporting_currency_other_than_1_is_refused(rate: float) -> None:
+    env = {"RETENTION_CURRENCY": "USD", "RETENTION_CURRENCY_RATES": json.dumps({"EUR": 1.09, "USD": rate})}
+    with pytest.raises(ConfigError) as err:
+        load_settings(env=env)
+    message = str(err.value)
+    assert message.startswith("RETENTION_CURRENCY_RATES=")
+    assert f"'USD': {rate}" in message
+    assert "USD is the reporting currency: its rate is 1" in message
+    assert "\n" not in message
+
+
+def test_a_rate_of_1_for_the_reporting_currency_is_accepted() -> None:
+    env = {"RETENTION_CURRENCY": "USD", "RETENTION_CURRENCY_RATES": '{"USD": 1, "EUR": 1.09}'}
+    assert load_settings(env=env).settings.rates == {"USD": 1.0, "EUR": 1.09}

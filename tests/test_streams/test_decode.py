@@ -7,6 +7,7 @@ from fixtures import encode, event
 from hypothesis import given
 from hypothesis import strategies as st
 
+from streams.config import Settings
 from streams.contract import DATA_TYPES, CustomerSignedUp
 from streams.decode import REASONS, Event, Rejection, decode
 
@@ -102,3 +103,12 @@ def test_every_type_of_the_contract_decodes() -> None:
 @given(st.binary(max_size=300))
 def test_arbitrary_bytes_never_raise(value: bytes) -> None:
     assert isinstance(decode(value, CURRENCIES), Event | Rejection)
+
+
+def test_with_another_reporting_currency_the_eur_rates_do_not_apply() -> None:
+    usd = frozenset(Settings(currency="USD").rates)
+    eur_order = encode(event("order.placed", T, {"customer_id": "c", "order_id": "o", "amount": 5, "currency": "EUR"}))
+    rejection = decode(eur_order, usd)
+    assert isinstance(rejection, Rejection)
+    assert rejection.reason == "bad_currency"
+    assert "'EUR' is not one of USD" in rejection.message

@@ -122,13 +122,16 @@ FEEDBACK = [
 ]
 
 TEAM = [
+    _c("rep.joined", "2024-10-01T09:00:00Z", rep_id="r7", team="north"),
     _c("rep.joined", "2024-11-01T09:00:00Z", rep_id="r1", team="north"),
     _c("rep.joined", "2024-11-15T09:00:00Z", rep_id="r2", team="north"),
     _c("rep.joined", "2024-12-01T09:00:00Z", rep_id="r3"),
     _c("rep.joined", "2024-12-10T09:00:00Z", rep_id="r4", team="south"),
     _c("rep.left", "2024-12-20T09:00:00Z", rep_id="r3"),
+    _c("rep.left", "2025-01-20T09:00:00Z", rep_id="r7", team="north"),
     _c("rep.left", "2025-02-01T09:00:00Z", rep_id="r2", team="north"),
     _c("rep.joined", "2025-02-10T09:00:00Z", rep_id="r5", team="south"),
+    _c("rep.joined", "2025-02-20T09:00:00Z", rep_id="r7", team="north"),
     _c("rep.left", "2025-03-01T09:00:00Z", rep_id="r5", team="south"),
     _c("rep.joined", NEWEST, rep_id="r6", team="south"),
 ]
@@ -193,7 +196,7 @@ def test_every_event_is_applied_and_none_rejected_or_ignored(worker: WorkerProce
     assert got[series("retention_events_total", type="order.placed")] == 5.0
     assert got[series("retention_events_total", type="ticket.replied")] == 6.0
     assert got[series("retention_events_total", type="survey.nps")] == 9.0
-    assert got[series("retention_events_total", type="rep.joined")] == 6.0
+    assert got[series("retention_events_total", type="rep.joined")] == 8.0
     assert not [s for s in got if s[0] in ("retention_events_rejected_total", "retention_events_ignored_total")]
     assert got.get(series("retention_events_duplicate_total")) == 0.0
 
@@ -387,20 +390,25 @@ def test_feedback(worker: WorkerProcess) -> None:
 
 
 def test_team(worker: WorkerProcess) -> None:
-    # Q1: reps at Jan 1 = r1, r2, r4 (r3 left in December) = 3; at Apr 1 = r1, r4, r6 = 3
-    #   joined in Q1: r5, r6 = 2; left: r2, r5 = 2
-    #   retention = (reps at e - joined) / reps at s = (3 - 2) / 3 = 1/3 (KPIS.md's formula, seed 002)
+    # Q1: reps at Jan 1 = r1, r2, r4, r7 (r3 left in December) = 4; at Apr 1 = r1, r4, r6, r7 = 4
+    #   joined in Q1: r5, r6, r7 (back) = 3; left: r7, r2, r5 = 3
+    #   retention = reps of the start still on the team at the end without a break: r1, r4 -> 2 / 4
+    #   (r7 left and came back: not retained); team size = 4 / 4. The old (E - joined) / B gave 1/4.
     check_query(
-        worker, "all", {"sales_rep_retention_rate": 1 / 3},
-        {"reps_at_start": 3, "reps_at_end": 3, "reps_joined": 2, "reps_left": 2},
+        worker, "all", {"sales_rep_retention_rate": 0.5, "sales_team_size_ratio": 1.0},
+        {"reps_at_start": 4, "reps_at_end": 4, "reps_joined": 3, "reps_left": 3, "reps_stayed": 2},
     )
-    check_query(worker, "plan:pro", {"sales_rep_retention_rate": None}, {"reps_at_start": 3})
+    check_query(worker, "plan:pro", {"sales_rep_retention_rate": None, "sales_team_size_ratio": None},
+                {"reps_at_start": 4})
     expected: dict[Series, float | None] = {
-        series("retention_sales_rep_retention_ratio", window="quarter"): 1 / 3,
-        # 30d = [Feb 18 12:00, Mar 20 12:00]: at start r1, r4, r5 = 3; at end r1, r4, r6 = 3; joined r6
-        #   -> (3 - 1) / 3
+        series("retention_sales_rep_retention_ratio", window="quarter"): 0.5,
+        series("retention_sales_team_size_ratio", window="quarter"): 1.0,
+        # 30d = [Feb 18 12:00, Mar 20 12:00]: at start r1, r4, r5 = 3 (r7 away); at end r1, r4, r6, r7 = 4;
+        #   stayed r1, r4 (r5 left Mar 1) -> 2 / 3; size 4 / 3
         series("retention_sales_rep_retention_ratio", window="30d"): 2 / 3,
-        # 1d: at start r1, r4 = 2; at end 3; joined r6 -> (3 - 1) / 2
+        series("retention_sales_team_size_ratio", window="30d"): 4 / 3,
+        # 1d: at start r1, r4, r7 = 3, all stayed -> 1; at end 4 (r6 joined) -> size 4 / 3
         series("retention_sales_rep_retention_ratio", window="1d"): 1.0,
+        series("retention_sales_team_size_ratio", window="1d"): 4 / 3,
     }
     converge(lambda: gauges(worker, expected), expected, "the team gauges")

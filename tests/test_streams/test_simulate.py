@@ -13,7 +13,7 @@ from streams.simulate import SCENARIOS, Simulator, rfc3339, topic_for
 
 START_US = 1_735_689_600_000_000  # 2025-01-01T00:00:00Z
 SETTINGS = Settings()
-CURRENCIES = frozenset({SETTINGS.currency, *SETTINGS.currency_rates})
+CURRENCIES = frozenset(SETTINGS.rates)
 # 0.05 events/s: 20k events span ~4.6 days, so follow-ups hours or days later (refunds, reopens) occur.
 RATE = 0.05
 
