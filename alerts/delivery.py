@@ -28,8 +28,8 @@ from typing import Any
 import aiohttp
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from streams.config import redact_url
-from streams.errors import RetentionMonitorError
+from core.errors import RetentionMonitorError
+from core.settings import redact_url
 
 log = logging.getLogger(__name__)
 

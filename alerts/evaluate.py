@@ -17,8 +17,8 @@ from typing import Any
 from alerts.catalog import KPIS, LIVE, Live, Reading
 from alerts.rules import Rule
 from alerts.state import AlertState
+from core.periods import ROLLING
 from metrics import kpis as K
-from metrics.periods import ROLLING
 
 _OPS: dict[str, Callable[[float, float], bool]] = {">": operator.gt, ">=": operator.ge, "<": operator.lt,
                                                    "<=": operator.le}

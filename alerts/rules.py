@@ -21,9 +21,9 @@ from typing import Any, Literal
 import yaml
 
 from alerts.catalog import KPIS, LIVE
-from metrics.periods import ROLLING
-from streams.config import parse_duration
-from streams.errors import RetentionMonitorError
+from core.errors import RetentionMonitorError
+from core.periods import ROLLING
+from core.settings import parse_duration
 
 DEFAULT_RULES = Path(__file__).with_name("rules.yml")
 Kind = Literal["static", "change", "anomaly"]

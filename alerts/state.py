@@ -38,7 +38,7 @@ from redis.backoff import ConstantBackoff
 from redis.exceptions import RedisError, WatchError
 from redis.typing import EncodableT, FieldT
 
-from streams.config import MASK, Settings, redact_url
+from core.settings import MASK, Settings, redact_url
 
 log = logging.getLogger(__name__)
 

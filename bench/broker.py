@@ -15,8 +15,8 @@ from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from rich.console import Console
 
 from bench.cli import BenchError
-from streams.config import Settings
-from streams.publish import PublishStats, produce
+from core.settings import Settings
+from streams.producers.publish import PublishStats, produce
 
 Message = tuple[str, bytes | None, bytes]
 

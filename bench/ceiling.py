@@ -15,8 +15,8 @@ from aiokafka import AIOKafkaConsumer
 from bench.cli import OneLineParser, int_range
 from bench.meter import Meter
 from bench.status import StatusFile
-from streams.config import Settings
-from streams.decode import Event, decode
+from core.settings import Settings
+from streams.contract.decode import Event, decode
 
 
 async def consume(bootstrap: str, topics: list[str], meter: Meter) -> int:

@@ -28,8 +28,8 @@ from rich.table import Table
 
 from bench.cli import OneLineParser, int_range
 from bench.procs import ROOT
-from streams.config import Settings
-from streams.simulate import Simulator
+from core.settings import Settings
+from streams.producers.simulate import Simulator
 
 OUT = ROOT / "bench" / "out"
 KINDS = ("lifecycle", "support", "feedback", "team")  # topic kinds, as in Settings.input_topics

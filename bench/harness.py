@@ -43,8 +43,8 @@ from bench.procs import machine_info, python_module, stop_all
 from bench.report import duration, latency, mib, number, print_report, write_results
 from bench.stats import SYSTEMS, Result, check_targets, summarize
 from bench.waiting import Paced
-from streams.config import Settings
-from streams.errors import RetentionMonitorError
+from core.errors import RetentionMonitorError
+from core.settings import Settings
 
 SKIPPABLE = (*SYSTEMS, "latency", "recovery", "idle")
 RUN_ORDER = ("monitor", "quix", "ceiling")  # see _repeat

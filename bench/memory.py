@@ -18,13 +18,13 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from core.settings import Settings
 from metrics.store import KpiStore
-from streams.config import Settings
-from streams.contract import partition_key
-from streams.decode import Event, decode
-from streams.follower import apply_entry
-from streams.processor import Processor
-from streams.simulate import Simulator
+from streams.apply.processor import Processor
+from streams.contract.decode import Event, decode
+from streams.contract.events import partition_key
+from streams.follow.follower import apply_entry
+from streams.producers.simulate import Simulator
 from streams.wire import change_entry
 
 

@@ -44,9 +44,9 @@ from bench.soak_plot import draw
 from bench.soak_report import minute_cells, payload, print_report, write_json
 from bench.soak_stats import Check, Limits, MinuteRow, Sample, judge, minute_rows
 from bench.status import rss_bytes
-from streams.config import Settings
-from streams.errors import RetentionMonitorError
-from streams.simulate import Simulator
+from core.errors import RetentionMonitorError
+from core.settings import Settings
+from streams.producers.simulate import Simulator
 
 # Live traffic as in production: windows end now, the default lateness and history (MonitorSetup's
 # defaults are for replaying half a year of history).

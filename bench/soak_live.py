@@ -20,10 +20,10 @@ from bench.cli import BenchError
 from bench.monitor import http_get
 from bench.soak_stats import Sample, Scrape, busy_seconds, parse_scrape
 from bench.status import cpu_seconds, rss_bytes
-from streams.config import Settings
-from streams.kafka import client_options
-from streams.publish import start_producer
-from streams.simulate import Simulator
+from core.settings import Settings
+from streams.kafka.clients import client_options
+from streams.producers.publish import start_producer
+from streams.producers.simulate import Simulator
 
 TICK_S = 0.01  # the producer wakes this often; each wake-up sends what has come due since the last
 _YIELD_EVERY = 200  # a long catch-up burst still lets the sampler and the delivery callbacks run

@@ -24,12 +24,12 @@ from aiokafka import AIOKafkaConsumer
 from rich.console import Console
 from rich.table import Table
 
+from core.settings import Settings
 from retention_monitor.commands import fetch_kpis, processed_count, ready
-from streams.config import Settings
-from streams.decode import Event, decode
-from streams.publish import produce
-from streams.simulate import Simulator
-from streams.topics import ensure_topics
+from streams.contract.decode import Event, decode
+from streams.kafka.topics import ensure_topics
+from streams.producers.publish import produce
+from streams.producers.simulate import Simulator
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -18,9 +18,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from core.periods import WINDOWS, window
 from metrics import facts as F
 from metrics import kpis as K
-from metrics.periods import WINDOWS, window
 from metrics.segments import ALL
 from metrics.store import KpiStore, oldest_pending_reply
 

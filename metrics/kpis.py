@@ -13,8 +13,8 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from core.periods import from_us
 from metrics import facts as F
-from metrics.periods import from_us
 from metrics.segments import ALL
 
 US = 1_000_000

@@ -27,7 +27,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
 
-from metrics.periods import from_us
+from core.periods import from_us
 from metrics.records import Rec, T
 
 US = 1_000_000

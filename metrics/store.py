@@ -15,14 +15,14 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from core.periods import Period
 from metrics import facts as F
-from metrics.abc import CLASSES, AbcSummary, classify_arrays, summarize_arrays
+from metrics.abc_classes import CLASSES, AbcSummary, classify_arrays, summarize_arrays
 from metrics.blob import Delta
 from metrics.facts import Context, Fact
 from metrics.index import FactIndex
 from metrics.keytable import KeyTable
 from metrics.kpis import all_kpis
-from metrics.periods import Period
 from metrics.segments import ALL
 
 ABC_REUSE_FACTOR = 10

@@ -14,8 +14,8 @@ from rich.table import Table
 
 from alerts import prometheus
 from alerts.rules import DEFAULT_RULES, Rule, load_rules
-from streams.config import LoadedSettings
-from streams.errors import QueryError
+from core.errors import QueryError
+from core.settings import LoadedSettings
 
 
 def rules_path(loaded: LoadedSettings, explicit: str | None = None) -> Path:

@@ -9,8 +9,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from core.settings import LoadedSettings
 from retention_monitor.worker_http import get_json
-from streams.config import LoadedSettings
 
 CLASSES = ("A", "B", "C", "none")
 MAX_LIMIT = 10_000  # as /at-risk allows

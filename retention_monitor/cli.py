@@ -13,8 +13,8 @@ from typing import Any
 
 from rich.console import Console
 
-from streams.config import LoadedSettings, load_settings
-from streams.errors import ConfigError, PeriodError, QueryError, RetentionMonitorError, StackError
+from core.errors import ConfigError, PeriodError, QueryError, RetentionMonitorError, StackError
+from core.settings import LoadedSettings, load_settings
 
 EXIT_OK, EXIT_CHECK, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 

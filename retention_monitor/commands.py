@@ -18,11 +18,11 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from core.errors import QueryError, StackError
+from core.settings import LoadedSettings, Settings, env_name, redacted
 from retention_monitor import stack as stack_mod
 from retention_monitor.stack.config import StackConfig
 from retention_monitor.worker_http import get_json
-from streams.config import LoadedSettings, Settings, env_name, redacted
-from streams.errors import QueryError, StackError
 
 
 def stack(args: argparse.Namespace, loaded: LoadedSettings, console: Console) -> int:
@@ -50,7 +50,7 @@ def stack(args: argparse.Namespace, loaded: LoadedSettings, console: Console) ->
 
 
 def worker(args: argparse.Namespace, loaded: LoadedSettings, console: Console) -> int:
-    from streams.worker import run_worker
+    from streams.worker.main import run_worker
 
     settings = loaded.settings
     if args.web_port:
@@ -155,7 +155,7 @@ def kpis(args: argparse.Namespace, loaded: LoadedSettings, console: Console) -> 
 
 
 def publish(args: argparse.Namespace, loaded: LoadedSettings, console: Console) -> int:
-    from streams.publish import produce, read_jsonl
+    from streams.producers.publish import produce, read_jsonl
 
     stats = asyncio.run(produce(loaded.settings, read_jsonl(loaded.settings, Path(args.file)), rate=args.rate))
     console.print(f"published {stats.sent} messages in {stats.seconds:.1f}s "
@@ -164,7 +164,7 @@ def publish(args: argparse.Namespace, loaded: LoadedSettings, console: Console) 
 
 
 def simulate(args: argparse.Namespace, loaded: LoadedSettings, console: Console) -> int:
-    from streams.simulate import SCENARIOS, Simulator
+    from streams.producers.simulate import SCENARIOS, Simulator
 
     if args.scenario not in SCENARIOS:
         raise QueryError(f"--scenario {args.scenario!r} is not one of {', '.join(SCENARIOS)}")
@@ -172,7 +172,7 @@ def simulate(args: argparse.Namespace, loaded: LoadedSettings, console: Console)
                     invalid_ratio=args.invalid_ratio)
     if args.output:
         return _simulate_to_file(args, sim, console)
-    from streams.publish import simulate_live
+    from streams.producers.publish import simulate_live
 
     stats = asyncio.run(simulate_live(loaded.settings, sim, rate=args.rate, duration_s=args.duration,
                                       count=args.count))
@@ -181,8 +181,8 @@ def simulate(args: argparse.Namespace, loaded: LoadedSettings, console: Console)
 
 
 def _simulate_to_file(args: argparse.Namespace, sim: Any, console: Console) -> int:
-    from metrics.periods import to_us
-    from streams.errors import PeriodError
+    from core.errors import PeriodError
+    from core.periods import to_us
 
     if args.start:
         from datetime import datetime
@@ -205,7 +205,7 @@ def _simulate_to_file(args: argparse.Namespace, sim: Any, console: Console) -> i
 
 
 def schemas(args: argparse.Namespace, loaded: LoadedSettings, console: Console) -> int:
-    from streams.schema import stale, write_all
+    from streams.contract.schema import stale, write_all
 
     directory = Path(args.dir)
     if args.check:
@@ -285,8 +285,8 @@ def wait_for_processed(url: str, published: int, console: Console, timeout_s: fl
 
 
 def demo(args: argparse.Namespace, loaded: LoadedSettings, console: Console) -> int:
-    from streams.publish import produce, simulate_live
-    from streams.simulate import Simulator
+    from streams.producers.publish import produce, simulate_live
+    from streams.producers.simulate import Simulator
 
     settings = loaded.settings
     cfg = StackConfig.from_settings(settings)
@@ -323,7 +323,7 @@ def demo(args: argparse.Namespace, loaded: LoadedSettings, console: Console) -> 
 
 
 def _show_demo_results(settings: Settings, cfg: StackConfig, url: str, console: Console) -> None:
-    from metrics.periods import from_us
+    from core.periods import from_us
 
     today = from_us(time.time_ns() // 1000).astimezone(settings.tz)
     month = f"{today.year}-{today.month:02d}"

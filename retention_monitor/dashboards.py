@@ -21,8 +21,8 @@ from grafana_client.api import GrafanaApi
 from grafana_client.client import GrafanaClientError, GrafanaException, GrafanaUnauthorizedError
 from rich.console import Console
 
-from streams.config import LoadedSettings
-from streams.errors import StackError
+from core.errors import StackError
+from core.settings import LoadedSettings
 
 DATASOURCE_UID = "retention-prometheus"
 DATASOURCE: dict[str, str] = {"type": "prometheus", "uid": DATASOURCE_UID}

@@ -24,10 +24,10 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from streams.config import LoadedSettings, Settings
-from streams.errors import ConfigError
-from streams.replay import Problem, Row, Source
-from streams.replay_mapping import Mapping, parse_mapping
+from core.errors import ConfigError
+from core.settings import LoadedSettings, Settings
+from streams.producers.replay import Problem, Row, Source
+from streams.producers.replay_mapping import Mapping, parse_mapping
 
 EXAMPLES = 3  # per reason: enough to see a pattern, few enough to read
 _CHUNK = 2000  # deliveries awaited together before the checkpoint advances
@@ -207,8 +207,8 @@ async def _publish(settings: Settings, rows: Iterator[Row], rate: float | None,
     from aiokafka import AIOKafkaProducer  # noqa: PLC0415
     from aiokafka.errors import KafkaError  # noqa: PLC0415
 
-    from streams.kafka import client_options  # noqa: PLC0415
-    from streams.publish import PublishError, TokenBucket, start_producer  # noqa: PLC0415
+    from streams.kafka.clients import client_options  # noqa: PLC0415
+    from streams.producers.publish import PublishError, TokenBucket, start_producer  # noqa: PLC0415
 
     # acks=all and idempotence: an acknowledged row is durable and was written once per send.
     producer = AIOKafkaProducer(acks="all", enable_idempotence=True, linger_ms=5, max_batch_size=256 * 1024,

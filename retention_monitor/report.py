@@ -20,14 +20,14 @@ from typing import Any, Protocol
 from rich.console import Console
 from rich.progress import Progress
 
+from core.errors import PeriodError, RetentionMonitorError
+from core.settings import LoadedSettings
 from metrics.segments import Segmenter
 from retention_monitor import report_periods as periods
 from retention_monitor.commands import base_url, fetch_kpis
 from retention_monitor.report_periods import Change, change
 from retention_monitor.report_plots import PLOT_COUNT, Plot, render, value
 from retention_monitor.report_render import write
-from streams.config import LoadedSettings
-from streams.errors import PeriodError, RetentionMonitorError
 
 DOC_FORMATS = ("md", "html")
 ABC_SEGMENTS = ("abc:A", "abc:B", "abc:C")

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from itertools import pairwise
 
-from streams.errors import PeriodError
+from core.errors import PeriodError
 
 FORMATS = "2025, 2025-Q1, 2025-03, 2025-W07, 2025-03-14 or START/END in RFC 3339"
 KINDS = ("year", "quarter", "month", "week", "day", "range")

@@ -19,7 +19,7 @@ import msgspec
 
 from metrics import blob
 from metrics.records import Rec
-from streams.processor import Update
+from streams.apply.processor import Update
 
 
 class Routed(msgspec.Struct, array_like=True, frozen=True):

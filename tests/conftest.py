@@ -10,9 +10,9 @@ import pytest
 from fixtures import LEDGER
 from ledger import clean
 
+from core.settings import Settings
 from retention_monitor.stack import StackConfig, up
 from retention_monitor.stack.process import started_here
-from streams.config import Settings
 
 
 @pytest.fixture(scope="session")

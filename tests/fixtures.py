@@ -28,15 +28,15 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from ledger import Ledger, data_dir
 from prometheus_client.parser import text_string_to_metric_families
 
-from metrics.periods import parse_period
+from core.periods import parse_period
+from core.settings import Settings
 from metrics.records import CustomerState, decode_state
 from metrics.store import KpiStore
 from retention_monitor.stack import StackConfig
-from streams.config import Settings
-from streams.contract import partition_key
-from streams.decode import Event, decode
-from streams.follower import apply_entry
-from streams.processor import Processor
+from streams.apply.processor import Processor
+from streams.contract.decode import Event, decode
+from streams.contract.events import partition_key
+from streams.follow.follower import apply_entry
 from streams.wire import change_entry
 
 _ids = itertools.count()

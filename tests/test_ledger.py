@@ -15,8 +15,8 @@ from fixtures import create_topics, poll
 from ledger import Ledger, delete_redis_keys, delete_topics, remove_data_dirs
 from redis import Redis
 
+from core.settings import Settings
 from retention_monitor.stack.process import start_time
-from streams.config import Settings
 
 
 def dead_pid() -> int:

@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from streams.errors import StackError
+from core.errors import StackError
 
 from .alertmanager import Alertmanager
 from .config import StackConfig

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 from typing import ClassVar
 
-from streams.errors import StackError
+from core.errors import StackError
 
 from .config import deploy_dir
 from .process import Report, Service

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-from streams.errors import StackError
+from core.errors import StackError
 
 from .config import StackConfig
 

@@ -7,7 +7,7 @@ from typing import ClassVar
 
 import redis.asyncio as aioredis
 
-from streams.errors import StackError
+from core.errors import StackError
 
 from .process import Report, Service
 

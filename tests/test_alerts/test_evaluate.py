@@ -11,7 +11,7 @@ from fixtures import PurePipeline, event
 from alerts.evaluate import Observation, observe, step
 from alerts.rules import Rule, load_rules, parse_rule
 from alerts.state import AlertState
-from metrics.periods import to_us
+from core.periods import to_us
 
 NOW = datetime(2025, 3, 31, 12, tzinfo=UTC)
 

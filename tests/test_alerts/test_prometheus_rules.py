@@ -15,8 +15,8 @@ from rich.console import Console
 
 from alerts import prometheus
 from alerts.rules import Rule, RuleError, load_rules, parse_rule
+from core.settings import LoadedSettings, Settings
 from retention_monitor.alerts_cli import alerts_check, alerts_list, alerts_prometheus, condition
-from streams.config import LoadedSettings, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"

@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
 from alerts.state import AlertState, StateMetrics, StateStore
-from streams.config import load_settings
+from core.settings import load_settings
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 

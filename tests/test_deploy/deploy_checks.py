@@ -18,8 +18,8 @@ from urllib.parse import urlparse
 
 import yaml
 
-from streams.config import CONFIG_ENV, ENV_PREFIX, Settings, env_name, load_settings
-from streams.errors import ConfigError
+from core.errors import ConfigError
+from core.settings import CONFIG_ENV, ENV_PREFIX, Settings, env_name, load_settings
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO / "docker-compose.yml"

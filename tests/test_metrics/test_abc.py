@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from metrics.abc import CLASSES, classify, classify_arrays, summarize
+from metrics.abc_classes import CLASSES, classify, classify_arrays, summarize
 
 
 def test_golden_classes() -> None:

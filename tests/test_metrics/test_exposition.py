@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 from fixtures import PurePipeline, event
 from prometheus_client import CollectorRegistry
 
+from core.periods import to_us
 from metrics.exposition import KpiCollector, PipelineMetrics, owner
-from metrics.periods import to_us
 
 NOW = datetime(2025, 2, 15, 12, tzinfo=UTC)
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from fixtures import PurePipeline, event
 
-from streams.config import Settings
+from core.settings import Settings
 
 Q1 = "2025-Q1"
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from core.settings import Settings
 from metrics.lateness import STREAMS, Late, Lateness, stream_of
 from metrics.records import TYPE_CODES, T
-from streams.config import Settings
-from streams.simulate import topic_for
+from streams.producers.simulate import topic_for
 
 DAY = 86_400_000_000
 RULE = Lateness(7 * DAY, 30 * DAY, "7d", "30d")

@@ -7,8 +7,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from metrics.periods import calendar_start, from_us, parse_period, to_us, window
-from streams.errors import PeriodError
+from core.errors import PeriodError
+from core.periods import calendar_start, from_us, parse_period, to_us, window
 
 BERLIN = ZoneInfo("Europe/Berlin")
 

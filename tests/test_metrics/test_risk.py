@@ -10,11 +10,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from metrics.periods import to_us
+from core.periods import to_us
+from core.settings import Settings
 from metrics.records import Rec, T, decode_state
 from metrics.risk import COMPLAINT, DAY_US, DETRACTOR, FREQUENCY, HOUR_US, QUIET, REFUNDS, Risk, RiskPolicy, score
-from streams.config import Settings
-from streams.processor import Processor
+from streams.apply.processor import Processor
 
 T0 = to_us(datetime(2025, 1, 1, tzinfo=UTC))
 POLICY = RiskPolicy()  # threshold 30; detractor 35, complaint 35, frequency 25, refunds 20, quiet A/B/C 40/20/10

@@ -9,11 +9,11 @@ from pathlib import Path
 from fixtures import PurePipeline, seed_example
 from test_streams.test_pipeline import PERIODS
 
+from core.settings import Settings
 from metrics import snapshot
 from metrics.store import KpiStore
-from streams.config import Settings
-from streams.follower import apply_entry
-from streams.simulate import Simulator
+from streams.follow.follower import apply_entry
+from streams.producers.simulate import Simulator
 
 SEGMENTS = ("all", "plan:pro", "region:eu", "abc:A")
 

@@ -27,8 +27,8 @@ from fixtures import (
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from streams.config import load_settings
-from streams.decode import REASONS
+from core.settings import load_settings
+from streams.contract.decode import REASONS
 
 pytestmark = pytest.mark.integration
 

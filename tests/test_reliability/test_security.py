@@ -44,14 +44,14 @@ from prometheus_client import CollectorRegistry
 from redis import Redis
 
 from alerts.state import AlertState, StateMetrics, StateStore
+from core.settings import Settings, load_settings
 from retention_monitor.stack import StackConfig
 from retention_monitor.stack.kafka import BrokerSecurity, Kafka, Listener
 from retention_monitor.stack.process import spawn, stop, wait_ready
-from streams.config import Settings, load_settings
-from streams.kafka import new_reader
-from streams.kafka_diagnose import explain
-from streams.publish import PublishError, produce
-from streams.topics import ensure_topics
+from streams.kafka.clients import new_reader
+from streams.kafka.diagnose import explain
+from streams.kafka.topics import ensure_topics
+from streams.producers.publish import PublishError, produce
 
 pytestmark = pytest.mark.integration
 

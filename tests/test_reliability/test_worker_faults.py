@@ -21,12 +21,12 @@ from typing import Any
 import pytest
 from fixtures import PurePipeline, WorkerProcess, converge, free_port, isolated_env, poll, produce, samples
 
+from core.settings import Settings, load_settings
 from metrics.exposition import owner
 from retention_monitor.stack import StackConfig
 from retention_monitor.stack.kafka import Kafka
 from retention_monitor.stack.process import spawn, stop, wait_ready
-from streams.config import Settings, load_settings
-from streams.simulate import Message, Simulator
+from streams.producers.simulate import Message, Simulator
 
 pytestmark = pytest.mark.integration
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from fixtures import ROOT, free_port
 
+from core.settings import Settings
 from retention_monitor.cli import _parser, main
-from streams.config import Settings
 
 
 def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -22,10 +22,10 @@ import yaml
 from fixtures import ROOT, event, free_port, get_json, isolated_env, poll, produce, running_worker
 from rich.console import Console
 
+from core.settings import load_settings
 from retention_monitor import dashboards
 from retention_monitor.commands import processed_count
-from streams.config import load_settings
-from streams.simulate import Simulator
+from streams.producers.simulate import Simulator
 
 PROVISIONING = ROOT / "deploy" / "grafana" / "provisioning"
 DAY_US = 86_400_000_000

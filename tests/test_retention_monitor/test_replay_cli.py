@@ -28,10 +28,10 @@ from fixtures import (
     running_worker,
 )
 
+from core.errors import ConfigError
 from retention_monitor.cli import _parser
 from retention_monitor.replay_cli import Checkpoint, _resume, mapping_from_args
-from streams.errors import ConfigError
-from streams.replay import Row
+from streams.producers.replay import Row
 
 NOWHERE = {"RETENTION_KAFKA_BOOTSTRAP": "127.0.0.1:9"}  # the discard port: any connection attempt fails
 ORDER_OPTIONS = ["--type", "order.placed", "--delimiter", ";", "--decimal", ",", "--time-format", "%d.%m.%Y",

@@ -25,14 +25,14 @@ import pytest
 from fixtures import PurePipeline, free_port, seed_example
 from PIL import Image, ImageChops, ImageStat
 
+from core.errors import PeriodError
+from core.settings import Settings
 from retention_monitor.cli import main
 from retention_monitor.report import KPIS, Report, collect
 from retention_monitor.report_periods import Change, change, previous, trend, year_earlier
 from retention_monitor.report_plots import PLOT_COUNT, tick_labels
 from retention_monitor.report_render import duration, fmt, fmt_change, kpi_section, to_markdown, write
-from streams.config import Settings
-from streams.errors import PeriodError
-from streams.simulate import Simulator
+from streams.producers.simulate import Simulator
 
 JULY_2024_US, END_2025_US = 1_719_792_000_000_000, 1_767_225_600_000_000
 PLOT_PX = (640, 310)  # 6.4 x 3.1 inches at 100 dpi

@@ -24,14 +24,14 @@ import redis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 import retention_monitor.stack as stack_pkg
+from core.errors import StackError
+from core.settings import load_settings
 from retention_monitor.stack import ServiceStatus, StackConfig, down, status, up
 from retention_monitor.stack import config as stack_config
 from retention_monitor.stack.config import repo_root
 from retention_monitor.stack.kafka import Kafka
 from retention_monitor.stack.process import open_files, poll_until
 from retention_monitor.stack.prometheus import Prometheus, render
-from streams.config import load_settings
-from streams.errors import StackError
 
 # Non-default ports, so that a stack running on the default ones is left alone.
 TEST_PORTS = StackConfig(

@@ -14,10 +14,12 @@ from aiokafka.errors import KafkaConnectionError
 from fixtures import PurePipeline, event
 from prometheus_client import CollectorRegistry
 
-from metrics.periods import to_us
+from core.periods import to_us
+from core.settings import Settings
 from metrics.risk import DAY_US
-from streams import risk as risk_module
-from streams.at_risk import (
+from streams.apply.stores import MemoryStore
+from streams.at_risk import tracker as risk_module
+from streams.at_risk.pages import (
     AtRiskData,
     AtRiskReason,
     AtRiskRegistry,
@@ -25,9 +27,7 @@ from streams.at_risk import (
     encode_event,
     rfc3339,
 )
-from streams.config import Settings
-from streams.risk import RiskMetrics, RiskTracker
-from streams.state import MemoryStore
+from streams.at_risk.tracker import RiskMetrics, RiskTracker
 from streams.wire import partition_of
 
 SETTINGS = Settings(allowed_lateness="3650d", clock="event")

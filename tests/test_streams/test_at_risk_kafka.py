@@ -32,9 +32,9 @@ from fixtures import (
     samples,
 )
 
-from metrics.periods import to_us
-from streams.at_risk import source_of
-from streams.config import Settings
+from core.periods import to_us
+from core.settings import Settings
+from streams.at_risk.pages import source_of
 
 pytestmark = pytest.mark.integration
 

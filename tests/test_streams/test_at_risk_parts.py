@@ -13,10 +13,13 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from metrics.periods import to_us
+from core.errors import ConfigError
+from core.periods import to_us
+from core.settings import load_settings
 from metrics.risk import DAY_US
 from retention_monitor import at_risk_cli
-from streams.at_risk import (
+from streams.apply.stores import MemoryStore, RocksStore
+from streams.at_risk.pages import (
     AtRiskData,
     AtRiskReason,
     AtRiskRegistry,
@@ -25,9 +28,6 @@ from streams.at_risk import (
     encode_event,
     policy_of,
 )
-from streams.config import load_settings
-from streams.errors import ConfigError
-from streams.state import MemoryStore, RocksStore
 
 SOURCE = "retention-monitor/test"
 JAN_1 = to_us(datetime(2025, 1, 1, tzinfo=UTC))

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from streams.config import Settings, load_settings
-from streams.errors import ConfigError
+from core.errors import ConfigError
+from core.settings import Settings, load_settings
 
 
 def test_defaults_file_and_env_precedence(tmp_path: Path) -> None:

@@ -7,9 +7,9 @@ from fixtures import encode, event
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.config import Settings
-from streams.contract import DATA_TYPES, CustomerSignedUp
-from streams.decode import REASONS, Event, Rejection, decode
+from core.settings import Settings
+from streams.contract.decode import REASONS, Event, Rejection, decode
+from streams.contract.events import DATA_TYPES, CustomerSignedUp
 
 CURRENCIES = frozenset(["EUR", "USD"])
 T = "2025-01-05T10:00:00+01:00"

@@ -13,14 +13,14 @@ from certs import issue, make_ca
 from faust.auth import SASLCredentials, SSLCredentials
 from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 
+from core.errors import ConfigError, StackError
+from core.settings import Settings, load_settings, redact_url, redacted
 from retention_monitor.cli import main
 from retention_monitor.stack import StackConfig, services
 from retention_monitor.stack.kafka import SERVER_PROPERTIES, BrokerSecurity, Kafka, Listener, override_properties
-from streams.app import create_app, faust_credentials
-from streams.config import Settings, load_settings, redact_url, redacted
-from streams.errors import ConfigError, StackError
-from streams.kafka import client_options, new_producer, new_reader, ssl_context
-from streams.kafka_diagnose import explain
+from streams.kafka.clients import client_options, new_producer, new_reader, ssl_context
+from streams.kafka.diagnose import explain
+from streams.worker.app import create_app, faust_credentials
 
 PASSWORD = "pw-7c1e9b0d4a"  # distinctive, so that finding it in any output is a real leak
 

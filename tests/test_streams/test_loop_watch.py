@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Callable
 
 from prometheus_client import CollectorRegistry
 
-from streams.loop_watch import LoopWatch
+from streams.worker.loop_watch import LoopWatch
 
 
 def count(registry: CollectorRegistry, name: str, le: str, **labels: str) -> float:

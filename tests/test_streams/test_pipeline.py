@@ -11,12 +11,12 @@ from fixtures import PurePipeline, encode, event, seed_example
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from core.settings import Settings
 from metrics.lateness import stream_of
 from metrics.records import TYPE_CODES
-from streams.config import Settings
-from streams.decode import Event, decode
-from streams.follower import apply_entry
-from streams.processor import Processor
+from streams.apply.processor import Processor
+from streams.contract.decode import Event, decode
+from streams.follow.follower import apply_entry
 
 
 @pytest.mark.parametrize(

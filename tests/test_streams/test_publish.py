@@ -10,10 +10,10 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from streams.config import Settings
-from streams.errors import RetentionMonitorError
-from streams.publish import PublishError, TokenBucket, produce, read_jsonl
-from streams.simulate import Simulator
+from core.errors import RetentionMonitorError
+from core.settings import Settings
+from streams.producers.publish import PublishError, TokenBucket, produce, read_jsonl
+from streams.producers.simulate import Simulator
 
 SETTINGS = Settings()
 BOOTSTRAP = "127.0.0.1:9092"

@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 from fixtures import ROOT, encode, event
 
-from streams.config import Settings
-from streams.decode import Event, decode
-from streams.errors import ConfigError
-from streams.replay import LatenessCheck, Row, Source
-from streams.replay_mapping import Mapping, parse_mapping, parse_number, parse_time, rfc3339
+from core.errors import ConfigError
+from core.settings import Settings
+from streams.contract.decode import Event, decode
+from streams.producers.replay import LatenessCheck, Row, Source
+from streams.producers.replay_mapping import Mapping, parse_mapping, parse_number, parse_time, rfc3339
 
 BERLIN = Settings(timezone="Europe/Berlin")
 ORDERS = {"type": "order.placed", "map": {"customer_id": "Kunde", "time": "Datum", "amount": "Betrag"},

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from fixtures import ROOT
 
-from streams.contract import DATA_TYPES
-from streams.schema import render_all, stale
+from streams.contract.events import DATA_TYPES
+from streams.contract.schema import render_all, stale
 
 
 def test_checked_in_schemas_are_up_to_date() -> None:

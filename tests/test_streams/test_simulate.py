@@ -6,10 +6,10 @@ import collections
 
 import pytest
 
-from streams.config import Settings
-from streams.contract import EVENT_TYPES
-from streams.decode import Event, Rejection, decode
-from streams.simulate import SCENARIOS, Simulator, rfc3339, topic_for
+from core.settings import Settings
+from streams.contract.decode import Event, Rejection, decode
+from streams.contract.events import EVENT_TYPES
+from streams.producers.simulate import SCENARIOS, Simulator, rfc3339, topic_for
 
 START_US = 1_735_689_600_000_000  # 2025-01-01T00:00:00Z
 SETTINGS = Settings()

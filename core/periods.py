@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from streams.errors import PeriodError
+from core.errors import PeriodError
 
 ROLLING = {"1d": 1, "7d": 7, "30d": 30, "90d": 90}
 CALENDAR = ("day", "week", "month", "quarter", "year")

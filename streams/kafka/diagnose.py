@@ -15,8 +15,8 @@ from typing import Any
 from aiokafka.conn import create_conn
 from aiokafka.errors import KafkaConnectionError, SaslAuthenticationFailed, UnsupportedSaslMechanismError
 
-from streams.config import MASK, Settings
-from streams.kafka import client_options
+from core.settings import MASK, Settings
+from streams.kafka.clients import client_options
 
 
 async def explain(settings: Settings, error: BaseException | None = None, timeout_s: float = 10.0) -> str:

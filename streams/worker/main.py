@@ -7,9 +7,9 @@ import gc
 
 import faust
 
-from streams.app import create_app
-from streams.config import Settings
-from streams.topics import ensure_topics
+from core.settings import Settings
+from streams.kafka.topics import ensure_topics
+from streams.worker.app import create_app
 
 
 def run_worker(settings: Settings) -> None:

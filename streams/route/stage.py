@@ -14,11 +14,11 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from streams.consumer import Batch
-from streams.contract import partition_key
-from streams.decode import Rejection, decode
-from streams.kafka import SharedProducer
-from streams.processor import Processor
+from streams.apply.processor import Processor
+from streams.contract.decode import Rejection, decode
+from streams.contract.events import partition_key
+from streams.kafka.clients import SharedProducer
+from streams.route.consumer import Batch
 from streams.wire import Routed, encode_batch, partition_of
 
 log = logging.getLogger(__name__)

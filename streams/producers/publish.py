@@ -22,11 +22,11 @@ from rich.console import Console
 from rich.progress import Progress, ProgressColumn, Task, TaskID, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
-from streams.config import Settings
-from streams.errors import RetentionMonitorError
-from streams.kafka import client_options
-from streams.kafka_diagnose import explain
-from streams.simulate import Simulator, topic_for
+from core.errors import RetentionMonitorError
+from core.settings import Settings
+from streams.kafka.clients import client_options
+from streams.kafka.diagnose import explain
+from streams.producers.simulate import Simulator, topic_for
 
 Message = tuple[str, bytes | None, bytes]
 _CHUNK = 2000  # delivery futures awaited together: bounds memory, keeps the accumulator full

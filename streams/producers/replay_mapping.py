@@ -17,8 +17,8 @@ from zoneinfo import ZoneInfo
 import msgspec
 import msgspec.inspect as mi
 
-from streams.contract import DATA_TYPES
-from streams.errors import ConfigError
+from core.errors import ConfigError
+from streams.contract.events import DATA_TYPES
 
 ENVELOPE = ("id", "time", "source")
 # Exports of orders or tickets often have one row per order/ticket and no id of its own.

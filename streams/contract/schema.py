@@ -8,7 +8,7 @@ from typing import Any
 
 import msgspec
 
-from streams.contract import DATA_TYPES
+from streams.contract.events import DATA_TYPES
 
 _BASE = "https://retention-monitor.dev/schemas"
 

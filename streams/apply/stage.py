@@ -25,10 +25,10 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from metrics.records import TYPE_CODES
-from streams.decode import Rejection
-from streams.kafka import SharedProducer
-from streams.processor import Processor
-from streams.state import PartitionStore, open_store
+from streams.apply.processor import Processor
+from streams.apply.stores import PartitionStore, open_store
+from streams.contract.decode import Rejection
+from streams.kafka.clients import SharedProducer
 from streams.wire import Routed, change_entry, decode_batch, decode_change
 
 log = logging.getLogger(__name__)

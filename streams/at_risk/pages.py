@@ -2,7 +2,7 @@
 and the ``retention_customers_at_risk{class}`` gauge.
 
 The owner of a customer's partition publishes a CloudEvents 1.0 event whenever the customer's at-risk
-status, score, reasons or ABC class change (:mod:`streams.risk`), keyed by customer id, to the
+status, score, reasons or ABC class change (:mod:`streams.at_risk.tracker`), keyed by customer id, to the
 compacted topic ``topic_at_risk``: its latest event per customer is the customer's current status.
 Every worker reads every partition of it into an :class:`AtRiskRegistry` of the customers at risk
 now (bounded by how many are at risk), so any worker answers ``/at-risk`` the same way. Also here: the
@@ -27,11 +27,11 @@ from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from metrics.abc import CLASSES
-from metrics.periods import from_us
+from core.periods import from_us
+from core.settings import Settings, parse_duration
+from metrics.abc_classes import CLASSES
 from metrics.risk import DEFAULT_WEIGHTS, US, RiskPolicy
 from metrics.store import KpiStore, who_of
-from streams.config import Settings, parse_duration
 
 ABC_COST_FACTOR = 50  # recompute the ABC classes at most once per 50 times what it costs (<= 2 % of the loop)
 TYPE = "customer.at_risk"

@@ -19,14 +19,14 @@ from typing import Any
 
 import msgspec
 
+from core.errors import ConfigError
+from core.settings import Settings
 from metrics.lateness import stream_of
 from metrics.records import TYPE_CODES
-from streams.config import Settings
-from streams.contract import partition_key
-from streams.decode import Event, Rejection, decode
-from streams.errors import ConfigError
-from streams.processor import lateness_rule
-from streams.replay_mapping import (
+from streams.apply.processor import lateness_rule
+from streams.contract.decode import Event, Rejection, decode
+from streams.contract.events import partition_key
+from streams.producers.replay_mapping import (
     ENVELOPE,
     FIELDS,
     JSONL_SUFFIXES,
@@ -38,7 +38,7 @@ from streams.replay_mapping import (
     parse_time,
     rfc3339,
 )
-from streams.simulate import topic_for
+from streams.producers.simulate import topic_for
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.helpers import create_ssl_context
 
-from streams.config import Settings
+from core.settings import Settings
 
 INTERNAL_MESSAGE_BYTES = 16 * 1024 * 1024  # max.message.bytes of the topics the monitor creates
 

@@ -1,10 +1,10 @@
 """The worker: a Faust app whose hot path moves events in batches.
 
-Stage 1 (route, :mod:`streams.route`) reads the input topics with a batched aiokafka consumer
+Stage 1 (route, :mod:`streams.route.stage`) reads the input topics with a batched aiokafka consumer
 (group ``<app_id>-route``): every message is validated by our code and rejections go to the
 dead-letter topic; valid events travel on, packed per customer partition, through the re-keyed
 topic. Stage 2 is the Faust agent ``apply`` (group ``app_id``): one Faust event is one packed
-batch, applied to the owned partitions' states (:mod:`streams.apply`), whose changelog carries each
+batch, applied to the owned partitions' states (:mod:`streams.apply.stage`), whose changelog carries each
 key's new state and fact set. Every worker follows every changelog partition into its KPI store
 (:class:`streams.follower.ChangelogFollower`), which serves ``/kpis``, the gauges and the alerts.
 
@@ -32,26 +32,26 @@ from alerts.delivery import AlertmanagerClient, DeliveryMetrics
 from alerts.engine import AlertEngine, Timing
 from alerts.rules import load_rules
 from alerts.state import StateMetrics, StateStore
+from core.errors import PeriodError
+from core.periods import Period, parse_period
+from core.settings import Settings, parse_duration
 from metrics import snapshot
 from metrics.exposition import ConsumerMetrics, GaugeBoard, KpiCollector, PipelineMetrics, now_us, owner
-from metrics.periods import Period, parse_period
 from metrics.segments import ALL
 from metrics.store import KpiStore
-from streams.apply import ApplyStage, Counts
-from streams.at_risk import AtRiskCollector, at_risk_response
-from streams.backpressure import BufferFullSensor
-from streams.config import Settings, parse_duration
-from streams.consumer import BatchConsumer
-from streams.decode import Rejection
-from streams.errors import PeriodError
-from streams.follower import ChangelogFollower, Checkpoints
-from streams.kafka import SharedProducer, client_options, new_reader, ssl_context
-from streams.loop_watch import LoopWatch
-from streams.processor import Processor
-from streams.risk import RiskTracker, new_tracker
-from streams.route import Origin, RouteStage
-from streams.topics import CHECKPOINT_MAX_AGE_S, changelog_topic, rekeyed_topic
+from streams.apply.backpressure import BufferFullSensor
+from streams.apply.processor import Processor
+from streams.apply.stage import ApplyStage, Counts
+from streams.at_risk.pages import AtRiskCollector, at_risk_response
+from streams.at_risk.tracker import RiskTracker, new_tracker
+from streams.contract.decode import Rejection
+from streams.follow.follower import ChangelogFollower, Checkpoints
+from streams.kafka.clients import SharedProducer, client_options, new_reader, ssl_context
+from streams.kafka.topics import CHECKPOINT_MAX_AGE_S, changelog_topic, rekeyed_topic
+from streams.route.consumer import BatchConsumer
+from streams.route.stage import Origin, RouteStage
 from streams.wire import Routed
+from streams.worker.loop_watch import LoopWatch
 
 ABC_SEGMENTS = ("abc:A", "abc:B", "abc:C")
 RETRY_SECONDS = (0.5, 1, 2, 5, 10)
@@ -151,7 +151,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         autodiscover=False,
         consumer_auto_offset_reset="earliest",
         # A rebalance waits for the batch in hand (and its changelog writes): the next owner of the
-        # partition must read them when it restores (see streams/apply.py).
+        # partition must read them when it restores (see streams/apply/stage.py).
         stream_wait_empty=True,
         # Packs: thousands of events each in a backlog, a few dozen at a live rate. The agent takes up
         # to this many per turn of the event loop; at 16, live traffic of 3,000 events/s outran it once
@@ -271,7 +271,7 @@ def _background_metrics(runtime: Runtime) -> None:
 
 
 def _at_risk(runtime: Runtime, producer: SharedProducer) -> RiskTracker:
-    """The at-risk tracker (streams/risk.py), fed by the apply stage, with its gauge and its task."""
+    """The at-risk tracker (streams/at_risk/tracker.py), fed by the apply stage, with its gauge and its task."""
     risk = new_tracker(runtime.settings, apply=runtime.apply, producer=producer, store=runtime.store,
                        now_us=runtime.now_us, kpi_ready=lambda: runtime.follower.caught_up, registry=runtime.registry)
     runtime.apply.on_changed = risk.changed

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 import msgspec
 
-from streams.contract import DATA_TYPES, DataType, Envelope, OrderPlaced, OrderRefunded, OrderReturned
+from streams.contract.events import DATA_TYPES, DataType, Envelope, OrderPlaced, OrderRefunded, OrderReturned
 
 REASONS: dict[str, str] = {
     "too_large": "the message is larger than max_message_bytes",

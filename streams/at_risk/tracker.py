@@ -26,11 +26,13 @@ from collections.abc import Callable, Iterator
 from prometheus_client import CollectorRegistry
 
 from alerts.catalog import Live
+from core.settings import Settings
 from metrics.records import decode_state
 from metrics.risk import DAY_US, QUIET, Risk, score
 from metrics.store import REP_PREFIX, KpiStore
-from streams.apply import ApplyStage
-from streams.at_risk import (
+from streams.apply.stage import ApplyStage
+from streams.apply.stores import PartitionStore
+from streams.at_risk.pages import (
     AtRiskData,
     AtRiskFollower,
     AtRiskReason,
@@ -42,9 +44,7 @@ from streams.at_risk import (
     rfc3339,
     source_of,
 )
-from streams.config import Settings
-from streams.kafka import SharedProducer, new_reader
-from streams.state import PartitionStore
+from streams.kafka.clients import SharedProducer, new_reader
 from streams.wire import partition_of
 
 RECHECK_US = DAY_US

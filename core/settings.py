@@ -17,8 +17,8 @@ from typing import Any, Literal, get_args
 from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from core.errors import ConfigError
 from metrics.risk import DEFAULT_WEIGHTS as DEFAULT_RISK_WEIGHTS
-from streams.errors import ConfigError
 
 ENV_PREFIX = "RETENTION_"
 CONFIG_ENV = "RETENTION_CONFIG"

@@ -10,15 +10,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from core.settings import Settings
 from metrics import blob
 from metrics.facts import Context, derive
 from metrics.lateness import Lateness, newest_by_stream, stream_of
 from metrics.prune import prune
 from metrics.records import TYPE_CODES, CustomerState, Rec, decode_state, encode_state
 from metrics.segments import Segmenter
-from streams import contract as c
-from streams.config import Settings
-from streams.decode import Event
+from streams.contract import events as c
+from streams.contract.decode import Event
 
 MICRO = 1_000_000
 MAX_STORED = 2**63  # msgpack integers

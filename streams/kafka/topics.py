@@ -12,10 +12,10 @@ import contextlib
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
-from streams.config import Settings
-from streams.errors import RetentionMonitorError
-from streams.kafka import INTERNAL_MESSAGE_BYTES, client_options
-from streams.kafka_diagnose import explain
+from core.errors import RetentionMonitorError
+from core.settings import Settings
+from streams.kafka.clients import INTERNAL_MESSAGE_BYTES, client_options
+from streams.kafka.diagnose import explain
 
 
 class TopicError(RetentionMonitorError):
@@ -44,10 +44,10 @@ def topic_configs(settings: Settings) -> dict[str, dict[str, str]]:
     return {
         rekeyed_topic(settings): big,
         # Entries younger than this are never compacted away, so a KPI store checkpoint younger than
-        # it resumes without gaps (streams/follower.py trusts checkpoints up to CHECKPOINT_MAX_AGE_S).
+        # it resumes without gaps (streams/follow/follower.py trusts checkpoints up to CHECKPOINT_MAX_AGE_S).
         changelog_topic(settings): {**big, "cleanup.policy": "compact",
                                     "min.compaction.lag.ms": str(COMPACTION_LAG_S * 1000)},
-        # The latest at-risk status per customer (streams/risk.py): what a new follower needs, and all.
+        # The latest at-risk status per customer (streams/at_risk/tracker.py): what a new follower needs, and all.
         settings.topic_at_risk: {"cleanup.policy": "compact"},
     }
 

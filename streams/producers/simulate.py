@@ -18,7 +18,7 @@ from typing import Any
 
 import msgspec
 
-from streams.config import Settings
+from core.settings import Settings
 
 Message = tuple[str, bytes, bytes]
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

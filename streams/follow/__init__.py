@@ -1,0 +1,1 @@
+"""Stage 3, follow: read the changelog into the KPI store, with checkpoints."""

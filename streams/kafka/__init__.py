@@ -1,0 +1,1 @@
+"""Kafka clients, topics and connection diagnostics shared by every stage."""

@@ -1,0 +1,1 @@
+"""Producer-side tools, apart from the worker: publish files, simulate traffic, replay exports."""
