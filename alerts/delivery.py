@@ -28,8 +28,8 @@ from typing import Any
 import aiohttp
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from core.errors import RetentionMonitorError
-from core.settings import redact_url
+from alerts.exceptions import AlertError
+from core.config import redact_url
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +38,6 @@ ANNOTATIONS = ("summary", "description", "runbook_url", "dashboard_url")
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")  # what Alertmanager 0.25 accepts
 
 LabelKey = tuple[tuple[str, str], ...]
-
-
-class AlertError(RetentionMonitorError):
-    """An alert has missing or invalid labels."""
 
 
 def rfc3339(epoch_s: float) -> str:

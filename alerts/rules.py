@@ -21,7 +21,7 @@ from typing import Any, Literal
 import yaml
 
 from alerts.catalog import KPIS, LIVE
-from core.errors import RetentionMonitorError
+from alerts.exceptions import RuleError
 from core.periods import ROLLING
 from core.settings import parse_duration
 
@@ -30,10 +30,6 @@ Kind = Literal["static", "change", "anomaly"]
 Op = Literal[">", ">=", "<", "<="]
 _NAME = re.compile(r"^[A-Z][A-Za-z0-9]{2,80}$")
 _SEGMENT = re.compile(r"^(all|[a-z0-9_.-]+:([a-z0-9_.-]+|\*))$")
-
-
-class RuleError(RetentionMonitorError):
-    """An alert rule file or one of its rules is not valid."""
 
 
 @dataclass(frozen=True)

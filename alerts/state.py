@@ -38,7 +38,8 @@ from redis.backoff import ConstantBackoff
 from redis.exceptions import RedisError, WatchError
 from redis.typing import EncodableT, FieldT
 
-from core.settings import MASK, Settings, redact_url
+from core.config import MASK, redact_url
+from core.slices import RedisSettings
 
 log = logging.getLogger(__name__)
 
@@ -126,10 +127,9 @@ class StateStore:
         self._set_up(True)
 
     @classmethod
-    def from_settings(cls, settings: Settings, metrics: StateMetrics | None = None) -> StateStore:
-        """The store of ``settings.app_id`` at ``redis_url``, with ``redis_password`` and ``redis_ssl_cafile``."""
-        return cls(settings.redis_url, settings.app_id, metrics=metrics, password=settings.redis_password,
-                   ssl_cafile=settings.redis_ssl_cafile)
+    def from_settings(cls, redis: RedisSettings, app_id: str, metrics: StateMetrics | None = None) -> StateStore:
+        """The store of ``app_id`` at the ``redis_url``, with ``redis_password`` and ``redis_ssl_cafile``."""
+        return cls(redis.url, app_id, metrics=metrics, password=redis.password, ssl_cafile=redis.ssl_cafile)
 
     @property
     def where(self) -> str:

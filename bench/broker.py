@@ -67,7 +67,7 @@ async def message_count(bootstrap: str, topics: Iterable[str]) -> int:
 async def publish(bootstrap: str, messages: Iterable[Message], total: int, rate: float | None = None) -> PublishStats:
     """Send messages with the monitor's own publisher (batched; paced by a token bucket when ``rate``)."""
     settings = replace(Settings(), kafka_bootstrap=bootstrap)
-    return await produce(settings, messages, total=total, rate=rate)
+    return await produce(settings.kafka, messages, total=total, rate=rate)
 
 
 _CHUNK = 500  # topics per DeleteTopics request: thousands at once exceed the request timeout

@@ -32,7 +32,7 @@ from core.settings import Settings
 from streams.producers.simulate import Simulator
 
 OUT = ROOT / "bench" / "out"
-KINDS = ("lifecycle", "support", "feedback", "team")  # topic kinds, as in Settings.input_topics
+KINDS = ("lifecycle", "support", "feedback", "team")  # topic kinds, as in Settings.topics.inputs
 START_US = 1_735_689_600_000_000  # 2025-01-01T00:00:00Z
 SPAN_DAYS = 180  # the backlog covers half a year of event time, whatever its size
 MAX_CUSTOMERS = 1_000_000
@@ -96,8 +96,8 @@ def ensure_events(customers: int, events: int, tail: int = 0, seed: int = 7, *, 
 def _generate(customers: int, events: int, tail: int, seed: int, *, console: Console, out: Path) -> EventFile:
     out.mkdir(parents=True, exist_ok=True)
     settings = Settings()
-    kind_of = {topic: i for i, topic in enumerate(settings.input_topics)}
-    simulator = Simulator(settings, seed=seed, scenario="steady", customers=customers)
+    kind_of = {topic: i for i, topic in enumerate(settings.topics.inputs)}
+    simulator = Simulator(settings.facts, settings.topics, seed=seed, scenario="steady", customers=customers)
     rate = events / (SPAN_DAYS * 86_400)
     bin_path = out / f"{cache_name(customers, events, seed)}.bin"
     tmp = bin_path.with_suffix(".tmp")

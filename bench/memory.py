@@ -35,11 +35,11 @@ def main() -> None:
     args = parser.parse_args()
     console = Console()
     settings = Settings()
-    sim = Simulator(settings, seed=11, scenario="steady", customers=args.customers)
+    sim = Simulator(settings.facts, settings.topics, seed=11, scenario="steady", customers=args.customers)
     messages = [v for _, _, v in sim.events(start_us=1_735_689_600_000_000, count=args.events,
                                              rate=args.events / (365 * 86_400))]
     currencies = frozenset(settings.rates)
-    processor = Processor(settings)
+    processor = Processor(settings.facts)
     gc.collect()
     tracemalloc.start()
     base = tracemalloc.get_traced_memory()[0]

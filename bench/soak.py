@@ -179,7 +179,7 @@ async def _soak(args: argparse.Namespace, console: Console, setup: MonitorSetup,
                 topics: list[str]) -> Outcome:  # fmt: skip
     settings = replace(Settings(), kafka_bootstrap=args.bootstrap, topic_lifecycle=topics[0], topic_support=topics[1],
                        topic_feedback=topics[2], topic_team=topics[3])  # fmt: skip
-    simulator = Simulator(settings, seed=args.seed, scenario="steady", customers=args.customers)
+    simulator = Simulator(settings.facts, settings.topics, seed=args.seed, scenario="steady", customers=args.customers)
     producer = LiveProducer(settings, simulator, args.rate)
     loop, stop = asyncio.get_running_loop(), asyncio.Event()
     outcome = Outcome([], {})

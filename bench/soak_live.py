@@ -44,8 +44,8 @@ class LiveProducer:
     async def start(self) -> None:
         # acks=1 and a short linger, as the monitor's own publisher: live traffic, not a bulk load.
         producer = AIOKafkaProducer(linger_ms=5, acks=1, max_batch_size=256 * 1024, request_timeout_ms=15_000,
-                                    **client_options(self.settings))  # fmt: skip
-        self.producer = await start_producer(self.settings, producer)
+                                    **client_options(self.settings.kafka))  # fmt: skip
+        self.producer = await start_producer(self.settings.kafka, producer)
         self.t0 = asyncio.get_running_loop().time()
 
     def elapsed(self) -> float:

@@ -55,7 +55,7 @@ def bench_settings(tag: str, partitions: int) -> Settings:
 async def ceiling(settings: Settings, total: int) -> float:
     """Seconds for a raw aiokafka consumer to fetch, decode and validate ``total`` messages."""
     consumer = AIOKafkaConsumer(
-        *settings.input_topics, bootstrap_servers=settings.kafka_bootstrap, group_id=None,
+        *settings.topics.inputs, bootstrap_servers=settings.kafka_bootstrap, group_id=None,
         auto_offset_reset="earliest", enable_auto_commit=False, max_partition_fetch_bytes=4 << 20,
     )
     await consumer.start()
@@ -125,14 +125,14 @@ def main() -> None:
     args = parser.parse_args()
     console = Console()
     settings = bench_settings(uuid.uuid4().hex[:8], args.partitions)
-    asyncio.run(ensure_topics(settings))
-    sim = Simulator(settings, seed=7, scenario="steady", customers=args.customers)
+    asyncio.run(ensure_topics(settings.kafka, settings.topics))
+    sim = Simulator(settings.facts, settings.topics, seed=7, scenario="steady", customers=args.customers)
     start_us = 1_735_689_600_000_000  # 2025-01-01
     messages = list(sim.events(start_us=start_us, count=args.events, rate=args.events / (180 * 86_400)))
     size = sum(len(v) for _, _, v in messages) / len(messages)
     console.print(f"{len(messages):,} events, mean {size:.0f} bytes, {args.customers:,} customers, "
                   f"{args.partitions} partitions")
-    asyncio.run(produce(settings, messages, total=len(messages)))
+    asyncio.run(produce(settings.kafka, messages, total=len(messages)))
 
     ceiling_s = asyncio.run(ceiling(settings, len(messages)))
     worker_s, rss = worker_run(settings, len(messages), console)

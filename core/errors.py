@@ -1,4 +1,8 @@
-"""The one exception root of retention-monitor, and its direct subclasses."""
+"""The one exception root of retention-monitor, and the errors of the base (settings, periods).
+
+Every package has its own ``exceptions`` module whose classes derive from :class:`RetentionMonitorError`,
+so a caller can catch everything the monitor raises on purpose in one place.
+"""
 
 
 class RetentionMonitorError(Exception):
@@ -11,11 +15,3 @@ class ConfigError(RetentionMonitorError):
 
 class PeriodError(RetentionMonitorError):
     """A KPI period or segment selector cannot be parsed."""
-
-
-class StackError(RetentionMonitorError):
-    """The local stack (Kafka, Redis, Prometheus, Alertmanager) cannot be set up or started."""
-
-
-class QueryError(RetentionMonitorError):
-    """A KPI query to a worker failed."""

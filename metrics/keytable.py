@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
+from metrics.exceptions import KeyRangeError
+
 _EMPTY = 0  # so ids must not be 0
 
 
@@ -36,7 +38,7 @@ class KeyTable:
 
     def put(self, who: int, value: int) -> None:
         if not 0 < who < 1 << 63:
-            raise ValueError(f"id {who} is not in [1, 2**63)")
+            raise KeyRangeError(f"id {who} is not in [1, 2**63)")
         key = who
         slot = self._slot(key)
         if int(self._keys[slot]) == _EMPTY:

@@ -14,8 +14,8 @@ from rich.table import Table
 
 from alerts import prometheus
 from alerts.rules import DEFAULT_RULES, Rule, load_rules
-from core.errors import QueryError
-from core.settings import LoadedSettings
+from core.config import LoadedSettings
+from retention_monitor.exceptions import QueryError
 
 
 def rules_path(loaded: LoadedSettings, explicit: str | None = None) -> Path:

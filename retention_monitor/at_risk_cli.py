@@ -9,7 +9,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from core.settings import LoadedSettings
+from core.config import LoadedSettings
 from retention_monitor.worker_http import get_json
 
 CLASSES = ("A", "B", "C", "none")

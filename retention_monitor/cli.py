@@ -13,8 +13,9 @@ from typing import Any
 
 from rich.console import Console
 
-from core.errors import ConfigError, PeriodError, QueryError, RetentionMonitorError, StackError
-from core.settings import LoadedSettings, load_settings
+from core.config import LoadedSettings, load_settings
+from core.errors import ConfigError, PeriodError, RetentionMonitorError
+from retention_monitor.exceptions import QueryError, StackError
 
 EXIT_OK, EXIT_CHECK, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 

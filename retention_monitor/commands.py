@@ -18,9 +18,10 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from core.errors import QueryError, StackError
-from core.settings import LoadedSettings, Settings, env_name, redacted
+from core.config import LoadedSettings, env_name, redacted
+from core.settings import Settings
 from retention_monitor import stack as stack_mod
+from retention_monitor.exceptions import QueryError, StackError
 from retention_monitor.stack.config import StackConfig
 from retention_monitor.worker_http import get_json
 
@@ -157,7 +158,8 @@ def kpis(args: argparse.Namespace, loaded: LoadedSettings, console: Console) -> 
 def publish(args: argparse.Namespace, loaded: LoadedSettings, console: Console) -> int:
     from streams.producers.publish import produce, read_jsonl
 
-    stats = asyncio.run(produce(loaded.settings, read_jsonl(loaded.settings, Path(args.file)), rate=args.rate))
+    settings = loaded.settings
+    stats = asyncio.run(produce(settings.kafka, read_jsonl(settings.topics, Path(args.file)), rate=args.rate))
     console.print(f"published {stats.sent} messages in {stats.seconds:.1f}s "
                   f"({stats.sent / max(stats.seconds, 1e-9):,.0f}/s)")
     return 0
@@ -168,13 +170,13 @@ def simulate(args: argparse.Namespace, loaded: LoadedSettings, console: Console)
 
     if args.scenario not in SCENARIOS:
         raise QueryError(f"--scenario {args.scenario!r} is not one of {', '.join(SCENARIOS)}")
-    sim = Simulator(loaded.settings, seed=args.seed, scenario=args.scenario, customers=args.customers,
-                    invalid_ratio=args.invalid_ratio)
+    sim = Simulator(loaded.settings.facts, loaded.settings.topics, seed=args.seed, scenario=args.scenario,
+                    customers=args.customers, invalid_ratio=args.invalid_ratio)
     if args.output:
         return _simulate_to_file(args, sim, console)
     from streams.producers.publish import simulate_live
 
-    stats = asyncio.run(simulate_live(loaded.settings, sim, rate=args.rate, duration_s=args.duration,
+    stats = asyncio.run(simulate_live(loaded.settings.kafka, sim, rate=args.rate, duration_s=args.duration,
                                       count=args.count))
     console.print(f"published {stats.sent} simulated events in {stats.seconds:.1f}s")
     return 0
@@ -302,14 +304,15 @@ def demo(args: argparse.Namespace, loaded: LoadedSettings, console: Console) -> 
     try:
         wait_for_worker(url, 90, proc)
         now = time.time_ns() // 1000
-        sim = Simulator(settings, seed=int(now // 1_000_000), scenario="steady", customers=args.customers)
+        sim = Simulator(settings.facts, settings.topics, seed=int(now // 1_000_000), scenario="steady",
+                        customers=args.customers)
         # A quarter of history first, so that every window has customers at its start.
         history = list(sim.events(start_us=now - 90 * 86_400_000_000, end_us=now,
                                   rate=args.history / (90 * 86_400)))
         console.print(f"publishing {len(history):,} events of history (the last 90 days) ...")
-        asyncio.run(produce(settings, history, total=len(history)))
+        asyncio.run(produce(settings.kafka, history, total=len(history)))
         console.print(f"publishing live traffic at {args.rate:.0f} events/s for {args.duration:.0f}s ...")
-        live = asyncio.run(simulate_live(settings, sim, rate=args.rate, duration_s=args.duration))
+        live = asyncio.run(simulate_live(settings.kafka, sim, rate=args.rate, duration_s=args.duration))
         wait_for_processed(url, len(history) + live.sent, console)
         _show_demo_results(settings, cfg, url, console)
     finally:

@@ -21,8 +21,8 @@ from grafana_client.api import GrafanaApi
 from grafana_client.client import GrafanaClientError, GrafanaException, GrafanaUnauthorizedError
 from rich.console import Console
 
-from core.errors import StackError
-from core.settings import LoadedSettings
+from core.config import LoadedSettings
+from retention_monitor.exceptions import GrafanaError
 
 DATASOURCE_UID = "retention-prometheus"
 DATASOURCE: dict[str, str] = {"type": "prometheus", "uid": DATASOURCE_UID}
@@ -33,10 +33,6 @@ TAG = "retention-monitor"
 GRID_WIDTH = 24
 
 JSON = dict[str, Any]
-
-
-class GrafanaError(StackError):
-    """Grafana cannot be reached, refuses the credentials, or rejects a dashboard."""
 
 
 # -- the builder ----------------------------------------------------------------------------------

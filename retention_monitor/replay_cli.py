@@ -24,8 +24,10 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from core.config import LoadedSettings
 from core.errors import ConfigError
-from core.settings import LoadedSettings, Settings
+from core.settings import Settings
+from streams.exceptions import PublishError
 from streams.producers.replay import Problem, Row, Source
 from streams.producers.replay_mapping import Mapping, parse_mapping
 
@@ -208,13 +210,13 @@ async def _publish(settings: Settings, rows: Iterator[Row], rate: float | None,
     from aiokafka.errors import KafkaError  # noqa: PLC0415
 
     from streams.kafka.clients import client_options  # noqa: PLC0415
-    from streams.producers.publish import PublishError, TokenBucket, start_producer  # noqa: PLC0415
+    from streams.producers.publish import TokenBucket, start_producer  # noqa: PLC0415
 
     # acks=all and idempotence: an acknowledged row is durable and was written once per send.
     producer = AIOKafkaProducer(acks="all", enable_idempotence=True, linger_ms=5, max_batch_size=256 * 1024,
                                 request_timeout_ms=15_000, max_request_size=settings.max_message_bytes + 65_536,
-                                **client_options(settings))  # fmt: skip
-    await start_producer(settings, producer)
+                                **client_options(settings.kafka))  # fmt: skip
+    await start_producer(settings.kafka, producer)
     loop = asyncio.get_running_loop()
     bucket = TokenBucket(rate) if rate else None
     pending: list[asyncio.Future[Any]] = []
@@ -242,7 +244,7 @@ def replay(args: argparse.Namespace, loaded: LoadedSettings, console: Console) -
     settings, file = loaded.settings, Path(args.file)
     mapping = mapping_from_args(args)
     source = Source(file, settings, mapping)
-    target = [settings.kafka_bootstrap, *settings.input_topics, mapping.fingerprint() if mapping else "jsonl"]
+    target = [settings.kafka_bootstrap, *settings.topics.inputs, mapping.fingerprint() if mapping else "jsonl"]
     cp_path = Path(args.checkpoint) if args.checkpoint else Checkpoint.where(settings, file)
     fingerprint = hashlib.sha256(json.dumps(target).encode()).hexdigest()[:16]
     cp = Checkpoint(cp_path, fingerprint) if args.restart or args.dry_run else Checkpoint.load(cp_path, fingerprint)

@@ -20,11 +20,12 @@ from typing import Any, Protocol
 from rich.console import Console
 from rich.progress import Progress
 
-from core.errors import PeriodError, RetentionMonitorError
-from core.settings import LoadedSettings
+from core.config import LoadedSettings
+from core.errors import PeriodError
 from metrics.segments import Segmenter
 from retention_monitor import report_periods as periods
 from retention_monitor.commands import base_url, fetch_kpis
+from retention_monitor.exceptions import ReportError
 from retention_monitor.report_periods import Change, change
 from retention_monitor.report_plots import PLOT_COUNT, Plot, render, value
 from retention_monitor.report_render import write
@@ -33,10 +34,6 @@ DOC_FORMATS = ("md", "html")
 ABC_SEGMENTS = ("abc:A", "abc:B", "abc:C")
 Answer = Mapping[str, Any]
 Step = Callable[[str, int, int], None]  # what is being done, steps done, steps in all
-
-
-class ReportError(RetentionMonitorError):
-    """A report option has a value that is not allowed."""
 
 
 class KpiSource(Protocol):

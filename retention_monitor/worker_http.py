@@ -8,7 +8,7 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
-from core.errors import QueryError
+from retention_monitor.exceptions import QueryError
 
 
 def get_json(url: str, path: str, params: dict[str, Any], timeout: float = 10.0) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
 import itertools
 import json
 import os
@@ -34,10 +35,14 @@ from metrics.records import CustomerState, decode_state
 from metrics.store import KpiStore
 from retention_monitor.stack import StackConfig
 from streams.apply.processor import Processor
+from streams.apply.stage import ApplyStage, Counts
 from streams.contract.decode import Event, decode
-from streams.contract.events import partition_key
 from streams.follow.follower import apply_entry
-from streams.wire import change_entry
+from streams.memory import MemoryLog, Message, Partition
+from streams.ports import Batch
+from streams.route.dead_letters import DeadLetters
+from streams.route.stage import RouteStage
+from streams.wire import partition_of
 
 _ids = itertools.count()
 # The tags this session's tests use, so that what they leave is deleted when it ends (see ledger).
@@ -401,65 +406,131 @@ def first_difference(actual: Any, want: Any, path: str = "") -> str:
 # -- the worker's logic without Kafka: processor + table dict + KPI store -------------------------
 
 
-class PurePipeline:
-    """What a worker does per event, minus Kafka: decode, apply to the key's state, feed the store.
+_loops: list[asyncio.AbstractEventLoop] = []
 
-    ``workers`` > 1 splits keys over several tables (like partitions owned by different workers);
-    every table's changes go to one store, as every worker's changelog follower does.
+
+def _stage_loop() -> asyncio.AbstractEventLoop:
+    """One event loop in a thread of its own for every pure pipeline: tests that run a loop themselves
+    can use one too (a loop cannot run inside another)."""
+    if not _loops:
+        loop = asyncio.new_event_loop()
+        thread = threading.Thread(target=loop.run_forever, name="pure-pipeline", daemon=True)
+        thread.start()
+
+        def close() -> None:
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(5)
+            loop.close()
+
+        atexit.register(close)
+        _loops.append(loop)
+    return _loops[0]
+
+
+class PurePipeline:
+    """What a worker does, minus Kafka: the real route and apply stages over an in-memory log, and the
+    changelog read into a KPI store as the follower does.
+
+    Each ``send`` is one fetch of the route stage and one batch of the apply stage. ``workers`` > 1
+    splits the partitions over several apply stages (as over worker processes); every stage's
+    changelog goes to one store, as every worker's follower reads every partition.
     """
 
     def __init__(self, settings: Settings | None = None, workers: int = 1,
                  on_entry: Callable[[bytes, bytes], None] | None = None) -> None:
         self.settings = settings or Settings(allowed_lateness="3650d")
         self.on_entry = on_entry
-        self.processors = [Processor(self.settings) for _ in range(workers)]
-        self.tables: list[dict[bytes, bytes]] = [{} for _ in range(workers)]
-        a, b = self.settings.abc_thresholds
-        self.store = KpiStore(self.processors[0].ctx, (a, b))
-        self.currencies = frozenset(self.settings.rates)
+        self.topics = self.settings.topics
+        self.log = MemoryLog(self.topics.partitions)
+        self.processor = Processor(self.settings.facts)
+        self.store = KpiStore(self.processor.ctx, self.settings.storage.abc_thresholds)
         self.statuses: list[str] = []
+        self._counts: list[Counts] = []
+        self._rejected: dict[str, int] = {}
+        letters = DeadLetters(self.log, self.topics.dlq, self._count_rejected)
+        self.route = RouteStage(recorder=self.processor.recorder, producer=self.log, rekeyed=self.topics.rekeyed,
+                                partitions=self.topics.partitions, dead_letters=letters,
+                                max_bytes=self.settings.max_message_bytes)
+        self.stages = [ApplyStage(processor=Processor(self.settings.facts), producer=self.log, reader=self.log,
+                                  changelog=self.topics.changelog, store_url="memory://", data_dir=Path("/nonexistent"),
+                                  reject=letters.reject, on_counts=self._counts.append) for _ in range(workers)]
+        self._input = 0
+        self._followed = [0] * self.topics.partitions
+
+    def _count_rejected(self, reasons: dict[str, int]) -> None:
+        for reason, n in reasons.items():
+            self._rejected[reason] = self._rejected.get(reason, 0) + n
 
     def send(self, *events: dict[str, Any]) -> PurePipeline:
+        """Events that must be valid, one at a time; ``statuses`` gets each one's outcome."""
         for ev in events:
-            decoded = decode(encode(ev), self.currencies)
-            assert isinstance(decoded, Event), decoded
-            self._apply(decoded)
+            value = encode(ev)
+            assert isinstance(decode(value, frozenset(self.settings.rates)), Event), ev
+            self.statuses.append(self._run([value]))
         return self
 
-    def _apply(self, decoded: Event) -> None:
-        """One valid event, as the worker's stage 2 applies it, then its changelog entry to the store."""
-        key = partition_key(decoded.data).encode()
-        worker = sum(key) % len(self.tables)
-        outcome, update = self.processors[worker].apply(self.tables[worker].get(key), decoded)
-        self.statuses.append(outcome.status)
-        if update is not None and update.state is not None:
-            self.tables[worker][key] = update.state
-            entry = change_entry(update, timestamp_ms=0)  # as the changelog carries it
-            apply_entry(self.store, key, entry)
-            if self.on_entry is not None:
-                self.on_entry(key, entry)
+    def send_batch(self, *events: dict[str, Any]) -> PurePipeline:
+        """Events as one fetch (several events of a key are applied together, as in a worker)."""
+        self._run([encode(ev) for ev in events])
+        return self
 
     def send_bytes(self, *values: bytes | None, max_bytes: int = 1_048_576) -> tuple[int, int]:
-        """Messages as a worker receives them: ``(valid, rejected)``; the valid ones are applied."""
-        valid = 0
-        for value in values:
-            decoded = decode(value, self.currencies, max_bytes)
-            if not isinstance(decoded, Event):
-                continue
-            try:
-                self.processors[0].record(decoded)
-            except ValueError:  # an amount too large to store: the worker dead-letters it as unprocessable
-                continue
-            valid += 1
-            self._apply(decoded)
-        return valid, len(values) - valid
+        """Messages as a worker receives them, in one fetch: ``(valid, rejected)``."""
+        self.route.max_bytes = max_bytes
+        before = sum(self._rejected.values())
+        self._run(list(values))
+        rejected = sum(self._rejected.values()) - before
+        return len(values) - rejected, rejected
+
+    def _run(self, values: list[bytes | None]) -> str:
+        """One fetch through route and apply and the changelog into the store; the last outcome."""
+        self._counts.clear()
+        rejected_before = dict(self._rejected)
+        batch = {Partition("input", 0): [Message(None, v, self._input + i) for i, v in enumerate(values)]}
+        self._input += len(values)
+        asyncio.run_coroutine_threadsafe(self._through(batch), _stage_loop()).result()
+        self._follow()
+        late = {r: n - rejected_before.get(r, 0) for r, n in self._rejected.items() if n > rejected_before.get(r, 0)}
+        if late:
+            return next(iter(late))
+        if any(c.duplicates for c in self._counts):
+            return "duplicate"
+        return "ignored" if any(c.ignored for c in self._counts) else "applied"
+
+    async def _through(self, batch: Batch) -> None:
+        packed = {p: len(self.log.messages(self.topics.rekeyed, p)) for p in range(self.topics.partitions)}
+        await self.route.handle(batch)
+        packs = [(p, m.value or b"", 0.0) for p in range(self.topics.partitions)
+                 for m in self.log.messages(self.topics.rekeyed, p)[packed[p]:]]
+        for i, stage in enumerate(self.stages):
+            mine = [pack for pack in packs if pack[0] % len(self.stages) == i]
+            if mine:
+                await stage.handle(mine)
+
+    def _follow(self) -> None:
+        for p in range(self.topics.partitions):
+            entries = self.log.messages(self.topics.changelog, p)[self._followed[p]:]
+            self._followed[p] += len(entries)
+            for m in entries:
+                assert m.key is not None
+                assert m.value is not None
+                apply_entry(self.store, m.key, m.value)
+                if self.on_entry is not None:
+                    self.on_entry(m.key, m.value)
+
+    def stored(self, key: bytes) -> bytes:
+        """The stored state of ``key`` in whichever apply stage owns it."""
+        partition = partition_of(key, self.topics.partitions)
+        state = self.stages[partition % len(self.stages)].stores[partition].get(key)
+        if state is None:
+            raise KeyError(key)
+        return state
 
     def state(self, key: bytes) -> CustomerState:
-        """The stored state of ``key`` (whichever table owns it)."""
-        for table in self.tables:
-            if key in table:
-                return decode_state(table[key])
-        raise KeyError(key)
+        return decode_state(self.stored(key))
+
+    def dead_letters(self) -> list[Message]:
+        return self.log.messages(self.topics.dlq, 0)
 
     def answer(self, period: str, segment: str = "all") -> Any:
         return self.store.answer(parse_period(period, ZoneInfo(self.settings.timezone)), segment)

@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from core.errors import StackError
+from retention_monitor.exceptions import StackError
 
 from .alertmanager import Alertmanager
 from .config import StackConfig

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 from typing import ClassVar
 
-from core.errors import StackError
+from retention_monitor.exceptions import StackError
 
 from .config import deploy_dir
 from .process import Report, Service

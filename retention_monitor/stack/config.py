@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from core.errors import StackError
 from core.settings import Settings
+from retention_monitor.exceptions import StackError
 
 HOME_ENV = "RETENTION_STACK_HOME"
 _ANY_HOST = {"", "0.0.0.0", "::", "[::]"}

@@ -16,7 +16,7 @@ from typing import Any
 from aiokafka.conn import create_conn
 from aiokafka.protocol.metadata import MetadataRequest
 
-from core.errors import StackError
+from retention_monitor.exceptions import StackError
 
 from .config import StackConfig
 from .process import Report, Service, port_in_use

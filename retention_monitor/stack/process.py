@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-from core.errors import StackError
+from retention_monitor.exceptions import StackError
 
 from .config import StackConfig
 

@@ -10,7 +10,7 @@ from typing import ClassVar
 
 import aiohttp
 
-from core.errors import StackError
+from retention_monitor.exceptions import StackError
 
 from .config import deploy_dir
 from .process import Report, Service

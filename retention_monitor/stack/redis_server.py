@@ -7,7 +7,7 @@ from typing import ClassVar
 
 import redis.asyncio as aioredis
 
-from core.errors import StackError
+from retention_monitor.exceptions import StackError
 
 from .process import Report, Service
 

@@ -10,18 +10,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from core.settings import Settings
+from core.slices import FactSettings
 from metrics import blob
 from metrics.facts import Context, derive
 from metrics.lateness import Lateness, newest_by_stream, stream_of
 from metrics.prune import prune
-from metrics.records import TYPE_CODES, CustomerState, Rec, decode_state, encode_state
+from metrics.records import CustomerState, Rec, decode_state, encode_state
 from metrics.segments import Segmenter
-from streams.contract import events as c
 from streams.contract.decode import Event
+from streams.exceptions import AmountTooLarge
+from streams.route.records import Recorder
 
 MICRO = 1_000_000
-MAX_STORED = 2**63  # msgpack integers
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,73 +44,28 @@ class Update:
     delta: blob.Delta | None = None
 
 
-def context(settings: Settings) -> Context:
+def context(facts: FactSettings) -> Context:
     return Context(
-        segmenter=Segmenter(settings.segments),
-        reasons=frozenset(settings.churn_reasons),
-        categories=frozenset(settings.ticket_categories),
+        segmenter=Segmenter(facts.segments),
+        reasons=frozenset(facts.churn_reasons),
+        categories=frozenset(facts.ticket_categories),
     )
 
 
-def lateness_rule(settings: Settings) -> Lateness:
+def lateness_rule(facts: FactSettings) -> Lateness:
     """The allowed-lateness rule of these settings (shared with the replay's dry-run simulation)."""
-    return Lateness(settings.allowed_lateness_seconds * MICRO, settings.history_seconds * MICRO,
-                    settings.allowed_lateness, settings.history)  # fmt: skip
+    return Lateness(facts.allowed_lateness_s * MICRO, facts.history_s * MICRO, facts.allowed_lateness, facts.history)
 
 
 class Processor:
-    """Turns events into records of the key's state; pure apart from the settings it reads."""
+    """Applies a key's new records to its stored state; pure apart from the settings it reads."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.ctx = context(settings)
-        self.history_us = settings.history_seconds * MICRO
-        self.lateness = lateness_rule(settings)
-        self.rates = settings.rates
-
-    def micro(self, amount: float | None, currency: str | None) -> int | None:
-        """``amount`` in micro-units of the reporting currency (integers: sums are order-independent).
-
-        An amount in the reporting currency is never multiplied (rounding ``x * 1.0`` is exact anyway,
-        but the rule is: convert only what is foreign)."""
-        if amount is None:
-            return None
-        reporting = self.settings.currency
-        if currency is None or currency == reporting:
-            value = round(amount * MICRO)
-        else:
-            value = round(amount * self.rates[currency] * MICRO)
-        if value >= MAX_STORED:
-            raise ValueError(f"amount {amount} {currency} is too large to store in {self.settings.currency}")
-        return value
-
-    def record(self, event: Event) -> Rec:
-        d = event.data
-        ref: str | None = None
-        text: str | None = None
-        value: int | None = None
-        segment: dict[str, str] | None = None
-        if isinstance(d, c.CustomerSignedUp | c.CustomerUpdated):
-            segment = dict(d.segment)
-        elif isinstance(d, c.CustomerChurned):
-            text = d.reason
-        elif isinstance(d, c.OrderPlaced | c.OrderRefunded | c.OrderReturned):
-            ref, value = d.order_id, self.micro(d.amount, d.currency)
-        elif isinstance(d, c.TicketOpened):
-            ref, text = d.ticket_id, f"{d.kind}:{d.category or ''}"
-        elif isinstance(d, c.TicketReplied):
-            ref, text = d.ticket_id, d.author
-        elif isinstance(d, c.TicketResolved | c.TicketReopened):
-            ref = d.ticket_id
-        elif isinstance(d, c.SurveyNps | c.SurveyCsat):
-            ref, value = d.ticket_id, d.score
-        elif isinstance(d, c.FeedbackReceived):
-            ref, text = d.feedback_id, d.channel
-        elif isinstance(d, c.FeedbackResponded):
-            ref = d.feedback_id
-        elif isinstance(d, c.RepJoined | c.RepLeft):
-            text = d.team
-        return Rec(event.time_us, TYPE_CODES[event.type], event.id, ref, text, value, segment)
+    def __init__(self, facts: FactSettings) -> None:
+        self.facts = facts
+        self.ctx = context(facts)
+        self.history_us = facts.history_s * MICRO
+        self.lateness = lateness_rule(facts)
+        self.recorder = Recorder(facts.currency, facts.rates)
 
     def apply_records(self, stored: bytes | None, records: list[Rec]) -> Update:
         """Apply ``records`` (one key's, in arrival order) to the stored state ``stored``."""
@@ -167,8 +122,8 @@ class Processor:
     def apply(self, stored: bytes | None, event: Event) -> tuple[Outcome, Update | None]:
         """One event (tests, replays): its outcome and the key's update (``None`` if unprocessable)."""
         try:
-            record = self.record(event)
-        except ValueError as exc:
+            record = self.recorder.record(event)
+        except AmountTooLarge as exc:
             return Outcome("unprocessable", str(exc)), None
         update = self.apply_records(stored, [record])
         return update.outcomes[0], update

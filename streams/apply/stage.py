@@ -20,15 +20,12 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from metrics.records import TYPE_CODES
 from streams.apply.processor import Processor
 from streams.apply.stores import PartitionStore, open_store
 from streams.contract.decode import Rejection
-from streams.kafka.clients import SharedProducer
+from streams.ports import LogReader, Producer
 from streams.wire import Routed, change_entry, decode_batch, decode_change
 
 log = logging.getLogger(__name__)
@@ -57,11 +54,11 @@ class ApplyStage:
         self,
         *,
         processor: Processor,
-        producer: SharedProducer,
+        producer: Producer,
+        reader: LogReader,
         changelog: str,
         store_url: str,
         data_dir: Path,
-        consumer_factory: Callable[[], AIOKafkaConsumer],
         reject: Reject,
         on_counts: Callable[[Counts], None],
         on_restored: Callable[[int], None] = lambda n: None,
@@ -73,7 +70,7 @@ class ApplyStage:
         self.changelog = changelog
         self.store_url = store_url
         self.data_dir = data_dir
-        self.consumer_factory = consumer_factory
+        self.reader = reader
         self.reject = reject
         self.on_counts = on_counts
         self.on_restored = on_restored
@@ -122,32 +119,22 @@ class ApplyStage:
         return store
 
     async def _catch_up(self, store: PartitionStore) -> int:
-        tp = TopicPartition(self.changelog, store.partition)
-        consumer = self.consumer_factory()
-        await consumer.start()
+        first, end = await self.reader.bounds(self.changelog, store.partition)
+        if not first <= store.next_offset <= end:  # the topic was recreated or truncated
+            log.warning("partition %d: store offset %d outside the changelog [%d, %d]; rebuilding",
+                        store.partition, store.next_offset, first, end)
+            store.reset()
         read = 0
-        try:
-            consumer.assign([tp])
-            first = (await consumer.beginning_offsets([tp]))[tp]
-            end = (await consumer.end_offsets([tp]))[tp]
-            if not first <= store.next_offset <= end:  # the topic was recreated or truncated
-                log.warning("partition %d: store offset %d outside the changelog [%d, %d]; rebuilding",
-                            store.partition, store.next_offset, first, end)
-                store.reset()
-            consumer.seek(tp, max(store.next_offset, first))
-            while await consumer.position(tp) < end:
-                batch = await consumer.getmany(tp, timeout_ms=1000, max_records=20_000)
-                records = batch.get(tp, [])
-                if records:
-                    items = [(r.key, None if r.value is None else decode_change(r.value).state) for r in records]
-                    store.write(items, records[-1].offset + 1)
-                    read += len(records)
-                    if self.on_changed is not None:
-                        self.on_changed([(store.partition, key, state) for key, state in items])
-            if store.next_offset < end:  # only compaction gaps or transaction markers were left
-                store.write((), end)
-        finally:
-            await consumer.stop()
+        async for records in self.reader.read(self.changelog, store.partition, max(store.next_offset, first), end):
+            if not records:
+                continue
+            items = [(r.key or b"", None if r.value is None else decode_change(r.value).state) for r in records]
+            store.write(items, records[-1].offset + 1)
+            read += len(records)
+            if self.on_changed is not None:
+                self.on_changed([(store.partition, key, state) for key, state in items])
+        if store.next_offset < end:  # only compaction gaps or transaction markers were left
+            store.write((), end)
         self.restored_records += read
         self.on_restored(read)
         return read
@@ -227,24 +214,7 @@ class ApplyStage:
         """Write the changelog entries; return the offset after the last one (once acknowledged)."""
         if not changes:
             return 0
-        producer = self.producer()
-        sent: list[tuple[asyncio.Future[Any], int]] = []
-        batch, n = producer.create_batch(), 0
-        for key, _, value in changes:
-            if batch.append(key=key, value=value, timestamp=None) is not None:
-                n += 1
-                continue
-            if n:
-                sent.append((await producer.send_batch(batch, self.changelog, partition=partition), n))
-                batch, n = producer.create_batch(), 0
-            if batch.append(key=key, value=value, timestamp=None) is not None:
-                n += 1
-            else:  # larger than a batch (a customer with a very long history): on its own
-                sent.append((await producer.send(self.changelog, value, key=key, partition=partition), 1))
-        if n:
-            sent.append((await producer.send_batch(batch, self.changelog, partition=partition), n))
-        metadata = await asyncio.gather(*(future for future, _ in sent))
-        return int(metadata[-1].offset) + sent[-1][1]
+        return await self.producer.send_all(self.changelog, partition, [(key, value) for key, _, value in changes])
 
     def close(self) -> None:
         for store in self.stores.values():

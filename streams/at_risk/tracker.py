@@ -26,13 +26,13 @@ from collections.abc import Callable, Iterator
 from prometheus_client import CollectorRegistry
 
 from alerts.catalog import Live
-from core.settings import Settings
+from core.slices import KafkaSettings, RiskSettings, TopicSettings
 from metrics.records import decode_state
 from metrics.risk import DAY_US, QUIET, Risk, score
 from metrics.store import REP_PREFIX, KpiStore
 from streams.apply.stage import ApplyStage
 from streams.apply.stores import PartitionStore
-from streams.at_risk.pages import (
+from streams.at_risk.registry import (
     AtRiskData,
     AtRiskFollower,
     AtRiskReason,
@@ -44,7 +44,8 @@ from streams.at_risk.pages import (
     rfc3339,
     source_of,
 )
-from streams.kafka.clients import SharedProducer, new_reader
+from streams.kafka.clients import new_reader
+from streams.ports import Producer
 from streams.wire import partition_of
 
 RECHECK_US = DAY_US
@@ -59,11 +60,12 @@ log = logging.getLogger(__name__)
 class RiskTracker:
     """Scores the customers of the partitions this worker owns and publishes their at-risk changes."""
 
-    def __init__(self, settings: Settings, *, apply: ApplyStage, producer: SharedProducer, store: KpiStore,
+    def __init__(self, risk: RiskSettings, topics: TopicSettings, *, apply: ApplyStage, producer: Producer,
+                 store: KpiStore,
                  follower: AtRiskFollower, registry: AtRiskRegistry, source: str,
                  now_us: Callable[[], int | None], kpi_ready: Callable[[], bool], metrics: RiskMetrics) -> None:
-        self.policy = policy_of(settings)
-        self.topic, self.partitions = settings.topic_at_risk, settings.partitions
+        self.policy = policy_of(risk)
+        self.topic, self.partitions = topics.at_risk, topics.partitions
         self.apply, self.producer, self.follower, self.registry = apply, producer, follower, registry
         self.source, self.now_us, self.kpi_ready, self.metrics = source, now_us, kpi_ready, metrics
         self.classes = Classes(store)
@@ -236,8 +238,7 @@ class RiskTracker:
             self.metrics.published.labels("at_risk" if at_risk else "recovered").inc()
 
     async def _send(self, batch: list[tuple[bytes, int, bytes, AtRiskData | None, bool]]) -> None:
-        producer = self.producer()
-        futures = [await producer.send(self.topic, value, key=key, partition=partition)
+        futures = [await self.producer.send(self.topic, value, key=key, partition=partition)
                    for key, partition, value, _, _ in batch]
         await asyncio.gather(*futures)
 
@@ -292,12 +293,12 @@ class RiskTracker:
         heapq.heapify(self.heap)
 
 
-def new_tracker(settings: Settings, *, apply: ApplyStage, producer: SharedProducer, store: KpiStore,
-                now_us: Callable[[], int | None], kpi_ready: Callable[[], bool],
+def new_tracker(risk: RiskSettings, topics: TopicSettings, kafka: KafkaSettings, *, apply: ApplyStage,
+                producer: Producer, store: KpiStore, now_us: Callable[[], int | None], kpi_ready: Callable[[], bool],
                 registry: CollectorRegistry) -> RiskTracker:
     """A worker's tracker with its registry and the follower of ``topic_at_risk`` feeding it."""
-    source = source_of(settings.app_id)
+    source = source_of(topics.app_id)
     customers = AtRiskRegistry(source)
-    follower = AtRiskFollower(lambda: new_reader(settings), settings.topic_at_risk, settings.partitions, customers)
-    return RiskTracker(settings, apply=apply, producer=producer, store=store, follower=follower, registry=customers,
+    follower = AtRiskFollower(lambda: new_reader(kafka), topics.at_risk, topics.partitions, customers)
+    return RiskTracker(risk, topics, apply=apply, producer=producer, store=store, follower=follower, registry=customers,
                        source=source, now_us=now_us, kpi_ready=kpi_ready, metrics=RiskMetrics.create(registry))

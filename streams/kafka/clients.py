@@ -13,75 +13,54 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.helpers import create_ssl_context
 
-from core.settings import Settings
+from core.slices import KafkaSettings
 
 INTERNAL_MESSAGE_BYTES = 16 * 1024 * 1024  # max.message.bytes of the topics the monitor creates
 
 
-def ssl_context(settings: Settings) -> SSLContext | None:
-    if settings.kafka_security_protocol not in ("SSL", "SASL_SSL"):
+def ssl_context(kafka: KafkaSettings) -> SSLContext | None:
+    if kafka.security_protocol not in ("SSL", "SASL_SSL"):
         return None
 
     def path(value: str) -> str | None:
         return str(Path(value).expanduser()) if value else None
 
-    context: SSLContext = create_ssl_context(cafile=path(settings.kafka_ssl_cafile),
-                                             certfile=path(settings.kafka_ssl_certfile),
-                                             keyfile=path(settings.kafka_ssl_keyfile))
+    context: SSLContext = create_ssl_context(cafile=path(kafka.ssl_cafile),
+                                             certfile=path(kafka.ssl_certfile),
+                                             keyfile=path(kafka.ssl_keyfile))
     return context
 
 
-def client_options(settings: Settings) -> dict[str, Any]:
+def client_options(kafka: KafkaSettings) -> dict[str, Any]:
     """Keyword arguments for any aiokafka client (consumer, producer, admin)."""
     options: dict[str, Any] = {
-        "bootstrap_servers": settings.kafka_bootstrap,
-        "security_protocol": settings.kafka_security_protocol,
+        "bootstrap_servers": kafka.bootstrap,
+        "security_protocol": kafka.security_protocol,
     }
-    context = ssl_context(settings)
+    context = ssl_context(kafka)
     if context is not None:
         options["ssl_context"] = context
-    if settings.kafka_security_protocol.startswith("SASL_"):
-        options["sasl_mechanism"] = settings.kafka_sasl_mechanism
-        options["sasl_plain_username"] = settings.kafka_sasl_username
-        options["sasl_plain_password"] = settings.kafka_sasl_password
+    if kafka.security_protocol.startswith("SASL_"):
+        options["sasl_mechanism"] = kafka.sasl_mechanism
+        options["sasl_plain_username"] = kafka.sasl_username
+        options["sasl_plain_password"] = kafka.sasl_password
     return options
 
 
-def new_producer(settings: Settings, **extra: Any) -> AIOKafkaProducer:
+def new_producer(kafka: KafkaSettings, **extra: Any) -> AIOKafkaProducer:
     """The worker's producer: idempotent (a retried send never duplicates a changelog entry), batched."""
-    size = max(settings.max_message_bytes * 2 + 65_536, 1_048_576)
+    size = max(kafka.max_message_bytes * 2 + 65_536, 1_048_576)
     return AIOKafkaProducer(
         enable_idempotence=True, acks="all", linger_ms=5, max_batch_size=size,
         # a single changelog entry may be larger than a batch: the state of a customer with a long history
         max_request_size=max(size, INTERNAL_MESSAGE_BYTES),
-        request_timeout_ms=30_000, **{**client_options(settings), **extra},
+        request_timeout_ms=30_000, **{**client_options(kafka), **extra},
     )
 
 
-class SharedProducer:
-    """The worker's one producer, created once the event loop runs (aiokafka needs a running loop)."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self._producer: AIOKafkaProducer | None = None
-
-    async def start(self) -> None:
-        self._producer = new_producer(self.settings)
-        await self._producer.start()
-
-    async def stop(self) -> None:
-        if self._producer is not None:
-            await self._producer.stop()
-
-    def __call__(self) -> AIOKafkaProducer:
-        if self._producer is None:
-            raise RuntimeError("the producer is used before the worker started it")
-        return self._producer
-
-
-def new_reader(settings: Settings, **extra: Any) -> AIOKafkaConsumer:
+def new_reader(kafka: KafkaSettings, **extra: Any) -> AIOKafkaConsumer:
     """A consumer outside any group (changelog readers), reading from the start."""
     return AIOKafkaConsumer(
         group_id=None, enable_auto_commit=False, auto_offset_reset="earliest",
-        max_partition_fetch_bytes=8 << 20, fetch_max_wait_ms=100, **{**client_options(settings), **extra},
+        max_partition_fetch_bytes=8 << 20, fetch_max_wait_ms=100, **{**client_options(kafka), **extra},
     )

@@ -15,32 +15,33 @@ from typing import Any
 from aiokafka.conn import create_conn
 from aiokafka.errors import KafkaConnectionError, SaslAuthenticationFailed, UnsupportedSaslMechanismError
 
-from core.settings import MASK, Settings
+from core.config import MASK
+from core.slices import KafkaSettings
 from streams.kafka.clients import client_options
 
 
-async def explain(settings: Settings, error: BaseException | None = None, timeout_s: float = 10.0) -> str:
+async def explain(kafka: KafkaSettings, error: BaseException | None = None, timeout_s: float = 10.0) -> str:
     """``cannot reach Kafka at …: <cause>; <what to check>`` (never the password); ``error`` is what the
     client raised, reported when a fresh connection succeeds."""
-    servers = [hostport.strip() for hostport in settings.kafka_bootstrap.split(",")]
+    servers = [hostport.strip() for hostport in kafka.bootstrap.split(",")]
     for hostport in servers:
-        cause = await _try(settings, hostport, timeout_s)
+        cause = await _try(kafka, hostport, timeout_s)
         if cause is not None:
             where = f"{hostport}: " if len(servers) > 1 else ""
-            return _scrub(settings, f"cannot reach Kafka at {settings.kafka_bootstrap}: {where}{cause}")
+            return _scrub(kafka, f"cannot reach Kafka at {kafka.bootstrap}: {where}{cause}")
     # reachable now: the failure was transient, or came after the handshake
-    text = f"cannot use Kafka at {settings.kafka_bootstrap}, though it accepts connections"
-    return _scrub(settings, text + (f" ({type(error).__name__}: {error})" if error is not None else ""))
+    text = f"cannot use Kafka at {kafka.bootstrap}, though it accepts connections"
+    return _scrub(kafka, text + (f" ({type(error).__name__}: {error})" if error is not None else ""))
 
 
-def _scrub(settings: Settings, text: str) -> str:
+def _scrub(kafka: KafkaSettings, text: str) -> str:
     """No known error message echoes the password; this keeps it that way."""
-    return text.replace(settings.kafka_sasl_password, MASK) if settings.kafka_sasl_password else text
+    return text.replace(kafka.sasl_password, MASK) if kafka.sasl_password else text
 
 
-async def _try(settings: Settings, hostport: str, timeout_s: float) -> str | None:
+async def _try(kafka: KafkaSettings, hostport: str, timeout_s: float) -> str | None:
     host, _, port = hostport.rpartition(":")
-    options = client_options(settings)
+    options = client_options(kafka)
     try:
         conn = await asyncio.wait_for(create_conn(
             host, int(port), security_protocol=options["security_protocol"], ssl_context=options.get("ssl_context"),
@@ -48,17 +49,17 @@ async def _try(settings: Settings, hostport: str, timeout_s: float) -> str | Non
             sasl_plain_password=options.get("sasl_plain_password"), request_timeout_ms=int(timeout_s * 1000),
         ), timeout_s)
     except Exception as exc:
-        return _cause(settings, exc)
+        return _cause(kafka, exc)
     # Awaited: a TLS shutdown still under way when the event loop ends leaks its socket.
     with contextlib.suppress(Exception):
         await asyncio.wait_for(conn.close(), timeout_s)
     return None
 
 
-def _cause(settings: Settings, exc: Any) -> str:
-    protocol = settings.kafka_security_protocol
+def _cause(kafka: KafkaSettings, exc: Any) -> str:
+    protocol = kafka.security_protocol
     if isinstance(exc, SaslAuthenticationFailed):
-        return (f"the SASL login of user {settings.kafka_sasl_username!r} ({settings.kafka_sasl_mechanism}) "
+        return (f"the SASL login of user {kafka.sasl_username!r} ({kafka.sasl_mechanism}) "
                 "was refused; check kafka_sasl_username and kafka_sasl_password")
     if isinstance(exc, UnsupportedSaslMechanismError):
         return f"{exc}; set kafka_sasl_mechanism to one the listener enables"

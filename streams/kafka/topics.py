@@ -12,71 +12,54 @@ import contextlib
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
-from core.errors import RetentionMonitorError
-from core.settings import Settings
+from core.slices import KafkaSettings, TopicSettings
+from streams.exceptions import TopicError
 from streams.kafka.clients import INTERNAL_MESSAGE_BYTES, client_options
 from streams.kafka.diagnose import explain
-
-
-class TopicError(RetentionMonitorError):
-    """The monitor's Kafka topics cannot be listed or created."""
-
-
-
 
 COMPACTION_LAG_S = 7 * 86_400
 CHECKPOINT_MAX_AGE_S = 6 * 86_400
 
 
-def rekeyed_topic(settings: Settings) -> str:
-    """The internal topic of packed valid events, partitioned by customer (stage 2's input)."""
-    return f"{settings.app_id}-events-by-customer"
-
-
-def changelog_topic(settings: Settings) -> str:
-    """The compacted changelog of the customer states and fact sets."""
-    return f"{settings.app_id}-customers-changelog"
-
-
-def topic_configs(settings: Settings) -> dict[str, dict[str, str]]:
+def topic_configs(topics: TopicSettings) -> dict[str, dict[str, str]]:
     """Configs of the topics the monitor creates (others get the broker's defaults)."""
     big = {"max.message.bytes": str(INTERNAL_MESSAGE_BYTES)}
     return {
-        rekeyed_topic(settings): big,
+        topics.rekeyed: big,
         # Entries younger than this are never compacted away, so a KPI store checkpoint younger than
         # it resumes without gaps (streams/follow/follower.py trusts checkpoints up to CHECKPOINT_MAX_AGE_S).
-        changelog_topic(settings): {**big, "cleanup.policy": "compact",
+        topics.changelog: {**big, "cleanup.policy": "compact",
                                     "min.compaction.lag.ms": str(COMPACTION_LAG_S * 1000)},
         # The latest at-risk status per customer (streams/at_risk/tracker.py): what a new follower needs, and all.
-        settings.topic_at_risk: {"cleanup.policy": "compact"},
+        topics.at_risk: {"cleanup.policy": "compact"},
     }
 
 
-async def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> list[str]:
+async def ensure_topics(kafka: KafkaSettings, topics: TopicSettings, timeout_s: float = 30.0) -> list[str]:
     """Create the input, dead-letter, re-keyed, changelog and at-risk topics that are missing; return their names.
 
     A consumer group member that joins before a new topic shows up in the cluster metadata is
     assigned no partition of it, so every topic exists before any worker subscribes.
     """
-    configs = topic_configs(settings)
-    wanted = [*settings.input_topics, settings.topic_dlq, *configs]
-    admin = AIOKafkaAdminClient(request_timeout_ms=10_000, **client_options(settings))
+    configs = topic_configs(topics)
+    wanted = [*topics.inputs, topics.dlq, *configs]
+    admin = AIOKafkaAdminClient(request_timeout_ms=10_000, **client_options(kafka))
     try:
         try:
             await asyncio.wait_for(admin.start(), timeout_s)
         except (KafkaError, TimeoutError, OSError) as exc:  # say why: refused login, TLS, nothing listening
-            raise TopicError(await explain(settings, exc)) from exc
+            raise TopicError(await explain(kafka, exc)) from exc
         existing = set(await admin.list_topics())
         missing = [t for t in wanted if t not in existing]
         if missing:
             with contextlib.suppress(TopicAlreadyExistsError):  # another worker was faster
                 await admin.create_topics([
-                    NewTopic(t, num_partitions=settings.partitions, replication_factor=settings.replication_factor,
+                    NewTopic(t, num_partitions=topics.partitions, replication_factor=topics.replication_factor,
                              topic_configs=configs.get(t, {}))
                     for t in missing
                 ])
         return missing
     except (KafkaError, TimeoutError, OSError) as exc:
-        raise TopicError(f"cannot reach Kafka at kafka_bootstrap={settings.kafka_bootstrap} ({exc!r})") from exc
+        raise TopicError(f"cannot reach Kafka at kafka_bootstrap={kafka.bootstrap} ({exc!r})") from exc
     finally:
         await admin.close()

@@ -22,18 +22,14 @@ from rich.console import Console
 from rich.progress import Progress, ProgressColumn, Task, TaskID, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
-from core.errors import RetentionMonitorError
-from core.settings import Settings
+from core.slices import KafkaSettings, TopicSettings
+from streams.exceptions import PublishError
 from streams.kafka.clients import client_options
 from streams.kafka.diagnose import explain
 from streams.producers.simulate import Simulator, topic_for
 
 Message = tuple[str, bytes | None, bytes]
 _CHUNK = 2000  # delivery futures awaited together: bounds memory, keeps the accumulator full
-
-
-class PublishError(RetentionMonitorError):
-    """Events cannot be read or published to Kafka."""
 
 
 @dataclass(frozen=True)
@@ -99,25 +95,25 @@ async def _iterate(messages: Iterable[Message] | AsyncIterable[Message]) -> Asyn
             yield message
 
 
-async def _start(settings: Settings) -> Any:
+async def _start(kafka: KafkaSettings) -> Any:
     # acks=1 (one broker confirms) is plenty for generated traffic and keeps latency low.
     producer = AIOKafkaProducer(linger_ms=5, acks=1, max_batch_size=256 * 1024, request_timeout_ms=15_000,
-                                **client_options(settings))  # fmt: skip
-    return await start_producer(settings, producer)
+                                **client_options(kafka))  # fmt: skip
+    return await start_producer(kafka, producer)
 
 
-async def start_producer(settings: Settings, producer: Any) -> Any:
+async def start_producer(kafka: KafkaSettings, producer: Any) -> Any:
     """Start ``producer``; a failure becomes a :class:`PublishError` naming its cause (a refused login…)."""
     try:
         await producer.start()
     except (KafkaError, OSError) as exc:
         await producer.stop()
-        raise PublishError(await explain(settings, exc)) from exc
+        raise PublishError(await explain(kafka, exc)) from exc
     return producer
 
 
 async def produce(
-    settings: Settings,
+    kafka: KafkaSettings,
     messages: Iterable[Message] | AsyncIterable[Message],
     *,
     total: int | None = None,
@@ -125,7 +121,7 @@ async def produce(
     progress: bool = True,
 ) -> PublishStats:
     """Send ``(topic, key, value)`` messages, optionally paced to ``rate``/s; returns acknowledged count."""
-    producer = await _start(settings)
+    producer = await _start(kafka)
     bucket = TokenBucket(rate) if rate else None
     context, bar = _progress_bar(progress, total)
     started, sent = time.perf_counter(), 0
@@ -135,7 +131,7 @@ async def produce(
             sent = await _send_all(producer, _iterate(messages), bucket, bar, task)
             await producer.flush()
     except KafkaError as exc:
-        raise PublishError(f"publishing to Kafka at {settings.kafka_bootstrap} failed: {exc!r}") from exc
+        raise PublishError(f"publishing to Kafka at {kafka.bootstrap} failed: {exc!r}") from exc
     finally:
         await producer.stop()
     return PublishStats(sent, time.perf_counter() - started)
@@ -169,32 +165,32 @@ async def _send_all(
     return sent
 
 
-def read_jsonl(settings: Settings, path: str | Path) -> Iterator[Message]:
+def read_jsonl(topics: TopicSettings, path: str | Path) -> Iterator[Message]:
     """Messages from a JSON Lines file, each line's bytes unchanged, routed and keyed by its content."""
     file = Path(path)
     if not file.is_file():
         raise PublishError(f"no such events file: {file}")
-    return _lines(settings, file)
+    return _lines(topics, file)
 
 
-def _lines(settings: Settings, file: Path) -> Iterator[Message]:
+def _lines(topics: TopicSettings, file: Path) -> Iterator[Message]:
     with file.open("rb") as fh:
         for raw in fh:
             line = raw.rstrip(b"\r\n")
             if line.strip():
-                yield _route(settings, line)
+                yield _route(topics, line)
 
 
-def _route(settings: Settings, value: bytes) -> Message:
+def _route(topics: TopicSettings, value: bytes) -> Message:
     # Malformed lines are sent too (for dead-letter demos), so parsing failures only pick defaults.
     try:
         doc = msgspec.json.decode(value)
     except msgspec.DecodeError:
-        return settings.topic_lifecycle, None, value
+        return topics.lifecycle, None, value
     if not isinstance(doc, dict):
-        return settings.topic_lifecycle, None, value
+        return topics.lifecycle, None, value
     kind, data = doc.get("type"), doc.get("data")
-    topic = topic_for(settings, kind) if isinstance(kind, str) else settings.topic_lifecycle
+    topic = topic_for(topics, kind) if isinstance(kind, str) else topics.lifecycle
     owner = None
     if isinstance(data, dict):
         owner = data.get("customer_id") or data.get("rep_id")
@@ -202,7 +198,7 @@ def _route(settings: Settings, value: bytes) -> Message:
 
 
 async def simulate_live(
-    settings: Settings,
+    kafka: KafkaSettings,
     simulator: Simulator,
     rate: float,
     *,
@@ -212,7 +208,7 @@ async def simulate_live(
 ) -> PublishStats:
     """Publish simulated events stamped with the wall clock at send time, paced to ``rate``/s."""
     live = _live(simulator, duration_s, count)
-    return await produce(settings, live, total=count, rate=rate, progress=progress)
+    return await produce(kafka, live, total=count, rate=rate, progress=progress)
 
 
 async def _live(simulator: Simulator, duration_s: float | None, count: int | None) -> AsyncIterator[Message]:

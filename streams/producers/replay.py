@@ -21,6 +21,7 @@ import msgspec
 
 from core.errors import ConfigError
 from core.settings import Settings
+from core.slices import FactSettings
 from metrics.lateness import stream_of
 from metrics.records import TYPE_CODES
 from streams.apply.processor import lateness_rule
@@ -76,7 +77,7 @@ def built(settings: Settings, value: bytes, currencies: frozenset[str]) -> Built
     if isinstance(decoded, Rejection):
         raise BadValue(decoded.reason, decoded.message)
     owner = getattr(decoded.data, "customer_id", None) or getattr(decoded.data, "rep_id", None)
-    return Built(topic_for(settings, decoded.type), owner.encode() if owner else None, value, decoded)
+    return Built(topic_for(settings.topics, decoded.type), owner.encode() if owner else None, value, decoded)
 
 
 class Converter:
@@ -170,8 +171,8 @@ class Converter:
 class LatenessCheck:
     """The worker's dedupe and lateness rule (:mod:`metrics.lateness`), simulated over the events in file order."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.rule = lateness_rule(settings)
+    def __init__(self, facts: FactSettings) -> None:
+        self.rule = lateness_rule(facts)
         self.newest: dict[str, int] = {}
         self.stream_newest: dict[tuple[str, str], int] = {}
         self.seen: set[tuple[str, str]] = set()
@@ -245,7 +246,7 @@ class Source:
             records = self._records(self.mapping)
             next(records, None)  # the header
             rows = (self.converter.row(line, cells) for line, cells in records)
-        lateness = LatenessCheck(self.settings)
+        lateness = LatenessCheck(self.settings.facts)
         for row in rows:
             for b in row.events:
                 verdict = lateness.judge(b.event)

@@ -19,6 +19,7 @@ import msgspec.inspect as mi
 
 from core.errors import ConfigError
 from streams.contract.events import DATA_TYPES
+from streams.exceptions import StreamsError
 
 ENVELOPE = ("id", "time", "source")
 # Exports of orders or tickets often have one row per order/ticket and no id of its own.
@@ -76,7 +77,7 @@ class Mapping:
         return hashlib.sha256(msgspec.json.encode(asdict(self))).hexdigest()[:16]
 
 
-class BadValue(Exception):
+class BadValue(StreamsError):
     """A cell (or line) that cannot become a valid event: the reason of the worker's decode and why."""
 
     def __init__(self, reason: str, message: str) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 
 import msgspec
 
-from core.settings import Settings
+from core.slices import FactSettings, TopicSettings
 
 Message = tuple[str, bytes, bytes]
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -109,15 +109,15 @@ class _FollowUp:
     data: dict[str, Any] = field(compare=False)
 
 
-def topic_for(settings: Settings, event_type: str) -> str:
+def topic_for(topics: TopicSettings, event_type: str) -> str:
     """The default topic of EVENTS.md for a type, via the configured names; unknown -> lifecycle."""
     prefix = event_type.split(".", 1)[0]
     return {
-        "ticket": settings.topic_support,
-        "survey": settings.topic_feedback,
-        "feedback": settings.topic_feedback,
-        "rep": settings.topic_team,
-    }.get(prefix, settings.topic_lifecycle)
+        "ticket": topics.support,
+        "survey": topics.feedback,
+        "feedback": topics.feedback,
+        "rep": topics.team,
+    }.get(prefix, topics.lifecycle)
 
 
 def _pick(data: dict[str, Any], *keys: str) -> dict[str, Any]:
@@ -138,7 +138,8 @@ class Simulator:
 
     def __init__(
         self,
-        settings: Settings,
+        facts: FactSettings,
+        topics: TopicSettings,
         seed: int,
         scenario: str = "steady",
         customers: int = 1000,
@@ -150,7 +151,7 @@ class Simulator:
             raise ValueError(f"unknown scenario {scenario!r}; known: {', '.join(SCENARIOS)}")
         if customers < 1 or not 0.0 <= invalid_ratio <= 1.0 or delay_scale <= 0:
             raise ValueError("customers must be >= 1, invalid_ratio 0..1 and delay_scale > 0")
-        self.settings, self.seed, self.scenario = settings, seed, SCENARIOS[scenario]
+        self.facts, self.topics, self.seed, self.scenario = facts, topics, seed, SCENARIOS[scenario]
         self.target, self.invalid_ratio, self.delay_scale = customers, invalid_ratio, delay_scale
         self.rng = random.Random(seed)
         self.active, self.churned, self.reps = _Pool(), _Pool(), _Pool()
@@ -159,7 +160,7 @@ class Simulator:
         self.serial = itertools.count()  # ids of customers, orders, tickets…
         self.emitted = itertools.count()  # event ids: sim-<seed>-0, -1, … in emission order
         # the reporting currency first (most orders), then the others the settings accept
-        self.currencies = [settings.currency, *(c for c in settings.rates if c != settings.currency)]
+        self.currencies = [facts.currency, *(c for c in facts.rates if c != facts.currency)]
         # Same order as the weights of _weights().
         self._actions: list[Callable[[], tuple[str, dict[str, Any]] | None]] = [
             getattr(self, "_" + name) for name in _ACTIONS
@@ -203,7 +204,7 @@ class Simulator:
         self._apply_follow_ups(time_us, event_type, data)
         key = data.get("customer_id") or data["rep_id"]
         envelope = self._envelope(time_us, event_type, data)
-        return topic_for(self.settings, event_type), key.encode(), _ENCODE(envelope)
+        return topic_for(self.topics, event_type), key.encode(), _ENCODE(envelope)
 
     def _envelope(self, time_us: int, event_type: str, data: dict[str, Any]) -> dict[str, Any]:
         n = next(self.emitted)
@@ -240,7 +241,7 @@ class Simulator:
 
     def _sign_up(self) -> tuple[str, dict[str, Any]]:
         cid = self._id("c")
-        segment = {dim: self._segment_value(values) for dim, values in self.settings.segments.items()}
+        segment = {dim: self._segment_value(values) for dim, values in self.facts.segments.items()}
         self.segments[cid] = segment
         self.active.add(cid)
         data: dict[str, Any] = {"customer_id": cid}
@@ -303,7 +304,7 @@ class Simulator:
 
     def _update(self) -> tuple[str, dict[str, Any]] | None:
         cid = self.active.choice(self.rng)
-        dims = self.settings.segments
+        dims = self.facts.segments
         dim = "plan" if "plan" in dims else self.rng.choice(list(dims))
         choices = [v for v in dims[dim] if v != self.segments[cid].get(dim)]
         if not choices:
@@ -315,7 +316,7 @@ class Simulator:
         cid = self.active.choice(self.rng)
         self.active.remove(cid)
         self.churned.add(cid)
-        reasons = self.settings.churn_reasons
+        reasons = self.facts.churn_reasons
         reason = self.scenario.churn_reason
         if not (self._anomaly and reason in reasons and self.rng.random() < 0.6):
             reason = self.rng.choice(reasons) if reasons else None
@@ -395,6 +396,6 @@ class Simulator:
         ]
         flaw = self.rng.randrange(len(flaws) + 1)
         if flaw == len(flaws):
-            return self.settings.topic_lifecycle, cid.encode(), _ENCODE(good)[:-7]  # truncated JSON
+            return self.topics.lifecycle, cid.encode(), _ENCODE(good)[:-7]  # truncated JSON
         bad = good | flaws[flaw]
-        return topic_for(self.settings, bad["type"]), cid.encode(), _ENCODE(bad)
+        return topic_for(self.topics, bad["type"]), cid.encode(), _ENCODE(bad)

@@ -20,7 +20,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
-from metrics.exposition import ConsumerMetrics
+from streams.telemetry import ConsumerMetrics
 
 log = logging.getLogger(__name__)
 

@@ -11,53 +11,40 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from typing import Any
 
-from streams.apply.processor import Processor
 from streams.contract.decode import Rejection, decode
 from streams.contract.events import partition_key
-from streams.kafka.clients import SharedProducer
-from streams.route.consumer import Batch
+from streams.exceptions import AmountTooLarge
+from streams.ports import Batch, Producer
+from streams.route.dead_letters import DeadLetters
+from streams.route.records import Recorder
 from streams.wire import Routed, encode_batch, partition_of
 
 log = logging.getLogger(__name__)
 
 PACK_BYTES = 512 * 1024  # a pack's raw payload; several packs go to one partition beyond it
 
-Origin = tuple[str, int, int]  # topic, partition and offset of the message as published
-DeadLetter = Callable[[bytes | None, bytes | None, Rejection, Origin], Awaitable[None]]
-
 
 class RouteStage:
     """Validates and routes one fetch at a time; see the module docstring."""
 
-    def __init__(
-        self,
-        *,
-        processor: Processor,
-        producer: SharedProducer,
-        rekeyed: str,
-        partitions: int,
-        dead_letter: DeadLetter,
-        max_bytes: int,
-        on_rejected: Callable[[dict[str, int]], None],
-    ) -> None:
-        self.processor = processor
+    def __init__(self, *, recorder: Recorder, producer: Producer, rekeyed: str, partitions: int,
+                 dead_letters: DeadLetters, max_bytes: int) -> None:
+        self.recorder = recorder
         self.producer = producer
         self.rekeyed = rekeyed
         self.partitions = partitions
-        self.dead_letter = dead_letter
+        self.dead_letters = dead_letters
         self.max_bytes = max_bytes
-        self.on_rejected = on_rejected
-        settings = processor.settings
-        self.currencies = frozenset(settings.rates)
+        self.currencies = frozenset(recorder.rates)
 
     async def handle(self, batch: Batch) -> None:
         packs: dict[int, list[Routed]] = {}
         letters: list[Awaitable[None]] = []
         rejected: dict[str, int] = {}
-        currencies, max_bytes, record = self.currencies, self.max_bytes, self.processor.record
+        currencies, max_bytes, record = self.currencies, self.max_bytes, self.recorder.record
         partitions = self.partitions
         for tp, records in batch.items():
             topic, source_partition = tp.topic, tp.partition
@@ -67,26 +54,27 @@ class RouteStage:
                     result = decode(value, currencies, max_bytes)
                     if isinstance(result, Rejection):
                         rejection = result
-                    else:
+                    else:  # a decoded event had bytes
                         key = partition_key(result.data).encode()
-                        routed = Routed(key, record(result), value, topic, source_partition, r.offset, r.timestamp)
+                        raw = value or b""
+                        routed = Routed(key, record(result), raw, topic, source_partition, r.offset, r.timestamp)
                         packs.setdefault(partition_of(key, partitions), []).append(routed)
                         continue
-                except ValueError as exc:  # an amount too large to store
+                except AmountTooLarge as exc:
                     rejection = Rejection("unprocessable", str(exc))
                 except Exception as exc:  # decode() maps every known problem; a bug must still lose nothing
                     log.error("could not route a message (%s); dead-lettered as unprocessable", type(exc).__name__)
                     log.debug("routing failure", exc_info=True)  # may quote the message
                     rejection = Rejection("unprocessable", f"{type(exc).__name__}: {str(exc)[:500]}")
                 rejected[rejection.reason] = rejected.get(rejection.reason, 0) + 1
-                letters.append(self.dead_letter(r.key, value, rejection, (topic, source_partition, r.offset)))
+                letters.append(self.dead_letters.send(r.key, value, rejection, (topic, source_partition, r.offset)))
         futures: list[Any] = []
         for partition, pending in packs.items():
             for pack in _split(pending):
-                futures.append(await self.producer().send(self.rekeyed, encode_batch(pack), partition=partition))
+                futures.append(await self.producer.send(self.rekeyed, encode_batch(pack), partition=partition))
         await asyncio.gather(*futures, *letters)
         if rejected:
-            self.on_rejected(rejected)
+            self.dead_letters.count(rejected)
 
 
 def _split(routed: list[Routed]) -> list[list[Routed]]:

@@ -15,7 +15,7 @@ from streams.worker.app import create_app
 def run_worker(settings: Settings) -> None:
     """Block running a worker until SIGINT/SIGTERM; the worker joins the consumer group ``app_id``."""
     settings.worker_dir.mkdir(parents=True, exist_ok=True)
-    asyncio.run(ensure_topics(settings))
+    asyncio.run(ensure_topics(settings.kafka, settings.topics))
     runtime = create_app(settings)
     # What exists now (modules, the app and its services) lives as long as the process: keep it out of
     # the collector's full passes, which under load come every few seconds and hold the event loop for

@@ -14,7 +14,8 @@ from alerts import prometheus
 from alerts.catalog import Live
 from alerts.engine import AlertEngine
 from alerts.evaluate import observe, step
-from alerts.rules import Rule, RuleError, load_rules, parse_rule
+from alerts.exceptions import RuleError
+from alerts.rules import Rule, load_rules, parse_rule
 from alerts.state import AlertState
 from retention_monitor.alerts_cli import condition
 

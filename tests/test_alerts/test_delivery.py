@@ -21,7 +21,8 @@ from aiohttp import web
 from fixtures import free_port
 from prometheus_client import CollectorRegistry
 
-from alerts.delivery import Alert, AlertError, AlertmanagerClient, DeliveryMetrics, backoff_delay, rfc3339
+from alerts.delivery import Alert, AlertmanagerClient, DeliveryMetrics, backoff_delay, rfc3339
+from alerts.exceptions import AlertError
 
 AM_URL = "http://127.0.0.1:9093"
 T = TypeVar("T")

@@ -14,8 +14,10 @@ import yaml
 from rich.console import Console
 
 from alerts import prometheus
-from alerts.rules import Rule, RuleError, load_rules, parse_rule
-from core.settings import LoadedSettings, Settings
+from alerts.exceptions import RuleError
+from alerts.rules import Rule, load_rules, parse_rule
+from core.config import LoadedSettings
+from core.settings import Settings
 from retention_monitor.alerts_cli import alerts_check, alerts_list, alerts_prometheus, condition
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
 from alerts.state import AlertState, StateMetrics, StateStore
-from core.settings import load_settings
+from core.config import load_settings
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -222,7 +222,7 @@ async def test_from_settings_verifies_rediss_against_the_ca(tmp_path: Path) -> N
     ca.write_text("not read until a connection is made\n")
     settings = load_settings(env={}, overrides={"redis_url": "rediss://redis:6380/0", "redis_password": SECRET,
                                                 "redis_ssl_cafile": str(ca), "app_id": "tls-app"}).settings
-    store = StateStore.from_settings(settings)
+    store = StateStore.from_settings(settings.alerting.redis, settings.app_id)
     try:
         kwargs = connection_kwargs(store)
         assert (kwargs["ssl_ca_certs"], kwargs["password"], store.app_id) == (str(ca), SECRET, "tls-app")

@@ -18,8 +18,9 @@ from urllib.parse import urlparse
 
 import yaml
 
+from core.config import CONFIG_ENV, ENV_PREFIX, env_name, load_settings
 from core.errors import ConfigError
-from core.settings import CONFIG_ENV, ENV_PREFIX, Settings, env_name, load_settings
+from core.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO / "docker-compose.yml"

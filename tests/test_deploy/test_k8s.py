@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from deploy_checks import K8S_DIR, container_env, k8s_problems, kustomization_problems, load_k8s
 
-from core.settings import load_settings
+from core.config import load_settings
 
 
 @pytest.fixture

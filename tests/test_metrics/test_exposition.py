@@ -9,7 +9,8 @@ from fixtures import PurePipeline, event
 from prometheus_client import CollectorRegistry
 
 from core.periods import to_us
-from metrics.exposition import KpiCollector, PipelineMetrics, owner
+from metrics.exposition import KpiCollector, owner
+from streams.telemetry import PipelineMetrics
 
 NOW = datetime(2025, 2, 15, 12, tzinfo=UTC)
 

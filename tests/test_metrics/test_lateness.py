@@ -15,7 +15,7 @@ def test_streams_are_the_default_topics_of_events_md() -> None:
     settings = Settings()
     by_topic: dict[str, set[str]] = {}
     for name, code in TYPE_CODES.items():
-        by_topic.setdefault(topic_for(settings, name), set()).add(stream_of(code))
+        by_topic.setdefault(topic_for(settings.topics, name), set()).add(stream_of(code))
     assert all(len(streams) == 1 for streams in by_topic.values()), by_topic
     assert sorted(s for streams in by_topic.values() for s in streams) == sorted(STREAMS)
 

@@ -277,7 +277,7 @@ def histories(draw: st.DrawFn) -> list[Rec]:
 @given(histories(), st.integers(0, 300), st.sampled_from(["A", "B", "C", None]), st.randoms(use_true_random=False))
 def test_arrival_order_and_redeliveries_change_nothing(records: list[Rec], day: int, cls: str | None,
                                                        rnd: random.Random) -> None:
-    processor = Processor(Settings(allowed_lateness="3650d", history="3650d"))
+    processor = Processor(Settings(allowed_lateness="3650d", history="3650d").facts)
     arrivals = records + rnd.sample(records, k=len(records) // 2)  # some delivered twice
     rnd.shuffle(arrivals)
     state: bytes | None = None

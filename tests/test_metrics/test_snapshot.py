@@ -24,7 +24,7 @@ def _answers(p: PurePipeline) -> list[object]:
 
 def test_checkpoint_then_the_rest_of_the_changelog_is_exact(tmp_path: Path) -> None:
     settings = Settings(allowed_lateness="3650d", history="3650d")
-    sim = Simulator(settings, seed=5, scenario="churn-spike", customers=200)
+    sim = Simulator(settings.facts, settings.topics, seed=5, scenario="churn-spike", customers=200)
     events = [json.loads(v) for _, _, v in sim.events(1_733_011_200_000_000, count=3000, rate=3000 / (150 * 86_400))]
     entries: list[tuple[bytes, bytes]] = []
     full = PurePipeline(settings, on_entry=lambda k, v: entries.append((k, v)))

@@ -27,7 +27,7 @@ from fixtures import (
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core.settings import load_settings
+from core.config import load_settings
 from streams.contract.decode import REASONS
 
 pytestmark = pytest.mark.integration

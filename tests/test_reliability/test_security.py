@@ -44,14 +44,16 @@ from prometheus_client import CollectorRegistry
 from redis import Redis
 
 from alerts.state import AlertState, StateMetrics, StateStore
-from core.settings import Settings, load_settings
+from core.config import load_settings
+from core.settings import Settings
 from retention_monitor.stack import StackConfig
 from retention_monitor.stack.kafka import BrokerSecurity, Kafka, Listener
 from retention_monitor.stack.process import spawn, stop, wait_ready
+from streams.exceptions import PublishError
 from streams.kafka.clients import new_reader
 from streams.kafka.diagnose import explain
 from streams.kafka.topics import ensure_topics
-from streams.producers.publish import PublishError, produce
+from streams.producers.publish import produce
 
 pytestmark = pytest.mark.integration
 
@@ -153,7 +155,7 @@ def settings_of(env: dict[str, str]) -> Settings:
 
 async def read(settings: Settings, topic: str, want: int, timeout_s: float = 30) -> list[Any]:
     """Records of ``topic`` from the start, read with the monitor's own reader (``client_options``)."""
-    reader = new_reader(settings)
+    reader = new_reader(settings.kafka)
     await reader.start()
     try:
         reader.subscribe([topic])
@@ -201,7 +203,7 @@ def test_worker_over_sasl_ssl_answers_exact_kpis(secure_kafka: SecureKafka) -> N
         return {p: {k: v for k, v in worker.kpis(p).items() if k != "worker"} for p in PERIODS}
 
     with running_worker(env) as worker:
-        assert asyncio.run(produce(settings, messages, progress=False)).sent == len(messages)
+        assert asyncio.run(produce(settings.kafka, messages, progress=False)).sent == len(messages)
         converge(lambda: answers(worker), expected, "KPIs over SASL_SSL", timeout=90)
         inputs = worker.kpis("2025-Q1")["inputs"]
         assert {k: inputs[k] for k in ("B", "N", "L", "E")} == {"B": 12, "N": 5, "L": 3, "E": 14}
@@ -226,11 +228,11 @@ def test_topics_publish_and_read_back(listener: str, secure_kafka: SecureKafka,
         settings = settings_of({**plain_env(secure_kafka), "RETENTION_KAFKA_SSL_CAFILE": ""})
     else:
         settings = settings_of(plain_env(secure_kafka) if listener == "sasl-plain" else mtls_env(secure_kafka))
-    created = asyncio.run(ensure_topics(settings))  # the admin client
-    assert set(created) >= {*settings.input_topics, settings.topic_dlq}
-    assert asyncio.run(ensure_topics(settings)) == []  # listed over TLS this time
+    created = asyncio.run(ensure_topics(settings.kafka, settings.topics))  # the admin client
+    assert set(created) >= {*settings.topics.inputs, settings.topic_dlq}
+    assert asyncio.run(ensure_topics(settings.kafka, settings.topics)) == []  # listed over TLS this time
     values = [f"event {i}".encode() for i in range(5)]
-    sent = asyncio.run(produce(settings, [(settings.topic_team, b"rep-1", v) for v in values], progress=False))
+    sent = asyncio.run(produce(settings.kafka, [(settings.topic_team, b"rep-1", v) for v in values], progress=False))
     assert sent.sent == 5
     assert [r.value for r in asyncio.run(read(settings, settings.topic_team, 5))] == values
 
@@ -257,7 +259,7 @@ def test_refused_connections_name_their_cause(case: str, cause: str, secure_kafk
     settings = settings_of(env)
     began = time.monotonic()
     with pytest.raises(PublishError) as failure:
-        asyncio.run(produce(settings, [(settings.topic_team, None, b"x")], progress=False))
+        asyncio.run(produce(settings.kafka, [(settings.topic_team, None, b"x")], progress=False))
     assert time.monotonic() - began < 30
     message = str(failure.value)
     assert message.startswith(f"cannot reach Kafka at {settings.kafka_bootstrap}: {cause}")
@@ -268,7 +270,7 @@ def test_refused_connections_name_their_cause(case: str, cause: str, secure_kafk
 def test_a_failure_past_the_handshake_is_reported_as_it_is(secure_kafka: SecureKafka) -> None:
     settings = settings_of(scram_env(secure_kafka))
     error = KafkaConnectionError(f"no luck for {secure_kafka.scram_password}")
-    assert asyncio.run(explain(settings, error)) == (
+    assert asyncio.run(explain(settings.kafka, error)) == (
         f"cannot use Kafka at {secure_kafka.sasl}, though it accepts connections (KafkaConnectionError: "
         "KafkaConnectionError: no luck for ***)")
 
@@ -357,7 +359,7 @@ def test_state_store_with_password(where: str, secure_redis: SecureRedis) -> Non
     else:  # a stale password in the URL loses against redis_password
         settings = redis_settings(f"redis://:stale@127.0.0.1:{secure_redis.port}/0", secure_redis.password)
     registry = CollectorRegistry()
-    store = StateStore.from_settings(settings, StateMetrics.create(registry))
+    store = StateStore.from_settings(settings.alerting.redis, settings.app_id, StateMetrics.create(registry))
     assert asyncio.run(round_trip(store)) == AlertState(pending_since=1.5, firing_since=2.5, last_value=0.25)
     assert store.available
     assert errors(registry, "put") is None
@@ -376,7 +378,8 @@ def test_wrong_password_is_counted_and_never_shown(secure_redis: SecureRedis,
     wrong = "wrong-" + secrets.token_hex(6)
     registry = CollectorRegistry()
     url = f"redis://:{wrong}@127.0.0.1:{secure_redis.port}/0"
-    store = StateStore.from_settings(redis_settings(url), StateMetrics.create(registry))
+    settings = redis_settings(url)
+    store = StateStore.from_settings(settings.alerting.redis, settings.app_id, StateMetrics.create(registry))
 
     async def use() -> tuple[AlertState, AlertState]:
         try:
@@ -402,7 +405,7 @@ def test_tls_server_certificate_must_be_signed_by_the_ca(ca: str, secure_redis: 
     cafile = str(make_ca(tmp_path, "other")) if ca == "another CA" else ""
     registry = CollectorRegistry()
     settings = redis_settings(f"rediss://127.0.0.1:{secure_redis.tls_port}/0", secure_redis.password, cafile)
-    store = StateStore.from_settings(settings, StateMetrics.create(registry))
+    store = StateStore.from_settings(settings.alerting.redis, settings.app_id, StateMetrics.create(registry))
     with caplog.at_level(logging.WARNING, logger="alerts.state"):
         asyncio.run(round_trip(store))
     assert not store.available

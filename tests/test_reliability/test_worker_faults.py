@@ -21,7 +21,8 @@ from typing import Any
 import pytest
 from fixtures import PurePipeline, WorkerProcess, converge, free_port, isolated_env, poll, produce, samples
 
-from core.settings import Settings, load_settings
+from core.config import load_settings
+from core.settings import Settings
 from metrics.exposition import owner
 from retention_monitor.stack import StackConfig
 from retention_monitor.stack.kafka import Kafka
@@ -52,7 +53,7 @@ def settings_of(env: dict[str, str]) -> Settings:
 
 
 def simulate(settings: Settings, seed: int, count: int = COUNT) -> list[Message]:
-    sim = Simulator(settings, seed=seed, scenario="churn-spike", customers=max(300, count // 10))
+    sim = Simulator(settings.facts, settings.topics, seed=seed, scenario="churn-spike", customers=max(300, count // 10))
     return list(sim.events(START_US, count=count, rate=count / (60 * 86_400)))
 
 
@@ -61,7 +62,7 @@ def pure_of(settings: Settings, messages: list[Message]) -> PurePipeline:
 
 
 def segments_of(pure: PurePipeline) -> list[str]:
-    keys: list[str] = list(pure.processors[0].ctx.segmenter.all_keys())
+    keys: list[str] = list(pure.processor.ctx.segmenter.all_keys())
     return keys
 
 

@@ -22,7 +22,7 @@ import yaml
 from fixtures import ROOT, event, free_port, get_json, isolated_env, poll, produce, running_worker
 from rich.console import Console
 
-from core.settings import load_settings
+from core.config import load_settings
 from retention_monitor import dashboards
 from retention_monitor.commands import processed_count
 from streams.producers.simulate import Simulator
@@ -312,7 +312,7 @@ def test_every_panel_query_has_data_in_prometheus(stack: str, tmp_path: Path, fa
                  "prometheus to scrape the worker")
             # ~4000 events over the last 100 days (every window, 90d included, has customers at its start)
             now = time.time_ns() // 1000
-            sim = Simulator(settings, seed=1, scenario="steady", customers=300)
+            sim = Simulator(settings.facts, settings.topics, seed=1, scenario="steady", customers=300)
             span = 100 * DAY_US
             messages: list[tuple[str, bytes | None, bytes]] = list(
                 sim.events(start_us=now - span, end_us=now, rate=4000 / (span / 1e6)))

@@ -48,7 +48,7 @@ def png_size(data: bytes) -> tuple[int, int]:
 @pytest.fixture(scope="module")
 def simulated() -> PurePipeline:
     settings = Settings(allowed_lateness="3650d")
-    sim = Simulator(settings, seed=7, scenario="steady", customers=300)
+    sim = Simulator(settings.facts, settings.topics, seed=7, scenario="steady", customers=300)
     messages = sim.events(JULY_2024_US, end_us=END_2025_US, rate=6000 / (549 * 86_400))
     return PurePipeline(settings).send(*(json.loads(value) for _, _, value in messages))
 

@@ -24,8 +24,8 @@ import redis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 import retention_monitor.stack as stack_pkg
-from core.errors import StackError
-from core.settings import load_settings
+from core.config import load_settings
+from retention_monitor.exceptions import StackError
 from retention_monitor.stack import ServiceStatus, StackConfig, down, status, up
 from retention_monitor.stack import config as stack_config
 from retention_monitor.stack.config import repo_root

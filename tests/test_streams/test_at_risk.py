@@ -19,7 +19,7 @@ from core.settings import Settings
 from metrics.risk import DAY_US
 from streams.apply.stores import MemoryStore
 from streams.at_risk import tracker as risk_module
-from streams.at_risk.pages import (
+from streams.at_risk.registry import (
     AtRiskData,
     AtRiskReason,
     AtRiskRegistry,
@@ -35,16 +35,17 @@ SOURCE = "retention-monitor/test"
 
 
 class FakeProducer:
-    """``SharedProducer``'s interface: ``producer().send(...)`` returns a future; can fail like Kafka."""
+    """The ``Producer`` port: ``send(...)`` returns a future; records what was sent; can fail like Kafka."""
 
     def __init__(self) -> None:
         self.sent: list[tuple[str, bytes, bytes, int]] = []
         self.fail = False
 
-    def __call__(self) -> FakeProducer:
-        return self
-
-    async def send(self, topic: str, value: bytes, key: bytes, partition: int) -> asyncio.Future[None]:
+    async def send(self, topic: str, value: bytes | None, *, key: bytes | None = None, partition: int | None = None,
+                   headers: list[tuple[str, bytes]] | None = None) -> asyncio.Future[None]:
+        assert value is not None
+        assert key is not None
+        assert partition is not None
         if self.fail:
             raise KafkaConnectionError("broker away")
         self.sent.append((topic, key, value, partition))
@@ -72,7 +73,7 @@ class World:
 
         follower = SimpleNamespace(caught_up=True, sync=sync)
         apply = SimpleNamespace(stores=self.stores, store=store)
-        self.tracker = RiskTracker(SETTINGS, apply=apply, producer=self.producer,  # type: ignore[arg-type]
+        self.tracker = RiskTracker(SETTINGS.risk, SETTINGS.topics, apply=apply, producer=self.producer,  # type: ignore[arg-type]
                                    store=self.pipeline.store, follower=follower, registry=self.registry,
                                    source=SOURCE, now_us=lambda: self.now, kpi_ready=lambda: True,
                                    metrics=RiskMetrics.create(CollectorRegistry()))
@@ -84,7 +85,7 @@ class World:
         for ev in events:
             key = ev["data"]["customer_id"].encode()
             p = partition_of(key, SETTINGS.partitions)
-            state = self.pipeline.tables[0][key]
+            state = self.pipeline.stored(key)
             self.stores[p].write([(key, state)], self.stores[p].next_offset + 1)
             changed.append((p, key, state))
         return changed

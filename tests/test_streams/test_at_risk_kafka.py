@@ -34,7 +34,7 @@ from fixtures import (
 
 from core.periods import to_us
 from core.settings import Settings
-from streams.at_risk.pages import source_of
+from streams.at_risk.registry import source_of
 
 pytestmark = pytest.mark.integration
 

@@ -13,13 +13,13 @@ from typing import Any
 import pytest
 from rich.console import Console
 
+from core.config import load_settings
 from core.errors import ConfigError
 from core.periods import to_us
-from core.settings import load_settings
 from metrics.risk import DAY_US
 from retention_monitor import at_risk_cli
 from streams.apply.stores import MemoryStore, RocksStore
-from streams.at_risk.pages import (
+from streams.at_risk.registry import (
     AtRiskData,
     AtRiskReason,
     AtRiskRegistry,
@@ -155,6 +155,6 @@ def test_bad_risk_settings_get_one_line_errors(env: dict[str, str], needle: str)
 def test_risk_settings_reach_the_policy() -> None:
     s = load_settings(env={"RETENTION_RISK_WEIGHTS": '{"detractor": 50}', "RETENTION_RISK_FREQUENCY_FACTOR": "2.5",
                            "RETENTION_RISK_COMPLAINT_SLA": "3d"}).settings
-    policy = policy_of(s)
+    policy = policy_of(s.risk)
     assert (policy.weights["detractor"], policy.weights["gone_quiet_a"]) == (50, 40)  # the rest keep defaults
     assert (policy.frequency_factor, policy.complaint_sla_us, policy.threshold) == (2.5, 3 * DAY_US, 30)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from faust.types import TP
 from prometheus_client import CollectorRegistry
 
-from streams.apply.backpressure import BufferFullSensor
+from streams.worker.backpressure import BufferFullSensor
 
 
 def test_each_buffer_full_signal_counts_once() -> None:

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from core.config import load_settings
 from core.errors import ConfigError
-from core.settings import Settings, load_settings
+from core.settings import Settings
 
 
 def test_defaults_file_and_env_precedence(tmp_path: Path) -> None:

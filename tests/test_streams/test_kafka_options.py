@@ -13,14 +13,17 @@ from certs import issue, make_ca
 from faust.auth import SASLCredentials, SSLCredentials
 from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 
-from core.errors import ConfigError, StackError
-from core.settings import Settings, load_settings, redact_url, redacted
+from core.config import load_settings, redact_url, redacted
+from core.errors import ConfigError
+from core.settings import Settings
 from retention_monitor.cli import main
+from retention_monitor.exceptions import StackError
 from retention_monitor.stack import StackConfig, services
 from retention_monitor.stack.kafka import SERVER_PROPERTIES, BrokerSecurity, Kafka, Listener, override_properties
 from streams.kafka.clients import client_options, new_producer, new_reader, ssl_context
 from streams.kafka.diagnose import explain
-from streams.worker.app import create_app, faust_credentials
+from streams.worker.app import create_app
+from streams.worker.faust_app import faust_credentials
 
 PASSWORD = "pw-7c1e9b0d4a"  # distinctive, so that finding it in any output is a real leak
 
@@ -43,12 +46,12 @@ def sasl(protocol: str = "SASL_SSL", mechanism: str = "SCRAM-SHA-256", **extra: 
 
 
 def test_plaintext_options_are_bootstrap_and_protocol_only() -> None:
-    assert client_options(Settings()) == {"bootstrap_servers": "127.0.0.1:9092", "security_protocol": "PLAINTEXT"}
-    assert ssl_context(Settings()) is None
+    assert client_options(Settings().kafka) == {"bootstrap_servers": "127.0.0.1:9092", "security_protocol": "PLAINTEXT"}
+    assert ssl_context(Settings().kafka) is None
 
 
 def test_sasl_ssl_options_verify_the_broker_against_the_ca(tls: dict[str, str]) -> None:
-    options = client_options(sasl(kafka_ssl_cafile=tls["kafka_ssl_cafile"]))
+    options = client_options(sasl(kafka_ssl_cafile=tls["kafka_ssl_cafile"]).kafka)
     context = options.pop("ssl_context")
     assert options == {"bootstrap_servers": "broker-1:9093,broker-2:9093", "security_protocol": "SASL_SSL",
                        "sasl_mechanism": "SCRAM-SHA-256", "sasl_plain_username": "monitor",
@@ -61,7 +64,7 @@ def test_sasl_ssl_options_verify_the_broker_against_the_ca(tls: dict[str, str]) 
 
 
 def test_sasl_plaintext_has_no_tls() -> None:
-    options = client_options(sasl("SASL_PLAINTEXT", "PLAIN"))
+    options = client_options(sasl("SASL_PLAINTEXT", "PLAIN").kafka)
     assert "ssl_context" not in options
     assert (options["security_protocol"], options["sasl_mechanism"]) == ("SASL_PLAINTEXT", "PLAIN")
 
@@ -76,7 +79,7 @@ def test_mtls_loads_the_client_certificate(tls: dict[str, str], monkeypatch: pyt
 
     monkeypatch.setattr(ssl.SSLContext, "load_cert_chain", spy)
     settings = load_settings(env={}, overrides={"kafka_security_protocol": "SSL", **tls}).settings
-    options = client_options(settings)
+    options = client_options(settings.kafka)
     assert options["security_protocol"] == "SSL"
     assert "sasl_mechanism" not in options
     assert loaded == [(tls["kafka_ssl_certfile"], tls["kafka_ssl_keyfile"])]
@@ -85,7 +88,7 @@ def test_mtls_loads_the_client_certificate(tls: dict[str, str], monkeypatch: pyt
 @pytest.mark.asyncio
 async def test_producer_and_reader_are_built_from_the_options(tls: dict[str, str]) -> None:
     settings = sasl(kafka_ssl_cafile=tls["kafka_ssl_cafile"])
-    producer, reader = new_producer(settings), new_reader(settings)
+    producer, reader = new_producer(settings.kafka), new_reader(settings.kafka)
     for client in (producer.client, reader._client):
         assert client._security_protocol == "SASL_SSL"
         assert client._sasl_mechanism == "SCRAM-SHA-256"
@@ -99,17 +102,17 @@ async def test_producer_and_reader_are_built_from_the_options(tls: dict[str, str
 
 
 def test_faust_credentials_are_none_for_plaintext() -> None:
-    assert faust_credentials(Settings()) is None
+    assert faust_credentials(Settings().kafka) is None
 
 
 @pytest.mark.parametrize(("protocol", "mechanism"), [("SASL_SSL", "SCRAM-SHA-256"), ("SASL_SSL", "PLAIN"),
                                                      ("SASL_PLAINTEXT", "SCRAM-SHA-512"), ("SSL", "PLAIN")])
 def test_faust_connects_like_the_aiokafka_clients(protocol: str, mechanism: str, tls: dict[str, str]) -> None:
     settings = sasl(protocol, mechanism, kafka_ssl_cafile=tls["kafka_ssl_cafile"])
-    credentials = faust_credentials(settings)
+    credentials = faust_credentials(settings.kafka)
     assert isinstance(credentials, SSLCredentials if protocol == "SSL" else SASLCredentials)
     faust_auth = dict(credentials_to_aiokafka_auth(credentials))
-    ours = client_options(settings)
+    ours = client_options(settings.kafka)
     ours.pop("bootstrap_servers")
     assert (faust_auth.pop("ssl_context") is None) == ("ssl_context" not in ours)
     ours.pop("ssl_context", None)
@@ -171,9 +174,9 @@ def test_config_show_masks_passwords(as_json: bool, monkeypatch: pytest.MonkeyPa
 @pytest.mark.asyncio
 async def test_explain_names_an_unreachable_broker() -> None:
     settings = load_settings(env={}, overrides={"kafka_bootstrap": "127.0.0.1:9"}).settings  # discard: refused
-    assert await explain(settings) == "cannot reach Kafka at 127.0.0.1:9: nothing listens there; is the broker up?"
+    assert await explain(settings.kafka) == "cannot reach Kafka at 127.0.0.1:9: nothing listens there; is the broker up?"
     several = replace(settings, kafka_bootstrap="127.0.0.1:9,127.0.0.1:9")
-    assert await explain(several) == ("cannot reach Kafka at 127.0.0.1:9,127.0.0.1:9: 127.0.0.1:9: nothing listens "
+    assert await explain(several.kafka) == ("cannot reach Kafka at 127.0.0.1:9,127.0.0.1:9: 127.0.0.1:9: nothing listens "
                                       "there; is the broker up?")
 
 

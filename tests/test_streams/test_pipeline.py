@@ -89,7 +89,7 @@ def test_lateness_is_measured_within_each_stream_and_bounded_by_the_history() ->
 
 
 def test_too_late_names_the_stream_or_the_history() -> None:
-    processor = Processor(Settings(allowed_lateness="7d", history="30d"))
+    processor = Processor(Settings(allowed_lateness="7d", history="30d").facts)
     state = None
     outcomes = []
     for e in (event("ticket.opened", "2025-04-01T00:00:00Z", {"customer_id": "a", "ticket_id": "t"}, id_="1"),

@@ -12,7 +12,8 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from core.errors import RetentionMonitorError
 from core.settings import Settings
-from streams.producers.publish import PublishError, TokenBucket, produce, read_jsonl
+from streams.exceptions import PublishError
+from streams.producers.publish import TokenBucket, produce, read_jsonl
 from streams.producers.simulate import Simulator
 
 SETTINGS = Settings()
@@ -35,7 +36,7 @@ LINES = [
 def test_read_jsonl_routes_by_type_keys_by_owner_and_keeps_bytes(tmp_path: Path) -> None:
     path = tmp_path / "events.jsonl"
     path.write_bytes(b"\n".join(LINES[:5]) + b"\r\n\n   \n" + b"\n".join(LINES[5:]))  # no final newline
-    got = list(read_jsonl(SETTINGS, path))
+    got = list(read_jsonl(SETTINGS.topics, path))
     life, sup, fb, team = SETTINGS.topic_lifecycle, SETTINGS.topic_support, SETTINGS.topic_feedback, SETTINGS.topic_team
     assert [(t, k) for t, k, _ in got] == [
         (life, b"c-1"), (life, b"c-2"), (sup, b"c-3"), (fb, b"c-4"), (fb, b"c-5"), (team, b"r-1"),
@@ -47,7 +48,7 @@ def test_read_jsonl_routes_by_type_keys_by_owner_and_keeps_bytes(tmp_path: Path)
 def test_read_jsonl_missing_file_names_the_path(tmp_path: Path) -> None:
     missing = tmp_path / "nope.jsonl"
     with pytest.raises(PublishError, match=r"nope\.jsonl"):
-        read_jsonl(SETTINGS, missing)
+        read_jsonl(SETTINGS.topics, missing)
     assert issubclass(PublishError, RetentionMonitorError)
 
 
@@ -55,7 +56,7 @@ def test_read_jsonl_missing_file_names_the_path(tmp_path: Path) -> None:
 async def test_unreachable_broker_is_a_publish_error_naming_the_address() -> None:
     settings = Settings(kafka_bootstrap="127.0.0.1:9")  # discard port: nothing listens there
     with pytest.raises(PublishError, match=r"127\.0\.0\.1:9\b"):
-        await produce(settings, [], progress=False)
+        await produce(settings.kafka, [], progress=False)
 
 
 @pytest.mark.asyncio
@@ -69,7 +70,7 @@ async def test_token_bucket_paces_on_the_loop_clock() -> None:
 
 
 async def _read_back(settings: Settings, expected: int, deadline_s: float) -> list[bytes]:
-    consumer = AIOKafkaConsumer(*settings.input_topics, bootstrap_servers=BOOTSTRAP, auto_offset_reset="earliest")
+    consumer = AIOKafkaConsumer(*settings.topics.inputs, bootstrap_servers=BOOTSTRAP, auto_offset_reset="earliest")
     await consumer.start()
     values: list[bytes] = []
     try:
@@ -94,12 +95,13 @@ async def test_round_trip_through_kafka(stack: str) -> None:
     admin = AIOKafkaAdminClient(bootstrap_servers=BOOTSTRAP)
     await admin.start()
     try:
-        await admin.create_topics([NewTopic(t, num_partitions=2, replication_factor=1) for t in settings.input_topics])
-        messages = list(Simulator(settings, seed=5, customers=100).events(1_735_689_600_000_000, count=1000, rate=1.0))
-        stats = await produce(settings, messages, total=1000, progress=False)
+        await admin.create_topics([NewTopic(t, num_partitions=2, replication_factor=1) for t in settings.topics.inputs])
+        sim = Simulator(settings.facts, settings.topics, seed=5, customers=100)
+        messages = list(sim.events(1_735_689_600_000_000, count=1000, rate=1.0))
+        stats = await produce(settings.kafka, messages, total=1000, progress=False)
         assert stats.sent == 1000
         values = await _read_back(settings, 1000, deadline_s=30.0)
         assert sorted(values) == sorted(v for _, _, v in messages)
     finally:
-        await admin.delete_topics(settings.input_topics)
+        await admin.delete_topics(settings.topics.inputs)
         await admin.close()

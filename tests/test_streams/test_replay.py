@@ -269,7 +269,7 @@ def test_overlong_id_cells_are_hashed_to_fit_the_contract(tmp_path: Path) -> Non
 
 
 def test_lateness_is_simulated_per_stream_as_the_worker_judges_it() -> None:
-    check = LatenessCheck(Settings(allowed_lateness="7d", history="30d"))
+    check = LatenessCheck(Settings(allowed_lateness="7d", history="30d").facts)
 
     def judge(type_: str, time: str, data: dict[str, Any], id_: str) -> str | None:
         decoded = decode(encode(event(type_, time, {"customer_id": "a", **data}, id_=id_)), frozenset(["EUR"]))

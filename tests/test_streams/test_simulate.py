@@ -19,7 +19,7 @@ RATE = 0.05
 
 
 def _run(scenario: str = "steady", seed: int = 1, count: int = 20_000, **kw: float) -> list[tuple[str, bytes, bytes]]:
-    sim = Simulator(SETTINGS, seed=seed, scenario=scenario, customers=500, **kw)
+    sim = Simulator(SETTINGS.facts, SETTINGS.topics, seed=seed, scenario=scenario, customers=500, **kw)
     return list(sim.events(START_US, count=count, rate=RATE))
 
 
@@ -41,7 +41,7 @@ def test_every_message_is_valid_routed_keyed_and_in_time_order() -> None:
     assert len({e.id for e in events}) == len(events)
     assert [e.time_us for e in events] == sorted(e.time_us for e in events)
     for (topic, key, _), event in zip(messages, events, strict=True):
-        assert topic == topic_for(SETTINGS, event.type)
+        assert topic == topic_for(SETTINGS.topics, event.type)
         owner = getattr(event.data, "customer_id", None) or getattr(event.data, "rep_id", None)
         assert key.decode() == owner
 
@@ -119,14 +119,14 @@ def test_invalid_ratio_mixes_in_messages_that_decode_rejects() -> None:
 def test_scenarios_registry_and_argument_checks() -> None:
     assert {"steady", "churn-spike", "nps-drop", "complaint-surge"} <= set(SCENARIOS)
     with pytest.raises(ValueError, match="unknown scenario"):
-        Simulator(SETTINGS, seed=1, scenario="meteor", customers=10)
+        Simulator(SETTINGS.facts, SETTINGS.topics, seed=1, scenario="meteor", customers=10)
     with pytest.raises(ValueError, match="rate"):
-        next(Simulator(SETTINGS, seed=1).events(START_US, count=1, rate=0))
+        next(Simulator(SETTINGS.facts, SETTINGS.topics, seed=1).events(START_US, count=1, rate=0))
 
 
 def test_end_us_bounds_the_run_and_rfc3339_uses_z() -> None:
     end = START_US + 3_600_000_000
-    events = _decoded(list(Simulator(SETTINGS, seed=2).events(START_US, end_us=end, rate=1.0)))
+    events = _decoded(list(Simulator(SETTINGS.facts, SETTINGS.topics, seed=2).events(START_US, end_us=end, rate=1.0)))
     assert 3000 < len(events) < 4200
     assert all(e.time_us < end for e in events)
     assert rfc3339(START_US + 1500) == "2025-01-01T00:00:00.001Z"

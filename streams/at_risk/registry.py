@@ -28,9 +28,9 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from core.periods import from_us
-from core.settings import Settings, parse_duration
+from core.slices import RiskSettings
 from metrics.abc_classes import CLASSES
-from metrics.risk import DEFAULT_WEIGHTS, US, RiskPolicy
+from metrics.risk import US, RiskPolicy
 from metrics.store import KpiStore, who_of
 
 ABC_COST_FACTOR = 50  # recompute the ABC classes at most once per 50 times what it costs (<= 2 % of the loop)
@@ -219,14 +219,11 @@ class AtRiskCollector(Collector):
         yield share
 
 
-def policy_of(settings: Settings) -> RiskPolicy:
-    return RiskPolicy(
-        threshold=settings.risk_threshold, weights={**DEFAULT_WEIGHTS, **settings.risk_weights},
-        lookback_us=parse_duration(settings.risk_lookback) * US,
-        complaint_sla_us=parse_duration(settings.risk_complaint_sla) * US,
-        first_reply_sla_us=parse_duration(settings.risk_first_reply_sla) * US,
-        quiet_after_us=parse_duration(settings.risk_quiet_after) * US,
-        frequency_factor=settings.risk_frequency_factor, refunds_min=settings.risk_refunds_min)
+def policy_of(risk: RiskSettings) -> RiskPolicy:
+    return RiskPolicy(threshold=risk.threshold, weights=dict(risk.weights), lookback_us=risk.lookback_s * US,
+                      complaint_sla_us=risk.complaint_sla_s * US, first_reply_sla_us=risk.first_reply_sla_s * US,
+                      quiet_after_us=risk.quiet_after_s * US, frequency_factor=risk.frequency_factor,
+                      refunds_min=risk.refunds_min)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,19 @@
+"""Errors of the streams package."""
+
+from core.errors import RetentionMonitorError
+
+
+class StreamsError(RetentionMonitorError):
+    """Base of the streams package's errors."""
+
+
+class TopicError(StreamsError):
+    """The monitor's Kafka topics cannot be listed or created."""
+
+
+class PublishError(StreamsError):
+    """Events cannot be read or published to Kafka."""
+
+
+class AmountTooLarge(StreamsError, ValueError):
+    """An amount that does not fit the stored 64-bit micro-units of the reporting currency."""

@@ -1,0 +1,44 @@
+"""The alert engine of a worker, its Alertmanager client and its Redis state, run as one task."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from alerts.delivery import AlertmanagerClient, DeliveryMetrics
+from alerts.engine import AlertEngine, Timing
+from alerts.rules import load_rules
+from alerts.state import StateMetrics, StateStore
+from core.slices import AlertSettings
+from streams.worker.runtime import Runtime
+
+
+class Alerting:
+    """The alert engine, its Alertmanager client and Redis state, run as one worker task."""
+
+    def __init__(self, engine: AlertEngine, client: AlertmanagerClient, state: StateStore) -> None:
+        self.engine = engine
+        self.client = client
+        self.state = state
+        self.stop = asyncio.Event()
+
+    async def run(self) -> None:
+        try:
+            await asyncio.gather(self.engine.run(self.stop), self.client.run(self.stop))
+        finally:
+            await self.client.close()
+
+
+def new_alerting(runtime: Runtime, alerting: AlertSettings) -> Alerting:
+    """Rules on the worker's KPI store, evaluated for the segments it owns; sets ``runtime.alerts``."""
+    rules = load_rules(Path(alerting.rules)) if alerting.rules else load_rules()
+    client = AlertmanagerClient(alerting.alertmanager_url, metrics=DeliveryMetrics.create(runtime.registry),
+                                webhook_url=alerting.webhook_url or None)
+    state = StateStore.from_settings(alerting.redis, runtime.topics.app_id,
+                                     metrics=StateMetrics.create(runtime.registry))
+    engine = AlertEngine(rules, runtime.store, owned=runtime.owned_segments, segments=[*runtime.segmenter.all_keys()],
+                         now_us=runtime.now_us, state=state, client=client,
+                         timing=Timing(alerting.interval_s, alerting.resend_s),
+                         live=runtime.risk.live_counts if runtime.risk is not None else None)
+    runtime.alerts = engine
+    return Alerting(engine, client, state)
