@@ -20,12 +20,11 @@ from rich.table import Table
 
 from core.settings import Settings
 from metrics.store import KpiStore
-from streams.apply.processor import Processor
+from streams.apply.processor import Processor, change_entry
 from streams.contract.decode import Event, decode
 from streams.contract.events import partition_key
 from streams.follow.follower import apply_entry
 from streams.producers.simulate import Simulator
-from streams.wire import change_entry
 
 
 def main() -> None:

@@ -40,17 +40,22 @@ def day_of(t: int) -> int:
     return t // DAY_US
 
 
+# The columns of a day's facts: name in a checkpoint file, attribute, dtype.
+_COLUMNS = (("t", "times", np.int64), ("v", "values", np.int64), ("c", "combos", np.uint16),
+            ("who", "customers", np.int64), ("w", "weights", np.int8))
+
+
 class _Chunk:
     """The facts of one kind on one UTC day, as parallel arrays."""
 
-    __slots__ = ("c", "max_t", "max_v", "min_t", "negatives", "t", "v", "w", "who")
+    __slots__ = ("combos", "customers", "max_t", "max_v", "min_t", "negatives", "times", "values", "weights")
 
     def __init__(self) -> None:
-        self.t = array("q")
-        self.v = array("q")
-        self.c = array("H")
-        self.who = array("q")
-        self.w = array("b")
+        self.times = array("q")
+        self.values = array("q")
+        self.combos = array("H")
+        self.customers = array("q")
+        self.weights = array("b")
         self.negatives = 0
         # bounds of everything ever appended: a window boundary outside them does not cut the day
         self.min_t = self.max_t = self.max_v = NO_VALUE
@@ -62,28 +67,30 @@ class _Chunk:
         self.max_v = max(self.max_v, v)
 
     def __len__(self) -> int:
-        return len(self.t)
+        return len(self.times)
 
     def columns(self) -> tuple[I64, I64, npt.NDArray[np.uint16], I64, npt.NDArray[np.int8]]:
         # Copies, not views: a view would pin the arrays' buffers and make the next append fail.
-        return (np.array(self.t, dtype=np.int64), np.array(self.v, dtype=np.int64),
-                np.array(self.c, dtype=np.uint16), np.array(self.who, dtype=np.int64),
-                np.array(self.w, dtype=np.int8))
+        return (np.array(self.times, dtype=np.int64), np.array(self.values, dtype=np.int64),
+                np.array(self.combos, dtype=np.uint16), np.array(self.customers, dtype=np.int64),
+                np.array(self.weights, dtype=np.int8))
 
     def compact(self) -> None:
         """Drop facts cancelled by a later retraction (identical fact, weight -1)."""
-        t, v, c, who, w = self.columns()
-        order = np.lexsort((who, c, v, t))
-        t, v, c, who, w = t[order], v[order], c[order], who[order], w[order]
-        starts = np.flatnonzero(np.r_[True, (t[1:] != t[:-1]) | (v[1:] != v[:-1]) | (c[1:] != c[:-1])
-                                       | (who[1:] != who[:-1])])
-        net = np.add.reduceat(w.astype(np.int64), starts) if len(t) else np.zeros(0, np.int64)
+        times, values, combos, customers, weights = self.columns()
+        order = np.lexsort((customers, combos, values, times))
+        times, values, combos = times[order], values[order], combos[order]
+        customers, weights = customers[order], weights[order]
+        changed = ((times[1:] != times[:-1]) | (values[1:] != values[:-1]) | (combos[1:] != combos[:-1])
+                   | (customers[1:] != customers[:-1]))
+        starts = np.flatnonzero(np.r_[True, changed])
+        net = np.add.reduceat(weights.astype(np.int64), starts) if len(times) else np.zeros(0, np.int64)
         keep = np.repeat(starts, np.maximum(net, 0))
-        self.t = array("q", t[keep].tobytes())
-        self.v = array("q", v[keep].tobytes())
-        self.c = array("H", c[keep].tobytes())
-        self.who = array("q", who[keep].tobytes())
-        self.w = array("b", np.ones(len(keep), np.int8).tobytes())
+        self.times = array("q", times[keep].tobytes())
+        self.values = array("q", values[keep].tobytes())
+        self.combos = array("H", combos[keep].tobytes())
+        self.customers = array("q", customers[keep].tobytes())
+        self.weights = array("b", np.ones(len(keep), np.int8).tobytes())
         self.negatives = 0
 
 
@@ -97,36 +104,37 @@ class _Aggregates:
         self.hi = np.zeros((0, 0), np.int64)
         self.lo = np.zeros((0, 0), np.int64)
         # writes not folded in yet: day, combination, weight, value
-        self.p_day = array("q")
-        self.p_c = array("H")
-        self.p_w = array("b")
-        self.p_v = array("q")
+        self.pending_days = array("q")
+        self.pending_combos = array("H")
+        self.pending_weights = array("b")
+        self.pending_values = array("q")
 
     def add(self, day: int, combo: int, weight: int, value: int) -> None:
-        if len(self.p_day) >= FOLD_AT:  # queries fold too; this bounds the memory between them
+        if len(self.pending_days) >= FOLD_AT:  # queries fold too; this bounds the memory between them
             self.fold(0)
-        self.p_day.append(day)
-        self.p_c.append(combo)
-        self.p_w.append(weight)
-        self.p_v.append(value)
+        self.pending_days.append(day)
+        self.pending_combos.append(combo)
+        self.pending_weights.append(weight)
+        self.pending_values.append(value)
 
     def fold(self, combos: int) -> None:
-        if not self.p_day and self.count.shape[1] >= combos:
+        if not self.pending_days and self.count.shape[1] >= combos:
             return
-        days = np.array(self.p_day, dtype=np.int64)
-        if self.p_c:  # a fold between queries does not know how many combinations the index has
-            combos = max(combos, max(self.p_c) + 1)
+        days = np.array(self.pending_days, dtype=np.int64)
+        if self.pending_combos:  # a fold between queries does not know how many combinations the index has
+            combos = max(combos, max(self.pending_combos) + 1)
         self._fit(days, combos)
         if len(days):
             rows = np.searchsorted(np.array(self.row_days, dtype=np.int64), days)
-            cols = np.array(self.p_c, dtype=np.int64)
-            w = np.array(self.p_w, dtype=np.int64)
-            v = np.array(self.p_v, dtype=np.int64)
-            v = np.where(v == NO_VALUE, 0, v)
-            np.add.at(self.count, (rows, cols), w)
-            np.add.at(self.hi, (rows, cols), w * (v >> 32))
-            np.add.at(self.lo, (rows, cols), w * (v & _LOW))
-        self.p_day, self.p_c, self.p_w, self.p_v = array("q"), array("H"), array("b"), array("q")
+            cols = np.array(self.pending_combos, dtype=np.int64)
+            weights = np.array(self.pending_weights, dtype=np.int64)
+            values = np.array(self.pending_values, dtype=np.int64)
+            values = np.where(values == NO_VALUE, 0, values)
+            np.add.at(self.count, (rows, cols), weights)
+            np.add.at(self.hi, (rows, cols), weights * (values >> 32))
+            np.add.at(self.lo, (rows, cols), weights * (values & _LOW))
+        self.pending_days, self.pending_combos = array("q"), array("H")
+        self.pending_weights, self.pending_values = array("b"), array("q")
 
     def _fit(self, days: I64, combos: int) -> None:
         new_days = set(np.unique(days).tolist()).difference(self.row_days)
@@ -198,17 +206,17 @@ class FactIndex:
             if k is None:
                 k = kinds[kind] = _Kind()
             day = t // DAY_US
-            c = combo(keys)
-            v = NO_VALUE if value is None else value
+            combo_id = combo(keys)
+            stored = NO_VALUE if value is None else value
             chunk = k.chunks.get(day) or k.chunk(day)
-            if t > chunk.max_t or t < chunk.min_t or v > chunk.max_v:
-                chunk.bound(t, v)
-            chunk.t.append(t)
-            chunk.v.append(v)
-            chunk.c.append(c)
-            chunk.who.append(who)
-            chunk.w.append(weight)
-            k.agg.add(day, c, weight, v)
+            if t > chunk.max_t or t < chunk.min_t or stored > chunk.max_v:
+                chunk.bound(t, stored)
+            chunk.times.append(t)
+            chunk.values.append(stored)
+            chunk.combos.append(combo_id)
+            chunk.customers.append(who)
+            chunk.weights.append(weight)
+            k.agg.add(day, combo_id, weight, stored)
             self.facts += weight
             if weight < 0:
                 chunk.negatives += 1
@@ -245,18 +253,18 @@ class FactIndex:
         if k is None or (start is not None and end is not None and start >= end):
             return np.zeros(0, np.int64)
         member = self.member(segment)
-        vs, ws = [], []
-        for _day, (t, v, c, _who, w) in self._chunks(k, start, end):
-            mask = _in_range(t, start, end) & member[c]
-            vs.append(v[mask])
-            ws.append(w[mask])
-        if not vs:
+        value_parts, weight_parts = [], []
+        for _day, (times, values, combos, _customers, weights) in self._chunks(k, start, end):
+            mask = _in_range(times, start, end) & member[combos]
+            value_parts.append(values[mask])
+            weight_parts.append(weights[mask])
+        if not value_parts:
             return np.zeros(0, np.int64)
-        v_all, w_all = np.concatenate(vs), np.concatenate(ws)
-        if (w_all > 0).all():
-            return np.sort(v_all)
-        uniq, inverse = np.unique(v_all, return_inverse=True)
-        net = np.bincount(inverse, weights=w_all, minlength=len(uniq)).round().astype(np.int64)
+        all_values, all_weights = np.concatenate(value_parts), np.concatenate(weight_parts)
+        if (all_weights > 0).all():
+            return np.sort(all_values)
+        uniq, inverse = np.unique(all_values, return_inverse=True)
+        net = np.bincount(inverse, weights=all_weights, minlength=len(uniq)).round().astype(np.int64)
         return np.repeat(uniq, np.maximum(net, 0))
 
     def kinds(self, segment: str, prefix: str) -> set[str]:
@@ -278,8 +286,8 @@ class FactIndex:
             # Fold retractions into what they cancel, once: every later call (the gauges ask on every
             # refresh, e.g. for the oldest ticket awaiting a reply) then reads only live facts.
             chunk.compact()
-        t, _, c, _, _ = chunk.columns()
-        return int(t[self.member(segment)[c]].min())
+        times, _, combos, _, _ = chunk.columns()
+        return int(times[self.member(segment)[combos]].min())
 
     def __len__(self) -> int:
         return self.facts
@@ -300,34 +308,34 @@ class FactIndex:
     # -- ABC support: per-customer columns -----------------------------------------------------
 
     def by_customer(self, kind: str, end: int | None) -> tuple[I64, I64, I64]:
-        """``(who, weight, weight * value)`` of every fact of ``kind`` before ``end``."""
+        """``(customer, weight, weight * value)`` of every fact of ``kind`` before ``end``."""
         k = self._kinds.get(kind)
         empty = np.zeros(0, np.int64)
         if k is None:
             return empty, empty, empty
-        whos, weights, values = [], [], []
-        for _day, (t, v, _c, who, w) in self._chunks(k, None, end):
-            mask = _in_range(t, None, end)
-            wm = w[mask].astype(np.int64)
-            whos.append(who[mask])
-            weights.append(wm)
-            values.append(np.where(v[mask] == NO_VALUE, 0, v[mask]) * wm)
-        if not whos:
+        customer_parts, weight_parts, value_parts = [], [], []
+        for _day, (times, values, _combos, customers, weights) in self._chunks(k, None, end):
+            mask = _in_range(times, None, end)
+            weights_in = weights[mask].astype(np.int64)
+            customer_parts.append(customers[mask])
+            weight_parts.append(weights_in)
+            value_parts.append(np.where(values[mask] == NO_VALUE, 0, values[mask]) * weights_in)
+        if not customer_parts:
             return empty, empty, empty
-        return np.concatenate(whos), np.concatenate(weights), np.concatenate(values)
+        return np.concatenate(customer_parts), np.concatenate(weight_parts), np.concatenate(value_parts)
 
-    def facts_of(self, who: int) -> list[Fact]:
-        """Every fact customer ``who`` has in the index (a scan of all of it: for rare repairs)."""
+    def facts_of(self, customer: int) -> list[Fact]:
+        """Every fact ``customer`` has in the index (a scan of all of it: for rare repairs)."""
         out: list[Fact] = []
         for kind, k in self._kinds.items():
             for day in k.days:
-                t, v, c, w_who, w = k.chunks[day].columns()
-                mask = w_who == who
+                times, values, combos, customers, weights = k.chunks[day].columns()
+                mask = customers == customer
                 if not mask.any():
                     continue
-                rows = np.stack([t[mask], v[mask], c[mask].astype(np.int64)], axis=1)
+                rows = np.stack([times[mask], values[mask], combos[mask].astype(np.int64)], axis=1)
                 uniq, inverse = np.unique(rows, axis=0, return_inverse=True)
-                net = np.bincount(inverse.ravel(), weights=w[mask], minlength=len(uniq)).round().astype(np.int64)
+                net = np.bincount(inverse.ravel(), weights=weights[mask], minlength=len(uniq)).round().astype(np.int64)
                 for (ti, vi, ci), n in zip(uniq.tolist(), net.tolist(), strict=True):
                     fact = (ti, kind, self._combos[ci], None if vi == NO_VALUE else vi)
                     out.extend([fact] * max(n, 0))
@@ -342,38 +350,39 @@ class FactIndex:
         wanted = np.sort(whos)
         for kind, k in self._kinds.items():
             for day in k.days:
-                t, v, c, who, w = k.chunks[day].columns()
+                times, values, combos, customers, weights = k.chunks[day].columns()
                 if not len(wanted):
                     break
-                pos = np.minimum(np.searchsorted(wanted, who), len(wanted) - 1)
-                mask = member[c] & (wanted[pos] == who)
+                pos = np.minimum(np.searchsorted(wanted, customers), len(wanted) - 1)
+                mask = member[combos] & (wanted[pos] == customers)
                 if mask.any():
-                    out._extend(kind, day, t=t[mask], v=v[mask], c=np.full(int(mask.sum()), cid, np.uint16),
-                                who=who[mask], w=w[mask])
+                    relabelled = np.full(int(mask.sum()), cid, np.uint16)
+                    out._extend(kind, day, times=times[mask], values=values[mask], combos=relabelled,
+                                customers=customers[mask], weights=weights[mask])
         out.version += 1
         return out
 
-    def _extend(self, kind: str, day: int, *, t: I64, v: I64, c: npt.NDArray[np.uint16], who: I64,
-                w: npt.NDArray[np.int8]) -> None:
+    def _extend(self, kind: str, day: int, *, times: I64, values: I64, combos: npt.NDArray[np.uint16], customers: I64,
+                weights: npt.NDArray[np.int8]) -> None:
         k = self._kinds.get(kind)
         if k is None:
             k = self._kinds[kind] = _Kind()
         chunk = k.chunk(day)
-        if len(t):
-            chunk.bound(int(t.min()), int(v.max()))
-            chunk.bound(int(t.max()), int(v.max()))
-        chunk.t.frombytes(t.astype(np.int64).tobytes())
-        chunk.v.frombytes(v.astype(np.int64).tobytes())
-        chunk.c.frombytes(c.astype(np.uint16).tobytes())
-        chunk.who.frombytes(who.astype(np.int64).tobytes())
-        chunk.w.frombytes(w.astype(np.int8).tobytes())
-        chunk.negatives += int((w < 0).sum())
+        if len(times):
+            chunk.bound(int(times.min()), int(values.max()))
+            chunk.bound(int(times.max()), int(values.max()))
+        chunk.times.frombytes(times.astype(np.int64).tobytes())
+        chunk.values.frombytes(values.astype(np.int64).tobytes())
+        chunk.combos.frombytes(combos.astype(np.uint16).tobytes())
+        chunk.customers.frombytes(customers.astype(np.int64).tobytes())
+        chunk.weights.frombytes(weights.astype(np.int8).tobytes())
+        chunk.negatives += int((weights < 0).sum())
         agg = k.agg
-        agg.p_day.frombytes(np.full(len(t), day, np.int64).tobytes())
-        agg.p_c.frombytes(c.astype(np.uint16).tobytes())
-        agg.p_w.frombytes(w.astype(np.int8).tobytes())
-        agg.p_v.frombytes(v.astype(np.int64).tobytes())
-        self.facts += int(w.astype(np.int64).sum())
+        agg.pending_days.frombytes(np.full(len(times), day, np.int64).tobytes())
+        agg.pending_combos.frombytes(combos.astype(np.uint16).tobytes())
+        agg.pending_weights.frombytes(weights.astype(np.int8).tobytes())
+        agg.pending_values.frombytes(values.astype(np.int64).tobytes())
+        self.facts += int(weights.astype(np.int64).sum())
 
     # -- checkpoints ---------------------------------------------------------------------------
 
@@ -386,8 +395,8 @@ class FactIndex:
             chunks = [k.chunks[day] for day in k.days]
             arrays[f"k{i}_days"] = np.array(k.days, np.int64)
             arrays[f"k{i}_lens"] = np.array([len(c) for c in chunks], np.int64)
-            for col, dtype in (("t", np.int64), ("v", np.int64), ("c", np.uint16), ("who", np.int64), ("w", np.int8)):
-                arrays[f"k{i}_{col}"] = np.frombuffer(b"".join(getattr(c, col).tobytes() for c in chunks), dtype)
+            for col, attr, dtype in _COLUMNS:
+                arrays[f"k{i}_{col}"] = np.frombuffer(b"".join(getattr(c, attr).tobytes() for c in chunks), dtype)
         return kinds, list(self._combos), arrays
 
     @classmethod
@@ -399,8 +408,7 @@ class FactIndex:
             bounds = np.concatenate([[0], np.cumsum(arrays[f"k{i}_lens"])]).tolist()
             for j, day in enumerate(arrays[f"k{i}_days"].tolist()):
                 a, b = bounds[j], bounds[j + 1]
-                index._extend(kind, day, t=arrays[f"k{i}_t"][a:b], v=arrays[f"k{i}_v"][a:b],
-                              c=arrays[f"k{i}_c"][a:b], who=arrays[f"k{i}_who"][a:b], w=arrays[f"k{i}_w"][a:b])
+                index._extend(kind, day, **{attr: arrays[f"k{i}_{col}"][a:b] for col, attr, _ in _COLUMNS})
         index.version += 1
         return index
 
@@ -457,14 +465,14 @@ class FactIndex:
             chunk = k.chunks.get(day)
             if chunk is None or not len(chunk):
                 continue
-            t, v, c, _who, w = chunk.columns()
-            mask = _in_range(t, start, end)
-            cm, wm = c[mask], w[mask].astype(np.int64)
-            count += _bincount(cm, wm, n)
+            times, values, combos, _customers, weights = chunk.columns()
+            mask = _in_range(times, start, end)
+            combos_in, weights_in = combos[mask], weights[mask].astype(np.int64)
+            count += _bincount(combos_in, weights_in, n)
             if sums:
-                vm = np.where(v[mask] == NO_VALUE, 0, v[mask])
-                hi += _bincount(cm, wm * (vm >> 32), n)
-                lo += _bincount(cm, wm * (vm & _LOW), n)
+                values_in = np.where(values[mask] == NO_VALUE, 0, values[mask])
+                hi += _bincount(combos_in, weights_in * (values_in >> 32), n)
+                lo += _bincount(combos_in, weights_in * (values_in & _LOW), n)
         return np.stack([hi, lo]) if sums else count
 
     def _inside(self, k: _Kind, start: int | None, end: int | None, n: int) -> Any:
@@ -478,9 +486,9 @@ class FactIndex:
             chunk = k.chunks[day]
             if chunk.max_v < end:
                 continue
-            t, v, c, _who, w = chunk.columns()
-            mask = _in_range(t, start, end) & (v >= end)
-            count -= _bincount(c[mask], w[mask].astype(np.int64), n)
+            times, values, combos, _customers, weights = chunk.columns()
+            mask = _in_range(times, start, end) & (values >= end)
+            count -= _bincount(combos[mask], weights[mask].astype(np.int64), n)
         return count
 
 

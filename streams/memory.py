@@ -43,7 +43,7 @@ class MemoryLog:
     def messages(self, topic: str, partition: int = 0) -> list[Message]:
         return self.logs.setdefault(Partition(topic, partition), [])
 
-    def append(self, topic: str, partition: int, key: bytes | None, value: bytes | None,
+    def append(self, topic: str, partition: int, key: bytes | None, value: bytes | None, *,
                headers: Headers | None = None, timestamp: int = 0) -> Message:
         log = self.messages(topic, partition)
         message = Message(key, value, log[-1].offset + 1 if log else 0, timestamp, headers or [])
@@ -57,7 +57,7 @@ class MemoryLog:
         if partition is None:
             partition = zlib.crc32(key or b"") % self.partitions
         acked: asyncio.Future[object] = asyncio.get_running_loop().create_future()
-        acked.set_result(self.append(topic, partition, key, value, headers))
+        acked.set_result(self.append(topic, partition, key, value, headers=headers))
         return acked
 
     async def send_all(self, topic: str, partition: int, items: Sequence[tuple[bytes, bytes]]) -> int:

@@ -17,9 +17,7 @@ import zlib
 
 import msgspec
 
-from metrics import blob
 from metrics.records import Rec
-from streams.apply.processor import Update
 
 
 class Routed(msgspec.Struct, array_like=True, frozen=True):
@@ -72,12 +70,3 @@ def decode_change(value: bytes) -> Change:
 def partition_of(key: bytes, partitions: int) -> int:
     """The re-keyed (and changelog) partition of a key: stable across processes and versions."""
     return zlib.crc32(key) % partitions
-
-
-def change_entry(update: Update, timestamp_ms: int) -> bytes:
-    """The changelog entry of a key's update (it has a state and a delta)."""
-    d = update.delta
-    if update.state is None or d is None:
-        raise ValueError("an update that applied nothing has no changelog entry")
-    return encode_change(Change(update.state, d.before, d.after, blob.encode(d.removed), blob.encode(d.added),
-                                update.newest_us, timestamp_ms))

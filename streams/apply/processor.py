@@ -20,6 +20,7 @@ from metrics.segments import Segmenter
 from streams.contract.decode import Event
 from streams.exceptions import AmountTooLarge
 from streams.route.records import Recorder
+from streams.wire import Change, encode_change
 
 MICRO = 1_000_000
 
@@ -132,3 +133,12 @@ class Processor:
 EMPTY_FACTS = blob.encode([])
 APPLIED = Outcome("applied")
 DUPLICATE = Outcome("duplicate")
+
+
+def change_entry(update: Update, timestamp_ms: int) -> bytes:
+    """The changelog entry of a key's update (it has a state and a delta)."""
+    d = update.delta
+    if update.state is None or d is None:
+        raise ValueError("an update that applied nothing has no changelog entry")
+    return encode_change(Change(update.state, d.before, d.after, blob.encode(d.removed), blob.encode(d.added),
+                                update.newest_us, timestamp_ms))

@@ -22,11 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from metrics.records import TYPE_CODES
-from streams.apply.processor import Processor
+from streams.apply.processor import Processor, change_entry
 from streams.apply.stores import PartitionStore, open_store
 from streams.contract.decode import Rejection
 from streams.ports import LogReader, Producer
-from streams.wire import Routed, change_entry, decode_batch, decode_change
+from streams.wire import Routed, decode_batch, decode_change
 
 log = logging.getLogger(__name__)
 
