@@ -17,169 +17,21 @@ many segments and KPIs of one scrape share the scans.
 
 from __future__ import annotations
 
-import bisect
-from array import array
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from metrics.day_columns import COLUMNS, DAY_US, I64, LOW_BITS, NO_VALUE, KindColumns, day_of
 from metrics.facts import Fact, Keys
-
-DAY_US = 86_400_000_000
-NO_VALUE = -(2**63)  # a fact without a value (an order pair with no previous order)
-FOLD_AT = 1 << 16  # pending aggregate writes of a kind
-_LOW = 0xFFFFFFFF
-
-I64 = npt.NDArray[np.int64]
-
-
-def day_of(t: int) -> int:
-    """The UTC day index of ``t`` (µs since the epoch); floor division, so ``-1`` is day ``-1``."""
-    return t // DAY_US
-
-
-# The columns of a day's facts: name in a checkpoint file, attribute, dtype.
-_COLUMNS = (("t", "times", np.int64), ("v", "values", np.int64), ("c", "combos", np.uint16),
-            ("who", "customers", np.int64), ("w", "weights", np.int8))
-
-
-class _Chunk:
-    """The facts of one kind on one UTC day, as parallel arrays."""
-
-    __slots__ = ("combos", "customers", "max_t", "max_v", "min_t", "negatives", "times", "values", "weights")
-
-    def __init__(self) -> None:
-        self.times = array("q")
-        self.values = array("q")
-        self.combos = array("H")
-        self.customers = array("q")
-        self.weights = array("b")
-        self.negatives = 0
-        # bounds of everything ever appended: a window boundary outside them does not cut the day
-        self.min_t = self.max_t = self.max_v = NO_VALUE
-
-    def bound(self, t: int, v: int) -> None:
-        if self.min_t == NO_VALUE or t < self.min_t:
-            self.min_t = t
-        self.max_t = max(self.max_t, t)
-        self.max_v = max(self.max_v, v)
-
-    def __len__(self) -> int:
-        return len(self.times)
-
-    def columns(self) -> tuple[I64, I64, npt.NDArray[np.uint16], I64, npt.NDArray[np.int8]]:
-        # Copies, not views: a view would pin the arrays' buffers and make the next append fail.
-        return (np.array(self.times, dtype=np.int64), np.array(self.values, dtype=np.int64),
-                np.array(self.combos, dtype=np.uint16), np.array(self.customers, dtype=np.int64),
-                np.array(self.weights, dtype=np.int8))
-
-    def compact(self) -> None:
-        """Drop facts cancelled by a later retraction (identical fact, weight -1)."""
-        times, values, combos, customers, weights = self.columns()
-        order = np.lexsort((customers, combos, values, times))
-        times, values, combos = times[order], values[order], combos[order]
-        customers, weights = customers[order], weights[order]
-        changed = ((times[1:] != times[:-1]) | (values[1:] != values[:-1]) | (combos[1:] != combos[:-1])
-                   | (customers[1:] != customers[:-1]))
-        starts = np.flatnonzero(np.r_[True, changed])
-        net = np.add.reduceat(weights.astype(np.int64), starts) if len(times) else np.zeros(0, np.int64)
-        keep = np.repeat(starts, np.maximum(net, 0))
-        self.times = array("q", times[keep].tobytes())
-        self.values = array("q", values[keep].tobytes())
-        self.combos = array("H", combos[keep].tobytes())
-        self.customers = array("q", customers[keep].tobytes())
-        self.weights = array("b", np.ones(len(keep), np.int8).tobytes())
-        self.negatives = 0
-
-
-class _Aggregates:
-    """Per day that has facts, and per combination: net count and the two 32-bit halves of the net
-    value sum. Rows follow the sorted days (not a dense calendar: one event in year 9999 costs a row)."""
-
-    def __init__(self) -> None:
-        self.row_days: list[int] = []
-        self.count = np.zeros((0, 0), np.int64)
-        self.hi = np.zeros((0, 0), np.int64)
-        self.lo = np.zeros((0, 0), np.int64)
-        # writes not folded in yet: day, combination, weight, value
-        self.pending_days = array("q")
-        self.pending_combos = array("H")
-        self.pending_weights = array("b")
-        self.pending_values = array("q")
-
-    def add(self, day: int, combo: int, weight: int, value: int) -> None:
-        if len(self.pending_days) >= FOLD_AT:  # queries fold too; this bounds the memory between them
-            self.fold(0)
-        self.pending_days.append(day)
-        self.pending_combos.append(combo)
-        self.pending_weights.append(weight)
-        self.pending_values.append(value)
-
-    def fold(self, combos: int) -> None:
-        if not self.pending_days and self.count.shape[1] >= combos:
-            return
-        days = np.array(self.pending_days, dtype=np.int64)
-        if self.pending_combos:  # a fold between queries does not know how many combinations the index has
-            combos = max(combos, max(self.pending_combos) + 1)
-        self._fit(days, combos)
-        if len(days):
-            rows = np.searchsorted(np.array(self.row_days, dtype=np.int64), days)
-            cols = np.array(self.pending_combos, dtype=np.int64)
-            weights = np.array(self.pending_weights, dtype=np.int64)
-            values = np.array(self.pending_values, dtype=np.int64)
-            values = np.where(values == NO_VALUE, 0, values)
-            np.add.at(self.count, (rows, cols), weights)
-            np.add.at(self.hi, (rows, cols), weights * (values >> 32))
-            np.add.at(self.lo, (rows, cols), weights * (values & _LOW))
-        self.pending_days, self.pending_combos = array("q"), array("H")
-        self.pending_weights, self.pending_values = array("b"), array("q")
-
-    def _fit(self, days: I64, combos: int) -> None:
-        new_days = set(np.unique(days).tolist()).difference(self.row_days)
-        cols = max(combos, self.count.shape[1])
-        if not new_days and cols == self.count.shape[1]:
-            return
-        merged = sorted(new_days.union(self.row_days))
-        where = np.searchsorted(np.array(merged, dtype=np.int64), np.array(self.row_days, dtype=np.int64))
-        for name in ("count", "hi", "lo"):
-            old = getattr(self, name)
-            grown = np.zeros((len(merged), cols), np.int64)
-            grown[where, : old.shape[1]] = old
-            setattr(self, name, grown)
-        self.row_days = merged
-
-    def rows(self, first_day: int, end_day: int) -> slice:
-        """Rows of days ``first_day <= d < end_day``."""
-        return slice(bisect.bisect_left(self.row_days, first_day), bisect.bisect_left(self.row_days, end_day))
-
-
-class _Kind:
-    """Every fact of one kind: chunks by day plus their aggregates."""
-
-    def __init__(self) -> None:
-        self.chunks: dict[int, _Chunk] = {}
-        self.days: list[int] = []  # sorted keys of chunks
-        self.agg = _Aggregates()
-
-    def chunk(self, day: int) -> _Chunk:
-        chunk = self.chunks.get(day)
-        if chunk is None:
-            chunk = self.chunks[day] = _Chunk()
-            bisect.insort(self.days, day)
-        return chunk
-
-    def days_between(self, first: int, last: int) -> list[int]:
-        """Days with facts, ``first <= d <= last``."""
-        return self.days[bisect.bisect_left(self.days, first):bisect.bisect_right(self.days, last)]
 
 
 class FactIndex:
     """Facts of many customers; implements :class:`metrics.kpis.FactView`."""
 
     def __init__(self) -> None:
-        self._kinds: dict[str, _Kind] = {}
+        self._kinds: dict[str, KindColumns] = {}
         self._combo_ids: dict[Keys, int] = {}
         self._combos: list[Keys] = []
         self._members: dict[str, npt.NDArray[np.bool_]] = {}
@@ -204,7 +56,7 @@ class FactIndex:
         for t, kind, keys, value in facts:
             k = kinds.get(kind)
             if k is None:
-                k = kinds[kind] = _Kind()
+                k = kinds[kind] = KindColumns()
             day = t // DAY_US
             combo_id = combo(keys)
             stored = NO_VALUE if value is None else value
@@ -366,7 +218,7 @@ class FactIndex:
                 weights: npt.NDArray[np.int8]) -> None:
         k = self._kinds.get(kind)
         if k is None:
-            k = self._kinds[kind] = _Kind()
+            k = self._kinds[kind] = KindColumns()
         chunk = k.chunk(day)
         if len(times):
             chunk.bound(int(times.min()), int(values.max()))
@@ -395,7 +247,7 @@ class FactIndex:
             chunks = [k.chunks[day] for day in k.days]
             arrays[f"k{i}_days"] = np.array(k.days, np.int64)
             arrays[f"k{i}_lens"] = np.array([len(c) for c in chunks], np.int64)
-            for col, attr, dtype in _COLUMNS:
+            for col, attr, dtype in COLUMNS:
                 arrays[f"k{i}_{col}"] = np.frombuffer(b"".join(getattr(c, attr).tobytes() for c in chunks), dtype)
         return kinds, list(self._combos), arrays
 
@@ -408,13 +260,13 @@ class FactIndex:
             bounds = np.concatenate([[0], np.cumsum(arrays[f"k{i}_lens"])]).tolist()
             for j, day in enumerate(arrays[f"k{i}_days"].tolist()):
                 a, b = bounds[j], bounds[j + 1]
-                index._extend(kind, day, **{attr: arrays[f"k{i}_{col}"][a:b] for col, attr, _ in _COLUMNS})
+                index._extend(kind, day, **{attr: arrays[f"k{i}_{col}"][a:b] for col, attr, _ in COLUMNS})
         index.version += 1
         return index
 
     # -- the range machinery -------------------------------------------------------------------
 
-    def _chunks(self, k: _Kind, start: int | None, end: int | None) -> Iterator[tuple[int, tuple[Any, ...]]]:
+    def _chunks(self, k: KindColumns, start: int | None, end: int | None) -> Iterator[tuple[int, tuple[Any, ...]]]:
         if not k.days:
             return
         first = k.days[0] if start is None else day_of(start)
@@ -440,7 +292,7 @@ class FactIndex:
         self._cache[key] = result
         return result
 
-    def _range(self, k: _Kind, start: int | None, end: int | None, n: int, sums: bool) -> Any:
+    def _range(self, k: KindColumns, start: int | None, end: int | None, n: int, sums: bool) -> Any:
         k.agg.fold(n)
         first = k.days[0] if start is None else day_of(start)
         last = k.days[-1] if end is None else day_of(end - 1)
@@ -472,10 +324,10 @@ class FactIndex:
             if sums:
                 values_in = np.where(values[mask] == NO_VALUE, 0, values[mask])
                 hi += _bincount(combos_in, weights_in * (values_in >> 32), n)
-                lo += _bincount(combos_in, weights_in * (values_in & _LOW), n)
+                lo += _bincount(combos_in, weights_in * (values_in & LOW_BITS), n)
         return np.stack([hi, lo]) if sums else count
 
-    def _inside(self, k: _Kind, start: int | None, end: int | None, n: int) -> Any:
+    def _inside(self, k: KindColumns, start: int | None, end: int | None, n: int) -> Any:
         # The intervals starting in [start, end), less those that end at or after ``end``; only days
         # holding such an interval are scanned (none for a window ending now).
         count: I64 = self._range(k, start, end, n, sums=False)

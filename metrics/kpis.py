@@ -64,35 +64,37 @@ def nearest_rank(sorted_values: Samples, q: float) -> int:
 
 @dataclass(frozen=True)
 class Ask:
-    """One KPI question: a fact view, a segment, and the period ``[s, e)`` in epoch µs."""
+    """One KPI question: a fact view, a segment, and the period ``[start, end)`` in epoch µs."""
 
     view: FactView
     segment: str
-    s: int
-    e: int
+    start: int
+    end: int
 
-    def n(self, kind: str) -> int:
-        return self.view.count(self.segment, kind, self.s, self.e)
+    def count(self, kind: str) -> int:
+        """Facts of ``kind`` in the period."""
+        return self.view.count(self.segment, kind, self.start, self.end)
 
     def sum(self, kind: str) -> int:
-        return self.view.total(self.segment, kind, self.s, self.e)
+        """Sum of the values of the facts of ``kind`` in the period."""
+        return self.view.total(self.segment, kind, self.start, self.end)
 
     def by_prefix(self, prefix: str) -> dict[str, int]:
         kinds = sorted(self.view.kinds(self.segment, prefix))
-        return {k.removeprefix(prefix): c for k in kinds if (c := self.n(k))}
+        return {k.removeprefix(prefix): c for k in kinds if (c := self.count(k))}
 
 
 def customers(a: Ask) -> dict[str, Any]:
     v, g = a.view, a.segment
     inputs = {
-        "B": level(v, g, F.ACTIVE_UP, F.ACTIVE_DOWN, a.s),
-        "E": level(v, g, F.ACTIVE_UP, F.ACTIVE_DOWN, a.e),
-        "N": a.n(F.NEW),
-        "L": a.n(F.LOST),
-        "R": a.n(F.REACTIVATED),
-        "moved_in": a.n(F.MOVED_IN),
-        "moved_out": a.n(F.MOVED_OUT),
-        "lost_at_start": level(v, g, F.POOL_UP, F.POOL_DOWN, a.s),
+        "B": level(v, g, F.ACTIVE_UP, F.ACTIVE_DOWN, a.start),
+        "E": level(v, g, F.ACTIVE_UP, F.ACTIVE_DOWN, a.end),
+        "N": a.count(F.NEW),
+        "L": a.count(F.LOST),
+        "R": a.count(F.REACTIVATED),
+        "moved_in": a.count(F.MOVED_IN),
+        "moved_out": a.count(F.MOVED_OUT),
+        "lost_at_start": level(v, g, F.POOL_UP, F.POOL_DOWN, a.start),
     }
     b = inputs["B"]
     return {
@@ -107,13 +109,13 @@ def customers(a: Ask) -> dict[str, Any]:
 
 def commerce(a: Ask) -> dict[str, Any]:
     v, g = a.view, a.segment
-    orders = a.n(F.ORDER)
-    pairs1, pairs2 = v.inside(g, F.ORDER_PAIR1, a.s, a.e), v.inside(g, F.ORDER_PAIR2, a.s, a.e)
+    orders = a.count(F.ORDER)
+    pairs1, pairs2 = v.inside(g, F.ORDER_PAIR1, a.start, a.end), v.inside(g, F.ORDER_PAIR2, a.start, a.end)
     buyers, repeat_buyers = orders - pairs1, pairs1 - pairs2
-    first, second = v.count(g, F.ORDER_FIRST, None, a.e), v.count(g, F.ORDER_SECOND, None, a.e)
+    first, second = v.count(g, F.ORDER_FIRST, None, a.end), v.count(g, F.ORDER_SECOND, None, a.end)
     order_amount, refund_amount, return_amount = a.sum(F.ORDER), a.sum(F.REFUND), a.sum(F.RETURN)
-    refunded, returned = a.n(F.REFUNDED_ORDER), a.n(F.RETURNED_ORDER)
-    net_to_date = v.total(g, F.ORDER, None, a.e) - v.total(g, F.REFUND, None, a.e)
+    refunded, returned = a.count(F.REFUNDED_ORDER), a.count(F.RETURNED_ORDER)
+    net_to_date = v.total(g, F.ORDER, None, a.end) - v.total(g, F.REFUND, None, a.end)
     inputs = {
         "orders": orders, "customers_ordering": buyers, "customers_ordering_2plus": repeat_buyers,
         "customers_ordered_to_date": first, "customers_ordered_2plus_to_date": second,
@@ -131,7 +133,7 @@ def commerce(a: Ask) -> dict[str, Any]:
         "return_rate_by_amount": ratio(return_amount, order_amount),
         "net_revenue": money(order_amount - refund_amount),
         "clv_historical_mean": ratio(money(net_to_date), first),
-        **predicted_clv(v, g, a.e),
+        **predicted_clv(v, g, a.end),
     }
 
 
@@ -160,7 +162,7 @@ def predicted_clv(v: FactView, g: str, e: int) -> dict[str, Any]:
 
 
 def durations(a: Ask, kind: str) -> dict[str, Any]:
-    samples = a.view.values(a.segment, kind, a.s, a.e)
+    samples = a.view.values(a.segment, kind, a.start, a.end)
     out: dict[str, Any] = {"count": len(samples), "mean": ratio(int(np.sum(samples)) / US, len(samples))}
     for q in QUANTILES:
         out[f"p{round(q * 100)}"] = nearest_rank(samples, q) / US if len(samples) else None
@@ -171,15 +173,15 @@ def support(a: Ask) -> dict[str, Any]:
     v, g = a.view, a.segment
     complaints = a.by_prefix(F.COMPLAINT)
     total = sum(complaints.values())
-    active = level(v, g, F.ACTIVE_UP, F.ACTIVE_DOWN, a.s) + level(v, g, F.ACTIVE_UP, F.ACTIVE_DOWN, a.e)
+    active = level(v, g, F.ACTIVE_UP, F.ACTIVE_DOWN, a.start) + level(v, g, F.ACTIVE_UP, F.ACTIVE_DOWN, a.end)
     return {
-        "inputs": {"tickets_opened": a.n(F.TICKET_OPENED), "complaints": total,
+        "inputs": {"tickets_opened": a.count(F.TICKET_OPENED), "complaints": total,
                    "mean_active_customers": active / 2},
         "first_response_seconds": durations(a, F.FIRST_RESPONSE),
         "resolution_seconds": durations(a, F.RESOLUTION),
-        "reopens": a.n(F.REOPENED),
-        "tickets_awaiting_first_response": level(v, g, (F.AWAIT_REPLY_IN,), (F.AWAIT_REPLY_OUT,), a.e),
-        "tickets_awaiting_resolution": level(v, g, (F.AWAIT_RESOLUTION_IN,), (F.AWAIT_RESOLUTION_OUT,), a.e),
+        "reopens": a.count(F.REOPENED),
+        "tickets_awaiting_first_response": level(v, g, (F.AWAIT_REPLY_IN,), (F.AWAIT_REPLY_OUT,), a.end),
+        "tickets_awaiting_resolution": level(v, g, (F.AWAIT_RESOLUTION_IN,), (F.AWAIT_RESOLUTION_OUT,), a.end),
         "complaints": total,
         "complaints_by_category": complaints,
         "complaints_per_1000_active": ratio(1000 * total, active / 2),
@@ -187,10 +189,10 @@ def support(a: Ask) -> dict[str, Any]:
 
 
 def feedback(a: Ask) -> dict[str, Any]:
-    promoters, passives, detractors = a.n(F.NPS_PROMOTER), a.n(F.NPS_PASSIVE), a.n(F.NPS_DETRACTOR)
+    promoters, passives, detractors = a.count(F.NPS_PROMOTER), a.count(F.NPS_PASSIVE), a.count(F.NPS_DETRACTOR)
     responses = promoters + passives + detractors
-    good, csat = a.n(F.CSAT_GOOD), a.n(F.CSAT_RESPONSE)
-    received, answered = a.n(F.FEEDBACK_RECEIVED), a.n(F.FEEDBACK_RESPONDED)
+    good, csat = a.count(F.CSAT_GOOD), a.count(F.CSAT_RESPONSE)
+    received, answered = a.count(F.FEEDBACK_RECEIVED), a.count(F.FEEDBACK_RESPONDED)
     return {
         "inputs": {"nps_promoters": promoters, "nps_passives": passives, "nps_detractors": detractors,
                    "csat_good": good, "csat_responses": csat,
@@ -206,14 +208,15 @@ def team(a: Ask) -> dict[str, Any]:
     (per rep, so in [0, 1]); the team-size ratio is the seed's plain ``reps at end / reps at start``."""
     v = a.view
     up, down = (F.REP_JOINED,), (F.REP_LEFT,)
-    at_s, at_e = level(v, ALL, up, down, a.s), level(v, ALL, up, down, a.e)
-    began = v.values(ALL, F.REP_STINT, a.s, a.e)  # stints ending in the period, by when they began
-    left_of_start = int(np.searchsorted(began, a.s, side="left"))
+    at_s, at_e = level(v, ALL, up, down, a.start), level(v, ALL, up, down, a.end)
+    began = v.values(ALL, F.REP_STINT, a.start, a.end)  # stints ending in the period, by when they began
+    left_of_start = int(np.searchsorted(began, a.start, side="left"))
     stayed = at_s - left_of_start
     everyone = a.segment == ALL
     return {
-        "inputs": {"reps_at_start": at_s, "reps_at_end": at_e, "reps_joined": v.count(ALL, F.REP_JOINED, a.s, a.e),
-                   "reps_left": v.count(ALL, F.REP_LEFT, a.s, a.e), "reps_stayed": stayed},
+        "inputs": {"reps_at_start": at_s, "reps_at_end": at_e, "reps_stayed": stayed,
+                   "reps_joined": v.count(ALL, F.REP_JOINED, a.start, a.end),
+                   "reps_left": v.count(ALL, F.REP_LEFT, a.start, a.end)},
         "sales_rep_retention_rate": ratio(stayed, at_s) if everyone else None,
         "sales_team_size_ratio": ratio(at_e, at_s) if everyone else None,
     }

@@ -35,6 +35,13 @@ def _parser() -> argparse.ArgumentParser:
                    "./retention-monitor.toml); RETENTION_* variables override it")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    for add in (_add_services, _add_traffic, _add_alerts, _add_at_risk, _add_dashboards, _add_report, _add_replay,
+                _add_demo):
+        add(sub)
+    return p
+
+
+def _add_services(sub: Any) -> None:
     stack = sub.add_parser("stack", help="start/stop the local Kafka, Redis, Prometheus, Alertmanager",
                            description="The local stack on 127.0.0.1, installed and started by the project itself "
                            "(Kafka from Maven Central jars, Redis, Prometheus and Alertmanager from Debian). "
@@ -52,6 +59,8 @@ def _parser() -> argparse.ArgumentParser:
     kpis.add_argument("--url", help="worker base URL (default: http://web_host:web_port)")
     kpis.add_argument("--json", action="store_true", help="print the raw JSON answer")
 
+
+def _add_traffic(sub: Any) -> None:
     pub = sub.add_parser("publish", help="publish a JSONL file of events to Kafka (routed by type)")
     pub.add_argument("file")
     pub.add_argument("--rate", type=_positive_float, help="events per second (default: as fast as possible)")
@@ -75,12 +84,8 @@ def _parser() -> argparse.ArgumentParser:
     config.add_argument("action", choices=["show"])
     config.add_argument("--json", action="store_true")
 
-    _add_alerts(sub)
-    _add_at_risk(sub)
-    _add_dashboards(sub)
-    _add_report(sub)
-    _add_replay(sub)
 
+def _add_demo(sub: Any) -> None:
     demo = sub.add_parser("demo", help="stack up, a worker, simulated traffic; prints where to look")
     demo.add_argument("--duration", type=_positive_float, default=30.0, help="seconds of live traffic (default: 30)")
     demo.add_argument("--rate", type=_positive_float, default=200.0, help="live events per second (default: 200)")
@@ -88,7 +93,6 @@ def _parser() -> argparse.ArgumentParser:
                       help="events of history over the last 90 days, published first (default: 30000)")
     demo.add_argument("--customers", type=_positive_int, default=3000, help="customer population (default: 3000)")
     demo.add_argument("--keep", action="store_true", help="leave the worker running afterwards")
-    return p
 
 
 def _add_alerts(sub: Any) -> None:

@@ -166,7 +166,8 @@ def publish(args: argparse.Namespace, loaded: LoadedSettings, console: Console) 
 
 
 def simulate(args: argparse.Namespace, loaded: LoadedSettings, console: Console) -> int:
-    from streams.producers.simulate import SCENARIOS, Simulator
+    from streams.producers.scenarios import SCENARIOS
+    from streams.producers.simulate import Simulator
 
     if args.scenario not in SCENARIOS:
         raise QueryError(f"--scenario {args.scenario!r} is not one of {', '.join(SCENARIOS)}")

@@ -1,5 +1,5 @@
-"""Grafana dashboards as code: a small typed builder, the four retention-monitor dashboards, and the
-``retention-monitor dashboards generate | push`` handlers.
+"""Grafana dashboards as code: the four retention-monitor dashboards, and the
+``retention-monitor dashboards generate | push`` handlers (the builder is :mod:`retention_monitor.grafana`).
 
 The JSON in ``deploy/grafana/dashboards/`` is generated from :func:`build_all` (``generate --check``
 fails when it is stale) and provisioned by ``deploy/grafana/provisioning/``; every panel and target
@@ -12,10 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import string
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
 
 from grafana_client.api import GrafanaApi
 from grafana_client.client import GrafanaClientError, GrafanaException, GrafanaUnauthorizedError
@@ -23,210 +20,23 @@ from rich.console import Console
 
 from core.config import LoadedSettings
 from retention_monitor.exceptions import GrafanaError
-
-DATASOURCE_UID = "retention-prometheus"
-DATASOURCE: dict[str, str] = {"type": "prometheus", "uid": DATASOURCE_UID}
-SCHEMA_VERSION = 39
-DEFAULT_DIR = Path(__file__).resolve().parents[1] / "deploy" / "grafana" / "dashboards"
-WINDOWS = ("1d", "7d", "30d", "90d", "day", "week", "month", "quarter", "year")
-TAG = "retention-monitor"
-GRID_WIDTH = 24
-
-JSON = dict[str, Any]
-
-
-# -- the builder ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Target:
-    """One PromQL query of a panel."""
-
-    ref_id: str
-    expr: str
-    legend_format: str = ""
-
-    def to_json(self) -> JSON:
-        return {"datasource": dict(DATASOURCE), "expr": self.expr, "legendFormat": self.legend_format,
-                "range": True, "refId": self.ref_id}
+from retention_monitor.grafana import (
+    DEFAULT_DIR,
+    JSON,
+    SEGMENT_VAR,
+    WINDOW_VAR,
+    WS,
+    Dashboard,
+    Panel,
+    Row,
+    kpi,
+    rate,
+    targets,
+)
 
 
-def targets(*queries: tuple[str, str]) -> tuple[Target, ...]:
-    """``(expr, legendFormat)`` pairs as targets with refIds A, B, C …"""
-    return tuple(Target(string.ascii_uppercase[i], expr, legend) for i, (expr, legend) in enumerate(queries))
-
-
-@dataclass(frozen=True)
-class Panel:
-    """A time series (default) or stat panel."""
-
-    title: str
-    targets: tuple[Target, ...]
-    unit: str = "short"
-    kind: Literal["timeseries", "stat"] = "timeseries"
-    description: str = ""
-    width: int = 8
-    height: int = 8
-    decimals: int | None = None
-    min: float | None = None
-    max: float | None = None
-
-    def to_json(self, panel_id: int, x: int, y: int) -> JSON:
-        defaults: JSON = {"unit": self.unit}
-        for key, value in (("decimals", self.decimals), ("min", self.min), ("max", self.max)):
-            if value is not None:
-                defaults[key] = value
-        options: JSON
-        if self.kind == "stat":
-            options = {"colorMode": "value", "graphMode": "area", "justifyMode": "auto", "textMode": "auto",
-                       "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False}}
-        else:
-            options = {"legend": {"displayMode": "list", "placement": "bottom", "showLegend": True},
-                       "tooltip": {"mode": "multi", "sort": "desc"}}
-        return {
-            "datasource": dict(DATASOURCE),
-            "description": self.description,
-            "fieldConfig": {"defaults": defaults, "overrides": []},
-            "gridPos": {"h": self.height, "w": self.width, "x": x, "y": y},
-            "id": panel_id,
-            "options": options,
-            "targets": [t.to_json() for t in self.targets],
-            "title": self.title,
-            "type": self.kind,
-        }
-
-
-@dataclass(frozen=True)
-class Row:
-    """A titled row of panels, laid out left to right and wrapped at the grid width."""
-
-    title: str
-    panels: tuple[Panel, ...]
-
-
-@dataclass(frozen=True)
-class CustomVariable:
-    """A template variable with a fixed list of values."""
-
-    name: str
-    label: str
-    values: tuple[str, ...]
-    default: str
-
-    def to_json(self) -> JSON:
-        return {
-            "current": {"selected": True, "text": self.default, "value": self.default},
-            "hide": 0,
-            "includeAll": False,
-            "label": self.label,
-            "multi": False,
-            "name": self.name,
-            "options": [{"selected": v == self.default, "text": v, "value": v} for v in self.values],
-            "query": ",".join(self.values),
-            "skipUrlSync": False,
-            "type": "custom",
-        }
-
-
-@dataclass(frozen=True)
-class QueryVariable:
-    """A template variable whose values come from a Prometheus query (e.g. ``label_values``)."""
-
-    name: str
-    label: str
-    query: str
-    default: str
-
-    def to_json(self) -> JSON:
-        return {
-            "current": {"selected": True, "text": self.default, "value": self.default},
-            "datasource": dict(DATASOURCE),
-            "definition": self.query,
-            "hide": 0,
-            "includeAll": False,
-            "label": self.label,
-            "multi": False,
-            "name": self.name,
-            "options": [],
-            "query": self.query,
-            "refresh": 2,
-            "regex": "",
-            "skipUrlSync": False,
-            "sort": 1,
-            "type": "query",
-        }
-
-
-Variable = CustomVariable | QueryVariable
-
-
-@dataclass(frozen=True)
-class Dashboard:
-    uid: str
-    title: str
-    description: str
-    rows: tuple[Row, ...]
-    variables: tuple[Variable, ...] = ()
-    tags: tuple[str, ...] = field(default=(TAG,))
-
-    def panels(self) -> list[JSON]:
-        """Row panels and their panels with ids 1, 2, … and grid positions."""
-        out: list[JSON] = []
-        y = 0
-        for row in self.rows:
-            out.append({"collapsed": False, "datasource": dict(DATASOURCE), "gridPos": {"h": 1, "w": GRID_WIDTH,
-                        "x": 0, "y": y}, "id": len(out) + 1, "panels": [], "title": row.title, "type": "row"})
-            y += 1
-            x, line_height = 0, 0
-            for panel in row.panels:
-                if x + panel.width > GRID_WIDTH:
-                    x, y, line_height = 0, y + line_height, 0
-                out.append(panel.to_json(len(out) + 1, x, y))
-                x += panel.width
-                line_height = max(line_height, panel.height)
-            y += line_height
-        return out
-
-    def to_json(self) -> JSON:
-        return {
-            "annotations": {"list": []},
-            "description": self.description,
-            "editable": True,
-            "graphTooltip": 1,
-            "links": [{"asDropdown": False, "icon": "external link", "includeVars": True, "keepTime": True,
-                       "tags": [TAG], "targetBlank": False, "title": "retention-monitor", "type": "dashboards"}],
-            "panels": self.panels(),
-            "refresh": "30s",
-            "schemaVersion": SCHEMA_VERSION,
-            "tags": list(self.tags),
-            "templating": {"list": [v.to_json() for v in self.variables]},
-            "time": {"from": "now-24h", "to": "now"},
-            "timezone": "",
-            "title": self.title,
-            "uid": self.uid,
-            "version": 1,
-        }
-
-
-# -- the dashboards -------------------------------------------------------------------------------
-
-WINDOW_VAR = CustomVariable("window", "Window", WINDOWS, "30d")
-SEGMENT_VAR = QueryVariable("segment", "Segment", "label_values(retention_customers_active, segment)", "all")
-WS = 'window="$window", segment="$segment"'
-
-
-def kpi(metric: str, selector: str = "") -> str:
-    """A KPI gauge across workers: each series has one owner, so ``max without (instance)``."""
-    return f"max without (instance) ({metric}{{{selector}}})"
-
-
-def rate(metric: str, by: str = "") -> str:
-    grouping = f" by ({by})" if by else ""
-    return f"sum{grouping} (rate({metric}[$__rate_interval]))"
-
-
-def overview() -> Dashboard:
-    customers = Row("Customers ($segment, $window)", (
+def _overview_customers() -> Row:
+    return Row("Customers ($segment, $window)", (
         Panel("Active customers", targets((kpi("retention_customers_active", 'segment="$segment"'), "active")),
               kind="stat", width=6, height=6, decimals=0),
         Panel("Retention rate", targets((kpi("retention_customer_retention_ratio", WS), "retention")),
@@ -249,14 +59,20 @@ def overview() -> Dashboard:
             (kpi("retention_customers_lost_by_reason", 'window="$window"'), "{{reason}}"),
         ), width=24, decimals=0),
     ))
-    satisfaction = Row("Satisfaction ($segment, $window)", (
+
+
+def _overview_satisfaction() -> Row:
+    return Row("Satisfaction ($segment, $window)", (
         Panel("NPS", targets((kpi("retention_nps_score", WS), "NPS")), width=8, min=-100, max=100),
         Panel("NPS responses", targets((kpi("retention_nps_responses", WS), "{{category}}")), width=8,
               decimals=0),
         Panel("CSAT", targets((kpi("retention_csat_ratio", WS), "CSAT")), unit="percentunit", width=8, min=0,
               max=1),
     ))
-    money = Row("Revenue and customer lifetime value ($segment)", (
+
+
+def _overview_money() -> Row:
+    return Row("Revenue and customer lifetime value ($segment)", (
         Panel("Net revenue ($window)", targets((kpi("retention_net_revenue", WS), "net revenue ({{currency}})")),
               width=8),
         Panel("Customer lifetime value", targets(
@@ -269,7 +85,10 @@ def overview() -> Dashboard:
             (kpi("retention_return_ratio", WS), "return"),
         ), unit="percentunit", width=8, min=0, max=1),
     ))
-    winback = Row("Win-back (all customers, now)", (
+
+
+def _overview_winback() -> Row:
+    return Row("Win-back (all customers, now)", (
         Panel("A-class customers at risk", targets((kpi("retention_customers_at_risk", 'class="A"'), "A")),
               kind="stat", width=6, decimals=0,
               description="Top-CLV customers the at-risk scoring flags now (alert ACustomersAtRisk); who and "
@@ -280,7 +99,10 @@ def overview() -> Dashboard:
               description="Score >= risk_threshold from detractor answers, complaints past SLA, falling order "
                           "frequency, refunds and going quiet (docs/at-risk.md); none = not ranked yet"),
     ))
-    team = Row("Sales team ($window)", (
+
+
+def _overview_team() -> Row:
+    return Row("Sales team ($window)", (
         Panel("Sales-team retention", targets(
             (kpi("retention_sales_rep_retention_ratio", 'window="$window"'), "retention"),
             (kpi("retention_sales_team_size_ratio", 'window="$window"'), "team size, end / start"),
@@ -289,10 +111,13 @@ def overview() -> Dashboard:
                           "break, over the reps at the start (0-100 %). Team size: reps at the end over reps at "
                           "the start (can pass 100 %)."),
     ))
+
+
+def overview() -> Dashboard:
+    rows = (_overview_customers(), _overview_winback(), _overview_satisfaction(), _overview_money(), _overview_team())
     return Dashboard("retention-overview", "Retention overview",
                      "Customer retention KPIs on event time: customers, satisfaction, revenue and CLV, the "
-                     "customers at risk and the sales team.",
-                     (customers, winback, satisfaction, money, team), (WINDOW_VAR, SEGMENT_VAR))
+                     "customers at risk and the sales team.", rows, (WINDOW_VAR, SEGMENT_VAR))
 
 
 def support() -> Dashboard:
@@ -368,11 +193,9 @@ def segments() -> Dashboard:
                      (by_dimension("plan"), by_dimension("region"), selected, abc), (WINDOW_VAR, SEGMENT_VAR))
 
 
-def pipeline() -> Dashboard:
+def _pipeline_events() -> Row:
     lag_buckets = "sum by (le) (rate(retention_event_lag_seconds_bucket[$__rate_interval]))"
-    end = "max by (topic, partition) (retention_faust_topic_partition_end_offset)"
-    committed = "max by (topic, partition) (retention_faust_topic_partition_offset_commited)"
-    events = Row("Events (processing time)", (
+    return Row("Events (processing time)", (
         Panel("Events applied per second by type", targets(
             (rate("retention_events_total", "type"), "{{type}}")), unit="ops", width=12),
         Panel("Rejected (dead-lettered) per second by reason", targets(
@@ -387,7 +210,12 @@ def pipeline() -> Dashboard:
             (f"histogram_quantile(0.99, {lag_buckets})", "p99"),
         ), unit="s", width=8),
     ))
-    workers = Row("Workers", (
+
+
+def _pipeline_workers() -> Row:
+    end = "max by (topic, partition) (retention_faust_topic_partition_end_offset)"
+    committed = "max by (topic, partition) (retention_faust_topic_partition_offset_commited)"
+    return Row("Workers", (
         Panel("Workers up", targets(('up{job="retention-monitor"}', "{{instance}}")), width=6, min=0, max=1,
               decimals=0),
         Panel("KPI last update age", targets(
@@ -397,10 +225,13 @@ def pipeline() -> Dashboard:
             (f"sum by (topic) ({end} - on (topic, partition) {committed})", "{{topic}}")), width=12,
               description="Faust's end offset minus committed offset per partition, summed per topic."),
     ))
+
+
+def _pipeline_latency() -> Row:
     visible = "sum by (le) (rate(retention_event_visible_seconds_bucket[$__rate_interval]))"
     stages = "sum by (le, stage) (rate(retention_stage_seconds_bucket[$__rate_interval]))"
     stalls = "sum by (le) (rate(retention_event_loop_stall_seconds_bucket[$__rate_interval]))"
-    latency = Row("Latency (processing time)", (
+    return Row("Latency (processing time)", (
         Panel("Publish to KPI visible", targets(
             (f"histogram_quantile(0.5, {visible})", "p50"), (f"histogram_quantile(0.99, {visible})", "p99"),
         ), unit="s", width=6, description="Kafka timestamp of an input message to its KPI facts in a worker's KPI "
@@ -418,7 +249,10 @@ def pipeline() -> Dashboard:
         ), unit="percentunit", width=6, description="Share of wall time the garbage collector's passes over "
               "generations 1 and 2 held a worker's loop."),
     ))
-    alerting = Row("Alert delivery", (
+
+
+def _pipeline_alerting() -> Row:
+    return Row("Alert delivery", (
         Panel("Alerts sent to Alertmanager per second", targets(
             (rate("retention_alerts_sent_total", "alertname, status"), "{{alertname}} {{status}}")),
               unit="ops", width=8),
@@ -427,10 +261,13 @@ def pipeline() -> Dashboard:
         Panel("Alert state in Redis", targets(("retention_alert_state_redis_up", "{{instance}}")), width=8,
               min=0, max=1, decimals=0, description="1: alert state in Redis; 0: running from memory."),
     ))
+
+
+def pipeline() -> Dashboard:
     return Dashboard("retention-pipeline", "Retention pipeline health",
                      "The monitor itself: event throughput, rejects, lag, latency and where it goes, workers, "
                      "consumer lag, alert delivery.",
-                     (events, latency, workers, alerting))
+                     (_pipeline_events(), _pipeline_latency(), _pipeline_workers(), _pipeline_alerting()))
 
 
 def build_all() -> dict[str, JSON]:

@@ -96,30 +96,43 @@ def kpi_section(report: Report) -> Section:
 def detail_sections(report: Report) -> list[Section]:
     a = [report.answers[i] for i in shown(report)]
     labels = [str(x["period"]["label"]) for x in a]
-    cur, cu = a[0], report.currency
+    durations = [[f"{name}, {x['period']['label']}", f"{x['kpis'][key]['count']:,}",
+                  *(duration(x["kpis"][key][q]) for q in ("mean", "p50", "p90", "p99"))]
+                 for name, key in (("first response", "first_response_seconds"), ("resolution", "resolution_seconds"))
+                 for x in a]
+    return [
+        _churn_reasons(a, labels),
+        _abc_classes(a[0], report.currency),
+        Section("Support: first response and resolution times", ("", "count", "mean", "p50", "p90", "p99"),
+                durations, "A sample belongs to the period of the reply (resolution)."),
+        *_triples(report, sorted({c for x in a for c in x["kpis"]["complaints_by_category"]})),
+    ]
+
+
+def _churn_reasons(a: list[Any], labels: list[str]) -> Section:
     names = {r for x in a for r in x["kpis"]["lost_by_reason"]}
     lost = {r: [int(x["kpis"]["lost_by_reason"].get(r, 0)) for x in a] for r in names}
     total_lost = sum(n[0] for n in lost.values())
     reasons = [[r, f"{n[0]:,}", fmt(n[0] / total_lost if total_lost else None, "ratio"), *(f"{x:,}" for x in n[1:])]
                for r, n in sorted(lost.items(), key=lambda item: (-item[1][0], item[0]))]
+    return Section("Churn reasons", ("reason", labels[0], "share of lost", *labels[1:]), reasons,
+                   "" if reasons else "No customers were lost in these periods.")
+
+
+def _abc_classes(cur: Any, cu: str) -> Section:
     abc = cur["abc"]
     people = sum(abc["customers"].values())
     classes = [[c, f"{abc['customers'][c]:,}", fmt(abc["customers"][c] / people if people else None, "ratio"),
                 fmt(abc["clv_share"][c], "ratio"), fmt(_times(abc["clv_share"][c], abc["total_clv"]), "money", cu)]
                for c in "ABC"]
     classes.append(["total", f"{people:,}", "", "", fmt(abc["total_clv"], "money", cu)])
-    durations = [[f"{name}, {x['period']['label']}", f"{x['kpis'][key]['count']:,}",
-                  *(duration(x["kpis"][key][q]) for q in ("mean", "p50", "p90", "p99"))]
-                 for name, key in (("first response", "first_response_seconds"), ("resolution", "resolution_seconds"))
-                 for x in a]
-    categories = sorted({c for x in a for c in x["kpis"]["complaints_by_category"]})
+    return Section(f"ABC classes (by historical CLV, as of {abc['as_of']})",
+                   ("class", "customers", "share of customers", "CLV share", f"CLV ({cu})"), classes)
+
+
+def _triples(report: Report, categories: list[str]) -> list[Section]:
+    """The support, feedback and sales-team figures of the periods side by side."""
     return [
-        Section("Churn reasons", ("reason", labels[0], "share of lost", *labels[1:]), reasons,
-                "" if reasons else "No customers were lost in these periods."),
-        Section(f"ABC classes (by historical CLV, as of {abc['as_of']})",
-                ("class", "customers", "share of customers", "CLV share", f"CLV ({cu})"), classes),
-        Section("Support: first response and resolution times", ("", "count", "mean", "p50", "p90", "p99"),
-                durations, "A sample belongs to the period of the reply (resolution)."),
         _triple(report, "Support: backlog, reopens and complaints", [
             ("tickets opened", ("inputs", "tickets_opened"), "count"),
             ("awaiting first response (at the end)", ("kpis", "tickets_awaiting_first_response"), "count"),

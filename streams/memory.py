@@ -43,6 +43,11 @@ class MemoryLog:
     def messages(self, topic: str, partition: int = 0) -> list[Message]:
         return self.logs.setdefault(Partition(topic, partition), [])
 
+    def everything(self, topic: str) -> list[Message]:
+        """Every message of ``topic``, partition by partition."""
+        return [m for part, log in sorted(self.logs.items(), key=lambda item: item[0].partition)
+                if part.topic == topic for m in log]
+
     def append(self, topic: str, partition: int, key: bytes | None, value: bytes | None, *,
                headers: Headers | None = None, timestamp: int = 0) -> Message:
         log = self.messages(topic, partition)

@@ -530,7 +530,7 @@ class PurePipeline:
         return decode_state(self.stored(key))
 
     def dead_letters(self) -> list[Message]:
-        return self.log.messages(self.topics.dlq, 0)
+        return self.log.everything(self.topics.dlq)
 
     def answer(self, period: str, segment: str = "all") -> Any:
         return self.store.answer(parse_period(period, ZoneInfo(self.settings.timezone)), segment)

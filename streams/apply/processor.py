@@ -111,14 +111,15 @@ class Processor:
             outcomes = [Outcome("ignored", derived.ignored[rec.id]) if o is APPLIED and rec.id in derived.ignored
                         else o for o, rec in zip(outcomes, records, strict=True)]
         new_blob = blob.encode(derived.facts)
-        if old.facts:
-            old_blob = old.facts
-        elif old.records:  # a state stored before states carried their facts
-            old_blob = blob.encode(derive(old.records, self.ctx).facts)
-        else:
-            old_blob = EMPTY_FACTS
         state = encode_state(CustomerState(records=merged, newest_us=newest, facts=new_blob))
-        return Update(outcomes, state, newest, blob.changed(old_blob, new_blob, derived.facts))
+        return Update(outcomes, state, newest, blob.changed(self._old_facts(old), new_blob, derived.facts))
+
+    def _old_facts(self, old: CustomerState) -> bytes:
+        if old.facts:
+            return old.facts
+        if old.records:  # a state stored before states carried their facts
+            return blob.encode(derive(old.records, self.ctx).facts)
+        return EMPTY_FACTS
 
     def apply(self, stored: bytes | None, event: Event) -> tuple[Outcome, Update | None]:
         """One event (tests, replays): its outcome and the key's update (``None`` if unprocessable)."""

@@ -10,7 +10,6 @@ from prometheus_client import CollectorRegistry
 
 from core.periods import to_us
 from metrics.exposition import KpiCollector, owner
-from streams.telemetry import PipelineMetrics
 
 NOW = datetime(2025, 2, 15, 12, tzinfo=UTC)
 
@@ -93,14 +92,3 @@ def test_owner_spreads_segments_and_is_stable() -> None:
     assert owners == {s: owner(s, 4) for s in segments}
     assert len(set(owners.values())) > 1
     assert all(0 <= o < 4 for o in owners.values())
-
-
-def test_pipeline_counters_have_prometheus_names() -> None:
-    registry = CollectorRegistry()
-    m = PipelineMetrics.create(registry)
-    m.rejected.labels("not_json").inc()
-    m.events.labels("customer.signed_up").inc(2)
-    m.lag.observe(3.0)
-    assert registry.get_sample_value("retention_events_rejected_total", {"reason": "not_json"}) == 1
-    assert registry.get_sample_value("retention_events_total", {"type": "customer.signed_up"}) == 2
-    assert registry.get_sample_value("retention_event_lag_seconds_count", {}) == 1

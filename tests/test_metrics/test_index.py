@@ -8,8 +8,9 @@ from collections import Counter
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from metrics.day_columns import DAY_US, day_of
 from metrics.facts import Fact
-from metrics.index import DAY_US, FactIndex, build, day_of
+from metrics.index import FactIndex, build
 
 KINDS = ("order", "pair")
 COMBOS: tuple[tuple[str, ...], ...] = (("all", "plan:pro"), ("all", "plan:free"), ("plan:pro",), ("all",))

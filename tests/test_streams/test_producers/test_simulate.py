@@ -9,7 +9,8 @@ import pytest
 from core.settings import Settings
 from streams.contract.decode import Event, Rejection, decode
 from streams.contract.events import EVENT_TYPES
-from streams.producers.simulate import SCENARIOS, Simulator, rfc3339, topic_for
+from streams.producers.scenarios import SCENARIOS
+from streams.producers.simulate import Simulator, rfc3339, topic_for
 
 START_US = 1_735_689_600_000_000  # 2025-01-01T00:00:00Z
 SETTINGS = Settings()

@@ -1,0 +1,165 @@
+"""A kind's facts by UTC day: columns of the day's facts and per-day totals, the parts of
+:class:`metrics.index.FactIndex`.
+
+Writes append to the columns and queue an aggregate write; a query folds the queue into per-day
+totals (a numpy matrix day by segment combination), so whole days cost a row sum and only a day cut
+by a range boundary is scanned.
+"""
+
+from __future__ import annotations
+
+import bisect
+from array import array
+
+import numpy as np
+import numpy.typing as npt
+
+DAY_US = 86_400_000_000
+NO_VALUE = -(2**63)  # a fact without a value (an order pair with no previous order)
+FOLD_AT = 1 << 16  # pending aggregate writes of a kind
+LOW_BITS = 0xFFFFFFFF
+
+I64 = npt.NDArray[np.int64]
+# The columns of a day's facts: name in a checkpoint file, attribute, dtype.
+COLUMNS = (("t", "times", np.int64), ("v", "values", np.int64), ("c", "combos", np.uint16),
+           ("who", "customers", np.int64), ("w", "weights", np.int8))
+
+
+def day_of(t: int) -> int:
+    """The UTC day index of ``t`` (µs since the epoch); floor division, so ``-1`` is day ``-1``."""
+    return t // DAY_US
+
+
+# The columns of a day's facts: name in a checkpoint file, attribute, dtype.
+_COLUMNS = (("t", "times", np.int64), ("v", "values", np.int64), ("c", "combos", np.uint16),
+            ("who", "customers", np.int64), ("w", "weights", np.int8))
+
+
+class DayColumns:
+    """The facts of one kind on one UTC day, as parallel arrays."""
+
+    __slots__ = ("combos", "customers", "max_t", "max_v", "min_t", "negatives", "times", "values", "weights")
+
+    def __init__(self) -> None:
+        self.times = array("q")
+        self.values = array("q")
+        self.combos = array("H")
+        self.customers = array("q")
+        self.weights = array("b")
+        self.negatives = 0
+        # bounds of everything ever appended: a window boundary outside them does not cut the day
+        self.min_t = self.max_t = self.max_v = NO_VALUE
+
+    def bound(self, t: int, v: int) -> None:
+        if self.min_t == NO_VALUE or t < self.min_t:
+            self.min_t = t
+        self.max_t = max(self.max_t, t)
+        self.max_v = max(self.max_v, v)
+
+    def __len__(self) -> int:
+        return len(self.times)
+
+    def columns(self) -> tuple[I64, I64, npt.NDArray[np.uint16], I64, npt.NDArray[np.int8]]:
+        # Copies, not views: a view would pin the arrays' buffers and make the next append fail.
+        return (np.array(self.times, dtype=np.int64), np.array(self.values, dtype=np.int64),
+                np.array(self.combos, dtype=np.uint16), np.array(self.customers, dtype=np.int64),
+                np.array(self.weights, dtype=np.int8))
+
+    def compact(self) -> None:
+        """Drop facts cancelled by a later retraction (identical fact, weight -1)."""
+        times, values, combos, customers, weights = self.columns()
+        order = np.lexsort((customers, combos, values, times))
+        times, values, combos = times[order], values[order], combos[order]
+        customers, weights = customers[order], weights[order]
+        changed = ((times[1:] != times[:-1]) | (values[1:] != values[:-1]) | (combos[1:] != combos[:-1])
+                   | (customers[1:] != customers[:-1]))
+        starts = np.flatnonzero(np.r_[True, changed])
+        net = np.add.reduceat(weights.astype(np.int64), starts) if len(times) else np.zeros(0, np.int64)
+        keep = np.repeat(starts, np.maximum(net, 0))
+        self.times = array("q", times[keep].tobytes())
+        self.values = array("q", values[keep].tobytes())
+        self.combos = array("H", combos[keep].tobytes())
+        self.customers = array("q", customers[keep].tobytes())
+        self.weights = array("b", np.ones(len(keep), np.int8).tobytes())
+        self.negatives = 0
+
+
+class DayTotals:
+    """Per day that has facts, and per combination: net count and the two 32-bit halves of the net
+    value sum. Rows follow the sorted days (not a dense calendar: one event in year 9999 costs a row)."""
+
+    def __init__(self) -> None:
+        self.row_days: list[int] = []
+        self.count = np.zeros((0, 0), np.int64)
+        self.hi = np.zeros((0, 0), np.int64)
+        self.lo = np.zeros((0, 0), np.int64)
+        # writes not folded in yet: day, combination, weight, value
+        self.pending_days = array("q")
+        self.pending_combos = array("H")
+        self.pending_weights = array("b")
+        self.pending_values = array("q")
+
+    def add(self, day: int, combo: int, weight: int, value: int) -> None:
+        if len(self.pending_days) >= FOLD_AT:  # queries fold too; this bounds the memory between them
+            self.fold(0)
+        self.pending_days.append(day)
+        self.pending_combos.append(combo)
+        self.pending_weights.append(weight)
+        self.pending_values.append(value)
+
+    def fold(self, combos: int) -> None:
+        if not self.pending_days and self.count.shape[1] >= combos:
+            return
+        days = np.array(self.pending_days, dtype=np.int64)
+        if self.pending_combos:  # a fold between queries does not know how many combinations the index has
+            combos = max(combos, max(self.pending_combos) + 1)
+        self._fit(days, combos)
+        if len(days):
+            rows = np.searchsorted(np.array(self.row_days, dtype=np.int64), days)
+            cols = np.array(self.pending_combos, dtype=np.int64)
+            weights = np.array(self.pending_weights, dtype=np.int64)
+            values = np.array(self.pending_values, dtype=np.int64)
+            values = np.where(values == NO_VALUE, 0, values)
+            np.add.at(self.count, (rows, cols), weights)
+            np.add.at(self.hi, (rows, cols), weights * (values >> 32))
+            np.add.at(self.lo, (rows, cols), weights * (values & LOW_BITS))
+        self.pending_days, self.pending_combos = array("q"), array("H")
+        self.pending_weights, self.pending_values = array("b"), array("q")
+
+    def _fit(self, days: I64, combos: int) -> None:
+        new_days = set(np.unique(days).tolist()).difference(self.row_days)
+        cols = max(combos, self.count.shape[1])
+        if not new_days and cols == self.count.shape[1]:
+            return
+        merged = sorted(new_days.union(self.row_days))
+        where = np.searchsorted(np.array(merged, dtype=np.int64), np.array(self.row_days, dtype=np.int64))
+        for name in ("count", "hi", "lo"):
+            old = getattr(self, name)
+            grown = np.zeros((len(merged), cols), np.int64)
+            grown[where, : old.shape[1]] = old
+            setattr(self, name, grown)
+        self.row_days = merged
+
+    def rows(self, first_day: int, end_day: int) -> slice:
+        """Rows of days ``first_day <= d < end_day``."""
+        return slice(bisect.bisect_left(self.row_days, first_day), bisect.bisect_left(self.row_days, end_day))
+
+
+class KindColumns:
+    """Every fact of one kind: chunks by day plus their aggregates."""
+
+    def __init__(self) -> None:
+        self.chunks: dict[int, DayColumns] = {}
+        self.days: list[int] = []  # sorted keys of chunks
+        self.agg = DayTotals()
+
+    def chunk(self, day: int) -> DayColumns:
+        chunk = self.chunks.get(day)
+        if chunk is None:
+            chunk = self.chunks[day] = DayColumns()
+            bisect.insort(self.days, day)
+        return chunk
+
+    def days_between(self, first: int, last: int) -> list[int]:
+        """Days with facts, ``first <= d <= last``."""
+        return self.days[bisect.bisect_left(self.days, first):bisect.bisect_right(self.days, last)]
