@@ -1,1 +1,1 @@
-"""Alert rules, evaluation and delivery (Alertmanager); see issue 4."""
+"""Alert rules, evaluation and delivery (Alertmanager)."""

@@ -226,7 +226,7 @@ def _samples_expr(gauge: Gauge, window: str, seg: str | None) -> str | None:
         return (f"sum by (segment) (max without (instance) "
                 f"({_selector('retention_nps_responses', window, (), seg)}))")
     if gauge.samples == "customers":
-        # B = E - N - R + L (KPIS.md), with E = the active customers now (windows end now).
+        # B = E - N - R + L (docs/contract/kpis.md), with E = the active customers now (windows end now).
         def part(metric: str) -> str:
             return f"max by (segment) ({_selector(metric, window, (), seg)})"
 

@@ -67,7 +67,7 @@ def results_table(summary: dict[str, Result], rate: float | None, repeat: int) -
 
 
 def targets_table(targets: list[Target]) -> Table:
-    table = Table(title="targets of issue 7 (ratios within this run)", title_justify="left")
+    table = Table(title="targets (ratios within this run)", title_justify="left")
     for name in ("target", "goal", "measured", "verdict", "note"):
         table.add_column(name)
     colour = {"pass": "green", "fail": "red"}

@@ -185,7 +185,7 @@ def bytes_per_customer(rss_after: float | None, rss_idle: float | None, customer
 
 @dataclass(frozen=True)
 class Target:
-    """One goal of issue 7 with its verdict: pass, fail or n/a (not measured / not comparable)."""
+    """One goal with its verdict: pass, fail or n/a (not measured / not comparable)."""
 
     name: str
     goal: str

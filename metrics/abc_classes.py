@@ -1,4 +1,4 @@
-"""ABC segmentation (seed 003): customers ranked by historical CLV, descending.
+"""ABC segmentation: customers ranked by historical CLV, descending.
 
 A is the smallest top set whose CLV reaches the first threshold (default 80 %) of the total, B the
 customers after it up to the second threshold (95 %), C the rest — including every customer whose

@@ -63,7 +63,7 @@ _GAUGES: dict[str, tuple[str, list[str]]] = {
 
 
 class KpiCollector(Collector):
-    """The windowed KPI gauges of METRICS.md for the segments this worker owns.
+    """The windowed KPI gauges of docs/contract/outputs.md for the segments this worker owns.
 
     ``now()`` is the instant windows end at (epoch µs), or ``None`` before any event: then no KPI
     series is exported (undefined, not 0).

@@ -1,4 +1,4 @@
-"""Every KPI of KPIS.md for one period ``[s, e)`` and segment, from an event-time fact view.
+"""Every KPI of docs/contract/kpis.md for one period ``[s, e)`` and segment, from an event-time fact view.
 
 Each KPI family is a small function returning its value(s) and the inputs needed to recompute it by
 hand. Undefined KPIs (denominator 0) are ``None``. Money is reported in the reporting currency

@@ -1,7 +1,7 @@
 """Allowed lateness: whether an event arrives too late to be applied.
 
 Lateness is measured per key (customer, or sales rep) *and per stream* — the topic family of the event's
-type in EVENTS.md: customers and orders, tickets, surveys and feedback, reps. Within a stream a key's events
+type in docs/contract/events.md: customers and orders, tickets, surveys and feedback, reps. Within a stream a key's events
 arrive in the order they were published (one partition of one topic). Across streams they do not: a
 worker reads the backlogs of several topics in any interleaving, so a customer's March ticket can be read
 before its January sign-up although both were published in time. Measured across streams, that sign-up

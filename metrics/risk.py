@@ -1,4 +1,4 @@
-"""At-risk scoring for win-back (issue 8): one customer's records and an instant become a score with reasons.
+"""At-risk scoring for win-back: one customer's records and an instant become a score with reasons.
 
 Pure (no Kafka, no Faust, no clock): :func:`score` sees only the records *before* ``now_us`` (a record
 at ``t`` counts from ``t + 1``, as a KPI window ending at ``t + 1`` would), so the same set of records

@@ -208,6 +208,7 @@ def _simulate_to_file(args: argparse.Namespace, sim: Any, console: Console) -> i
 
 
 def schemas(args: argparse.Namespace, loaded: LoadedSettings, console: Console) -> int:
+    from streams.contract import reference
     from streams.contract.schema import stale, write_all
 
     directory = Path(args.dir)
@@ -216,10 +217,14 @@ def schemas(args: argparse.Namespace, loaded: LoadedSettings, console: Console) 
         if bad:
             console.print(f"stale JSON Schemas in {directory}: {', '.join(bad)}; run `retention-monitor schemas`")
             return 1
-        console.print(f"JSON Schemas in {directory} are up to date")
+        if reference.stale():
+            console.print(f"stale generated tables in {reference.DOC}; run `retention-monitor schemas`")
+            return 1
+        console.print(f"JSON Schemas in {directory} and the tables of {reference.DOC.name} are up to date")
         return 0
     written = write_all(directory)
-    console.print(f"wrote {len(written)} JSON Schema files to {directory}")
+    reference.write()
+    console.print(f"wrote {len(written)} JSON Schema files to {directory} and the tables of {reference.DOC}")
     return 0
 
 

@@ -1,4 +1,4 @@
-"""Shared test data: CloudEvents builders and the worked examples of KPIS.md (seed 000)."""
+"""Shared test data: CloudEvents builders and the worked examples of docs/contract/kpis.md."""
 
 from __future__ import annotations
 
@@ -70,7 +70,7 @@ def encode(ev: dict[str, Any]) -> bytes:
 def seed_example(
     start_customers: int, new: int, lost: int, year: int = 2025, prefix: str = "c"
 ) -> list[dict[str, Any]]:
-    """KPIS.md worked example: ``start_customers`` active at the start of Q1, then ``new`` and ``lost`` in Q1.
+    """The worked example of docs/contract/kpis.md: ``start_customers`` active at the start of Q1, then ``new`` and ``lost`` in Q1.
 
     Sign-ups before the year start one day apart in the previous December; Q1 events spread over
     January to March, churns hit the oldest customers first. Event ids are unique per ``prefix``.

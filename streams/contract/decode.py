@@ -18,12 +18,12 @@ REASONS: dict[str, str] = {
     "not_json": "the value is not UTF-8 JSON",
     "not_object": "the value is JSON but not an object",
     "bad_specversion": "specversion is not '1.0'",
-    "unknown_type": "type is not one of the types in EVENTS.md",
+    "unknown_type": "type is not one of the types of the event contract",
     "missing_field": "a required attribute or data field is missing",
     "wrong_type": "an attribute or field has the wrong JSON type",
     "bad_time": "time is not an RFC 3339 timestamp with an offset",
     "bad_value": "a value is out of its allowed range or pattern (score, amount, length…)",
-    "bad_currency": "currency is neither the reporting currency nor configured with a rate",
+    "bad_currency": "currency is neither the reporting currency nor given a rate in currency_rates",
     "too_late": "the event is older than the allowed lateness behind the newest event of its customer and stream",
     "unprocessable": "valid by the contract but could not be applied (e.g. an amount too large to store)",
 }
@@ -76,7 +76,7 @@ def decode(
     currencies: frozenset[str],
     max_bytes: int = 1_048_576,
 ) -> Event | Rejection:
-    """Validate ``value`` against EVENTS.md; ``currencies`` are the accepted ISO codes."""
+    """Validate ``value`` against the event contract (docs/contract/events.md); ``currencies`` are the accepted ISO codes."""
     if value is None:
         return Rejection("not_json", "the message has no value (tombstone)")
     if len(value) > max_bytes:
@@ -89,7 +89,7 @@ def decode(
         return Rejection("not_json", f"envelope: {type(exc).__name__}: {str(exc)[:200]}")
     data_decoder = _DATA.get(env.type)
     if data_decoder is None:
-        return Rejection("unknown_type", f"type {env.type[:100]!r} is not one of the types in EVENTS.md")
+        return Rejection("unknown_type", f"type {env.type[:100]!r} is not one of the types of the event contract")
     try:
         data = data_decoder.decode(env.data)
     except msgspec.DecodeError as exc:

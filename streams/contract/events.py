@@ -1,4 +1,4 @@
-"""The event contract of EVENTS.md: CloudEvents 1.0 envelopes and the ``data`` of every type.
+"""The event contract (docs/contract/events.md): CloudEvents 1.0 envelopes and the ``data`` of every type.
 
 Decoding is two-step (envelope with raw ``data``, then the type's ``data`` struct) because the
 CloudEvents ``type`` lives outside ``data``; both steps are msgspec, so a valid event costs ~2 µs.

@@ -46,7 +46,7 @@ def _fields(cls: type) -> dict[str, tuple[str, bool]]:
     return {f.name: (_kind(f.type), f.required) for f in info.fields}
 
 
-# Derived from the contract, so a field added to EVENTS.md is mappable without touching this file.
+# Derived from the contract, so a field added to the contract is mappable without touching this file.
 FIELDS = {name: _fields(cls) for name, cls in DATA_TYPES.items()}
 
 

@@ -1,4 +1,4 @@
-"""A seeded, stateful traffic generator for every event type of EVENTS.md (pure: no Kafka).
+"""A seeded, stateful traffic generator for every event type of the contract (pure: no Kafka).
 
 Each tick of a Poisson clock emits exactly one message: a follow-up that has come due (agent reply,
 resolution, refund…) or else a fresh action drawn by weight. Keeping per-customer state means every
@@ -77,7 +77,7 @@ class _FollowUp:
 
 
 def topic_for(topics: TopicSettings, event_type: str) -> str:
-    """The default topic of EVENTS.md for a type, via the configured names; unknown -> lifecycle."""
+    """The default topic for a type, via the configured names; unknown -> lifecycle."""
     prefix = event_type.split(".", 1)[0]
     return {
         "ticket": topics.support,

@@ -1,6 +1,6 @@
 """A consumer-group member that hands whole fetches to a handler, and commits only what it handled.
 
-Faust's per-message path costs ~100 µs before an agent sees a message (../shared/notes); stage 1
+Faust's per-message path costs ~100 µs before an agent sees a message; stage 1
 sees every input message, so it reads with aiokafka ``getmany`` and processes a fetch at a time.
 
 Offsets are committed after the handler returned (its output is acknowledged by then), at most

@@ -1,4 +1,4 @@
-"""One golden test per KPI of KPIS.md, hand-computed from a small event set written here."""
+"""One golden test per KPI of docs/contract/kpis.md, hand-computed from a small event set written here."""
 
 from __future__ import annotations
 

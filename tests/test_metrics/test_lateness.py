@@ -1,4 +1,4 @@
-"""The lateness rule on its own: streams are the default topics of EVENTS.md, and each limit is exact."""
+"""The lateness rule on its own: streams are the default topics of docs/contract/events.md, and each limit is exact."""
 
 from __future__ import annotations
 

@@ -178,7 +178,7 @@ def test_tick_labels_are_short() -> None:
 
 
 def test_seed_example_compares_with_golden_values() -> None:
-    # KPIS.md example 1: 20 customers (signed up in December), Q1 brings 5 new and 1 lost.
+    # Worked example 1 of docs/contract/kpis.md: 20 customers (signed up in December), Q1 brings 5 new and 1 lost.
     report = collect(PurePipeline().send(*seed_example(20, 5, 1)), "2025-Q1", trend=False)
     assert report.labels == ("2025-Q1", "2024-Q4", "2024-Q1")
     rows = {r.kpi.key: r for r in report.rows()}
@@ -331,7 +331,7 @@ def test_unreachable_worker_is_one_line_with_exit_3(capsys: pytest.CaptureFixtur
     assert len(err.strip().splitlines()) == 1
 
 
-# -- issue 8: the HTML report renders in headless Chromium, and the screenshot shows the plots --------------
+# -- the HTML report renders in headless Chromium, and the screenshot shows the plots --------------
 
 _PROBE = """<script>window.addEventListener("load", () => { for (const img of document.images) {
 const r = img.getBoundingClientRect(); img.setAttribute("data-probe", [img.complete && img.naturalWidth > 0 ? 1 : 0,

@@ -1,4 +1,4 @@
-"""The worker's logic without Kafka: worked examples of KPIS.md and order/duplicate/split invariance."""
+"""The worker's logic without Kafka: worked examples of docs/contract/kpis.md and order/duplicate/split invariance."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The contract checks of EVENTS.md: each way a message can be wrong has its own reason."""
+"""The contract checks of docs/contract/events.md: each way a message can be wrong has its own reason."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Every KPI domain through the real broker: hand-made events per domain, exact KPI query and gauges.
 
 One worker (``clock = "event"``) receives four small event sets, each on the input topic of its domain
-(EVENTS.md "Default topics"): lifecycle and orders, support tickets, surveys and feedback, sales reps.
+(docs/contract/events.md, "Topics"): lifecycle and orders, support tickets, surveys and feedback, sales reps.
 Each domain uses its own customers and every customer's events go to one topic in event-time order,
 so the default allowed lateness (7 d per customer) never applies. The newest event of all is
 ``rep.joined`` at 2025-03-20T12:00Z: the calendar gauges (``window="quarter"``) cover

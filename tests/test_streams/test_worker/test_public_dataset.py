@@ -2,7 +2,7 @@
 
 Every CDNOW row becomes one ``order.placed`` (several rows of a customer on one day are separate orders at
 the same instant); every customer signs up at 00:00 of its first purchase day. The worker's KPIs are then
-checked, period by period, against an independent pandas computation from the raw rows (KPIS.md).
+checked, period by period, against an independent pandas computation from the raw rows (docs/contract/kpis.md).
 """
 
 from __future__ import annotations
