@@ -8,13 +8,10 @@ after the backlog it keeps reading the paced slice and samples latency at decode
 from __future__ import annotations
 
 import asyncio
-import time
 
 from aiokafka import AIOKafkaConsumer
 
-from bench.cli import OneLineParser, int_range
-from bench.meter import Meter
-from bench.status import StatusFile
+from bench.meter import Meter, child_meter, child_parser
 from core.settings import Settings
 from streams.contract.decode import Event, decode
 
@@ -51,18 +48,11 @@ async def consume(bootstrap: str, topics: list[str], meter: Meter) -> int:
 
 
 def main() -> None:
-    parser = OneLineParser(prog="bench.ceiling", description=__doc__)
-    parser.add_argument("--bootstrap", required=True)
-    parser.add_argument("--topics", required=True, help="comma-separated input topics")
-    parser.add_argument("--expect", type=int_range(1, 10**9), required=True, help="backlog size")
-    parser.add_argument("--extra", type=int_range(0, 10**9), default=0, help="paced events after it")
-    parser.add_argument("--status", required=True)
+    parser = child_parser("bench.ceiling", __doc__)
     args = parser.parse_args()
-    status = StatusFile(args.status)
-    status.update(phase="starting", pid_started=time.time())
-    meter = Meter(status, args.expect, args.extra)
+    meter = child_meter(args)
     valid = asyncio.run(consume(args.bootstrap, args.topics.split(","), meter))
-    status.update(valid=valid)
+    meter.status.update(valid=valid)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Measuring a system that reports about itself (the ceiling, the Quix peer) through a status file."""
+"""Measuring a system that reports about itself (the ceiling, the peers) through a status file."""
 
 from __future__ import annotations
 

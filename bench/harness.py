@@ -2,13 +2,15 @@
 
   (a) the ceiling — a raw aiokafka ``getmany`` loop that only decodes (bench/ceiling.py),
   (b) the monitor — a real ``retention-monitor worker`` with every KPI on (bench/monitor.py),
-  (c) a peer — a Quix Streams app with per-customer state and per-bucket counts (bench/quix_peer.py),
+  (c) peers doing the same per-customer state and per-bucket counts (bench/peer_logic.py) in a
+      framework: Quix Streams (bench/quix_peer.py), Bytewax (bench/bytewax_peer.py) and Pathway
+      (bench/pathway_peer.py),
 
 one after the other (never two at once: the machine has 2 cores). Each consumes everything in the
 input topics, then a paced producer sends a fresh slice of the file at ``--rate`` for
 ``--latency-seconds`` while it is caught up. Prints one table (medians over ``--repeat``) and
 writes bench/out/results.json; ``python -m bench.plot`` draws it. Needs the local stack
-(``.venv/bin/retention-monitor stack up``) and, for the peer, the ``bench`` extra.
+(``.venv/bin/retention-monitor stack up``) and, for the peers, their packages (the ``bench`` extra).
 
     .venv/bin/python bench/run.py --customers 5000 --events 50000 --latency-seconds 10
     .venv/bin/python bench/run.py --customers 1000000 --events 8000000 --repeat 3
@@ -47,7 +49,13 @@ from core.errors import RetentionMonitorError
 from core.settings import Settings
 
 SKIPPABLE = (*SYSTEMS, "latency", "recovery", "idle")
-RUN_ORDER = ("monitor", "quix", "ceiling")  # see _repeat
+RUN_ORDER = ("monitor", "quix", "bytewax", "pathway", "ceiling")  # see _repeat
+# A peer's modules and the requirement that brings them (the versions of pyproject.toml's ``bench`` extra).
+PEER_PACKAGES = {
+    "quix": (("quixstreams",), "quixstreams==3.28.1"),
+    "bytewax": (("bytewax", "confluent_kafka"), "bytewax[kafka]==0.21.1"),
+    "pathway": (("pathway",), "pathway==0.33.0"),
+}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -160,8 +168,7 @@ def _main(args: argparse.Namespace, console: Console) -> int:
     systems = [s for s in RUN_ORDER if s not in args.skip]
     if not systems:
         raise BenchError("--skip leaves no system to run")
-    if "quix" in systems and importlib.util.find_spec("quixstreams") is None:
-        raise BenchError("quixstreams is not installed: `.venv/bin/pip install -e '.[bench]'`, or --skip quix")
+    check_peers(systems)
     asyncio.run(check(args.bootstrap))
     slice_size = 0 if "latency" in args.skip else max(1, round(args.rate * args.latency_seconds))
     events = ensure_events(args.customers, args.events, slice_size * len(systems), args.seed, console=console)
@@ -188,6 +195,16 @@ def _main(args: argparse.Namespace, console: Console) -> int:
             clean_kafka(run.console, run.args.bootstrap, run.tag)
             clean_redis(run.console, run.tag)
             shutil.rmtree(run.dir, ignore_errors=True)
+
+
+def check_peers(systems: list[str]) -> None:
+    """Stop with one line naming the pip command when a peer to run is not installed."""
+    for system in systems:
+        modules, requirement = PEER_PACKAGES.get(system, ((), ""))
+        missing = [m for m in modules if importlib.util.find_spec(m) is None]
+        if missing:
+            raise BenchError(f"{missing[0]} is not installed (the {system} peer): "
+                             f"`.venv/bin/pip install '{requirement}'`, or --skip {system}")  # fmt: skip
 
 
 def _idle(run: Run, sink: AlertSink) -> int | None:
@@ -265,6 +282,11 @@ def _child_spec(repeat: Repeat, system: str) -> ChildSpec:
     log, status = run.dir / f"{name}.log", run.dir / f"{name}.status.json"
     if system == "ceiling":
         return ChildSpec(system, python_module("bench.ceiling", *common), log, status)
+    if system == "bytewax":  # no consumer group (it assigns partitions itself), no state on disk
+        return ChildSpec(system, python_module("bench.bytewax_peer", *common), log, status, per_customer=True)
+    if system == "pathway":  # no state on disk: Pathway's default is no persistence
+        argv = python_module("bench.pathway_peer", *common, "--group", name)
+        return ChildSpec(system, argv, log, status, per_customer=True)
     state = run.dir / name
     argv = python_module("bench.quix_peer", *common, "--group", name, "--partitions", str(run.args.partitions),
                          "--state-dir", str(state))  # fmt: skip
@@ -292,7 +314,7 @@ def _report(run: Run, runs: list[Result]) -> None:
 
 def _versions() -> dict[str, str]:
     found = {}
-    for name in ("aiokafka", "faust-streaming", "quixstreams", "confluent-kafka", "msgspec"):
+    for name in ("aiokafka", "faust-streaming", "quixstreams", "bytewax", "pathway", "confluent-kafka", "msgspec"):
         with contextlib.suppress(importlib.metadata.PackageNotFoundError):
             found[name] = importlib.metadata.version(name)
     found["python"] = sys.version.split()[0]

@@ -6,10 +6,30 @@ are done; every event after those is a paced one whose Kafka timestamp gives an 
 
 from __future__ import annotations
 
+import argparse
 import time
 
+from bench.cli import OneLineParser, int_range
 from bench.stats import nearest_rank
 from bench.status import StatusFile, rss_bytes
+
+
+def child_parser(prog: str, description: str | None) -> OneLineParser:
+    """The arguments every measured child takes: what to read, how many events to expect, where to report."""
+    parser = OneLineParser(prog=prog, description=description)
+    parser.add_argument("--bootstrap", required=True)
+    parser.add_argument("--topics", required=True, help="comma-separated input topics")
+    parser.add_argument("--expect", type=int_range(1, 10**9), required=True, help="backlog size")
+    parser.add_argument("--extra", type=int_range(0, 10**9), default=0, help="paced events after it")
+    parser.add_argument("--status", required=True)
+    return parser
+
+
+def child_meter(args: argparse.Namespace) -> Meter:
+    """The meter of a child parsed by ``child_parser``; its status file says it is starting."""
+    status = StatusFile(args.status)
+    status.update(phase="starting", pid_started=time.time())
+    return Meter(status, args.expect, args.extra)
 
 
 class Meter:

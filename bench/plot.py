@@ -1,4 +1,4 @@
-"""Draw a bench run side by side: events/s, latency p50/p99 and memory of the three systems.
+"""Draw a bench run side by side: events/s, latency p50/p99 and memory of each system it measured.
 
     .venv/bin/python -m bench.plot [--input bench/out/results.json] [--output docs/performance.png]
 """
@@ -15,9 +15,11 @@ from matplotlib.figure import Figure  # the object API renders with Agg and neve
 
 from bench.cli import OneLineParser
 from bench.procs import ROOT
+from bench.stats import SYSTEMS
 
-COLOURS = {"ceiling": "#9e9e9e", "quix": "#5b8def", "monitor": "#e8743b"}
-SHORT = {"ceiling": "ceiling", "quix": "Quix peer", "monitor": "monitor"}
+COLOURS = {"ceiling": "#9e9e9e", "quix": "#5b8def", "bytewax": "#8e6bd1", "pathway": "#3aa17e", "monitor": "#e8743b"}
+SHORT = {"ceiling": "ceiling", "quix": "Quix peer", "bytewax": "Bytewax peer", "pathway": "Pathway peer",
+         "monitor": "monitor"}  # fmt: skip
 
 
 def _missing(ax: Axes, x: float) -> None:
@@ -63,9 +65,9 @@ def _latency(ax: Axes, names: list[str], summary: dict[str, Any], rate: Any) -> 
 
 def draw(results: dict[str, Any], output: Path) -> None:
     summary: dict[str, Any] = results["summary"]
-    names: list[str] = [n for n in ("ceiling", "quix", "monitor") if n in summary]
+    names: list[str] = [n for n in SYSTEMS if n in summary]
     args, machine, events = results.get("args", {}), results.get("machine", {}), results.get("event_file", {})
-    fig = Figure(figsize=(13, 4.2))
+    fig = Figure(figsize=(max(13.0, 3.7 * len(names)), 4.2))  # room for every bar's labels
     axes = fig.subplots(1, 3)
     colours = [COLOURS.get(n, "#777") for n in names]
     rates = [summary[n].get("events_per_s") for n in names]

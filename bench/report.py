@@ -15,6 +15,8 @@ from bench.stats import Result, Target
 LABELS = {
     "ceiling": "ceiling: aiokafka getmany + decode",
     "quix": "peer: Quix Streams app",
+    "bytewax": "peer: Bytewax dataflow",
+    "pathway": "peer: Pathway program",
     "monitor": "retention-monitor worker",
 }
 FELL_BEHIND_S = 5.0  # still draining this long after the last paced send: the rate was not sustained

@@ -15,7 +15,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 Bucket = tuple[float, float]  # (upper bound ``le``, cumulative count), as in a Prometheus histogram
 
-SYSTEMS = ("ceiling", "quix", "monitor")
+PEERS = {"quix": "Quix", "bytewax": "Bytewax", "pathway": "Pathway"}  # system -> name in "monitor vs <name> peer"
+SYSTEMS = ("ceiling", *PEERS, "monitor")
 TARGET_RATE = 5000.0  # the offered rate the latency target is defined at
 TARGET_CUSTOMERS = 1_000_000  # the population the recovery target is defined at
 
@@ -196,12 +197,14 @@ class Target:
 
 def check_targets(summary: dict[str, Result], offered_rate: float, customers: int) -> list[Target]:
     """Issue 7's targets, judged on ratios within the same run."""
-    mon, ceil, quix = summary.get("monitor"), summary.get("ceiling"), summary.get("quix")
+    mon, ceil = summary.get("monitor"), summary.get("ceiling")
     rate = _get(mon, "events_per_s")
     targets = [
         _ratio_target("monitor vs ceiling", "≥ 0.5 x the ceiling's events/s", rate, _get(ceil, "events_per_s"), 0.5),
-        _ratio_target("monitor vs Quix peer", "≥ 1.5 x the peer's events/s", rate, _get(quix, "events_per_s"), 1.5),
     ]
+    for peer, name in PEERS.items():
+        base = _get(summary.get(peer), "events_per_s")
+        targets.append(_ratio_target(f"monitor vs {name} peer", "≥ 1.5 x the peer's events/s", rate, base, 1.5))
     p99 = _get(mon, "latency_p99_s")
     note = "" if offered_rate == TARGET_RATE else f"offered {offered_rate:,.0f}/s; the target is at 5,000/s"
     targets.append(_limit_target("monitor p99 latency", "≤ 1 s at 5,000 events/s offered", p99, 1.0,

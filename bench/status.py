@@ -1,4 +1,4 @@
-"""The status file a measured child process (ceiling, Quix peer) shares with the orchestrator.
+"""The status file a measured child process (ceiling, the peers) shares with the orchestrator.
 
 The child rewrites one small JSON object atomically (write, then rename), so the orchestrator never
 reads half a file, and reads its own /proc entries so the numbers exist even after it has exited.

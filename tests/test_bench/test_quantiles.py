@@ -171,26 +171,36 @@ def test_targets_judged_on_ratios_of_the_same_run() -> None:
     summary = {
         "ceiling": Result("ceiling", events_per_s=300_000.0),
         "quix": Result("quix", events_per_s=20_000.0),
+        "bytewax": Result("bytewax", events_per_s=18_000.0),
+        "pathway": Result("pathway", events_per_s=100_000.0),
         "monitor": Result(
             "monitor", events_per_s=160_000.0, latency_p99_s=1.2, bytes_per_customer=900.0, recovery_s=40.0
         ),
     }
-    verdicts = {t.name: t.verdict for t in check_targets(summary, 5000.0, 1_000_000)}
+    targets = check_targets(summary, 5000.0, 1_000_000)
+    verdicts = {t.name: t.verdict for t in targets}
     assert verdicts == {
         "monitor vs ceiling": "pass",
         "monitor vs Quix peer": "pass",
+        "monitor vs Bytewax peer": "pass",
+        "monitor vs Pathway peer": "pass",  # 1.6 x
         "monitor p99 latency": "fail",
         "memory per tracked customer": "pass",
         "restart recovery": "pass",
     }
+    assert {t.name: t.value for t in targets}["monitor vs Bytewax peer"] == "8.89 x"
+    assert all(t.goal == "≥ 1.5 x the peer's events/s" for t in targets if t.name.endswith(" peer"))
     summary["monitor"].events_per_s = 29_000.0
     verdicts = {t.name: t.verdict for t in check_targets(summary, 5000.0, 1_000_000)}
     assert verdicts["monitor vs ceiling"] == verdicts["monitor vs Quix peer"] == "fail"
+    assert verdicts["monitor vs Pathway peer"] == "fail"
+    assert verdicts["monitor vs Bytewax peer"] == "pass"  # 1.61 x
 
 
 def test_missing_systems_and_other_scales_are_reported_not_judged() -> None:
     targets = {t.name: t for t in check_targets({"monitor": Result("monitor", recovery_s=3.0)}, 500.0, 5000)}
     assert targets["monitor vs ceiling"].verdict == "n/a"
+    assert targets["monitor vs Bytewax peer"].verdict == targets["monitor vs Pathway peer"].verdict == "n/a"
     assert targets["monitor p99 latency"].verdict == "n/a"
     assert "5,000/s" in targets["monitor p99 latency"].note
     assert targets["restart recovery"].verdict == "pass"
