@@ -1,14 +1,6 @@
 """Delivery of alerts to Alertmanager (``POST /api/v2/alerts``) through an outbox that survives outages.
 
-:meth:`AlertmanagerClient.send` never raises because Alertmanager is down or slow: alerts go into an
-outbox keyed by their labels (a newer version of an alert replaces the queued one) and the client
-tries to deliver the whole outbox as one JSON array. A connection error or a 5xx keeps the outbox and
-allows the next attempt only after an exponential, jittered back-off (1, 2, 4 … s, capped); a 4xx is
-logged with the response body and dropped, because re-sending the same request cannot succeed.
-:meth:`AlertmanagerClient.run` delivers what is left in the background.
-
-Note that Alertmanager validates every alert of a batch on its own: it stores the valid ones even
-when it answers 400 for an invalid one. :class:`Alert` validates its labels, so a 4xx means a bug.
+Design notes: docs/architecture.md, "alerts/delivery.py".
 """
 
 from __future__ import annotations

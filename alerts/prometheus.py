@@ -1,23 +1,6 @@
 """The alert rules of ``alerts/rules.yml`` as Prometheus alerting rules (group ``retention-kpis``).
 
-The stream evaluates every rule on the KPI store; this module renders the ones PromQL can express on the
-exported gauges into ``deploy/prometheus/rules/retention-alerts.yml`` (``retention-monitor alerts
-prometheus``; a test fails when the checked-in file is stale), so a Prometheus/Alertmanager pair that only
-scrapes the workers sees the same thresholds.
-
-- ``static`` rules: ``KPI{window} OP threshold``; ``change`` rules compare two windows of the same gauge,
-  ``KPI{window} OP ignoring(window) factor * KPI{baseline_window} [* window / baseline_window] + delta``;
-  ``anomaly`` rules are skipped (their trailing buckets are not exported; they run in the stream only);
-  live KPIs (``window: now``, customers at risk) read their gauge as it is, without a window.
-- Every gauge is read as ``max without (instance) (...)``: each series has one owning worker, so two workers
-  and partition hand-overs do not matter.
-- ``min_samples`` is kept where the sample size is exported: NPS (``retention_nps_responses`` summed over
-  ``category``) and customer KPIs (customers at the window start ``B = active - new - reactivated + lost``,
-  exact for ``all``; for a dimension segment customers moving in or out during the window are not exported,
-  so ``B`` is approximated). CSAT responses, order counts, ticket counts and duration sample counts are not
-  exported: those rules have no sample-size clause in Prometheus (noted in the generated file).
-- Summaries and descriptions become Prometheus templates: ``{value}`` is ``$value``, ``{baseline}`` and
-  ``{samples}`` are queried, ``{window}`` and ``{threshold}`` are filled in, ``{segment}`` is the label.
+Design notes: docs/architecture.md, "alerts/prometheus.py".
 """
 
 from __future__ import annotations

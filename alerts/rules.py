@@ -1,14 +1,6 @@
 """Alert rules as code: one YAML file, validated on load (one-line errors naming rule and field).
 
-Three kinds, all on event-time KPI windows:
-
-- ``static``: the KPI over ``window`` compared with ``threshold``;
-- ``change``: against the same KPI over ``baseline_window`` — ``value OP baseline * factor + delta``,
-  the baseline optionally scaled to the rule's window (``scale_to_window``, e.g. a daily mean);
-- ``anomaly``: a z-score against the KPI over the ``buckets`` windows of the same length before it.
-
-A live KPI (customers at risk, :data:`alerts.catalog.LIVE`) has no window: its rules say ``window: now``
-and are static rules on segment ``all``.
+Design notes: docs/architecture.md, "alerts/rules.py".
 """
 
 from __future__ import annotations

@@ -1,23 +1,6 @@
 """Alert state shared by every worker of an app, in Redis, with an in-memory fallback.
 
-One Redis hash per rule and segment, ``retention:{app_id}:alert:{rule}:{segment}``, holds an
-:class:`AlertState` (floats as strings, a missing field is ``None``). The first page of a firing
-alert is claimed with ``SET NX EX`` on ``retention:{app_id}:alert-page:{rule}:{segment}:{firing_since}``,
-so of several workers that reach the same firing only the first one pages.
-
-**Redis down.** :meth:`StateStore.get`, :meth:`~StateStore.put`, :meth:`~StateStore.all` and
-:meth:`~StateStore.claim_page` never raise: on a Redis error the store switches to its in-memory copy
-(``available`` becomes False, ``retention_alert_state_redis_up`` 0, one warning per outage, every error
-counted in ``retention_alert_state_errors_total{op}``) and stops talking to Redis until
-:meth:`~StateStore.reconcile` — which the caller runs periodically — reaches it again. Reconcile writes
-every state changed meanwhile back (unless Redis holds a newer one, by ``last_sent``/``firing_since``,
-e.g. written by a worker that could still reach Redis) and the page claims made meanwhile, then sets
-``available`` again. During an outage ``claim_page`` is best effort: it returns True unless *this
-process* already claimed (or saw claimed) that page, so two workers cut off from Redis may both page.
-
-**Security.** ``password`` (the ``redis_password`` setting) is sent with AUTH and wins over a password in
-the URL; a ``rediss://`` server's certificate is verified against ``ssl_cafile`` (``redis_ssl_cafile``) or,
-without it, the system's CAs. Log lines show the URL with its password masked and never the password.
+Design notes: docs/architecture.md, "alerts/state.py".
 """
 
 from __future__ import annotations

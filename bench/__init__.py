@@ -1,4 +1,4 @@
-"""Benchmarks of the monitor against a raw-consumer ceiling and a Quix Streams peer.
+"""Benchmarks of the monitor against a raw-consumer ceiling and the Quix Streams, Bytewax and Pathway peers.
 
 Run from the repository root: ``.venv/bin/python -m bench.run --help`` (``bench/run.py`` works too).
 """

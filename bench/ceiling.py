@@ -1,7 +1,7 @@
 """The ceiling: a raw aiokafka ``getmany`` loop that only decodes and validates each value.
 
 Run by ``bench.run`` as a child process (``python -m bench.ceiling …``); it reports through a status
-file. Exactly bench/throughput.py's ceiling: ``streams.decode.decode`` of every value, nothing else;
+file. Exactly bench/throughput.py's ceiling: ``streams.contract.decode.decode`` of every value, nothing else;
 after the backlog it keeps reading the paced slice and samples latency at decode.
 """
 

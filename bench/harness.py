@@ -1,4 +1,4 @@
-"""Issue 7's benchmark in one command: one event file, produced into Kafka once per repeat, consumed by
+"""The benchmark in one command: one event file, produced into Kafka once per repeat, consumed by
 
   (a) the ceiling — a raw aiokafka ``getmany`` loop that only decodes (bench/ceiling.py),
   (b) the monitor — a real ``retention-monitor worker`` with every KPI on (bench/monitor.py),

@@ -1,4 +1,4 @@
-"""Issue 6, item 7: a soak run (not in CI) — sustained live traffic into one worker; do memory and lag stay flat?
+"""A soak run (not in CI) — sustained live traffic into one worker; do memory and lag stay flat?
 
 One real ``retention-monitor worker`` (``clock = wall``, production lateness and history) on its own
 topics; a paced producer sends simulated traffic stamped with the wall clock at exactly ``--rate``

@@ -196,7 +196,7 @@ class Target:
 
 
 def check_targets(summary: dict[str, Result], offered_rate: float, customers: int) -> list[Target]:
-    """Issue 7's targets, judged on ratios within the same run."""
+    """The targets, judged on ratios within the same run."""
     mon, ceil = summary.get("monitor"), summary.get("ceiling")
     rate = _get(mon, "events_per_s")
     targets = [

@@ -1,1 +1,1 @@
-"""Pure KPI math (no Faust, no Kafka), Prometheus exposition and the KPI query."""
+"""Pure KPI logic (no Faust, no Kafka): records, facts, the event-time index, the KPI formulas, the gauges."""

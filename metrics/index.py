@@ -1,18 +1,6 @@
 """The event-time fact index: counts, sums, samples and order pairs of any ``[start, end)`` range.
 
-Facts arrive as ``(t, kind, segments, value)`` of one customer (``who``) with a weight: +1 when a
-fact appears, -1 when a changed customer no longer implies it. The index is append-only and
-columnar — per kind and UTC day, five flat arrays (time, value, segment combination, who, weight),
-27 bytes a fact — so a write is a few ``array.append`` calls and no fact is ever searched for.
-
-A query over ``[s, e)`` adds per-day aggregates of the whole days inside the range (a numpy matrix
-day by segment combination, folded in lazily from the writes since the last query) to a scan of
-the at most two days the boundaries cut. Ranges are exact to the microsecond; sums stay exact
-integers (values are split into 32-bit halves, so float-weighted ``bincount`` never rounds).
-
-A *combination* is the tuple of segment keys a fact counts for; a segment's figure is the sum over
-the combinations that contain it. Results of one query are cached until the next write, so the
-many segments and KPIs of one scrape share the scans.
+Design notes: docs/architecture.md, "metrics/index.py".
 """
 
 from __future__ import annotations

@@ -1,17 +1,9 @@
 """Allowed lateness: whether an event arrives too late to be applied.
 
-Lateness is measured per key (customer, or sales rep) *and per stream* — the topic family of the event's
-type in docs/contract/events.md: customers and orders, tickets, surveys and feedback, reps. Within a stream a key's events
-arrive in the order they were published (one partition of one topic). Across streams they do not: a
-worker reads the backlogs of several topics in any interleaving, so a customer's March ticket can be read
-before its January sign-up although both were published in time. Measured across streams, that sign-up
-would be rejected for the worker's scheduling rather than for its publisher's delay, and a first start on
-topics holding months of history would lose events. So an event is too late when it is more than
-``allowed_lateness`` behind the newest earlier event of its own stream and key.
-
-Whatever the stream, an event more than ``history`` behind the key's newest event is too late too: the
-records (and ids) it could repeat are pruned from the key's state there (:mod:`metrics.prune`), so it
-could not be deduplicated.
+Measured per key *and per stream* (the topic family of the event's type): within a stream a key's events
+keep their publish order, across streams a worker reads backlogs in any interleaving, so only the former
+may judge an event. Beyond ``history`` any stream is late (its ids are pruned). docs/contract/events.md
+("Late events") states the rule; docs/architecture.md says why.
 """
 
 from __future__ import annotations

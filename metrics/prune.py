@@ -1,21 +1,6 @@
 """Bounded per-key state: records older than the history horizon are dropped or folded.
 
-What stays exact for every period that starts at or after the horizon (``cutoff``): all of them,
-including the lifetime figures (historical CLV, lifetime repeat purchase), because
-
-- lifecycle and sales-rep records are always kept (they are few, and define who is active when);
-- a customer's first two orders are kept; older orders beyond them fold into one synthetic order at
-  the time of the newest folded one, carrying their summed amount — one per stretch between segment
-  moves, so revenue to date stays with the segment it was made in (CLV to date is unchanged, and so
-  is the "previous order before the period" that repeat purchase needs);
-- refunds fold the same way into one synthetic refund; returns, surveys and feedback before the
-  horizon are dropped (they only matter to periods before it);
-- tickets are dropped only when all their records are before the horizon and they are resolved.
-
-Periods that start before the horizon lose detail, and so do windows reaching back across it (the
-90 days behind predicted CLV). A ticket, feedback item, or refunded/returned order id used again after
-its first use was pruned counts as new. An event behind the horizon is ``too_late`` whatever its stream
-(:mod:`metrics.lateness`), so an event whose id was pruned is rejected instead of being counted twice.
+Design notes: docs/architecture.md, "metrics/prune.py".
 """
 
 from __future__ import annotations

@@ -1,23 +1,6 @@
 """At-risk scoring for win-back: one customer's records and an instant become a score with reasons.
 
-Pure (no Kafka, no Faust, no clock): :func:`score` sees only the records *before* ``now_us`` (a record
-at ``t`` counts from ``t + 1``, as a KPI window ending at ``t + 1`` would), so the same set of records
-gives the same answer whatever order they arrived in. Every time-driven change — an SLA passing, a
-response leaving the lookback, a customer going quiet — happens at an instant computed from the
-records, returned as ``next_check_us``: a caller re-scores then, and never has to scan everyone.
-
-Reasons (each switched off by a weight of 0):
-
-- ``detractor``: the latest NPS response is 0-6, or the latest CSAT response 1-2, within ``lookback``;
-- ``complaint_past_sla``: a complaint ticket unresolved for ``complaint_sla`` (measured from its
-  opening, or its latest reopening), or without a first agent reply for ``first_reply_sla``;
-- ``purchase_frequency_falling``: at least 3 orders, and no order for ``frequency_factor`` x the
-  median gap between them;
-- ``refunds``: at least ``refunds_min`` distinct orders refunded or returned within ``lookback``;
-- ``gone_quiet``: no activity of the customer's own for ``quiet_after``; weighted by ABC class.
-
-Only an active customer (latest lifecycle transition ``signed_up`` or ``reactivated``, with the odd
-transitions ignored as the KPI facts ignore them) can be at risk.
+Design notes: docs/architecture.md, "metrics/risk.py".
 """
 
 from __future__ import annotations

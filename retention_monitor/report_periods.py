@@ -1,14 +1,6 @@
 """Which periods a report compares, and how a KPI changes between two of them.
 
-Everything here works on period *labels* (``2025-Q1``, ``2025-W07``, ``START/END``…), the same text
-the KPI query takes, so a report asks any worker — whatever its time zone — for exactly the
-calendar periods a reader expects. Rules:
-
-- previous period: the previous year / quarter / month / ISO week / day; a ``START/END`` range
-  gets the range of the same length that ends at its START;
-- a year earlier: the same year-relative period of the previous year (``2025-Q1`` → ``2024-Q1``,
-  ``2025-W07`` → ``2024-W07``). Week 53 maps to week 52 when the previous ISO year has none, and
-  29 February to 28 February; a range keeps its length and moves its START back one calendar year.
+Design notes: docs/architecture.md, "retention_monitor/report_periods.py".
 """
 
 from __future__ import annotations

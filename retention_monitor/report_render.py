@@ -13,13 +13,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from retention_monitor.report_model import Report
 from retention_monitor.report_periods import Change
 from retention_monitor.report_plots import value
-
-if TYPE_CHECKING:
-    from retention_monitor.report import Report
 
 UNDEFINED = "—"
 Answer = Mapping[str, Any]

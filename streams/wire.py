@@ -1,14 +1,6 @@
 """What the monitor writes to its own topics: packed batches of routed events, and changelog entries.
 
-Stage 1 (route) validates input messages and packs the valid ones, as compact records, into one
-message per target partition of the re-keyed topic: Kafka then moves thousands of events as one
-message, and stage 2 decodes no JSON. Each routed event keeps its original bytes and where it came
-from, so a later rejection (``too_late``) still dead-letters the message exactly as published.
-
-The changelog carries one entry per updated key: its state (for the owner's restore; it embeds the
-key's fact set), the change of its facts (for every worker's KPI store, which keeps no copy of
-them), its newest event time, and the oldest Kafka timestamp of the input messages in the update
-(to measure publish → KPI visible).
+Design notes: docs/architecture.md, "streams/wire.py".
 """
 
 from __future__ import annotations

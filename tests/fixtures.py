@@ -70,7 +70,8 @@ def encode(ev: dict[str, Any]) -> bytes:
 def seed_example(
     start_customers: int, new: int, lost: int, year: int = 2025, prefix: str = "c"
 ) -> list[dict[str, Any]]:
-    """The worked example of docs/contract/kpis.md: ``start_customers`` active at the start of Q1, then ``new`` and ``lost`` in Q1.
+    """A worked example of docs/contract/kpis.md: ``start_customers`` active at the start of Q1, then
+    ``new`` and ``lost`` in Q1.
 
     Sign-ups before the year start one day apart in the previous December; Q1 events spread over
     January to March, churns hit the oldest customers first. Event ids are unique per ``prefix``.

@@ -1,15 +1,6 @@
 """Stage 2: apply packed batches of routed events to the states of the keys of owned partitions.
 
-Per packed message (one partition's share of a route batch): group the events by key in arrival
-order, apply each key's events in one go (:meth:`streams.processor.Processor.apply_records`), write
-one changelog entry per changed key, wait for Kafka's acks, and only then update the local store
-(with the changelog offset it is now complete to). The message is acknowledged after that, so a
-committed input offset never runs ahead of the changelog: a crash replays at most the batches whose
-offsets were not committed, and the restored states dedupe them by event id.
-
-Ownership moves between workers only at rebalances, after the previous owner finished its batch
-(Faust waits for in-flight events: ``stream_wait_empty``). A store is trusted again after a
-revocation only once it has read the changelog tail written meanwhile by whoever owned the partition.
+Design notes: docs/architecture.md, "streams/apply/stage.py".
 """
 
 from __future__ import annotations

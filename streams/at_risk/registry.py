@@ -1,12 +1,7 @@
 """The ``customer.at_risk`` events: their format, the registry every worker follows them into, ``/at-risk``
 and the ``retention_customers_at_risk{class}`` gauge.
 
-The owner of a customer's partition publishes a CloudEvents 1.0 event whenever the customer's at-risk
-status, score, reasons or ABC class change (:mod:`streams.at_risk.tracker`), keyed by customer id, to the
-compacted topic ``topic_at_risk``: its latest event per customer is the customer's current status.
-Every worker reads every partition of it into an :class:`AtRiskRegistry` of the customers at risk
-now (bounded by how many are at risk), so any worker answers ``/at-risk`` the same way. Also here: the
-scoring policy from the settings, the tracker's ABC class lookup and its metrics.
+Design notes: docs/architecture.md, "streams/at_risk/registry.py".
 """
 
 from __future__ import annotations

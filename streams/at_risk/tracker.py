@@ -1,17 +1,7 @@
 """At-risk customers in the stream: the owner of a customer's partition re-scores it when its state
 changes and when its score could change by itself, and publishes ``customer.at_risk`` events.
 
-- **On change**: the apply stage hands over every key it wrote (:meth:`RiskTracker.changed`, O(1) per
-  key); the tracker's own task scores them shortly after, off the apply path, a burst of changes to
-  one customer costing one score.
-- **On time**: :func:`metrics.risk.score` says when the score could next change without an event (an
-  SLA passing, a response leaving the lookback, the quiet threshold); a heap wakes the customer then.
-  Quiet and at-risk customers are also re-scored every :data:`RECHECK_US`, as their ABC class can
-  change with other customers' orders; at-risk ones at once when the classes are recomputed.
-- **On assignment**: a partition new to this worker is swept once (every key scored), after the
-  registry has read what earlier owners published for it; its changes are tracked from then on.
-
-Events go to the customer's own partition of ``topic_at_risk``, so each partition has one writer.
+Design notes: docs/architecture.md, "streams/at_risk/tracker.py".
 """
 
 from __future__ import annotations

@@ -76,7 +76,8 @@ def decode(
     currencies: frozenset[str],
     max_bytes: int = 1_048_576,
 ) -> Event | Rejection:
-    """Validate ``value`` against the event contract (docs/contract/events.md); ``currencies`` are the accepted ISO codes."""
+    """Validate ``value`` against the event contract (docs/contract/events.md); ``currencies`` are the
+    accepted ISO codes."""
     if value is None:
         return Rejection("not_json", "the message has no value (tombstone)")
     if len(value) > max_bytes:

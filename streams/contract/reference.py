@@ -22,7 +22,7 @@ _BLOCK = re.compile(r"(<!-- generated: (?P<name>[a-z-]+) -->\n).*?(\n<!-- end: (
 
 
 def _kind(schema: dict[str, Any]) -> str:
-    """A field's JSON type and limits in a few words (``string ≤ 256``, ``integer 0–10``…)."""
+    """A field's JSON type and limits in a few words (``string ≤ 256``, ``integer 0-10``…)."""
     if "anyOf" in schema:
         return " or ".join(_kind(s) for s in schema["anyOf"] if s.get("type") != "null")
     if "enum" in schema:
@@ -31,10 +31,10 @@ def _kind(schema: dict[str, Any]) -> str:
     if kind == "string":
         if "pattern" in schema:
             return f"string `{schema['pattern']}`"
-        return f"string {schema.get('minLength', 0)}–{schema['maxLength']}" if "maxLength" in schema else "string"
+        return f"string {schema.get('minLength', 0)}-{schema['maxLength']}" if "maxLength" in schema else "string"
     if kind in ("integer", "number") and "minimum" in schema:
         low, high = schema["minimum"], schema.get("maximum")
-        return f"{kind} {low:,.0f}–{high:,.0f}" if high is not None else f"{kind} ≥ {low:,.0f}"
+        return f"{kind} {low:,.0f}-{high:,.0f}" if high is not None else f"{kind} ≥ {low:,.0f}"
     if kind == "object":
         return "object of string → string"
     return str(kind)

@@ -1,7 +1,7 @@
 """Kafka client options from the settings (bootstrap, TLS, SASL), shared by every client the monitor makes.
 
 One place builds them, so the route and follower consumers, the producer, the admin client and the
-changelog readers all connect the same way (Faust's equivalent: :func:`streams.app.faust_credentials`).
+changelog readers all connect the same way (Faust's equivalent: :func:`streams.worker.faust_app.faust_credentials`).
 """
 
 from __future__ import annotations

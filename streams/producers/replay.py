@@ -1,7 +1,7 @@
 """Backfill: CSV export rows (through a column mapping) and JSONL lines into CloudEvents, no Kafka here.
 
 :class:`Source` yields one :class:`Row` per CSV record or JSONL line: the events to send and the
-problems found. Every event is judged by the worker's own :func:`streams.decode.decode` and by its
+problems found. Every event is judged by the worker's own :func:`streams.contract.decode.decode` and by its
 per-customer, per-stream lateness rule simulated over the file in order, so a dry run predicts what the worker
 would reject. Event ids are deterministic (an id column, else a hash of the file name and the row),
 so a row sent twice is counted once: the worker dedupes by event id.

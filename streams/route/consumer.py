@@ -1,12 +1,6 @@
 """A consumer-group member that hands whole fetches to a handler, and commits only what it handled.
 
-Faust's per-message path costs ~100 µs before an agent sees a message; stage 1
-sees every input message, so it reads with aiokafka ``getmany`` and processes a fetch at a time.
-
-Offsets are committed after the handler returned (its output is acknowledged by then), at most
-every ``commit_interval`` seconds and always when partitions are revoked: the revocation waits for
-the batch in hand, so the next owner starts exactly after it. A crash between handling and commit
-replays some messages; the stage after this one dedupes them by event id.
+Design notes: docs/architecture.md, "streams/route/consumer.py".
 """
 
 from __future__ import annotations

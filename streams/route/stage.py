@@ -1,7 +1,7 @@
 """Stage 1: validate every input message and re-key the valid ones, packed, by customer partition.
 
-For one fetch: decode and validate each value (msgspec, :func:`streams.decode.decode`), turn the
-valid event into its compact record (:meth:`streams.processor.Processor.record`), and append it
+For one fetch: decode and validate each value (msgspec, :func:`streams.contract.decode.decode`), turn the
+valid event into its compact record (:meth:`streams.route.records.Recorder.record`), and append it
 to the pack of its key's partition; invalid messages go to the dead-letter topic with the reason.
 Then one message per partition goes to the re-keyed topic, and the fetch counts as handled once
 Kafka acknowledged every pack and dead letter.

@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 import yaml
+from markdown import markdown_anchors
 
 from core.config import CONFIG_ENV, ENV_PREFIX, env_name, load_settings
 from core.errors import ConfigError
@@ -62,7 +63,7 @@ def setting_problems(env: Mapping[str, Any], where: str, config_text: str | None
         if not name.startswith(ENV_PREFIX) or name == CONFIG_ENV:
             continue
         if name not in ALLOWED_ENV:
-            problems.append(f"{where}: {name} is not a setting of streams.config.Settings")
+            problems.append(f"{where}: {name} is not a setting of core.settings.Settings")
         elif isinstance(value, bool) or value is None or not isinstance(value, str | int | float):
             problems.append(f"{where}: {name}={value!r} must be a string (quote it)")
         else:
@@ -532,23 +533,6 @@ def _podmonitor_problems(docs: list[dict[str, Any]], container: Mapping[str, Any
 
 
 # ------------------------------------------------------------------------------------------------- docs
-
-
-def markdown_anchors(text: str) -> set[str]:
-    """Explicit ``<a id|name="...">`` anchors and the GitHub slugs of the headings."""
-    anchors = set(re.findall(r"<a\s+(?:id|name)=\"([^\"]+)\"", text))
-    seen: dict[str, int] = {}
-    in_code = False
-    for line in text.splitlines():
-        if line.startswith("```"):
-            in_code = not in_code
-        match = None if in_code else re.match(r"^#{1,6}\s+(.*?)\s*#*\s*$", line)
-        if match:
-            slug = re.sub(r"[^\w\- ]", "", re.sub(r"<[^>]+>", "", match.group(1)).lower()).replace(" ", "-")
-            n = seen.get(slug, 0)
-            seen[slug] = n + 1
-            anchors.add(slug if n == 0 else f"{slug}-{n}")
-    return anchors
 
 
 def runbook_urls(rule_file: Path) -> dict[str, str | None]:

@@ -108,7 +108,7 @@ def test_unknown_or_invalid_settings_are_reported(docs: list[dict[str, Any]]) ->
     _container(docs)["env"].append({"name": "RETENTION_KAFKA_SASL_PASSWD", "value": "x"})
     _kind(docs, "Secret")["stringData"]["RETENTION_REDIS_URL"] = "redis.example:6379"
     problems = k8s_problems(docs)
-    assert problems[0] == "Deployment env: RETENTION_KAFKA_SASL_PASSWD is not a setting of streams.config.Settings"
+    assert problems[0] == "Deployment env: RETENTION_KAFKA_SASL_PASSWD is not a setting of core.settings.Settings"
     assert problems[1].startswith("Deployment env: RETENTION_REDIS_URL='redis.example:6379'")
 
 

@@ -28,7 +28,8 @@ from PIL import Image, ImageChops, ImageStat
 from core.errors import PeriodError
 from core.settings import Settings
 from retention_monitor.cli import main
-from retention_monitor.report import KPIS, Report, collect
+from retention_monitor.report import collect
+from retention_monitor.report_model import KPIS, Report
 from retention_monitor.report_periods import Change, change, previous, trend, year_earlier
 from retention_monitor.report_plots import PLOT_COUNT, tick_labels
 from retention_monitor.report_render import duration, fmt, fmt_change, kpi_section, to_markdown, write

@@ -19,7 +19,7 @@ def test_every_type_and_reason_is_in_the_tables() -> None:
     types, reasons = reference.types_table(), reference.reasons_table()
     assert all(f"| `{t}` |" in types for t in DATA_TYPES)
     assert all(f"| `{r}` |" in reasons for r in REASONS)
-    assert "`score` (integer 0–10)" in types
+    assert "`score` (integer 0-10)" in types
     assert "`kind`? (`complaint` \\| `incident` \\| `question` \\| `request`, default `request`)" in types
 
 

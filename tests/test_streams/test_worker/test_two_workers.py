@@ -38,7 +38,8 @@ SEGMENTS = ["all", "plan:basic", "plan:enterprise", "plan:free", "plan:other", "
             "region:apac", "region:eu", "region:other", "region:us"]
 
 # -- the events --------------------------------------------------------------------------------------
-# worked example 2 of docs/contract/kpis.md (fixtures.seed_example): c0..c43 sign up on the pro plan in December 2024 (no region),
+# worked example 2 of docs/contract/kpis.md (fixtures.seed_example): c0..c43 sign up on the pro plan in
+# December 2024 (no region),
 # c44..c55 sign up on the basic plan from 2025-01-03 to 2025-01-14, c0..c12 churn (price) from 2025-01-21
 # to 2025-02-02. Plus orders on the lifecycle topic, and NPS answers on the feedback topic.
 LIFECYCLE = seed_example(44, 12, 13, prefix="c")
