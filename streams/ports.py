@@ -13,8 +13,8 @@ from typing import Protocol
 Headers = list[tuple[str, bytes]]
 
 
-class InputMessage(Protocol):
-    """A message as a consumer hands it over (aiokafka's ``ConsumerRecord`` is one)."""
+class LogRecord(Protocol):
+    """A message read back from a partition's log."""
 
     @property
     def key(self) -> bytes | None: ...
@@ -24,6 +24,10 @@ class InputMessage(Protocol):
 
     @property
     def offset(self) -> int: ...
+
+
+class InputMessage(LogRecord, Protocol):
+    """A message as a consumer hands it over (aiokafka's ``ConsumerRecord`` is one)."""
 
     @property
     def timestamp(self) -> int: ...  # ms since the epoch
@@ -40,19 +44,6 @@ class Source(Protocol):
 
 
 Batch = Mapping[Source, Sequence[InputMessage]]
-
-
-class LogRecord(Protocol):
-    """A message read back from a partition's log."""
-
-    @property
-    def key(self) -> bytes | None: ...
-
-    @property
-    def value(self) -> bytes | None: ...
-
-    @property
-    def offset(self) -> int: ...
 
 
 class Producer(Protocol):
