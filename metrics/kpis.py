@@ -95,13 +95,16 @@ def customers(a: Ask) -> dict[str, Any]:
         "moved_in": a.count(F.MOVED_IN),
         "moved_out": a.count(F.MOVED_OUT),
         "lost_at_start": level(v, g, F.POOL_UP, F.POOL_DOWN, a.start),
+        "lost_moved_in": a.count(F.LOST_MOVED_IN),
     }
     b = inputs["B"]
     return {
         "inputs": inputs,
         "retention_rate": ratio(inputs["E"] - inputs["N"] - inputs["moved_in"], b),
         "churn_rate": ratio(inputs["L"], b),
-        "winback_rate": ratio(inputs["R"], inputs["lost_at_start"] + inputs["L"]),
+        # Everyone who was in the segment's lost pool during P: at its start, lost in P, or moved into
+        # it while lost (dimension segments only); every reactivation follows one of these, so <= 1.
+        "winback_rate": ratio(inputs["R"], inputs["lost_at_start"] + inputs["L"] + inputs["lost_moved_in"]),
         "lost_by_reason": a.by_prefix(F.LOST_REASON),
         "customers_active_at_end": inputs["E"],
     }

@@ -33,6 +33,22 @@ def test_winback_rate() -> None:
     assert p.inputs(Q1)["lost_at_start"] == 1
 
 
+def test_winback_counts_customers_who_moved_into_the_segment_while_lost() -> None:
+    # a churns on plan basic, moves to pro while lost, and comes back on pro: for plan:pro the lost pool
+    # had nobody at the start and lost nobody in Q1, but a moved into it. R / (0 + 0 + 1) = 1, not 1 / 0.
+    p = PurePipeline().send(
+        signup("a", plan="basic"), signup("b", plan="pro"),
+        event("customer.churned", "2024-12-10T00:00:00Z", {"customer_id": "a"}),
+        event("customer.updated", "2025-01-10T00:00:00Z", {"customer_id": "a", "segment": {"plan": "pro"}}),
+        event("customer.reactivated", "2025-02-10T00:00:00Z", {"customer_id": "a"}),
+    )
+    pro = p.inputs(Q1, "plan:pro")
+    assert (pro["R"], pro["lost_at_start"], pro["L"], pro["lost_moved_in"]) == (1, 0, 0, 1)
+    assert p.kpis(Q1, "plan:pro")["winback_rate"] == 1.0
+    assert p.kpis(Q1, "plan:basic")["winback_rate"] == 0.0  # its pool had a at the start; a left it
+    assert p.kpis(Q1)["winback_rate"] == 1.0
+
+
 def test_churn_reasons() -> None:
     p = PurePipeline().send(
         *(signup(c) for c in "abcd"),

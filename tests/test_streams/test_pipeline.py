@@ -191,6 +191,10 @@ def test_identity_e_equals_b_plus_n_plus_r_minus_l(events: list[dict[str, Any]])
             assert i["customers_ordering_2plus"] <= i["customers_ordering"] <= i["orders"]
             k = p.kpis(period, segment)
             assert min(k["tickets_awaiting_first_response"], k["tickets_awaiting_resolution"]) >= 0
+            # ratios of our own making stay shares (the source article's retention and churn need not)
+            for name in ("winback_rate", "sales_rep_retention_rate", "repeat_purchase_rate",
+                         "repeat_purchase_rate_lifetime", "feedback_response_rate", "csat"):
+                assert k[name] is None or 0 <= k[name] <= 1, (name, k[name])
 
 
 @settings(max_examples=120, deadline=None)
