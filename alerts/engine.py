@@ -2,7 +2,7 @@
 state in Redis, and deliver transitions to Alertmanager.
 
 It runs shortly after KPI inputs change and at least every ``interval`` seconds, because rolling
-windows slide without events. Only the owner of a segment (see :func:`metrics.exposition.owner`)
+windows slide without events. Only the owner of a segment (see :func:`metrics.gauges.owner`)
 evaluates its rules, and the first page of a firing alert is claimed atomically in Redis, so two
 workers page once; the state in Redis lets a restarted or new owner carry on without paging again.
 """
@@ -13,15 +13,20 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 from alerts.catalog import Live
 from alerts.delivery import Alert, AlertmanagerClient
 from alerts.evaluate import Observation, observe, step
 from alerts.rules import Rule
 from alerts.state import AlertState, StateStore
-from metrics.store import KpiStore
+from metrics.exceptions import Unavailable
+from metrics.planning import plan, run_async
+from metrics.questions import Question
+
+Ask = Callable[[list[Question]], Awaitable[list[Any]]]
 
 log = logging.getLogger(__name__)
 MIN_ENDS_AHEAD_S = 300.0
@@ -65,23 +70,28 @@ def to_alert(obs: Observation, starts_at: float, ends_at: float) -> Alert:
 
 
 class AlertEngine:
-    """Evaluates ``rules`` against ``store`` for the segments ``owned()`` returns."""
+    """Evaluates ``rules`` on the KPIs ``ask`` answers (the cluster's) for the segments ``owned()`` returns.
+
+    ``updates()`` changes whenever this worker's KPI inputs change (then it looks again soon);
+    ``now_us()`` is the instant windows end at."""
 
     def __init__(
         self,
         rules: list[Rule],
-        store: KpiStore,
+        ask: Ask,
         *,
+        updates: Callable[[], int],
         owned: Callable[[], list[str]],
         segments: list[str],
-        now_us: Callable[[], int | None],
+        now_us: Callable[[], Awaitable[int | None]],
         state: StateStore,
         client: AlertmanagerClient,
         timing: Timing = Timing(),
         live: Callable[[], Live | None] | None = None,
     ) -> None:
         self.rules = rules
-        self.store = store
+        self.ask = ask
+        self.updates = updates
         self.owned = owned
         self.targets = {r.name: expand(r.segments, segments) for r in rules}
         self.now_us = now_us
@@ -91,28 +101,28 @@ class AlertEngine:
         self.live = live
         self.evaluations = 0
 
-    def dry_run(self, end_us: int) -> list[Observation]:
+    async def observe(self, end_us: int, segments: Callable[[str], bool]) -> list[Observation]:
+        """What every rule sees on the segments ``segments`` accepts, for windows ending at ``end_us``."""
+        live = self.live() if self.live is not None else None
+        pairs = [(rule, segment) for rule in self.rules for segment in self.targets[rule.name] if segments(segment)]
+        return await run_async(plan(lambda view: [observe(view, rule, seg, end_us, live) for rule, seg in pairs]),
+                               self.ask)
+
+    async def dry_run(self, end_us: int) -> list[Observation]:
         """What every rule sees on every configured segment for windows ending at ``end_us``
         (no state, no delivery): which rules would fire then, and why. Live KPIs are read as they are now."""
-        live = self.live() if self.live is not None else None
-        return [observe(self.store.index, rule, segment, end_us, live)
-                for rule in self.rules for segment in self.targets[rule.name]]
+        return await self.observe(end_us, lambda segment: True)
 
     async def evaluate(self, now: float | None = None) -> list[Observation]:
         """One pass over every rule and owned segment; returns what was observed."""
         now = time.time() if now is None else now
-        end = self.now_us()
+        end = await self.now_us()
         if end is None:
             return []
         owned = set(self.owned())
-        live = self.live() if self.live is not None else None
-        seen: list[Observation] = []
-        for rule in self.rules:
-            for segment in self.targets[rule.name]:
-                if segment in owned:
-                    obs = observe(self.store.index, rule, segment, end, live)
-                    await self._advance(obs, now)
-                    seen.append(obs)
+        seen = await self.observe(end, owned.__contains__)
+        for obs in seen:
+            await self._advance(obs, now)
         self.evaluations += 1
         return seen
 
@@ -151,12 +161,14 @@ class AlertEngine:
         last_eval, last_updates = 0.0, -1
         while not stop.is_set():
             now = time.monotonic()
-            changed = self.store.updates != last_updates
+            changed = self.updates() != last_updates
             if changed or now - last_eval >= self.timing.interval:
-                last_updates, last_eval = self.store.updates, now
+                last_updates, last_eval = self.updates(), now
                 try:
                     await self.evaluate()
                     await self.state.reconcile()
+                except Unavailable as exc:  # a rebalance: no rule moves on a number that is not whole
+                    log.info("alert evaluation skipped: %s", exc)
                 except Exception:  # an evaluation bug must not stop alerting for the other rules next time
                     log.exception("alert evaluation failed")
             with contextlib.suppress(TimeoutError):  # the timer: wake up to look again

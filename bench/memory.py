@@ -25,6 +25,7 @@ from streams.contract.decode import Event, decode
 from streams.contract.events import partition_key
 from streams.follow.follower import apply_entry
 from streams.producers.simulate import Simulator
+from streams.wire import partition_of
 
 
 def main() -> None:
@@ -54,7 +55,7 @@ def main() -> None:
                 _, update = processor.apply(table.get(key), event)
                 if update is not None and update.state is not None:
                     table[key] = update.state
-                    apply_entry(store, key, change_entry(update, 0))
+                    apply_entry(store, partition_of(key, settings.partitions), key, change_entry(update, 0))
             if n % 5000 == 0:
                 progress.update(task, completed=n)
     seconds = time.perf_counter() - started

@@ -80,6 +80,9 @@ def _check_services(settings: Settings, fail: Fail) -> None:
         raise fail("alertmanager_url", settings.alertmanager_url, "must start with http:// or https://")
     if not 0 < settings.web_port < 65536:
         raise fail("web_port", settings.web_port, "must be 1-65535")
+    if settings.web_advertised_url and not settings.web_advertised_url.startswith(("http://", "https://")):
+        raise fail("web_advertised_url", settings.web_advertised_url,
+                   "must start with http:// or https:// (or be empty: http://web_host:web_port)")
 
 
 def _check_segments(settings: Settings, fail: Fail) -> None:

@@ -69,6 +69,7 @@ class Settings:
     alertmanager_url: str = "http://127.0.0.1:9093"
     web_host: str = "127.0.0.1"
     web_port: int = 6066
+    web_advertised_url: str = ""  # how other workers reach this one ("": http://web_host:web_port)
     segments: dict[str, list[str]] = field(
         default_factory=lambda: {
             "plan": ["free", "basic", "pro", "enterprise"],
@@ -172,7 +173,7 @@ class Settings:
 
     @property
     def web(self) -> WebSettings:
-        return WebSettings(self.web_host, self.web_port)
+        return WebSettings(self.web_host, self.web_port, self.web_advertised_url)
 
     def to_dict(self) -> dict[str, Any]:
         """Every setting's effective value (``currency_rates``: the table in force, see :attr:`rates`)."""

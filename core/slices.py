@@ -6,6 +6,7 @@ Durations are in seconds here (parsed once); the names drop the prefix the flat 
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,7 +131,15 @@ class RiskSettings:
 
 @dataclass(frozen=True)
 class WebSettings:
-    """The worker's HTTP server."""
+    """The worker's HTTP server, and the URL other workers reach it at."""
 
     host: str
     port: int
+    advertised_url: str = ""
+
+    @property
+    def url(self) -> str:
+        if self.advertised_url:
+            return self.advertised_url.rstrip("/")
+        host = socket.gethostname() if self.host in ("0.0.0.0", "::", "") else self.host
+        return f"http://{host}:{self.port}"

@@ -8,7 +8,7 @@ of the customer id) so the classes never depend on arrival order.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -42,6 +42,23 @@ def classify_arrays(keys: I64, clv: I64, thresholds: tuple[float, float] = (0.8,
     a_limit, b_limit = thresholds[0] * total, thresholds[1] * total
     out[ranked] = np.where(before < a_limit, 0, np.where(before < b_limit, 1, 2))
     return out
+
+
+Cut = Sequence[int] | None  # the last customer of a class, as (clv, who); None: the class is empty
+
+
+def ranks_up_to(clv: I64, who: I64, cut: Cut) -> npt.NDArray[np.bool_]:
+    """Which ``(clv, who)`` rank at or before ``cut`` in the ABC order (CLV descending, who ascending)."""
+    if cut is None:
+        return np.zeros(len(clv), np.bool_)
+    c, w = cut
+    up_to: npt.NDArray[np.bool_] = (clv > c) | ((clv == c) & (who <= w))
+    return up_to
+
+
+def class_codes(clv: I64, who: I64, cuts: Sequence[Cut]) -> npt.NDArray[np.int8]:
+    """Class index (0 = A, 1 = B, 2 = C) of customers with a positive CLV, given the last A and B customer."""
+    return np.where(ranks_up_to(clv, who, cuts[0]), 0, np.where(ranks_up_to(clv, who, cuts[1]), 1, 2)).astype(np.int8)
 
 
 def summarize_arrays(clv: I64, classes: npt.NDArray[np.int8], unit: float = 1e6) -> AbcSummary:

@@ -107,6 +107,12 @@ class FactIndex:
         net = np.bincount(inverse, weights=all_weights, minlength=len(uniq)).round().astype(np.int64)
         return np.repeat(uniq, np.maximum(net, 0))
 
+    def below(self, segment: str, kind: str, start: int, end: int, value: int) -> int:
+        return int(np.searchsorted(self.values(segment, kind, start, end), value, side="left"))
+
+    def nth(self, segment: str, kind: str, start: int, end: int, rank: int) -> int:
+        return int(self.values(segment, kind, start, end)[rank - 1])
+
     def kinds(self, segment: str, prefix: str) -> set[str]:
         return {kind for kind in self._kinds if kind.startswith(prefix)}
 
@@ -200,6 +206,22 @@ class FactIndex:
                     out._extend(kind, day, times=times[mask], values=values[mask], combos=relabelled,
                                 customers=customers[mask], weights=weights[mask])
         out.version += 1
+        return out
+
+    def without(self, whos: I64) -> FactIndex:
+        """A new index of every fact but those of the customers ``whos`` (a partition given away)."""
+        out = FactIndex()
+        for keys in self._combos:
+            out.combo(keys)
+        gone = np.sort(whos)
+        for kind, k in self._kinds.items():
+            for day in k.days:
+                times, values, combos, customers, weights = k.chunks[day].columns()
+                mask = ~np.isin(customers, gone, assume_unique=False)
+                if mask.any():
+                    out._extend(kind, day, times=times[mask], values=values[mask], combos=combos[mask],
+                                customers=customers[mask], weights=weights[mask])
+        out.version = self.version + 1
         return out
 
     def _extend(self, kind: str, day: int, *, times: I64, values: I64, combos: npt.NDArray[np.uint16], customers: I64,

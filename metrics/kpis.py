@@ -10,9 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import numpy as np
-import numpy.typing as npt
-
 from core.periods import from_us
 from metrics import facts as F
 from metrics.segments import ALL
@@ -22,20 +19,25 @@ DAY_US = 86_400 * US
 QUANTILES = (0.5, 0.9, 0.99)
 PREDICTED_CLV_CAP_MONTHS = 60
 
-Samples = npt.NDArray[np.int64] | list[int]  # sorted values: the index answers with numpy arrays
 
 
 class FactView(Protocol):
-    """Read access to indexed facts of a segment and kind within ``[start, end)`` (``None``: open)."""
+    """Read access to indexed facts of a segment and kind within ``[start, end)`` (``None``: open).
+
+    Every answer merges exactly over several views (sums, a minimum, a union, an order statistic), so
+    a question can be asked of the partitions of one worker, or of a whole cluster, alike."""
 
     def count(self, segment: str, kind: str, start: int | None, end: int | None) -> int: ...
 
     def total(self, segment: str, kind: str, start: int | None, end: int | None) -> int: ...
 
-    def values(self, segment: str, kind: str, start: int | None, end: int | None) -> Samples:
-        """The values in ``[start, end)``, sorted ascending."""
-
     def inside(self, segment: str, kind: str, start: int, end: int) -> int: ...
+
+    def below(self, segment: str, kind: str, start: int, end: int, value: int) -> int:
+        """Facts in ``[start, end)`` whose value is less than ``value``."""
+
+    def nth(self, segment: str, kind: str, start: int, end: int, rank: int) -> int:
+        """The ``rank``-th smallest value (1-based, ``1 <= rank <= count``) of the facts in ``[start, end)``."""
 
     def kinds(self, segment: str, prefix: str) -> set[str]: ...
 
@@ -56,10 +58,10 @@ def level(v: FactView, seg: str, up: tuple[str, ...], down: tuple[str, ...], t: 
     return sum(v.count(seg, k, None, t) for k in up) - sum(v.count(seg, k, None, t) for k in down)
 
 
-def nearest_rank(sorted_values: Samples, q: float) -> int:
-    """The nearest-rank quantile: the smallest sample with at least ``q`` of all samples <= it."""
-    rank = max(1, -(-int(q * 1_000_000) * len(sorted_values) // 1_000_000))
-    return int(sorted_values[rank - 1])
+def nearest_rank(n: int, q: float) -> int:
+    """The rank (1-based) of the nearest-rank quantile ``q`` of ``n`` samples: the smallest sample with
+    at least ``q`` of all samples <= it."""
+    return max(1, -(-int(q * 1_000_000) * n // 1_000_000))
 
 
 @dataclass(frozen=True)
@@ -165,10 +167,10 @@ def predicted_clv(v: FactView, g: str, e: int) -> dict[str, Any]:
 
 
 def durations(a: Ask, kind: str) -> dict[str, Any]:
-    samples = a.view.values(a.segment, kind, a.start, a.end)
-    out: dict[str, Any] = {"count": len(samples), "mean": ratio(int(np.sum(samples)) / US, len(samples))}
+    n = a.count(kind)
+    out: dict[str, Any] = {"count": n, "mean": ratio(a.sum(kind) / US, n)}
     for q in QUANTILES:
-        out[f"p{round(q * 100)}"] = nearest_rank(samples, q) / US if len(samples) else None
+        out[f"p{round(q * 100)}"] = a.view.nth(a.segment, kind, a.start, a.end, nearest_rank(n, q)) / US if n else None
     return out
 
 
@@ -212,9 +214,8 @@ def team(a: Ask) -> dict[str, Any]:
     v = a.view
     up, down = (F.REP_JOINED,), (F.REP_LEFT,)
     at_s, at_e = level(v, ALL, up, down, a.start), level(v, ALL, up, down, a.end)
-    began = v.values(ALL, F.REP_STINT, a.start, a.end)  # stints ending in the period, by when they began
-    left_of_start = int(np.searchsorted(began, a.start, side="left"))
-    stayed = at_s - left_of_start
+    # stints ending in the period that began before it: reps of the start who left
+    stayed = at_s - v.below(ALL, F.REP_STINT, a.start, a.end, a.start)
     everyone = a.segment == ALL
     return {
         "inputs": {"reps_at_start": at_s, "reps_at_end": at_e, "reps_stayed": stayed,

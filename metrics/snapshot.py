@@ -25,7 +25,7 @@ from metrics.index import FactIndex
 from metrics.keytable import KeyTable
 from metrics.store import KpiStore
 
-FORMAT = 1
+FORMAT = 2  # 2: checksums, customers and newest event time per partition
 
 
 @dataclass
@@ -45,12 +45,15 @@ def fingerprint(settings: dict[str, Any]) -> str:
 
 
 def capture(store: KpiStore, positions: dict[int, int], print_: str) -> Checkpoint:
+    """The store's facts and, per partition, its checksums and the changelog position they reflect."""
     kinds, combos, arrays = store.index.to_arrays()
-    keys, values = store.checksum_arrays()
-    arrays = {**arrays, "checksum_keys": keys, "checksum_values": values}
+    partitions = sorted(store.checksums)
+    for p in partitions:
+        keys, values = store.checksums[p].to_arrays()
+        arrays |= {f"checksum_keys_{p}": keys, f"checksum_values_{p}": values}
     meta = {"format": FORMAT, "fingerprint": print_, "created": time.time(), "positions": positions,
-            "kinds": kinds, "combos": [list(c) for c in combos], "customers": store.customers(),
-            "newest_us": store.newest_us}
+            "kinds": kinds, "combos": [list(c) for c in combos], "partitions": partitions,
+            "customers": store.customer_counts, "newest": store.newest_by_partition}
     return Checkpoint(meta, arrays)
 
 
@@ -81,7 +84,10 @@ def read(directory: Path, store: KpiStore, print_: str, max_age: float) -> dict[
     with np.load(directory / "facts.npz") as data:
         arrays = {name: data[name] for name in data.files}
     combos = [tuple(c) for c in meta["combos"]]
+    partitions = [int(p) for p in meta["partitions"]]
     store.load(FactIndex.from_arrays(meta["kinds"], combos, arrays),
-               KeyTable.from_arrays(arrays["checksum_keys"], arrays["checksum_values"]),
-               customers=meta["customers"], newest_us=meta["newest_us"])
+               {p: KeyTable.from_arrays(arrays[f"checksum_keys_{p}"], arrays[f"checksum_values_{p}"])
+                for p in partitions},
+               customers={int(p): int(n) for p, n in meta["customers"].items()},
+               newest={int(p): int(t) for p, t in meta["newest"].items()})
     return {int(p): int(o) for p, o in meta["positions"].items()}

@@ -1,15 +1,15 @@
-"""The KPI store: every key's fact set and the index built from them (no Faust, no Kafka).
+"""The KPI store of one worker: the facts of the customers of the partitions it owns (no Faust, no Kafka).
 
-Each worker keeps one store fed with *every* partition's changelog, so any worker answers a KPI
-query for everything and the gauges of a segment can be exported by whichever worker owns it.
+A worker applies the events of its partitions' customers and follows the same partitions' changelog
+into this store, so it holds its share of the customers, not all of them. The store answers the
+questions of :mod:`metrics.questions`; a KPI of the whole cluster is computed from the merged answers
+of every worker's store (:mod:`metrics.planning`), exactly as from one store holding everything.
 """
 
 from __future__ import annotations
 
 import hashlib
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -17,27 +17,19 @@ import numpy.typing as npt
 
 from core.periods import Period
 from metrics import facts as F
-from metrics.abc_classes import CLASSES, AbcSummary, classify_arrays, summarize_arrays
+from metrics.abc_classes import CLASSES, AbcSummary, Cut, class_codes
 from metrics.blob import Delta
 from metrics.facts import Context, Fact
 from metrics.index import FactIndex
 from metrics.keytable import KeyTable
 from metrics.kpis import all_kpis
+from metrics.planning import Plan, abc, abc_label, parse_abc_label, plan, run
+from metrics.questions import answer as answer_question
 from metrics.segments import ALL
-
-ABC_REUSE_FACTOR = 10
 
 REP_PREFIX = b"rep:"
 I64 = npt.NDArray[np.int64]
-
-
-@dataclass(frozen=True)
-class Abc:
-    """Customers (by :func:`who_of`), their class index (0 = A, 1 = B, 2 = C) and the summary."""
-
-    whos: I64
-    classes: npt.NDArray[np.int8]
-    summary: AbcSummary
+EMPTY = np.zeros(0, np.int64)
 
 
 def who_of(key: bytes) -> int:
@@ -46,35 +38,36 @@ def who_of(key: bytes) -> int:
 
 
 class KpiStore:
-    """The facts of every key in one index, and per key a checksum of its fact set; :meth:`update` is
-    the only way to change them."""
+    """The facts of the keys of some partitions in one index, and per partition a checksum per key
+    of its fact set; :meth:`update` and :meth:`drop` are the only ways to change them."""
 
     def __init__(self, ctx: Context, abc_thresholds: tuple[float, float] = (0.8, 0.95)) -> None:
         self.ctx = ctx
         self.abc_thresholds = abc_thresholds
         self.index = FactIndex()
-        self._checksums = KeyTable()  # per customer (who): checksum of the fact set in the index
-        self._customers = 0
-        self.newest_us: int | None = None
+        self.checksums: dict[int, KeyTable] = {}  # per partition, per key (who): its fact set's checksum
+        self.customer_counts: dict[int, int] = {}
+        self.newest_by_partition: dict[int, int] = {}  # the newest event time of each partition's keys
         self.updates = 0
-        self._abc_cache: tuple[int, int, Abc] | None = None
-        self._abc_live: tuple[float, float, int, int, Abc] | None = None  # began, took, at_us, version, result
+        self._cache: dict[tuple[Any, ...], Any] = {}
+        self._cache_version: tuple[int, int] = (0, -1)  # the index it holds answers of (object, version)
 
-    def update(self, key: bytes, delta: Delta, full: Callable[[], list[Fact]], newest_us: int | None = None) -> bool:
+    # -- writes ----------------------------------------------------------------------------------
+
+    def update(self, partition: int, key: bytes, delta: Delta, full: Callable[[], list[Fact]],
+               newest_us: int | None = None) -> bool:
         """Move ``key``'s facts by ``delta``; ``full()`` is the key's whole new fact set, used for a key
         this store has not seen, and to repair one whose facts are not those ``delta`` starts from (an
         entry compacted away under the reader, say): then its facts are looked up in the index and
-        replaced, and the call returns False.
-
-        ``newest_us`` is the key's newest event time (``clock = event`` windows end after it).
-        """
+        replaced, and the call returns False. ``newest_us``: the key's newest event time."""
         who = who_of(key)
-        held = self._checksums.get(who)
+        table = self.checksums.setdefault(partition, KeyTable())
+        held = table.get(who)
         consistent = True
         if held is None:
             self.index.add(full(), who, 1)
             if not key.startswith(REP_PREFIX):
-                self._customers += 1
+                self.customer_counts[partition] = self.customer_counts.get(partition, 0) + 1
         elif held == delta.after:  # already there (a redelivered changelog entry)
             pass
         elif held == delta.before:
@@ -84,40 +77,96 @@ class KpiStore:
             self.index.add(self.index.facts_of(who), who, -1)
             self.index.add(full(), who, 1)
             consistent = False
-        self._checksums.put(who, delta.after)
-        if newest_us is not None and (self.newest_us is None or newest_us > self.newest_us):
-            self.newest_us = newest_us
+        table.put(who, delta.after)
+        if newest_us is not None and newest_us > self.newest_by_partition.get(partition, newest_us - 1):
+            self.newest_by_partition[partition] = newest_us
         self.updates += 1
         return consistent
 
-    def checksum_arrays(self) -> tuple[I64, I64]:
-        return self._checksums.to_arrays()
+    def drop(self, partitions: set[int]) -> None:
+        """Forget the keys of ``partitions`` (given to another worker)."""
+        gone = [self.checksums.pop(p) for p in partitions if p in self.checksums]
+        for p in partitions:
+            self.customer_counts.pop(p, None)
+            self.newest_by_partition.pop(p, None)
+        if gone:
+            self.index = self.index.without(np.concatenate([table.to_arrays()[0] for table in gone]))
+            self.updates += 1
 
-    def load(self, index: FactIndex, checksums: KeyTable, customers: int, newest_us: int | None) -> None:
+    def load(self, index: FactIndex, checksums: dict[int, KeyTable], customers: dict[int, int],
+             newest: dict[int, int]) -> None:
         """Replace everything (a checkpoint being restored)."""
-        self.index, self._checksums, self._customers, self.newest_us = index, checksums, customers, newest_us
-        self._abc_cache = self._abc_live = None
+        self.index, self.checksums, self.customer_counts, self.newest_by_partition = index, checksums, customers, newest
         self.updates += 1
 
+    def partitions(self) -> set[int]:
+        return set(self.checksums)
+
     def customers(self) -> int:
-        return self._customers
+        return sum(self.customer_counts.values())
 
     def keys(self) -> int:
-        return len(self._checksums)
+        return sum(len(t) for t in self.checksums.values())
 
-    # -- ABC -------------------------------------------------------------------------------------
+    @property
+    def newest_us(self) -> int | None:
+        return max(self.newest_by_partition.values()) if self.newest_by_partition else None
 
-    def clv(self, at_us: int) -> tuple[I64, I64]:
-        """Historical CLV (net revenue in micro-units before ``at_us``) of every customer known then,
-        as ``(who, clv)`` arrays.
+    # -- the questions of metrics.questions ------------------------------------------------------
 
-        Known: signed up or ordered before ``at_us``; a key that only ever sent, say, a stray churn
-        is not a customer to rank. Customers are identified by :func:`who_of` their key.
-        """
+    def _memo(self, key: tuple[Any, ...], compute: Callable[[], Any]) -> Any:
+        version = (id(self.index), self.index.version)
+        if self._cache_version != version:
+            self._cache, self._cache_version = {}, version
+        if key not in self._cache:
+            self._cache[key] = compute()
+        return self._cache[key]
+
+    def _view(self, segment: str) -> FactIndex:
+        if not segment.startswith("abc:"):
+            return self.index
+        return self._memo(("abc-view", segment), lambda: self._abc_view(segment))  # type: ignore[no-any-return]
+
+    def _abc_view(self, label: str) -> FactIndex:
+        segment, at, cuts = parse_abc_label(label)
+        clv, who = self.clv_ranking(at)
+        codes = class_codes(clv, who, cuts)
+        whos = who[codes == CLASSES.index(segment.removeprefix("abc:"))]
+        if segment == "abc:C":  # customers without a positive CLV are C as well
+            whos = np.concatenate([whos, self._known(at)[0][self._known(at)[1] <= 0]])
+        return self.index.subset(whos, label, ALL)
+
+    def count(self, segment: str, kind: str, start: int | None, end: int | None) -> int:
+        return self._view(segment).count(segment, kind, start, end)
+
+    def total(self, segment: str, kind: str, start: int | None, end: int | None) -> int:
+        return self._view(segment).total(segment, kind, start, end)
+
+    def inside(self, segment: str, kind: str, start: int, end: int) -> int:
+        return self._view(segment).inside(segment, kind, start, end)
+
+    def kinds(self, segment: str, prefix: str) -> set[str]:
+        return self._view(segment).kinds(segment, prefix)
+
+    def first(self, segment: str, kind: str) -> int | None:
+        return self._view(segment).first(segment, kind)
+
+    def sorted_values(self, segment: str, kind: str, start: int, end: int) -> I64:
+        return self._memo(("values", segment, kind, start, end),  # type: ignore[no-any-return]
+                          lambda: self._view(segment).values(segment, kind, start, end))
+
+    def newest(self) -> int | None:
+        return self.newest_us
+
+    def _known(self, at_us: int) -> tuple[I64, I64]:
+        """``(who, clv)`` of every customer known at ``at_us``: signed up or ordered before it."""
+        return self._memo(("known", at_us), lambda: self._clv(at_us))  # type: ignore[no-any-return]
+
+    def _clv(self, at_us: int) -> tuple[I64, I64]:
         parts = [self.index.by_customer(kind, at_us) for kind in (F.ORDER, F.REFUND, F.NEW)]
         whos = np.concatenate([who for who, _, _ in parts])
         if not len(whos):
-            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+            return EMPTY, EMPTY
         (_, order_w, order_v), (_, _, refund_v), (_, new_w, _) = parts
         money = np.concatenate([order_v, -refund_v, np.zeros(len(new_w), np.int64)])
         # A refund does not make a customer known; an order or a sign-up does.
@@ -130,75 +179,70 @@ class KpiStore:
         keep = known > 0
         return uniq[keep], net[keep]
 
-    def abc(self, at_us: int) -> Abc:
-        """The ABC classes of the customers known at ``at_us``, cached until the index changes."""
-        cached = self._abc_cache
-        if cached is not None and cached[:2] == (at_us, self.index.version):
-            return cached[2]
-        whos, clv = self.clv(at_us)
-        classes = classify_arrays(whos, clv, self.abc_thresholds)
-        result = Abc(whos, classes, summarize_arrays(clv, classes))
-        self._abc_cache = (at_us, self.index.version, result)
-        return result
+    def clv_ranking(self, at_us: int) -> tuple[I64, I64]:
+        def ranked() -> tuple[I64, I64]:
+            who, clv = self._known(at_us)
+            order = np.lexsort((who, -clv))
+            order = order[clv[order] > 0]
+            return clv[order], who[order]
 
-    def abc_live(self, at_us: int) -> tuple[int, Abc]:
-        """:meth:`abc` for live gauges and scoring, with the index version it was computed at: a result
-        is reused while it is younger than ten times what computing it took, even if facts arrived
-        since, for an instant at most as far from the cached one. Ranking a million customers takes
-        about a second, in one piece; recomputed on every gauge refresh it held the event loop that
-        long every few seconds. With few customers it takes milliseconds and is as good as exact."""
-        cached = self._abc_live
-        if cached is not None:
-            began, took, at, version, result = cached
-            window = ABC_REUSE_FACTOR * took
-            # Only as far as the clock moved meanwhile: an instant far from the cached one (a query of
-            # the past, an event clock jumping ahead) gets its own ranking.
-            if time.monotonic() - began < window and abs(at_us - at) <= window * 1_000_000:
-                return version, result
-        began, version = time.monotonic(), self.index.version
-        result = self.abc(at_us)
-        self._abc_live = (began, time.monotonic() - began, at_us, version, result)
-        return version, result
+        return self._memo(("ranking", at_us), ranked)  # type: ignore[no-any-return]
 
-    def abc_view(self, cls: str, at_us: int) -> FactIndex:
-        """The facts of the customers in ABC class ``cls`` as of ``at_us``, as segment ``abc:<cls>``."""
-        abc = self.abc(at_us)
-        return self.index.subset(abc.whos[abc.classes == CLASSES.index(cls)], f"abc:{cls}", ALL)
+    def nonpositive_customers(self, at_us: int) -> int:
+        return int((self._known(at_us)[1] <= 0).sum())
 
-    # -- the KPI query ---------------------------------------------------------------------------
+    def ask(self, questions: list[tuple[Any, ...]]) -> list[Any]:
+        """This store's answers (for a cluster: not merged with the other workers')."""
+        return [answer_question(self, q) for q in questions]
+
+    def classes(self, at_us: int, cuts: list[Cut]) -> tuple[I64, npt.NDArray[np.int8]]:
+        """``(who, class index)`` of this store's customers known at ``at_us``, sorted by who."""
+        who, clv = self._known(at_us)
+        codes = np.full(len(who), 2, np.int8)
+        positive = clv > 0
+        codes[positive] = class_codes(clv[positive], who[positive], cuts)
+        return who, codes
+
+    # -- the KPI query of this store alone (tests, one worker owning everything) ------------------
 
     def answer(self, period: Period, segment: str) -> dict[str, Any]:
-        """Every KPI of ``segment`` in ``period``, with its inputs and the ABC classes at the end."""
-        view = self.abc_view(segment.removeprefix("abc:"), period.end_us) if segment.startswith("abc:") \
-            else self.index
-        families = all_kpis(view, segment, period.start_us, period.end_us)
-        kpis: dict[str, Any] = {}
-        inputs: dict[str, Any] = {}
-        for family in families.values():
-            for name, value in family.items():
-                if name == "inputs":
-                    inputs.update(value)
-                elif name == "clv_predicted_inputs":
-                    inputs["clv_predicted"] = value
-                else:
-                    kpis[name] = value
-        summary = self.abc(period.end_us).summary
-        return {
-            "period": {"label": period.label, "start": period.start.isoformat(), "end": period.end.isoformat()},
-            "segment": segment,
-            "kpis": kpis,
-            "inputs": inputs,
-            "abc": {
-                "as_of": period.end.isoformat(),
-                "thresholds": list(self.abc_thresholds),
-                "customers": summary.customers,
-                "clv_share": summary.clv_share,
-                "total_clv": summary.total_clv,
-            },
-        }
+        return run(answer_plan(period, segment, self.abc_thresholds), self.ask)
+
+    def abc(self, at_us: int) -> tuple[list[Cut], AbcSummary]:
+        return run(abc(at_us, self.abc_thresholds), self.ask)
 
 
-def oldest_pending_reply(index: FactIndex) -> int | None:
+def answer_plan(period: Period, segment: str, thresholds: tuple[float, float]) -> Plan[dict[str, Any]]:
+    """Every KPI of ``segment`` in ``period``, with its inputs and the ABC classes at the end."""
+    cuts, summary = yield from abc(period.end_us, thresholds)
+    label = abc_label(segment, period.end_us, cuts) if segment.startswith("abc:") else segment
+    families = yield from plan(lambda view: all_kpis(view, label, period.start_us, period.end_us))
+    kpis: dict[str, Any] = {}
+    inputs: dict[str, Any] = {}
+    for family in families.values():
+        for name, value in family.items():
+            if name == "inputs":
+                inputs.update(value)
+            elif name == "clv_predicted_inputs":
+                inputs["clv_predicted"] = value
+            else:
+                kpis[name] = value
+    return {
+        "period": {"label": period.label, "start": period.start.isoformat(), "end": period.end.isoformat()},
+        "segment": segment,
+        "kpis": kpis,
+        "inputs": inputs,
+        "abc": {
+            "as_of": period.end.isoformat(),
+            "thresholds": list(thresholds),
+            "customers": summary.customers,
+            "clv_share": summary.clv_share,
+            "total_clv": summary.total_clv,
+        },
+    }
+
+
+def oldest_pending_reply(view: Any) -> int | None:
     """Open time of the oldest ticket still waiting for a first agent reply, if any."""
-    return index.first(ALL, F.PENDING_REPLY)
-
+    first: int | None = view.first(ALL, F.PENDING_REPLY)
+    return first

@@ -31,8 +31,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from core.periods import parse_period
 from core.settings import Settings
+from metrics.planning import run
+from metrics.questions import Question, ask_all
 from metrics.records import CustomerState, decode_state
-from metrics.store import KpiStore
+from metrics.store import KpiStore, answer_plan
 from retention_monitor.stack import StackConfig
 from streams.apply.processor import Processor
 from streams.apply.stage import ApplyStage, Counts
@@ -433,18 +435,20 @@ class PurePipeline:
     changelog read into a KPI store as the follower does.
 
     Each ``send`` is one fetch of the route stage and one batch of the apply stage. ``workers`` > 1
-    splits the partitions over several apply stages (as over worker processes); every stage's
-    changelog goes to one store, as every worker's follower reads every partition.
+    splits the partitions over several apply stages and KPI stores (as over worker processes, each
+    following its own partitions); answers merge every store's, as the cluster does.
     """
 
     def __init__(self, settings: Settings | None = None, workers: int = 1,
-                 on_entry: Callable[[bytes, bytes], None] | None = None) -> None:
+                 on_entry: Callable[[int, bytes, bytes], None] | None = None) -> None:
         self.settings = settings or Settings(allowed_lateness="3650d")
         self.on_entry = on_entry
         self.topics = self.settings.topics
         self.log = MemoryLog(self.topics.partitions)
         self.processor = Processor(self.settings.facts)
-        self.store = KpiStore(self.processor.ctx, self.settings.storage.abc_thresholds)
+        thresholds = self.settings.storage.abc_thresholds
+        self.stores = [KpiStore(self.processor.ctx, thresholds) for _ in range(workers)]
+        self.store = self.stores[0]  # all of it, with one worker
         self.statuses: list[str] = []
         self._counts: list[Counts] = []
         self._rejected: dict[str, int] = {}
@@ -515,9 +519,9 @@ class PurePipeline:
             for m in entries:
                 assert m.key is not None
                 assert m.value is not None
-                apply_entry(self.store, m.key, m.value)
+                apply_entry(self.stores[p % len(self.stores)], p, m.key, m.value)
                 if self.on_entry is not None:
-                    self.on_entry(m.key, m.value)
+                    self.on_entry(p, m.key, m.value)
 
     def stored(self, key: bytes) -> bytes:
         """The stored state of ``key`` in whichever apply stage owns it."""
@@ -533,8 +537,14 @@ class PurePipeline:
     def dead_letters(self) -> list[Message]:
         return self.log.everything(self.topics.dlq)
 
+    def ask(self, questions: list[Question]) -> list[Any]:
+        """The merged answers of every worker's KPI store, as a cluster gives them."""
+        return ask_all(self.stores, questions)
+
     def answer(self, period: str, segment: str = "all") -> Any:
-        return self.store.answer(parse_period(period, ZoneInfo(self.settings.timezone)), segment)
+        job = answer_plan(parse_period(period, ZoneInfo(self.settings.timezone)), segment,
+                          self.settings.storage.abc_thresholds)
+        return run(job, self.ask)
 
     def kpis(self, period: str, segment: str = "all") -> Any:
         return self.answer(period, segment)["kpis"]

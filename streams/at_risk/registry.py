@@ -10,7 +10,7 @@ import asyncio
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -24,11 +24,13 @@ from prometheus_client.registry import Collector
 
 from core.periods import from_us
 from core.slices import RiskSettings
-from metrics.abc_classes import CLASSES
+from metrics.abc_classes import CLASSES, AbcSummary, Cut
+from metrics.exceptions import Unavailable
 from metrics.risk import US, RiskPolicy
 from metrics.store import KpiStore, who_of
 
 ABC_COST_FACTOR = 50  # recompute the ABC classes at most once per 50 times what it costs (<= 2 % of the loop)
+MIN_REFRESH_S = 1.0
 TYPE = "customer.at_risk"
 NO_CLASS = "none"
 CLASS_LABELS = (*CLASSES, NO_CLASS)
@@ -235,30 +237,35 @@ class RiskMetrics:
 
 
 class Classes:
-    """The ABC classes of the KPI store, recomputed when its index changed, at a cost-bounded rate."""
+    """The ABC class of this worker's customers: the cut points come from the whole cluster (``abc``), the
+    classes of the own customers from the local KPI store; recomputed at a cost-bounded rate."""
 
-    def __init__(self, store: KpiStore) -> None:
+    def __init__(self, store: KpiStore, abc: Callable[[int], Awaitable[tuple[list[Cut], AbcSummary]]]) -> None:
         self.store = store
-        self.version = -1
+        self.abc = abc
         self.next_at = 0.0
         self.whos = np.zeros(0, np.int64)
         self.codes = np.zeros(0, np.int8)
         self.counts: dict[str, int] = {}
 
-    def refresh(self, now_us: int) -> bool:
+    async def refresh(self, now_us: int) -> bool:
         """Recompute if due; whether it did."""
-        version = self.store.index.version
-        if version == self.version or time.monotonic() < self.next_at:
+        if time.monotonic() < self.next_at:
             return False
         began = time.monotonic()
-        abc = self.store.abc(now_us)
-        self.next_at = time.monotonic() + ABC_COST_FACTOR * (time.monotonic() - began)
-        self.version, self.whos, self.codes, self.counts = version, abc.whos, abc.classes, abc.summary.customers
+        try:
+            cuts, summary = await self.abc(now_us)
+        except Unavailable:  # a rebalance: keep the classes known, try again later
+            self.next_at = time.monotonic() + MIN_REFRESH_S
+            return False
+        self.whos, self.codes = self.store.classes(now_us, cuts)
+        self.counts = summary.customers
+        self.next_at = time.monotonic() + max(MIN_REFRESH_S, ABC_COST_FACTOR * (time.monotonic() - began))
         return True
 
     def of(self, key: bytes) -> str | None:
         who = who_of(key)
-        i = int(np.searchsorted(self.whos, who))  # whos come sorted (np.unique in KpiStore.clv)
+        i = int(np.searchsorted(self.whos, who))  # whos come sorted (np.unique in KpiStore)
         return CLASSES[int(self.codes[i])] if i < len(self.whos) and self.whos[i] == who else None
 
 

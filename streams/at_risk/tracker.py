@@ -19,7 +19,7 @@ from alerts.catalog import Live
 from core.slices import KafkaSettings, RiskSettings, TopicSettings
 from metrics.records import decode_state
 from metrics.risk import DAY_US, QUIET, Risk, score
-from metrics.store import REP_PREFIX, KpiStore
+from metrics.store import REP_PREFIX
 from streams.apply.stage import ApplyStage
 from streams.apply.stores import PartitionStore
 from streams.at_risk.registry import (
@@ -51,14 +51,13 @@ class RiskTracker:
     """Scores the customers of the partitions this worker owns and publishes their at-risk changes."""
 
     def __init__(self, risk: RiskSettings, topics: TopicSettings, *, apply: ApplyStage, producer: Producer,
-                 store: KpiStore,
-                 follower: AtRiskFollower, registry: AtRiskRegistry, source: str,
+                 classes: Classes, follower: AtRiskFollower, registry: AtRiskRegistry, source: str,
                  now_us: Callable[[], int | None], kpi_ready: Callable[[], bool], metrics: RiskMetrics) -> None:
         self.policy = policy_of(risk)
         self.topic, self.partitions = topics.at_risk, topics.partitions
         self.apply, self.producer, self.follower, self.registry = apply, producer, follower, registry
         self.source, self.now_us, self.kpi_ready, self.metrics = source, now_us, kpi_ready, metrics
-        self.classes = Classes(store)
+        self.classes = classes
         self.owned: frozenset[int] = frozenset()
         self.live: set[int] = set()  # partitions whose changes are tracked (their sweep has started)
         self.pending: list[int] = []  # partitions to sweep
@@ -129,7 +128,7 @@ class RiskTracker:
         now = self.now_us()
         if self.paused or now is None or not (self.kpi_ready() and self.follower.caught_up):
             return False
-        if self.classes.refresh(now):
+        if await self.classes.refresh(now):
             for key, data in self.published.items():  # bounded by the customers at risk
                 if self.classes.of(key) != data.abc_class:
                     self.dirty.setdefault(key, (self._partition(key), None))
@@ -284,11 +283,12 @@ class RiskTracker:
 
 
 def new_tracker(risk: RiskSettings, topics: TopicSettings, kafka: KafkaSettings, *, apply: ApplyStage,
-                producer: Producer, store: KpiStore, now_us: Callable[[], int | None], kpi_ready: Callable[[], bool],
-                registry: CollectorRegistry) -> RiskTracker:
+                producer: Producer, classes: Classes, now_us: Callable[[], int | None],
+                kpi_ready: Callable[[], bool], registry: CollectorRegistry) -> RiskTracker:
     """A worker's tracker with its registry and the follower of ``topic_at_risk`` feeding it."""
     source = source_of(topics.app_id)
     customers = AtRiskRegistry(source)
     follower = AtRiskFollower(lambda: new_reader(kafka), topics.at_risk, topics.partitions, customers)
-    return RiskTracker(risk, topics, apply=apply, producer=producer, store=store, follower=follower, registry=customers,
+    return RiskTracker(risk, topics, apply=apply, producer=producer, classes=classes, follower=follower,
+                       registry=customers,
                        source=source, now_us=now_us, kpi_ready=kpi_ready, metrics=RiskMetrics.create(registry))

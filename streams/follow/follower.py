@@ -1,152 +1,145 @@
-"""Follows *every* partition of the customer changelog into this worker's KPI store.
+"""Follows the changelog partitions this worker owns into its KPI store.
 
-The states are partitioned (each worker applies events only for the customers it owns); the
-changelog carries each key's new fact set to all workers, so every worker can answer any KPI query
-and export any segment's gauges. A plain aiokafka consumer without a group reads it, in batches.
-Once caught up, each entry's input timestamp gives the publish → KPI visible latency.
+The worker applies the events of the customers of its partitions; reading the same partitions of the
+changelog gives its KPI store their facts, so each worker holds and follows its share only. When
+partitions move (:meth:`ChangelogFollower.assign`), the store forgets those it gave away and reads the
+new ones from a checkpoint's position or from their start; a partition counts as caught up once read to
+where it ended when it was assigned. Once caught up, each entry's input timestamp gives the publish →
+KPI visible latency.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from prometheus_client import Histogram
 
-from metrics import blob, snapshot
-from metrics.index import FactIndex
-from metrics.keytable import KeyTable
+from metrics import blob
 from metrics.records import decode_state
 from metrics.store import KpiStore
+from streams.follow.checkpoints import Checkpointer, Checkpoints
 from streams.wire import Change, decode_change
 
 log = logging.getLogger(__name__)
 EMPTY_CHECKSUM = blob.checksum(blob.encode([]))
-
-
-@dataclass(frozen=True)
-class Checkpoints:
-    """Where and how often the KPI store is checkpointed, and which checkpoints may be used."""
-
-    directory: Path
-    fingerprint: str
-    interval_s: float  # 0: never
-    max_age_s: float  # younger than the changelog's min.compaction.lag.ms: nothing after it was compacted
+TOPIC_WAIT_TRIES = 300  # a minute; then the follower fails and is restarted
 
 
 class ChangelogFollower:
-    """Reads ``topic`` from the beginning (or from a checkpoint), forever, applying each record to ``store``."""
+    """Reads the owned partitions of ``topic`` forever, applying each entry to ``store``."""
 
-    def __init__(self, reader: Callable[[], AIOKafkaConsumer], topic: str, partitions: int, store: KpiStore, *,
+    def __init__(self, reader: Callable[[], AIOKafkaConsumer], topic: str, store: KpiStore, *,
                  visible: Histogram | None = None, on_change: Callable[[], None] | None = None,
                  on_repair: Callable[[], None] | None = None, checkpoints: Checkpoints | None = None,
                  stages: tuple[Any, Any] | None = None) -> None:
-        self.on_repair = on_repair
+        self.reader, self.topic, self.store = reader, topic, store
+        self.visible, self.on_change, self.on_repair = visible, on_change, on_repair
         self.stages = stages  # histograms: input -> entry written, entry written -> read
-        self.checkpoints = checkpoints
-        self._checkpointed_at = time.monotonic()
-        self._checkpointed_records = -1
-        self._writing: asyncio.Task[None] | None = None
-        self.reader = reader
-        self.visible = visible
-        self.on_change = on_change
-        self._positions: dict[TopicPartition, int] = {}
-        self.topic = topic
-        self.partitions = partitions
-        self.store = store
-        self.caught_up = False
-        self.records = 0
-        self._start_ends: dict[TopicPartition, int] = {}
-        self.repairs = 0
+        self.checkpointer = Checkpointer(checkpoints, store)
+        self.owned: frozenset[int] | None = None  # None: not assigned yet
+        self.positions: dict[int, int] = {}  # next offset of each followed partition
+        self.ends: dict[int, int] = {}  # a partition is caught up at this offset
+        self.caught: set[int] = set()
+        self.restored: dict[int, int] = {}  # the checkpoint's positions, not yet taken up
+        self._wake = asyncio.Event()
+        self.records = self.repairs = 0
         self.started_at = 0  # entries before the positions reading started from (a checkpoint's, or 0)
         self.catch_up_records = 0  # entries read until caught up
+
+    @property
+    def caught_up(self) -> bool:
+        """Assigned, and every owned partition read up to where it ended when it was assigned."""
+        return self.owned is not None and self.owned <= self.caught
+
+    def assign(self, partitions: frozenset[int]) -> None:
+        """Follow ``partitions`` from now on (a rebalance): forget the others' facts."""
+        gone = set(self.positions) - partitions
+        if gone:
+            self.store.drop(gone)
+            for p in gone:
+                self.positions.pop(p, None)
+                self.ends.pop(p, None)
+                self.caught.discard(p)
+        self.owned = partitions
+        self._wake.set()
 
     async def run(self) -> None:
         """Follow until cancelled; after a failure, a new call resumes where the last one stopped."""
         consumer = self.reader()
         await consumer.start()
         try:
-            partitions = await self._partitions(consumer)
-            consumer.assign(partitions)
-            if not self._start_ends:
-                self._start_ends = await consumer.end_offsets(partitions)
-                await self._restore(consumer, partitions)
-            for tp in partitions:
-                if tp in self._positions:
-                    consumer.seek(tp, self._positions[tp])
-                else:
-                    await consumer.seek_to_beginning(tp)
+            if not self.records and not self.positions:
+                self.restored = await self.checkpointer.restore()
+                self.started_at = sum(self.restored.values())
+            await self._wait_for_topic(consumer)
+            followed: set[int] = set()
             while True:
-                batch = await consumer.getmany(timeout_ms=200, max_records=20_000)
+                if self.owned is not None and set(self.owned) != followed:
+                    followed = await self._follow(consumer, set(self.owned))
+                batch = await consumer.getmany(timeout_ms=200, max_records=20_000) if followed else {}
+                if not followed:
+                    self._wake.clear()
+                    await self._idle()
                 if batch:
                     self._apply(batch)
-                self._maybe_checkpoint()  # also when idle: the last changes before a quiet spell count
-                if not self.caught_up:
-                    self.caught_up = await self._reached(consumer)
-                    self.catch_up_records = self.records
+                self.checkpointer.maybe(dict(self.positions), self.records)
+                await self._check_caught_up(consumer, followed)
         finally:
             await consumer.stop()
             if self.caught_up:  # a clean stop leaves a fresh checkpoint: the restart reads nothing twice
-                self._checkpoint_now()
+                self.checkpointer.now(dict(self.positions))
 
-    async def _restore(self, consumer: AIOKafkaConsumer, partitions: list[TopicPartition]) -> None:
-        """Start from the checkpoint if there is a usable one for this changelog, else from the start."""
-        cp = self.checkpoints
-        positions = None
-        began = time.monotonic()
-        if cp is not None:
-            positions = await asyncio.to_thread(snapshot.read, cp.directory, self.store, cp.fingerprint, cp.max_age_s)
-        if positions is not None:
-            firsts = await consumer.beginning_offsets(partitions)
-            by_tp = {TopicPartition(self.topic, p): o for p, o in positions.items()}
-            fits = set(by_tp) == set(partitions)
-            if fits and all(firsts[tp] <= o <= self._start_ends[tp] for tp, o in by_tp.items()):
-                self._positions = by_tp
-                self.started_at = sum(by_tp.values())
-                log.info("following %s from a checkpoint (%d customers, %.1fs to load)", self.topic,
-                         self.store.customers(), time.monotonic() - began)
-                return
-            log.warning("the checkpoint does not fit changelog %s (recreated?); reading it from the start", self.topic)
-            self.store.load(FactIndex(), KeyTable(), customers=0, newest_us=None)
-        log.info("following %s (%d partitions) from the beginning", self.topic, len(partitions))
+    async def _idle(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), 1.0)
 
-    def _maybe_checkpoint(self) -> None:
-        cp = self.checkpoints
-        if cp is None or not cp.interval_s or not self.caught_up:
-            return
-        if time.monotonic() - self._checkpointed_at < cp.interval_s or (self._writing and not self._writing.done()):
-            return
-        if self.records == self._checkpointed_records:  # nothing new since the last one
-            return
-        self._checkpointed_at, self._checkpointed_records = time.monotonic(), self.records
-        taken = snapshot.capture(self.store, self._partition_positions(), cp.fingerprint)  # consistent: between batches
-        self._writing = asyncio.get_running_loop().create_task(asyncio.to_thread(snapshot.write, taken, cp.directory))
+    async def _follow(self, consumer: AIOKafkaConsumer, partitions: set[int]) -> set[int]:
+        """Read ``partitions``: each from where it was, the checkpoint's position, or its start."""
+        tps = [TopicPartition(self.topic, p) for p in sorted(partitions)]
+        consumer.assign(tps)
+        if not tps:
+            return partitions
+        firsts, ends = await consumer.beginning_offsets(tps), await consumer.end_offsets(tps)
+        stale = set(self.restored) - partitions
+        for tp in tps:
+            p = tp.partition
+            if p not in self.positions:
+                start = self.restored.pop(p, None)
+                if start is None or not firsts[tp] <= start <= ends[tp]:
+                    stale.add(p)  # not in the checkpoint, or the changelog was recreated: from the start
+                    start = firsts[tp]
+                self.positions[p] = start
+                self.ends[p] = ends[tp]
+            consumer.seek(tp, self.positions[p])
+        self.store.drop({p for p in stale if p in self.store.partitions()})
+        self.restored = {p: o for p, o in self.restored.items() if p not in stale}
+        log.info("following %s partitions %s", self.topic, sorted(partitions))
+        return partitions
 
-    def _checkpoint_now(self) -> None:
-        cp = self.checkpoints
-        if cp is None or not cp.interval_s:
-            return
-        try:
-            snapshot.write(snapshot.capture(self.store, self._partition_positions(), cp.fingerprint), cp.directory)
-        except OSError:
-            log.warning("could not write the KPI store checkpoint to %s", cp.directory, exc_info=True)
-
-    def _partition_positions(self) -> dict[int, int]:
-        return {tp.partition: offset for tp, offset in self._positions.items()}
+    async def _check_caught_up(self, consumer: AIOKafkaConsumer, followed: set[int]) -> None:
+        pending = [p for p in followed if p not in self.caught]
+        for p in pending:
+            if self.positions.get(p, 0) >= self.ends.get(p, 0):
+                self.caught.add(p)
+                log.info("%s partition %d caught up (%d entries read in all)", self.topic, p, self.records)
+        if pending and self.caught_up:
+            self.catch_up_records = self.records
 
     def _apply(self, batch: dict[TopicPartition, list[Any]]) -> None:
         store = self.store
         observe = self.visible.observe if self.visible is not None and self.caught_up else None
         now = time.time()
         for tp, records in batch.items():
+            if tp.partition not in (self.owned or ()):  # given away while this batch was fetched
+                continue
             for record in records:
-                change = apply_entry(store, record.key, record.value, self._repaired)
+                change = apply_entry(store, tp.partition, record.key, record.value, self._repaired)
                 if observe is not None and change is not None and change.timestamp_ms:
                     observe(max(now - change.timestamp_ms / 1000, 0.0))
                     if self.stages is not None:  # the entry's own timestamp is when the owner wrote it
@@ -154,7 +147,7 @@ class ChangelogFollower:
                         self.stages[1].observe(max(now - record.timestamp / 1000, 0.0))
             self.records += len(records)
             if records:
-                self._positions[tp] = records[-1].offset + 1
+                self.positions[tp.partition] = records[-1].offset + 1
         if self.on_change is not None:
             self.on_change()
 
@@ -165,34 +158,26 @@ class ChangelogFollower:
             self.on_repair()
         log.warning("changelog %s: facts of a key did not chain; replaced them from its latest state", self.topic)
 
-    async def _reached(self, consumer: AIOKafkaConsumer) -> bool:
-        """Whether every partition was read up to where it ended when following started."""
-        positions = {tp: await consumer.position(tp) for tp in self._start_ends}
-        if any(positions[tp] < end for tp, end in self._start_ends.items()):
-            return False
-        for tp, position in positions.items():  # a checkpoint needs every partition, read or not
-            self._positions.setdefault(tp, position)
-        return True
-
-    async def _partitions(self, consumer: AIOKafkaConsumer) -> list[TopicPartition]:
+    async def _wait_for_topic(self, consumer: AIOKafkaConsumer) -> None:
         # The worker creates the changelog topic at start-up, maybe just before this runs.
-        while True:
+        for _ in range(TOPIC_WAIT_TRIES):
             if self.topic in await consumer.topics():
-                return [TopicPartition(self.topic, p) for p in range(self.partitions)]
+                return
             await asyncio.sleep(0.2)
+        raise LookupError(f"changelog topic {self.topic} does not exist")
 
 
-def apply_entry(store: KpiStore, key: bytes, value: bytes | None,
+def apply_entry(store: KpiStore, partition: int, key: bytes, value: bytes | None,
                 on_repair: Callable[[bytes], None] | None = None) -> Change | None:
-    """Apply one changelog entry to ``store``; ``on_repair`` hears of keys whose facts had to be
-    replaced because the entry's delta did not start from them. A tombstone (the monitor writes
-    none) removes the key's facts."""
+    """Apply one changelog entry of ``partition`` to ``store``; ``on_repair`` hears of keys whose facts
+    had to be replaced because the entry's delta did not start from them. A tombstone (the monitor
+    writes none) removes the key's facts."""
     if value is None:
-        store.update(key, blob.Delta(0, EMPTY_CHECKSUM, [], []), list)
+        store.update(partition, key, blob.Delta(0, EMPTY_CHECKSUM, [], []), list)
         return None
     change = decode_change(value)
     delta = blob.Delta(change.before, change.after, blob.decode(change.removed), blob.decode(change.added))
-    if not store.update(key, delta, lambda: blob.decode(decode_state(change.state).facts), change.newest_us) \
-            and on_repair is not None:
+    if not store.update(partition, key, delta, lambda: blob.decode(decode_state(change.state).facts),
+                        change.newest_us) and on_repair is not None:
         on_repair(key)
     return change

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 import faust
+import msgspec
 from aiohttp.web import Response as AioResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
@@ -16,11 +17,15 @@ from alerts.engine import AlertEngine
 from core.errors import PeriodError
 from core.periods import Period, parse_period
 from core.slices import CalendarSettings
+from metrics.exceptions import Unavailable
+from metrics.planning import run_async
 from metrics.segments import Segmenter
-from metrics.store import KpiStore
+from metrics.store import KpiStore, answer_plan
 from streams.apply.stage import ApplyStage
 from streams.at_risk.registry import at_risk_response
 from streams.at_risk.tracker import RiskTracker
+from streams.cluster.coordinator import Cluster
+from streams.cluster.http import questions_of
 from streams.follow.follower import ChangelogFollower
 
 ABC_SEGMENTS = ("abc:A", "abc:B", "abc:C")
@@ -37,18 +42,24 @@ class Runtime(Protocol):
     registry: CollectorRegistry
     alerts: AlertEngine | None
     risk: RiskTracker | None
+    cluster: Cluster
 
     def ready(self) -> bool: ...
 
 
-def register_pages(app: faust.App, runtime: Runtime, calendar: CalendarSettings) -> None:
+def register_pages(app: faust.App, runtime: Runtime, calendar: CalendarSettings,
+                   thresholds: tuple[float, float]) -> None:
     @app.page("/kpis")
     async def kpis(web: Any, request: Any) -> Any:
-        return kpi_response(web, request, runtime, calendar)
+        return await kpi_response(web, request, runtime, calendar, thresholds)
 
     @app.page("/alerts")
     async def alerts_view(web: Any, request: Any) -> Any:
-        return alerts_response(web, request, runtime, calendar)
+        return await alerts_response(web, request, runtime, calendar)
+
+    @app.page("/partials")
+    async def partials(web: Any, request: Any) -> Any:
+        return await partials_response(web, request, runtime)
 
     @app.page("/at-risk")
     async def at_risk(web: Any, request: Any) -> Any:
@@ -78,23 +89,28 @@ def period_of(request: Any, calendar: CalendarSettings) -> Period | str:
         return str(exc)
 
 
-def alerts_response(web: Any, request: Any, runtime: Runtime, calendar: CalendarSettings) -> Any:
+async def alerts_response(web: Any, request: Any, runtime: Runtime, calendar: CalendarSettings) -> Any:
     """``GET /alerts?period=P``: every rule on every segment with windows ending at the end of P."""
     period = period_of(request, calendar)
     if isinstance(period, str):
         return web.json({"error": period}, status=400)
     assert runtime.alerts is not None
+    try:
+        observations = await runtime.alerts.dry_run(period.end_us)
+    except Unavailable as exc:
+        return web.json({"error": f"the cluster cannot answer now: {exc}"}, status=503)
     rows = [
         {"rule": o.rule.name, "kind": o.rule.kind, "kpi": o.rule.kpi, "window": o.rule.window,
          "segment": o.segment, "severity": o.rule.severity, "would_fire": bool(o.breached),
          "value": o.value, "baseline": o.baseline, "z_score": o.z_score, "samples": o.samples,
          "min_samples": o.rule.min_samples, "undefined": o.breached is None}
-        for o in runtime.alerts.dry_run(period.end_us)
+        for o in observations
     ]
     return web.json({"period": {"label": period.label, "end": period.end.isoformat()}, "rules": rows})
 
 
-def kpi_response(web: Any, request: Any, runtime: Runtime, calendar: CalendarSettings) -> Any:
+async def kpi_response(web: Any, request: Any, runtime: Runtime, calendar: CalendarSettings,
+                       thresholds: tuple[float, float]) -> Any:
     """``GET /kpis?period=P&segment=S``: every KPI of the period with its inputs, and this worker's state."""
     segment = request.query.get("segment", "all")
     period = period_of(request, calendar)
@@ -104,7 +120,10 @@ def kpi_response(web: Any, request: Any, runtime: Runtime, calendar: CalendarSet
     if not (segmenter.is_valid(segment) or segment in ABC_SEGMENTS):
         allowed = ", ".join([*segmenter.all_keys(), *ABC_SEGMENTS])
         return web.json({"error": f"segment {segment!r} is not one of {allowed}"}, status=400)
-    answer = runtime.store.answer(period, segment)
+    try:
+        answer = await run_async(answer_plan(period, segment, thresholds), runtime.cluster.ask)
+    except Unavailable as exc:  # exact or nothing: a rebalance, a worker restoring or away
+        return web.json({"error": f"the cluster cannot answer now: {exc}"}, status=503)
     answer["timezone"] = calendar.timezone
     follower = runtime.follower
     answer["worker"] = {
@@ -113,3 +132,18 @@ def kpi_response(web: Any, request: Any, runtime: Runtime, calendar: CalendarSet
         "changelog_read_to_catch_up": follower.catch_up_records,
     }
     return web.json(answer)
+
+
+async def partials_response(web: Any, request: Any, runtime: Runtime) -> Any:
+    """``POST /partials``: this worker's own answers to KPI questions, for the partitions it owns."""
+    try:
+        body = msgspec.json.decode(await request.read())
+        partitions, questions = [int(p) for p in body["partitions"]], questions_of(body)
+    except (msgspec.DecodeError, KeyError, TypeError, ValueError) as exc:
+        return web.json({"error": f"not a questions request: {exc}"}, status=400)
+    try:
+        answers = await runtime.cluster.local.ask(partitions, questions)
+    except Unavailable as exc:
+        return web.json({"error": str(exc)}, status=503)
+    return AioResponse(body=msgspec.json.encode({"partitions": partitions, "answers": answers}),
+                       content_type="application/json")

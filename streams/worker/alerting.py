@@ -36,8 +36,9 @@ def new_alerting(runtime: Runtime, alerting: AlertSettings) -> Alerting:
                                 webhook_url=alerting.webhook_url or None)
     state = StateStore.from_settings(alerting.redis, runtime.topics.app_id,
                                      metrics=StateMetrics.create(runtime.registry))
-    engine = AlertEngine(rules, runtime.store, owned=runtime.owned_segments, segments=[*runtime.segmenter.all_keys()],
-                         now_us=runtime.now_us, state=state, client=client,
+    engine = AlertEngine(rules, runtime.cluster.ask, updates=lambda: runtime.store.updates,
+                         owned=runtime.owned_segments, segments=[*runtime.segmenter.all_keys()],
+                         now_us=runtime.cluster_now_us, state=state, client=client,
                          timing=Timing(alerting.interval_s, alerting.resend_s),
                          live=runtime.risk.live_counts if runtime.risk is not None else None)
     runtime.alerts = engine

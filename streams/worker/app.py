@@ -22,7 +22,11 @@ from metrics import snapshot
 from metrics.store import KpiStore
 from streams.apply.processor import Processor
 from streams.apply.stage import ApplyStage, Counts
-from streams.follow.follower import ChangelogFollower, Checkpoints
+from streams.cluster.coordinator import Cluster, LocalShare
+from streams.cluster.http import HttpTransport
+from streams.cluster.members import members
+from streams.follow.checkpoints import Checkpoints
+from streams.follow.follower import ChangelogFollower
 from streams.kafka.clients import client_options, new_reader
 from streams.kafka.topics import CHECKPOINT_MAX_AGE_S
 from streams.kafka.transport import KafkaLogReader, SharedProducer
@@ -45,7 +49,8 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     app = new_faust_app(settings.kafka, settings.topics, settings.storage, settings.web)
     producer = SharedProducer(settings.kafka)
     runtime = _runtime(app, settings, producer, registry)
-    start_at_risk(runtime, settings.risk, settings.kafka, producer, registry)
+    thresholds = settings.storage.abc_thresholds
+    start_at_risk(runtime, settings.risk, settings.kafka, producer, thresholds)
     _apply_agent(app, runtime)
     app.add_dependency(Engine(runtime, producer))
     alerting = new_alerting(runtime, settings.alerting)
@@ -54,9 +59,9 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     async def alert_loop() -> None:
         await alerting.run()
 
-    register_pages(app, runtime, settings.calendar)
+    register_pages(app, runtime, settings.calendar, thresholds)
     setup_prometheus_sensors(app, pattern="/faust-metrics", registry=registry, name_prefix="retention_faust")
-    start_background(runtime, settings.currency)
+    start_background(runtime, settings.currency, thresholds)
     return runtime
 
 
@@ -82,12 +87,14 @@ def _runtime(app: faust.App, settings: Settings, producer: SharedProducer, regis
                           topics=topics.inputs, handle=route_stage.handle, metrics=ConsumerMetrics(registry))
     checkpoints = Checkpoints(storage.worker_dir / "kpi-checkpoint", snapshot.fingerprint(settings.to_dict()),
                               storage.checkpoint_interval_s, CHECKPOINT_MAX_AGE_S)
-    follower = ChangelogFollower(lambda: new_reader(settings.kafka), topics.changelog, topics.partitions, store,
+    follower = ChangelogFollower(lambda: new_reader(settings.kafka), topics.changelog, store,
                                  visible=pipeline.visible, on_change=pipeline.last_update.set_to_current_time,
                                  on_repair=pipeline.repaired.inc, checkpoints=checkpoints,
                                  stages=(pipeline.stage.labels("route_apply"), pipeline.stage.labels("follow")))
+    local = LocalShare(store, lambda: follower.owned, lambda: follower.caught)
+    cluster = Cluster(topics.partitions, members(app, topics.rekeyed), settings.web.url, local, HttpTransport())
     return Runtime(app, topics, settings.calendar, processor.ctx.segmenter, store, follower, registry, pipeline,
-                   apply, route)
+                   apply, route, cluster)
 
 
 def _count_rejected(pipeline: PipelineMetrics, reasons: dict[str, int]) -> None:
@@ -116,6 +123,7 @@ def _apply_agent(app: faust.App, runtime: Runtime) -> None:
     async def on_assigned(app: faust.App, assigned: set[TP], **kwargs: Any) -> None:
         owned = frozenset(tp.partition for tp in assigned if tp.topic == table_topic)
         runtime.apply.assigned(set(owned))
+        runtime.follower.assign(owned)
         if runtime.risk is not None:
             runtime.risk.assigned(owned)
         runtime.owned = owned

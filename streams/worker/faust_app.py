@@ -42,7 +42,7 @@ def new_faust_app(kafka: KafkaSettings, topics: TopicSettings, storage: StorageS
         table_standby_replicas=0,
         key_serializer="raw",
         value_serializer="raw",
-        web_host=web.host, web_bind=web.host, web_port=web.port,
+        web_host=web.host, web_bind=web.host, web_port=web.port, canonical_url=web.url,
         web_tables_enabled=False, web_router_enabled=False, web_graph_enabled=False, web_metrics_enabled=False,
         autodiscover=False,
         consumer_auto_offset_reset="earliest",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass, field
 
@@ -11,11 +12,14 @@ from prometheus_client import CollectorRegistry
 
 from alerts.engine import AlertEngine
 from core.slices import CalendarSettings, TopicSettings
-from metrics.exposition import now_us, owner
+from metrics.exceptions import Unavailable
+from metrics.exposition import now_us
+from metrics.gauges import owner
 from metrics.segments import Segmenter
 from metrics.store import KpiStore
 from streams.apply.stage import ApplyStage
 from streams.at_risk.tracker import RiskTracker
+from streams.cluster.coordinator import Cluster
 from streams.follow.follower import ChangelogFollower
 from streams.route.consumer import BatchConsumer
 from streams.telemetry import PipelineMetrics
@@ -38,7 +42,9 @@ class Runtime:
     pipeline: PipelineMetrics
     apply: ApplyStage
     route: BatchConsumer
+    cluster: Cluster
     owned: frozenset[int] = frozenset()
+    newest_seen: int | None = None  # the cluster's newest event time, as last asked
     alerts: AlertEngine | None = None
     risk: RiskTracker | None = None
     started: asyncio.Event = field(default_factory=asyncio.Event)
@@ -48,10 +54,10 @@ class Runtime:
         return bool(self.owned) and self.follower.caught_up and self.owned <= self.apply.trusted()
 
     def owned_segments(self) -> list[str]:
-        """Segments whose gauges (and alerts) this worker owns (see :func:`metrics.exposition.owner`).
+        """Segments whose gauges (and alerts) this worker owns (see :func:`metrics.gauges.owner`).
 
-        None until the KPI store has read the changelog up to where it stood at start-up: a worker
-        that is still catching up would export too low numbers and could fire or resolve alerts.
+        None until the KPI store has read its partitions' changelog: the answers of the whole cluster
+        are not asked for before this worker's own share is whole.
         """
         if not self.follower.caught_up:
             return []
@@ -59,11 +65,21 @@ class Runtime:
         return [g for g in self.segmenter.all_keys() if owner(g, parts) in owned]
 
     def now_us(self) -> int | None:
-        """The instant rolling windows end at: wall clock, or just after the newest event (``clock=event``)."""
+        """The instant rolling windows end at: wall clock, or just after the newest event (``clock=event``)
+        of the cluster, as last asked (at least the newest this worker holds)."""
         if self.calendar.clock == "event":
-            newest = self.store.newest_us
-            return None if newest is None else newest + 1
+            known = [t for t in (self.store.newest_us, self.newest_seen) if t is not None]
+            return max(known) + 1 if known else None
         return now_us()
+
+    async def cluster_now_us(self) -> int | None:
+        """:meth:`now_us`, asking the cluster for its newest event first (``clock=event``)."""
+        if self.calendar.clock == "event":
+            with contextlib.suppress(Unavailable):  # then what was last known
+                newest = (await self.cluster.ask([("newest",)]))[0]
+                if newest is not None and (self.newest_seen is None or newest > self.newest_seen):
+                    self.newest_seen = newest
+        return self.now_us()
 
     async def apply_packed(self, packs: list[tuple[int, bytes, float]]) -> None:
         """Apply packed batches; retried until it succeeds, since Faust acks whatever returns."""

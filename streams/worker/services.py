@@ -8,12 +8,13 @@ import logging
 from typing import Any
 
 import mode
-from prometheus_client import CollectorRegistry
 
 from core.slices import KafkaSettings, RiskSettings
-from metrics.exposition import GaugeBoard, KpiCollector
+from metrics.abc_classes import AbcSummary, Cut
+from metrics.exposition import GaugeBoard
+from metrics.planning import abc, run_async
 from metrics.segments import ALL
-from streams.at_risk.registry import AtRiskCollector
+from streams.at_risk.registry import AtRiskCollector, Classes
 from streams.at_risk.tracker import RiskTracker, new_tracker
 from streams.kafka.transport import SharedProducer
 from streams.worker.backpressure import BufferFullSensor
@@ -74,12 +75,12 @@ async def warm(runtime: Runtime, partition: int) -> None:
         log.warning("could not restore partition %d yet", partition, exc_info=True)
 
 
-def start_background(runtime: Runtime, currency: str) -> None:
+def start_background(runtime: Runtime, currency: str, thresholds: tuple[float, float]) -> None:
     """The KPI gauges, computed off the scrape path; the event loop's stall and GC pause times; Faust's
     pauses of the apply agent's partitions."""
     registry = runtime.registry
-    board = GaugeBoard(KpiCollector(runtime.store, runtime.owned_segments, runtime.now_us, runtime.calendar.tz,
-                                    currency))
+    board = GaugeBoard(runtime.owned_segments, runtime.cluster_now_us, tz=runtime.calendar.tz, currency=currency,
+                       thresholds=thresholds, ask=runtime.cluster.ask)
     registry.register(board)
     loop_watch = LoopWatch.create(registry)
     runtime.app.sensors.add(BufferFullSensor(registry))
@@ -94,11 +95,16 @@ def start_background(runtime: Runtime, currency: str) -> None:
 
 
 def start_at_risk(runtime: Runtime, risk_settings: RiskSettings, kafka: KafkaSettings,
-                  producer: SharedProducer, registry: CollectorRegistry) -> RiskTracker:
+                  producer: SharedProducer, thresholds: tuple[float, float]) -> RiskTracker:
     """The at-risk tracker, fed by the apply stage, with its gauge and its task."""
+    registry = runtime.registry
+
+    async def ranking(at_us: int) -> tuple[list[Cut], AbcSummary]:
+        return await run_async(abc(at_us, thresholds), runtime.cluster.ask)
+
     risk = new_tracker(risk_settings, runtime.topics, kafka, apply=runtime.apply, producer=producer,
-                       store=runtime.store, now_us=runtime.now_us, kpi_ready=lambda: runtime.follower.caught_up,
-                       registry=registry)
+                       classes=Classes(runtime.store, ranking), now_us=runtime.now_us,
+                       kpi_ready=lambda: runtime.follower.caught_up, registry=registry)
     runtime.apply.on_changed = risk.changed
     # One worker exports the counts, like the other series without a segment label (with "all").
     registry.register(AtRiskCollector(risk.registry, lambda: ALL in runtime.owned_segments()

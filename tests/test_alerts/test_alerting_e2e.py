@@ -29,7 +29,7 @@ from fixtures import (
 )
 from redis import Redis
 
-from metrics.exposition import owner
+from metrics.gauges import owner
 
 pytestmark = pytest.mark.integration
 

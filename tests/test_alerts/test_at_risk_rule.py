@@ -3,6 +3,7 @@ Prometheus rule generated from them (ACustomersAtRisk is shipped)."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -76,10 +77,17 @@ def test_for_and_keep_firing_for_apply() -> None:
 
 
 def test_engine_dry_run_reads_the_counts_it_is_given() -> None:
-    store = PurePipeline().store
-    engine = AlertEngine([rule()], store, owned=lambda: ["all"], segments=["all"], now_us=lambda: 1,
+    pipeline = PurePipeline()
+
+    async def ask(questions: list[Any]) -> list[Any]:
+        return pipeline.ask(questions)
+
+    async def now() -> int:
+        return 1
+
+    engine = AlertEngine([rule()], ask, updates=lambda: 0, owned=lambda: ["all"], segments=["all"], now_us=now,
                          state=None, client=None, live=lambda: LIVE)  # type: ignore[arg-type]
-    (obs,) = engine.dry_run(1)
+    (obs,) = asyncio.run(engine.dry_run(1))
     assert (obs.value, obs.breached) == (2.0, True)
 
 

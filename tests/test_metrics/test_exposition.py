@@ -1,15 +1,19 @@
-"""KPI gauges read from the KPI store at scrape time, with a fresh registry per test."""
+"""KPI gauges computed from the cluster's answers and served from the snapshot, with a fresh registry per test."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from fixtures import PurePipeline, event
 from prometheus_client import CollectorRegistry
 
 from core.periods import to_us
-from metrics.exposition import KpiCollector, owner
+from metrics.exposition import GaugeBoard
+from metrics.gauges import owner
+from metrics.questions import Question
 
 NOW = datetime(2025, 2, 15, 12, tzinfo=UTC)
 
@@ -21,12 +25,21 @@ def at(days_ago: float) -> datetime:
 def registry_for(p: PurePipeline, segments: list[str], now: datetime | None = NOW) -> CollectorRegistry:
     registry = CollectorRegistry()
     now_us = None if now is None else to_us(now)
-    registry.register(KpiCollector(p.store, lambda: segments, lambda: now_us, ZoneInfo("UTC"), "EUR"))
+
+    async def at() -> int | None:
+        return now_us
+
+    async def ask(questions: list[Question]) -> list[Any]:
+        return p.ask(questions)
+
+    board = GaugeBoard(lambda: segments, at, tz=ZoneInfo("UTC"), currency="EUR", thresholds=(0.8, 0.95), ask=ask)
+    asyncio.run(board.refresh())
+    registry.register(board)
     return registry
 
 
-def shop() -> PurePipeline:
-    p = PurePipeline()
+def shop(workers: int = 1) -> PurePipeline:
+    p = PurePipeline(workers=workers)
     for i in range(10):
         p.send(event("customer.signed_up", at(100), {"customer_id": f"c{i}", "segment": {"plan": "pro"}}))
     p.send(
@@ -64,6 +77,18 @@ def test_gauges_follow_the_store() -> None:
     assert reg.get_sample_value("retention_oldest_ticket_awaiting_first_response_age_seconds", {}) == 6 * 3600
     assert reg.get_sample_value("retention_abc_customers", {"class": "A"}) == 1
     assert reg.get_sample_value("retention_clv_historical_mean", {"segment": "plan:pro", "currency": "EUR"}) == 136
+
+
+def samples(registry: CollectorRegistry) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value for fam in registry.collect() for s in fam.samples
+            if s.name != "retention_kpi_gauges_timestamp_seconds"}
+
+
+def test_gauges_of_several_workers_equal_one_workers() -> None:
+    segments = ["all", "plan:pro", "plan:other"]
+    one = samples(registry_for(shop(), segments))
+    assert len(one) > 100
+    assert samples(registry_for(shop(workers=3), segments)) == one
 
 
 def test_only_owned_segments_are_exported() -> None:

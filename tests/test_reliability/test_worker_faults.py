@@ -23,7 +23,7 @@ from fixtures import PurePipeline, WorkerProcess, converge, free_port, isolated_
 
 from core.config import load_settings
 from core.settings import Settings
-from metrics.exposition import owner
+from metrics.gauges import owner
 from retention_monitor.stack import StackConfig
 from retention_monitor.stack.kafka import Kafka
 from retention_monitor.stack.process import spawn, stop, wait_ready

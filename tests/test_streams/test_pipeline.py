@@ -298,15 +298,15 @@ def test_a_follower_missing_changelog_entries_still_ends_exact(
     """Compaction may remove entries a reader has not read yet; a key's later entry then brings a fact
     delta that does not start from what the reader holds, and the store repairs the key from the
     entry's state. Whatever entries are skipped (but each key's last), the KPIs come out the same."""
-    entries: list[tuple[bytes, bytes]] = []
-    full = PurePipeline(on_entry=lambda key, value: entries.append((key, value))).send(*events)
-    last = {key: i for i, (key, _) in enumerate(entries)}
+    entries: list[tuple[int, bytes, bytes]] = []
+    full = PurePipeline(on_entry=lambda p, key, value: entries.append((p, key, value))).send(*events)
+    last = {key: i for i, (_, key, _) in enumerate(entries)}
     skipped = data.draw(st.sets(st.sampled_from(range(len(entries))))) if entries else set()
     redelivered = data.draw(st.lists(st.sampled_from(range(len(entries))), max_size=5)) if entries else []
     reader = PurePipeline()
-    for i, (key, value) in enumerate(entries):
+    for i, (partition, key, value) in enumerate(entries):
         if i not in skipped or last[key] == i:
-            apply_entry(reader.store, key, value)
+            apply_entry(reader.store, partition, key, value)
         if i in redelivered and last[key] == i:  # a redelivered current entry is recognised and skipped
-            apply_entry(reader.store, key, value)
+            apply_entry(reader.store, partition, key, value)
     assert snapshot(reader) == snapshot(full)

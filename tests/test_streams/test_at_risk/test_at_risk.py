@@ -16,6 +16,8 @@ from prometheus_client import CollectorRegistry
 
 from core.periods import to_us
 from core.settings import Settings
+from metrics.abc_classes import AbcSummary, Cut
+from metrics.planning import abc, run
 from metrics.risk import DAY_US
 from streams.apply.stores import MemoryStore
 from streams.at_risk import tracker as risk_module
@@ -23,6 +25,7 @@ from streams.at_risk.registry import (
     AtRiskData,
     AtRiskReason,
     AtRiskRegistry,
+    Classes,
     decode_event,
     encode_event,
     rfc3339,
@@ -73,8 +76,12 @@ class World:
 
         follower = SimpleNamespace(caught_up=True, sync=sync)
         apply = SimpleNamespace(stores=self.stores, store=store)
+        async def ranking(at_us: int) -> tuple[list[Cut], AbcSummary]:
+            return run(abc(at_us, SETTINGS.storage.abc_thresholds), self.pipeline.ask)
+
+        classes = Classes(self.pipeline.store, ranking)
         self.tracker = RiskTracker(SETTINGS.risk, SETTINGS.topics, apply=apply, producer=self.producer,  # type: ignore[arg-type]
-                                   store=self.pipeline.store, follower=follower, registry=self.registry,
+                                   classes=classes, follower=follower, registry=self.registry,
                                    source=SOURCE, now_us=lambda: self.now, kpi_ready=lambda: True,
                                    metrics=RiskMetrics.create(CollectorRegistry()))
 

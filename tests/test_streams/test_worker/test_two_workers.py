@@ -29,7 +29,7 @@ from fixtures import (
     series,
 )
 
-from metrics.exposition import owner
+from metrics.gauges import owner
 
 pytestmark = pytest.mark.integration
 
