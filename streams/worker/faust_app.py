@@ -39,7 +39,10 @@ def new_faust_app(kafka: KafkaSettings, topics: TopicSettings, storage: StorageS
         datadir=str(storage.worker_dir / "faust"),
         topic_partitions=topics.partitions,
         topic_replication_factor=topics.replication_factor,
-        table_standby_replicas=0,
+        # Faust's own (sticky) assignor, not round robin: only it tells every member who owns which
+        # partition, at which advertised URL (streams/cluster/members.py). The app has no tables, so
+        # nothing is kept as a standby.
+        table_standby_replicas=1,
         key_serializer="raw",
         value_serializer="raw",
         web_host=web.host, web_bind=web.host, web_port=web.port, canonical_url=web.url,
