@@ -10,7 +10,8 @@ from zoneinfo import ZoneInfo
 from core.periods import WINDOWS, window
 from metrics import facts as F
 from metrics import kpis as K
-from metrics.planning import Plan, abc, plan
+from metrics.abc_classes import AbcSummary
+from metrics.planning import Plan, plan
 from metrics.segments import ALL
 from metrics.store import oldest_pending_reply
 
@@ -108,17 +109,18 @@ def global_rows(view: K.FactView, now: int, tz: ZoneInfo) -> list[Row]:
     return rows
 
 
-def gauge_plan(segments: list[str], now: int, tz: ZoneInfo, currency: str,
-               thresholds: tuple[float, float]) -> Plan[list[Row]]:
-    """Every gauge row of ``segments`` for windows ending at ``now``."""
+def gauge_plan(segments: list[str], now: int, tz: ZoneInfo, currency: str) -> Plan[list[Row]]:
+    """Every gauge row of ``segments`` for windows ending at ``now``, but the ABC ones (:func:`abc_rows`)."""
     def compute(view: Any) -> list[Row]:
         rows = [row for seg in segments for row in segment_rows(view, seg, now, tz, currency)]
         return rows + (global_rows(view, now, tz) if ALL in segments else [])
 
-    rows = yield from plan(compute)
-    if ALL in segments:
-        _, summary = yield from abc(now, thresholds)
-        for cls, n in summary.customers.items():
-            rows.append(("abc_customers", [cls], n))
-            _put(rows, "abc_share", [cls], summary.clv_share[cls])
+    return (yield from plan(compute))
+
+
+def abc_rows(summary: AbcSummary) -> list[Row]:
+    """The ABC gauges (exported with segment ``all``)."""
+    rows: list[Row] = [("abc_customers", [cls], n) for cls, n in summary.customers.items()]
+    for cls in summary.customers:
+        _put(rows, "abc_share", [cls], summary.clv_share[cls])
     return rows

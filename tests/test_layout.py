@@ -25,6 +25,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("streams.route",),
     ("streams.apply",),
     ("streams.follow",),
+    ("streams.cluster",),
     ("streams.at_risk",),
     ("streams.web",),
     ("streams.worker",),

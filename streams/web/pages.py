@@ -11,6 +11,7 @@ from typing import Any, Protocol
 import faust
 import msgspec
 from aiohttp.web import Response as AioResponse
+from faust.web import View
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from alerts.engine import AlertEngine
@@ -58,8 +59,9 @@ def register_pages(app: faust.App, runtime: Runtime, calendar: CalendarSettings,
         return await alerts_response(web, request, runtime, calendar)
 
     @app.page("/partials")
-    async def partials(web: Any, request: Any) -> Any:
-        return await partials_response(web, request, runtime)
+    class Partials(View):  # a POST: a page function would only answer GET
+        async def post(self, request: Any) -> Any:
+            return await partials_response(self, request, runtime)
 
     @app.page("/at-risk")
     async def at_risk(web: Any, request: Any) -> Any:
