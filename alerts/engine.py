@@ -15,7 +15,6 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
 
 from alerts.catalog import Live
 from alerts.delivery import Alert, AlertmanagerClient
@@ -23,10 +22,7 @@ from alerts.evaluate import Observation, observe, step
 from alerts.rules import Rule
 from alerts.state import AlertState, StateStore
 from metrics.exceptions import Unavailable
-from metrics.planning import plan, run_async
-from metrics.questions import Question
-
-Ask = Callable[[list[Question]], Awaitable[list[Any]]]
+from metrics.planning import Runner, plan
 
 log = logging.getLogger(__name__)
 MIN_ENDS_AHEAD_S = 300.0
@@ -70,7 +66,8 @@ def to_alert(obs: Observation, starts_at: float, ends_at: float) -> Alert:
 
 
 class AlertEngine:
-    """Evaluates ``rules`` on the KPIs ``ask`` answers (the cluster's) for the segments ``owned()`` returns.
+    """Evaluates ``rules`` on the KPIs of the stores ``run`` reaches (the cluster's), for the segments
+    ``owned()`` returns.
 
     ``updates()`` changes whenever this worker's KPI inputs change (then it looks again soon);
     ``now_us()`` is the instant windows end at."""
@@ -78,7 +75,7 @@ class AlertEngine:
     def __init__(
         self,
         rules: list[Rule],
-        ask: Ask,
+        run: Runner,
         *,
         updates: Callable[[], int],
         owned: Callable[[], list[str]],
@@ -90,7 +87,7 @@ class AlertEngine:
         live: Callable[[], Live | None] | None = None,
     ) -> None:
         self.rules = rules
-        self.ask = ask
+        self.run_plan = run
         self.updates = updates
         self.owned = owned
         self.targets = {r.name: expand(r.segments, segments) for r in rules}
@@ -105,8 +102,7 @@ class AlertEngine:
         """What every rule sees on the segments ``segments`` accepts, for windows ending at ``end_us``."""
         live = self.live() if self.live is not None else None
         pairs = [(rule, segment) for rule in self.rules for segment in self.targets[rule.name] if segments(segment)]
-        return await run_async(plan(lambda view: [observe(view, rule, seg, end_us, live) for rule, seg in pairs]),
-                               self.ask)
+        return await self.run_plan(plan(lambda view: [observe(view, rule, seg, end_us, live) for rule, seg in pairs]))
 
     async def dry_run(self, end_us: int) -> list[Observation]:
         """What every rule sees on every configured segment for windows ending at ``end_us``

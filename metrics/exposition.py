@@ -11,7 +11,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from prometheus_client.core import GaugeMetricFamily
@@ -20,11 +19,9 @@ from prometheus_client.registry import Collector
 from metrics.abc_classes import AbcSummary
 from metrics.exceptions import Unavailable
 from metrics.gauges import GAUGES, abc_rows, gauge_plan
-from metrics.planning import abc, run_async
-from metrics.questions import Question
+from metrics.planning import Runner, abc
 from metrics.segments import ALL
 
-Ask = Callable[[list[Question]], Awaitable[list[Any]]]
 ABC_REUSE_FACTOR = 10
 log = logging.getLogger(__name__)
 
@@ -32,7 +29,7 @@ log = logging.getLogger(__name__)
 class GaugeBoard(Collector):
     """Serves the KPI gauges of the segments this worker owns from a snapshot computed in the background.
 
-    Computing every gauge asks the whole cluster (``ask``, see :mod:`metrics.planning`) and, with many
+    Computing every gauge asks the whole cluster (``run``, see :mod:`metrics.planning`) and, with many
     customers, ranks all of them for ABC: too long for a scrape. :meth:`run` computes a snapshot at most
     every ``min_interval`` seconds, or twice what the last one took. A scrape returns the last snapshot,
     less the series of segments this worker no longer owns: a lost partition stops its series at once.
@@ -41,9 +38,9 @@ class GaugeBoard(Collector):
     """
 
     def __init__(self, segments: Callable[[], list[str]], now: Callable[[], Awaitable[int | None]], *, tz: ZoneInfo,
-                 currency: str, thresholds: tuple[float, float], ask: Ask, min_interval: float = 1.0) -> None:
+                 currency: str, thresholds: tuple[float, float], run: Runner, min_interval: float = 1.0) -> None:
         self.segments, self.now, self.tz, self.currency = segments, now, tz, currency
-        self.thresholds, self.ask, self.min_interval = thresholds, ask, min_interval
+        self.thresholds, self.run_plan, self.min_interval = thresholds, run, min_interval
         self._snapshot: list[GaugeMetricFamily] = []
         self.computed_at: float | None = None
         self.wall_seconds = 0.0
@@ -63,7 +60,7 @@ class GaugeBoard(Collector):
         now, segments = await self.now(), self.segments()
         fams = families()
         if now is not None and segments:
-            rows = await run_async(gauge_plan(segments, now, self.tz, self.currency), self.ask)
+            rows = await self.run_plan(gauge_plan(segments, now, self.tz, self.currency))
             if ALL in segments:
                 rows += abc_rows(await self.ranking(now))
             for key, labels, value in rows:
@@ -82,7 +79,7 @@ class GaugeBoard(Collector):
             if time.monotonic() - began < window and abs(now - at) <= window * 1_000_000:
                 return summary
         began = time.monotonic()
-        _, summary = await run_async(abc(now, self.thresholds), self.ask)
+        _, summary = await self.run_plan(abc(now, self.thresholds))
         self._ranking = (began, time.monotonic() - began, now, summary)
         return summary
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Awaitable, Callable, Generator, Sequence
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from metrics.abc_classes import CLASSES, AbcSummary, Cut
 from metrics.questions import Question, bin_edges
@@ -188,6 +188,12 @@ def _nth_id_last(at: int, value: int) -> Plan[int]:
     return (yield from _nth_id(at, value, counts[0]))
 
 
+def newest() -> Plan[int | None]:
+    """The newest event time any store holds."""
+    found: int | None = (yield [("newest",)])[0]
+    return found
+
+
 def abc_label(segment: str, at: int, cuts: Sequence[Cut]) -> str:
     """The segment ``abc:X`` as the stores see it: the class, the instant and the cut points."""
     return "@".join([segment, str(at), *("-" if c is None else f"{c[0]},{c[1]}" for c in cuts)])
@@ -210,6 +216,12 @@ def run(job: Plan[T], ask: Callable[[list[Question]], list[Any]]) -> T:
     except StopIteration as stop:
         result: T = stop.value
         return result
+
+
+class Runner(Protocol):
+    """Runs a job to its end against some stores (a worker's cluster, or stores in memory)."""
+
+    async def __call__(self, job: Plan[T]) -> T: ...
 
 
 async def run_async(job: Plan[T], ask: Callable[[list[Question]], Awaitable[list[Any]]]) -> T:

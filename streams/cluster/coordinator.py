@@ -9,28 +9,36 @@ partitions are missing and why (a rebalance, a worker restoring, one that does n
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from metrics.exceptions import Unavailable
+from metrics.planning import Plan, run_async
 from metrics.questions import Question, merge
 from metrics.store import KpiStore
+from streams.follow.holds import Holds
+
+T = TypeVar("T")
 
 CHUNK = 200  # questions answered between two turns of the event loop
 
 
 class Transport(Protocol):
-    """Sends questions to another worker; its answer, or raises :class:`Unavailable`."""
+    """Sends questions to another worker; its answer, or raises :class:`Unavailable`. The worker holds its
+    KPI store for ``session`` (see :class:`streams.follow.holds.Holds`) until :meth:`release`."""
 
-    async def ask(self, url: str, partitions: list[int], questions: Sequence[Question]) -> list[Any]: ...
+    async def ask(self, url: str, partitions: list[int], questions: Sequence[Question], session: str) -> list[Any]: ...
+
+    async def release(self, url: str, session: str) -> None: ...
 
 
 class LocalShare:
     """This worker's own part: its KPI store, for the partitions its follower has caught up on."""
 
     def __init__(self, store: KpiStore, owned: Callable[[], frozenset[int] | None],
-                 caught: Callable[[], set[int]]) -> None:
-        self.store, self.owned, self.caught = store, owned, caught
+                 caught: Callable[[], set[int]], holds: Holds) -> None:
+        self.store, self.owned, self.caught, self.holds = store, owned, caught, holds
 
     def check(self, partitions: Sequence[int]) -> None:
         """Raise :class:`Unavailable` unless this worker can answer for exactly ``partitions`` now."""
@@ -42,8 +50,10 @@ class LocalShare:
         if restoring:
             raise Unavailable(f"partitions {sorted(restoring)} are still being restored")
 
-    async def ask(self, partitions: Sequence[int], questions: Sequence[Question]) -> list[Any]:
+    async def ask(self, partitions: Sequence[int], questions: Sequence[Question], session: str) -> list[Any]:
+        """The answers of this worker's share, all rounds of ``session`` from one state of the store."""
         self.check(partitions)
+        await self.holds.hold(session)
         answers: list[Any] = []
         for start in range(0, len(questions), CHUNK):
             answers += self.store.ask(list(questions[start:start + CHUNK]))
@@ -58,6 +68,7 @@ class Cluster:
     def __init__(self, partitions: int, members: Callable[[], dict[str, frozenset[int]]], me: str,
                  local: LocalShare, transport: Transport) -> None:
         self.partitions, self.members, self.me, self.local, self.transport = partitions, members, me, local, transport
+        self._asked: dict[str, set[str]] = {}  # session -> the workers that hold their store for it
 
     def plan(self) -> dict[str, list[int]]:
         """Which worker to ask for which partitions; every partition exactly once, or :class:`Unavailable`."""
@@ -73,13 +84,27 @@ class Cluster:
             raise Unavailable(f"partitions {missing} have no owner (a rebalance is under way)")
         return members
 
-    async def ask(self, questions: list[Question]) -> list[Any]:
+    async def ask(self, questions: list[Question], session: str) -> list[Any]:
+        """Every worker's answers to ``questions``, merged; each worker holds its store for ``session``."""
         if not questions:
             return []
         plan = self.plan()
+        self._asked.setdefault(session, set()).update(plan)
         parts = await asyncio.gather(*(
-            self.local.ask(partitions, questions) if url == self.me
-            else self.transport.ask(url, partitions, questions)
+            self.local.ask(partitions, questions, session) if url == self.me
+            else self.transport.ask(url, partitions, questions, session)
             for url, partitions in plan.items()
         ))
         return [merge(q, [p[i] for p in parts]) for i, q in enumerate(questions)]
+
+    async def __call__(self, job: Plan[T]) -> T:
+        """Run ``job`` on the whole cluster: every round sees the same state of every worker's share."""
+        session = uuid.uuid4().hex
+        try:
+            return await run_async(job, lambda questions: self.ask(questions, session))
+        finally:
+            for url in self._asked.pop(session, ()):
+                if url == self.me:
+                    await self.local.holds.release(session)
+                else:  # not awaited: the answer is known, the lease would end it anyway
+                    asyncio.get_running_loop().create_task(self.transport.release(url, session))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -26,21 +27,28 @@ class HttpTransport:
         self.timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._session: aiohttp.ClientSession | None = None
 
-    async def ask(self, url: str, partitions: list[int], questions: Sequence[Question]) -> list[Any]:
+    async def ask(self, url: str, partitions: list[int], questions: Sequence[Question], session: str) -> list[Any]:
+        body, status = await self._post(url, {"partitions": partitions, "questions": list(questions),
+                                              "session": session}, partitions)
+        if status != 200:
+            raise Unavailable(f"the worker at {url} (partitions {partitions}): {body.get('error', status)}")
+        answers: list[Any] = body["answers"]
+        return answers
+
+    async def release(self, url: str, session: str) -> None:
+        with contextlib.suppress(Unavailable):  # its lease ends the session anyway
+            await self._post(url, {"release": session}, [])
+
+    async def _post(self, url: str, payload: dict[str, Any], partitions: list[int]) -> tuple[Any, int]:
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=self.timeout)
-        payload = msgspec.json.encode({"partitions": partitions, "questions": list(questions)})
         try:
-            async with self._session.post(f"{url}/partials", data=payload,
+            async with self._session.post(f"{url}/partials", data=msgspec.json.encode(payload),
                                           headers={"Content-Type": "application/json"}) as resp:
-                body = msgspec.json.decode(await resp.read())
+                return msgspec.json.decode(await resp.read()), resp.status
         except (aiohttp.ClientError, TimeoutError, msgspec.DecodeError) as exc:
             raise Unavailable(f"the worker at {url} (partitions {partitions}) did not answer: "
                               f"{type(exc).__name__} {exc}") from exc
-        if resp.status != 200:
-            raise Unavailable(f"the worker at {url} (partitions {partitions}): {body.get('error', resp.status)}")
-        answers: list[Any] = body["answers"]
-        return answers
 
     async def close(self) -> None:
         if self._session is not None:

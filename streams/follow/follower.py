@@ -24,6 +24,7 @@ from metrics import blob
 from metrics.records import decode_state
 from metrics.store import KpiStore
 from streams.follow.checkpoints import Checkpointer, Checkpoints
+from streams.follow.holds import Holds
 from streams.wire import Change, decode_change
 
 log = logging.getLogger(__name__)
@@ -34,11 +35,11 @@ TOPIC_WAIT_TRIES = 300  # a minute; then the follower fails and is restarted
 class ChangelogFollower:
     """Reads the owned partitions of ``topic`` forever, applying each entry to ``store``."""
 
-    def __init__(self, reader: Callable[[], AIOKafkaConsumer], topic: str, store: KpiStore, *,
+    def __init__(self, reader: Callable[[], AIOKafkaConsumer], topic: str, store: KpiStore, holds: Holds, *,
                  visible: Histogram | None = None, on_change: Callable[[], None] | None = None,
                  on_repair: Callable[[], None] | None = None, checkpoints: Checkpoints | None = None,
                  stages: tuple[Any, Any] | None = None) -> None:
-        self.reader, self.topic, self.store = reader, topic, store
+        self.reader, self.topic, self.store, self.holds = reader, topic, store, holds
         self.visible, self.on_change, self.on_repair = visible, on_change, on_repair
         self.stages = stages  # histograms: input -> entry written, entry written -> read
         self.checkpointer = Checkpointer(checkpoints, store)
@@ -87,6 +88,7 @@ class ChangelogFollower:
                     self._wake.clear()
                     await self._idle()
                 if batch:
+                    await self.holds.writable()  # not while a KPI answer is being computed on this store
                     self._apply(batch)
                 self.checkpointer.maybe(dict(self.positions), self.records)
                 await self._check_caught_up(consumer, followed)

@@ -19,7 +19,6 @@ from core.errors import PeriodError
 from core.periods import Period, parse_period
 from core.slices import CalendarSettings
 from metrics.exceptions import Unavailable
-from metrics.planning import run_async
 from metrics.segments import Segmenter
 from metrics.store import KpiStore, answer_plan
 from streams.apply.stage import ApplyStage
@@ -123,7 +122,7 @@ async def kpi_response(web: Any, request: Any, runtime: Runtime, calendar: Calen
         allowed = ", ".join([*segmenter.all_keys(), *ABC_SEGMENTS])
         return web.json({"error": f"segment {segment!r} is not one of {allowed}"}, status=400)
     try:
-        answer = await run_async(answer_plan(period, segment, thresholds), runtime.cluster.ask)
+        answer = await runtime.cluster(answer_plan(period, segment, thresholds))
     except Unavailable as exc:  # exact or nothing: a rebalance, a worker restoring or away
         return web.json({"error": f"the cluster cannot answer now: {exc}"}, status=503)
     answer["timezone"] = calendar.timezone
@@ -140,11 +139,14 @@ async def partials_response(web: Any, request: Any, runtime: Runtime) -> Any:
     """``POST /partials``: this worker's own answers to KPI questions, for the partitions it owns."""
     try:
         body = msgspec.json.decode(await request.read())
-        partitions, questions = [int(p) for p in body["partitions"]], questions_of(body)
+        if "release" in body:  # the answer is known: the store may change again
+            await runtime.cluster.local.holds.release(str(body["release"]))
+            return web.json({"released": body["release"]})
+        partitions, questions, session = [int(p) for p in body["partitions"]], questions_of(body), str(body["session"])
     except (msgspec.DecodeError, KeyError, TypeError, ValueError) as exc:
         return web.json({"error": f"not a questions request: {exc}"}, status=400)
     try:
-        answers = await runtime.cluster.local.ask(partitions, questions)
+        answers = await runtime.cluster.local.ask(partitions, questions, session)
     except Unavailable as exc:
         return web.json({"error": str(exc)}, status=503)
     return AioResponse(body=msgspec.json.encode({"partitions": partitions, "answers": answers}),

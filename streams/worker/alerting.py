@@ -36,7 +36,7 @@ def new_alerting(runtime: Runtime, alerting: AlertSettings) -> Alerting:
                                 webhook_url=alerting.webhook_url or None)
     state = StateStore.from_settings(alerting.redis, runtime.topics.app_id,
                                      metrics=StateMetrics.create(runtime.registry))
-    engine = AlertEngine(rules, runtime.cluster.ask, updates=lambda: runtime.store.updates,
+    engine = AlertEngine(rules, runtime.cluster, updates=lambda: runtime.store.updates,
                          owned=runtime.owned_segments, segments=[*runtime.segmenter.all_keys()],
                          now_us=runtime.cluster_now_us, state=state, client=client,
                          timing=Timing(alerting.interval_s, alerting.resend_s),

@@ -27,6 +27,7 @@ from streams.cluster.http import HttpTransport
 from streams.cluster.members import members
 from streams.follow.checkpoints import Checkpoints
 from streams.follow.follower import ChangelogFollower
+from streams.follow.holds import Holds
 from streams.kafka.clients import client_options, new_reader
 from streams.kafka.topics import CHECKPOINT_MAX_AGE_S
 from streams.kafka.transport import KafkaLogReader, SharedProducer
@@ -87,11 +88,12 @@ def _runtime(app: faust.App, settings: Settings, producer: SharedProducer, regis
                           topics=topics.inputs, handle=route_stage.handle, metrics=ConsumerMetrics(registry))
     checkpoints = Checkpoints(storage.worker_dir / "kpi-checkpoint", snapshot.fingerprint(settings.to_dict()),
                               storage.checkpoint_interval_s, CHECKPOINT_MAX_AGE_S)
-    follower = ChangelogFollower(lambda: new_reader(settings.kafka), topics.changelog, store,
+    holds = Holds()
+    follower = ChangelogFollower(lambda: new_reader(settings.kafka), topics.changelog, store, holds,
                                  visible=pipeline.visible, on_change=pipeline.last_update.set_to_current_time,
                                  on_repair=pipeline.repaired.inc, checkpoints=checkpoints,
                                  stages=(pipeline.stage.labels("route_apply"), pipeline.stage.labels("follow")))
-    local = LocalShare(store, lambda: follower.owned, lambda: follower.caught)
+    local = LocalShare(store, lambda: follower.owned, lambda: follower.caught, holds)
     cluster = Cluster(topics.partitions, members(app, topics.rekeyed), settings.web.url, local, HttpTransport())
     return Runtime(app, topics, settings.calendar, processor.ctx.segmenter, store, follower, registry, pipeline,
                    apply, route, cluster)

@@ -15,6 +15,7 @@ from core.slices import CalendarSettings, TopicSettings
 from metrics.exceptions import Unavailable
 from metrics.exposition import now_us
 from metrics.gauges import owner
+from metrics.planning import newest as newest_plan
 from metrics.segments import Segmenter
 from metrics.store import KpiStore
 from streams.apply.stage import ApplyStage
@@ -76,7 +77,7 @@ class Runtime:
         """:meth:`now_us`, asking the cluster for its newest event first (``clock=event``)."""
         if self.calendar.clock == "event":
             with contextlib.suppress(Unavailable):  # then what was last known
-                newest = (await self.cluster.ask([("newest",)]))[0]
+                newest = await self.cluster(newest_plan())
                 if newest is not None and (self.newest_seen is None or newest > self.newest_seen):
                     self.newest_seen = newest
         return self.now_us()

@@ -12,7 +12,7 @@ import mode
 from core.slices import KafkaSettings, RiskSettings
 from metrics.abc_classes import AbcSummary, Cut
 from metrics.exposition import GaugeBoard
-from metrics.planning import abc, run_async
+from metrics.planning import abc
 from metrics.segments import ALL
 from streams.at_risk.registry import AtRiskCollector, Classes
 from streams.at_risk.tracker import RiskTracker, new_tracker
@@ -80,7 +80,7 @@ def start_background(runtime: Runtime, currency: str, thresholds: tuple[float, f
     pauses of the apply agent's partitions."""
     registry = runtime.registry
     board = GaugeBoard(runtime.owned_segments, runtime.cluster_now_us, tz=runtime.calendar.tz, currency=currency,
-                       thresholds=thresholds, ask=runtime.cluster.ask)
+                       thresholds=thresholds, run=runtime.cluster)
     registry.register(board)
     loop_watch = LoopWatch.create(registry)
     runtime.app.sensors.add(BufferFullSensor(registry))
@@ -100,7 +100,7 @@ def start_at_risk(runtime: Runtime, risk_settings: RiskSettings, kafka: KafkaSet
     registry = runtime.registry
 
     async def ranking(at_us: int) -> tuple[list[Cut], AbcSummary]:
-        return await run_async(abc(at_us, thresholds), runtime.cluster.ask)
+        return await runtime.cluster(abc(at_us, thresholds))
 
     risk = new_tracker(risk_settings, runtime.topics, kafka, apply=runtime.apply, producer=producer,
                        classes=Classes(runtime.store, ranking), now_us=runtime.now_us,

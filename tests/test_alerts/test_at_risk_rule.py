@@ -18,6 +18,7 @@ from alerts.evaluate import observe, step
 from alerts.exceptions import RuleError
 from alerts.rules import Rule, load_rules, parse_rule
 from alerts.state import AlertState
+from metrics.planning import Plan, run
 from retention_monitor.alerts_cli import condition
 
 LIVE = Live(at_risk={"A": 2, "B": 0, "C": 5, "none": 1}, classes={"A": 4, "B": 10, "C": 86})
@@ -79,13 +80,13 @@ def test_for_and_keep_firing_for_apply() -> None:
 def test_engine_dry_run_reads_the_counts_it_is_given() -> None:
     pipeline = PurePipeline()
 
-    async def ask(questions: list[Any]) -> list[Any]:
-        return pipeline.ask(questions)
+    async def runner(job: Plan[Any]) -> Any:
+        return run(job, pipeline.ask)
 
     async def now() -> int:
         return 1
 
-    engine = AlertEngine([rule()], ask, updates=lambda: 0, owned=lambda: ["all"], segments=["all"], now_us=now,
+    engine = AlertEngine([rule()], runner, updates=lambda: 0, owned=lambda: ["all"], segments=["all"], now_us=now,
                          state=None, client=None, live=lambda: LIVE)  # type: ignore[arg-type]
     (obs,) = asyncio.run(engine.dry_run(1))
     assert (obs.value, obs.breached) == (2.0, True)

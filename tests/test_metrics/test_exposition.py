@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry
 from core.periods import to_us
 from metrics.exposition import GaugeBoard
 from metrics.gauges import owner
-from metrics.questions import Question
+from metrics.planning import Plan, run
 
 NOW = datetime(2025, 2, 15, 12, tzinfo=UTC)
 
@@ -29,10 +29,10 @@ def registry_for(p: PurePipeline, segments: list[str], now: datetime | None = NO
     async def at() -> int | None:
         return now_us
 
-    async def ask(questions: list[Question]) -> list[Any]:
-        return p.ask(questions)
+    async def runner(job: Plan[Any]) -> Any:
+        return run(job, p.ask)
 
-    board = GaugeBoard(lambda: segments, at, tz=ZoneInfo("UTC"), currency="EUR", thresholds=(0.8, 0.95), ask=ask)
+    board = GaugeBoard(lambda: segments, at, tz=ZoneInfo("UTC"), currency="EUR", thresholds=(0.8, 0.95), run=runner)
     asyncio.run(board.refresh())
     registry.register(board)
     return registry
