@@ -89,7 +89,8 @@ class ChangelogFollower:
                     await self._idle()
                 if batch:
                     await self.holds.writable()  # not while a KPI answer is being computed on this store
-                    self._apply(batch)
+                    if self.owned is None or set(self.owned) == followed:  # else re-followed, re-read at once
+                        self._apply(batch)
                 self.checkpointer.maybe(dict(self.positions), self.records)
                 await self._check_caught_up(consumer, followed)
         finally:
@@ -112,6 +113,7 @@ class ChangelogFollower:
         for tp in tps:
             p = tp.partition
             if p not in self.positions:
+                self.caught.discard(p)
                 start = self.restored.pop(p, None)
                 if start is None or not firsts[tp] <= start <= ends[tp]:
                     stale.add(p)  # not in the checkpoint, or the changelog was recreated: from the start
@@ -125,9 +127,10 @@ class ChangelogFollower:
         return partitions
 
     async def _check_caught_up(self, consumer: AIOKafkaConsumer, followed: set[int]) -> None:
-        pending = [p for p in followed if p not in self.caught]
+        # Only partitions followed now: one given away meanwhile has no position any more
+        pending = [p for p in followed if p in self.positions and p not in self.caught]
         for p in pending:
-            if self.positions.get(p, 0) >= self.ends.get(p, 0):
+            if self.positions[p] >= self.ends[p]:
                 self.caught.add(p)
                 log.info("%s partition %d caught up (%d entries read in all)", self.topic, p, self.records)
         if pending and self.caught_up:
