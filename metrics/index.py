@@ -209,18 +209,19 @@ class FactIndex:
         return out
 
     def without(self, whos: I64) -> FactIndex:
-        """A new index of every fact but those of the customers ``whos`` (a partition given away)."""
-        out = FactIndex()
-        for keys in self._combos:
-            out.combo(keys)
-        gone = np.sort(whos)
-        for kind, k in self._kinds.items():
-            for day in k.days:
-                times, values, combos, customers, weights = k.chunks[day].columns()
-                mask = ~np.isin(customers, gone, assume_unique=False)
-                if mask.any():
-                    out._extend(kind, day, times=times[mask], values=values[mask], combos=combos[mask],
-                                customers=customers[mask], weights=weights[mask])
+        """A new index of every fact but those of the customers ``whos`` (a partition given away).
+
+        Vectorised over each kind's columns: it runs off the event loop (in a thread) on a large store."""
+        gone = np.unique(whos)
+        kinds, combos, arrays = self.to_arrays()
+        for i in range(len(kinds)):
+            customers = arrays[f"k{i}_who"]
+            keep = ~isin_sorted(customers, gone)
+            day_of_row = np.repeat(np.arange(len(arrays[f"k{i}_lens"])), arrays[f"k{i}_lens"])
+            arrays[f"k{i}_lens"] = np.bincount(day_of_row[keep], minlength=len(arrays[f"k{i}_lens"]))
+            for col, _, _ in COLUMNS:
+                arrays[f"k{i}_{col}"] = arrays[f"k{i}_{col}"][keep]
+        out = FactIndex.from_arrays(kinds, combos, arrays)
         out.version = self.version + 1
         return out
 
@@ -270,7 +271,8 @@ class FactIndex:
             bounds = np.concatenate([[0], np.cumsum(arrays[f"k{i}_lens"])]).tolist()
             for j, day in enumerate(arrays[f"k{i}_days"].tolist()):
                 a, b = bounds[j], bounds[j + 1]
-                index._extend(kind, day, **{attr: arrays[f"k{i}_{col}"][a:b] for col, attr, _ in COLUMNS})
+                if a < b:
+                    index._extend(kind, day, **{attr: arrays[f"k{i}_{col}"][a:b] for col, attr, _ in COLUMNS})
         index.version += 1
         return index
 
@@ -368,6 +370,15 @@ def _bincount(c: npt.NDArray[Any], weights: I64, n: int) -> I64:
     if not len(c):
         return np.zeros(n, np.int64)
     return np.rint(np.bincount(c, weights=weights, minlength=n)[:n]).astype(np.int64)
+
+
+def isin_sorted(values: I64, sorted_unique: I64) -> npt.NDArray[np.bool_]:
+    """``np.isin`` for a sorted array of unique values, without hashing either side."""
+    if not len(sorted_unique):
+        return np.zeros(len(values), np.bool_)
+    at = np.minimum(np.searchsorted(sorted_unique, values), len(sorted_unique) - 1)
+    found: npt.NDArray[np.bool_] = sorted_unique[at] == values
+    return found
 
 
 def build(facts: Iterable[Fact], who: int = 0) -> FactIndex:

@@ -85,12 +85,23 @@ class KpiStore:
 
     def drop(self, partitions: set[int]) -> None:
         """Forget the keys of ``partitions`` (given to another worker)."""
-        gone = [self.checksums.pop(p) for p in partitions if p in self.checksums]
+        self.commit_drop(partitions, self.without(partitions))
+
+    def without(self, partitions: set[int]) -> FactIndex:
+        """The index less the keys of ``partitions``, computed but not applied (it only reads the store,
+        so it can run in a thread): :meth:`commit_drop` makes it the store's."""
+        gone = [self.checksums[p] for p in partitions if p in self.checksums]
+        if not gone:
+            return self.index
+        return self.index.without(np.concatenate([table.to_arrays()[0] for table in gone]))
+
+    def commit_drop(self, partitions: set[int], index: FactIndex) -> None:
         for p in partitions:
+            self.checksums.pop(p, None)
             self.customer_counts.pop(p, None)
             self.newest_by_partition.pop(p, None)
-        if gone:
-            self.index = self.index.without(np.concatenate([table.to_arrays()[0] for table in gone]))
+        if index is not self.index:
+            self.index = index
             self.updates += 1
 
     def load(self, index: FactIndex, checksums: dict[int, KeyTable], customers: dict[int, int],

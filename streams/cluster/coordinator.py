@@ -49,6 +49,9 @@ class LocalShare:
         restoring = owned - self.caught()
         if restoring:
             raise Unavailable(f"partitions {sorted(restoring)} are still being restored")
+        leaving = self.store.partitions() - owned
+        if leaving:
+            raise Unavailable(f"partitions {sorted(leaving)} given away are still being forgotten")
 
     async def ask(self, partitions: Sequence[int], questions: Sequence[Question], session: str) -> list[Any]:
         """The answers of this worker's share, all rounds of ``session`` from one state of the store."""

@@ -48,6 +48,7 @@ class ChangelogFollower:
         self.ends: dict[int, int] = {}  # a partition is caught up at this offset
         self.caught: set[int] = set()
         self.restored: dict[int, int] = {}  # the checkpoint's positions, not yet taken up
+        self.forgetting: set[int] = set()  # partitions given away whose facts are still in the store
         self._wake = asyncio.Event()
         self.records = self.repairs = 0
         self.started_at = 0  # entries before the positions reading started from (a checkpoint's, or 0)
@@ -59,16 +60,22 @@ class ChangelogFollower:
         return self.owned is not None and self.owned <= self.caught
 
     def assign(self, partitions: frozenset[int]) -> None:
-        """Follow ``partitions`` from now on (a rebalance): forget the others' facts."""
+        """Follow ``partitions`` from now on (a rebalance); the others' facts are forgotten next."""
         gone = set(self.positions) - partitions
-        if gone:
-            self.store.drop(gone)
-            for p in gone:
-                self.positions.pop(p, None)
-                self.ends.pop(p, None)
-                self.caught.discard(p)
+        for p in gone:
+            self.positions.pop(p, None)
+            self.ends.pop(p, None)
+            self.caught.discard(p)
+        self.forgetting |= gone
         self.owned = partitions
         self._wake.set()
+
+    async def _forget(self, partitions: set[int]) -> None:
+        """Drop the facts of ``partitions`` from the store; the new index is built in a thread (seconds with
+        millions of facts), while the store answers no question (it holds more than is owned)."""
+        index = await asyncio.to_thread(self.store.without, partitions)
+        self.store.commit_drop(partitions, index)
+        self.forgetting -= partitions
 
     async def run(self) -> None:
         """Follow until cancelled; after a failure, a new call resumes where the last one stopped."""
@@ -81,6 +88,8 @@ class ChangelogFollower:
             await self._wait_for_topic(consumer)
             followed: set[int] = set()
             while True:
+                if self.forgetting:
+                    await self._forget(set(self.forgetting))
                 if self.owned is not None and set(self.owned) != followed:
                     followed = await self._follow(consumer, set(self.owned))
                 batch = await consumer.getmany(timeout_ms=200, max_records=20_000) if followed else {}
@@ -109,7 +118,7 @@ class ChangelogFollower:
         if not tps:
             return partitions
         firsts, ends = await consumer.beginning_offsets(tps), await consumer.end_offsets(tps)
-        stale = set(self.restored) - partitions
+        stale = set(self.restored) - partitions  # in the checkpoint but not ours
         for tp in tps:
             p = tp.partition
             if p not in self.positions:
@@ -121,7 +130,7 @@ class ChangelogFollower:
                 self.positions[p] = start
                 self.ends[p] = ends[tp]
             consumer.seek(tp, self.positions[p])
-        self.store.drop({p for p in stale if p in self.store.partitions()})
+        await self._forget({p for p in stale if p in self.store.partitions()})
         self.restored = {p: o for p, o in self.restored.items() if p not in stale}
         log.info("following %s partitions %s", self.topic, sorted(partitions))
         return partitions
