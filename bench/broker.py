@@ -91,7 +91,7 @@ def delete_groups(bootstrap: str, marker: str) -> list[str]:
     confluent-kafka comes with the ``bench`` extra (quixstreams); without it groups are left to expire.
     """
     try:
-        from confluent_kafka.admin import AdminClient  # noqa: PLC0415 - optional, only for clean-up
+        from confluent_kafka.admin import AdminClient  # type: ignore[import-untyped]  # noqa: PLC0415 - optional
     except ImportError:
         return []
     admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 3})  # no info chatter on stderr

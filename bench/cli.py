@@ -31,6 +31,19 @@ def int_range(low: int, high: int) -> Callable[[str], int]:
     return parse
 
 
+def int_list(low: int, high: int) -> Callable[[str], list[int]]:
+    """An argparse type for comma-separated integers in ``[low, high]``, deduplicated and sorted (``1,2,4``)."""
+    item = int_range(low, high)
+
+    def parse(text: str) -> list[int]:
+        values = [item(part.strip()) for part in text.split(",") if part.strip()]
+        if not values:
+            raise argparse.ArgumentTypeError(f"{text!r} names no number")
+        return sorted(set(values))
+
+    return parse
+
+
 def positive_float(text: str) -> float:
     try:
         value = float(text)

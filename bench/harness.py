@@ -14,6 +14,9 @@ writes bench/out/results.json; ``python -m bench.plot`` draws it. Needs the loca
 
     .venv/bin/python bench/run.py --customers 5000 --events 50000 --latency-seconds 10
     .venv/bin/python bench/run.py --customers 1000000 --events 8000000 --repeat 3
+
+With ``--workers 1,2,4`` it measures the partitioned monitor instead: the backlog consumed by 1, 2
+and 4 workers of one app id in turn (bench/workers.py); bench/out/workers.json and workers.png.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import asyncio
 import contextlib
 import importlib.metadata
 import importlib.util
+import json
 import os
 import shutil
 import signal
@@ -38,17 +42,22 @@ from rich.console import Console
 
 from bench.broker import check, clean_kafka, clean_redis, create_topics, message_count, publish
 from bench.children import ChildSpec, measure_child
-from bench.cli import BenchError, OneLineParser, choices_list, env_assignment, int_range, positive_float
+from bench.cli import BenchError, OneLineParser, choices_list, env_assignment, int_list, int_range, positive_float
 from bench.events import KINDS, MAX_CUSTOMERS, OUT, EventFile, describe, ensure_events, read_events
 from bench.monitor import AlertSink, Limits, MonitorSetup, idle_rss, measure
 from bench.procs import machine_info, python_module, stop_all
 from bench.report import duration, latency, mib, number, print_report, write_results
 from bench.stats import SYSTEMS, Result, check_targets, summarize
 from bench.waiting import Paced
+from bench.workers import measure_workers
+from bench.workers_plot import draw as draw_workers
+from bench.workers_report import print_scaling, write_scaling
+from bench.workers_stats import ScaleResult, scaling_targets
 from core.errors import RetentionMonitorError
 from core.settings import Settings
 
-SKIPPABLE = (*SYSTEMS, "latency", "recovery", "idle")
+SKIPPABLE = (*SYSTEMS, "latency", "recovery", "idle", "handover")
+WORKERS_SKIPPABLE = ("idle", "handover")  # what --skip may name with --workers
 RUN_ORDER = ("monitor", "quix", "bytewax", "pathway", "ceiling")  # see _repeat
 # A peer's modules and the requirement that brings them (the versions of pyproject.toml's ``bench`` extra).
 PEER_PACKAGES = {
@@ -63,7 +72,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add = parser.add_argument
     add("--customers", type=int_range(1, MAX_CUSTOMERS), default=20_000, help="simulated population (≤ 1M)")
     add("--events", type=int_range(1, 100_000_000), default=200_000, help="events in the backlog")
-    add("--partitions", type=int_range(1, 64), default=4, help="partitions of every topic")
+    add("--partitions", type=int_range(1, 64), help="partitions of every topic (default 4; 8 with --workers)")
     add("--rate", type=positive_float, default=5000.0, help="offered events/s of the paced latency slice")
     add("--latency-seconds", type=positive_float, default=30.0, help="length of each paced slice")
     add("--repeat", type=int_range(1, 20), default=1, help="repeats; the table shows medians")
@@ -78,9 +87,35 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="run the worker from another checkout, e.g. `git archive HEAD | tar -x -C /tmp/head`")  # fmt: skip
     add("--seed", type=int_range(0, 2**31), default=7)
     add("--bootstrap", default=Settings().kafka_bootstrap, help="Kafka bootstrap servers")
-    add("--output", type=Path, default=OUT / "results.json")
+    add("--output", type=Path, help="default bench/out/results.json (workers.json with --workers)")
     add("--keep", action="store_true", help="keep the run's topics, groups and state for inspection")
-    return parser.parse_args(argv)
+    add("--workers", type=int_list(1, 64), metavar="N,N,…",
+        help="instead of the systems: the backlog consumed by N monitor workers of one app id, for each N")  # fmt: skip
+    add("--period", default="2025", help="with --workers: the /kpis period compared across workers")
+    add("--segment", default="all", help="with --workers: the /kpis segment compared across workers")
+    args = parser.parse_args(argv)
+    _resolve(parser, args)
+    return args
+
+
+def _resolve(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Defaults that depend on the mode, and the combinations the workers mode cannot run."""
+    args.partitions = args.partitions or (8 if args.workers else 4)
+    args.output = args.output or OUT / ("workers.json" if args.workers else "results.json")
+    if not args.workers:
+        return
+    shown = ",".join(map(str, args.workers))
+    if args.workers[0] != 1:
+        parser.error(f"argument --workers: {shown} lacks 1 (every figure is compared with one worker)")
+    if args.workers[-1] > args.partitions:
+        parser.error(f"argument --workers: {args.workers[-1]} workers but {args.partitions} partitions "
+                     "(a worker that owns none is never ready)")  # fmt: skip
+    other = [s for s in args.skip if s not in WORKERS_SKIPPABLE]
+    if other:
+        parser.error(f"argument --skip: {other[0]!r} does not apply with --workers "
+                     f"(only {', '.join(WORKERS_SKIPPABLE)})")  # fmt: skip
+    if args.repeat != 1:
+        parser.error("argument --repeat: one repeat only with --workers")
 
 
 def _checkout(text: str) -> Path:
@@ -165,8 +200,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(args: argparse.Namespace, console: Console) -> int:
-    systems = [s for s in RUN_ORDER if s not in args.skip]
-    if not systems:
+    systems = [] if args.workers else [s for s in RUN_ORDER if s not in args.skip]
+    if not systems and not args.workers:
         raise BenchError("--skip leaves no system to run")
     check_peers(systems)
     asyncio.run(check(args.bootstrap))
@@ -179,6 +214,12 @@ def _main(args: argparse.Namespace, console: Console) -> int:
     run = Run(args, console, events, systems, load_before=os.getloadavg())
     sink: AlertSink | None = None
     try:
+        if args.workers:
+            sink = AlertSink()
+            repeat = Repeat(run, 0)
+            _produce(repeat)
+            _report_workers(run, measure_workers(repeat, sink))
+            return 0
         idle: int | None = None
         if "monitor" in systems:
             sink = AlertSink()
@@ -299,17 +340,30 @@ def _report(run: Run, runs: list[Result]) -> None:
     rate = None if "latency" in args.skip else args.rate
     targets = check_targets(summary, args.rate, args.customers)
     print_report(run.console, summary, targets, rate, args.repeat)
-    meta: dict[str, Any] = {
+    write_results(args.output, _meta(run), runs, summary, targets)
+    run.console.print(f"wrote {args.output}")
+
+
+def _meta(run: Run) -> dict[str, Any]:
+    """What results.json (and workers.json) say about the run besides the numbers."""
+    return {
         "tag": run.tag,
         "finished": datetime.now(UTC).isoformat(timespec="seconds"),
-        "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(run.args).items()},
         "machine": machine_info(),
         "load_average": {"before": run.load_before, "after": os.getloadavg()},  # 1, 5, 15 min
         "versions": _versions(),
         "event_file": {k: v for k, v in asdict(run.events).items() if k != "tail_new_customers"},
     }
-    write_results(args.output, meta, runs, summary, targets)
-    run.console.print(f"wrote {args.output}")
+
+
+def _report_workers(run: Run, results: list[ScaleResult]) -> None:
+    targets = scaling_targets(results)
+    print_scaling(run.console, results, targets, run.args.partitions)
+    output: Path = run.args.output
+    write_scaling(output, _meta(run), results, targets)
+    draw_workers(json.loads(output.read_text()), output.with_suffix(".png"))
+    run.console.print(f"wrote {output} and {output.with_suffix('.png')}")
 
 
 def _versions() -> dict[str, str]:

@@ -90,12 +90,17 @@ class MonitorSetup:
 
 
 def http_get(url: str, timeout: float = 5.0) -> tuple[int, str]:
-    """(status, body); status 0 when nothing answers yet."""
+    """(status, body), the body of an error answer too; status 0 when nothing answers yet."""
     try:
         with urllib.request.urlopen(url, timeout=timeout) as resp:
             return resp.status, resp.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, ""
+    except urllib.error.HTTPError as exc:  # /ready and /kpis say why in the body of a 503
+        try:
+            return exc.code, exc.read().decode(errors="replace")
+        except OSError:
+            return exc.code, ""
+        finally:
+            exc.close()
     except (urllib.error.URLError, OSError):
         return 0, ""
 
@@ -119,7 +124,7 @@ def scrape(setup: MonitorSetup) -> str:
     return body
 
 
-def _processed(setup: MonitorSetup, start: int = 0) -> Callable[[], int]:
+def processed_probe(setup: MonitorSetup, start: int = 0) -> Callable[[], int]:
     """A probe of the worker's processed count that rides over a slow or failed scrape (busy worker)."""
     last = start
 
@@ -131,6 +136,14 @@ def _processed(setup: MonitorSetup, start: int = 0) -> Callable[[], int]:
         return last
 
     return probe
+
+
+def visible_count(setup: MonitorSetup) -> float | None:
+    """Observations in the worker's publish → visible histogram (None: no answer or no histogram): it stops
+    moving once the KPI store has read every changelog entry written so far."""
+    status, body = http_get(f"{setup.url}/metrics", timeout=10)
+    buckets = parse_histogram(body, VISIBLE) if status == 200 else None
+    return None if buckets is None else _total(buckets)
 
 
 def idle_rss(setup: MonitorSetup, startup_timeout: float, console: Console) -> tuple[int | None, float]:
@@ -153,8 +166,8 @@ def measure(setup: MonitorSetup, backlog: int, paced: Paced | None, *, customers
     try:
         wait_ready(setup, child, limits.startup)
         cpu0, started = cpu_seconds(child.pid) or 0.0, time.perf_counter()
-        end = wait_progress(console, "monitor", backlog, _processed(setup), alive=child.alive, timeout=limits.timeout,
-                            interval=limits.scrape, last_words=child.tail)  # fmt: skip
+        end = wait_progress(console, "monitor", backlog, processed_probe(setup), alive=child.alive,
+                            timeout=limits.timeout, interval=limits.scrape, last_words=child.tail)  # fmt: skip
         seconds, cpu = end.at - started, (cpu_seconds(child.pid) or 0.0) - cpu0
         result.seconds, result.events_per_s = seconds, min(end.count, backlog) / seconds
         result.cpu_us_per_event = 1e6 * cpu / max(1, end.count)
@@ -191,8 +204,8 @@ def _latency(setup: MonitorSetup, child: Child, backlog: int, paced: Paced, resu
     began, cpu0 = time.perf_counter(), cpu_seconds(child.pid) or 0.0
     sent = paced.send()
     target = backlog + paced.count
-    end = wait_progress(console, "monitor: paced slice", target, _processed(setup, backlog), alive=child.alive,
-                        timeout=limits.timeout, start=backlog, interval=limits.scrape,
+    end = wait_progress(console, "monitor: paced slice", target, processed_probe(setup, backlog),
+                        alive=child.alive, timeout=limits.timeout, start=backlog, interval=limits.scrape,
                         last_words=child.tail)  # fmt: skip
     result.latency_drain_s = max(0.0, end.at - sent)
     result.paced_cpu_cores = ((cpu_seconds(child.pid) or 0.0) - cpu0) / max(1e-9, time.perf_counter() - began)

@@ -1,6 +1,9 @@
 """Draw a bench run side by side: events/s, latency p50/p99 and memory of each system it measured.
 
     .venv/bin/python -m bench.plot [--input bench/out/results.json] [--output docs/performance.png]
+
+A run of the workers mode (``bench/run.py --workers …``, bench/out/workers.json) is drawn by
+bench/workers_plot.py: ``--input bench/out/workers.json --output bench/out/workers.png``.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ def _missing(ax: Axes, x: float) -> None:
     ax.text(x, 0.03, "n/a", transform=ax.get_xaxis_transform(), ha="center", fontsize=8)
 
 
-def _bars(ax: Axes, labels: list[str], colours: list[str], values: list[float | None], title: str, *,
+def bars(ax: Axes, labels: list[str], colours: list[str], values: list[float | None], title: str, *,
           log: bool) -> None:  # fmt: skip
     shown = [v or 0.0 for v in values]
     bars = ax.bar(range(len(labels)), shown, color=colours)
@@ -71,14 +74,14 @@ def draw(results: dict[str, Any], output: Path) -> None:
     axes = fig.subplots(1, 3)
     colours = [COLOURS.get(n, "#777") for n in names]
     rates = [summary[n].get("events_per_s") for n in names]
-    _bars(axes[0], [SHORT.get(n, n) for n in names], colours, rates, "events/s (log scale)", log=True)
+    bars(axes[0], [SHORT.get(n, n) for n in names], colours, rates, "events/s (log scale)", log=True)
     _latency(axes[1], names, summary, None if "latency" in args.get("skip", []) else args.get("rate"))
     peak = [summary[n].get("peak_rss_bytes") for n in names]
     labels = []
     for name in names:
         per = summary[name].get("bytes_per_customer")
         labels.append(SHORT.get(name, name) + ("" if per is None else f"\n{per / 1024:,.1f} KiB/customer"))
-    _bars(axes[2], labels, colours, [None if v is None else v / 2**20 for v in peak], "peak RSS (MiB)", log=False)
+    bars(axes[2], labels, colours, [None if v is None else v / 2**20 for v in peak], "peak RSS (MiB)", log=False)
     fig.suptitle(
         f"{events.get('events', 0):,} events, {events.get('distinct_customers', 0):,} customers, "
         f"{args.get('partitions', '?')} partitions — {machine.get('cores', '?')} cores {machine.get('cpu', '')}",
@@ -98,7 +101,12 @@ def main() -> None:
         results = json.loads(args.input.read_text())
     except (OSError, json.JSONDecodeError) as exc:
         parser.error(f"argument --input: cannot read {str(args.input)!r} ({exc.__class__.__name__})")
-    draw(results, args.output)
+    if results.get("mode") == "workers":
+        from bench.workers_plot import draw as draw_workers  # noqa: PLC0415 - it imports this module
+
+        draw_workers(results, args.output)
+    else:
+        draw(results, args.output)
     print(f"wrote {args.output}")
 
 

@@ -8,8 +8,11 @@ a line is fitted to RSS and to each lag: the run is flat when RSS grew less than
 % and each lag stayed under ``--max-lag-seconds`` of traffic without an upward trend. Prints a row
 per minute and the verdict, writes bench/out/soak.json and soak.png; Ctrl-C stops early with partial
 results. Exit code 0 flat, 1 not flat (or a failure), 130 aborted. Needs the local stack.
+With ``--population steady`` the population is at its target before the load and stops changing
+(bench/soak_steady.py), so RSS per minute can be judged flat.
 
     .venv/bin/python -m bench.soak --minutes 12 --rate 3000 --customers 50000
+    .venv/bin/python -m bench.soak --minutes 60 --rate 3000 --customers 50000 --population steady
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
@@ -37,12 +40,14 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from bench.broker import check, clean_kafka, clean_redis, create_topics
 from bench.cli import BenchError, OneLineParser, env_assignment, int_range, positive_float
 from bench.events import KINDS, MAX_CUSTOMERS, OUT
-from bench.monitor import AlertSink, MonitorSetup, wait_ready
+from bench.monitor import AlertSink, MonitorSetup, processed_probe, visible_count, wait_ready
 from bench.procs import ROOT, Child, machine_info, stop_all
+from bench.report import mib
 from bench.soak_live import LiveProducer, Worker, check_delivery, take_sample
 from bench.soak_plot import draw
 from bench.soak_report import minute_cells, payload, print_report, write_json
 from bench.soak_stats import Check, Limits, MinuteRow, Sample, judge, minute_rows
+from bench.soak_steady import Prefill, SteadyPopulation, prefill, rss_band
 from bench.status import rss_bytes
 from core.errors import RetentionMonitorError
 from core.settings import Settings
@@ -82,6 +87,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--minutes", type=_number(0.5, 24 * 60), default=12.0, help="length of the load")
     add("--rate", type=_number(1, 200_000), default=3000.0, help="offered events/s, held for the whole run")
     add("--customers", type=int_range(1, MAX_CUSTOMERS), default=50_000, help="simulated active population")
+    add("--population", choices=("growing", "steady"), default="growing",
+        help="growing: sign-ups replace churned customers, who stay tracked; steady: a history brings the "
+             "population to its target before the load, then it stops changing")  # fmt: skip
     add("--partitions", type=int_range(1, 64), default=4, help="partitions of every topic")
     add("--warm-up-minutes", dest="warmup_minutes", type=_number(0, 24 * 60), default=2.0,
         help="left out of the fits (the population fills up, caches warm)")  # fmt: skip
@@ -116,6 +124,7 @@ class Outcome:
     interrupted: bool = False
     notes: list[str] = field(default_factory=list)
     crashed: str | None = None  # why the worker stopped before the end
+    history: Prefill | None = None  # --population steady: what filled the population before the load
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -160,7 +169,12 @@ def _main(args: argparse.Namespace, console: Console) -> int:
         console.print(f"worker ready in {startup:.1f} s (pid {child.pid}, log {child.log}); {tag}.* with "
                       f"{args.partitions} partitions; {args.rate:,.0f} events/s for {args.minutes:g} min; "
                       f"code: {_code(args.monitor_root)}")  # fmt: skip
-        outcome = asyncio.run(_soak(args, console, setup, child, topics))
+        settings = replace(Settings(), kafka_bootstrap=args.bootstrap, topic_lifecycle=topics[0],
+                           topic_support=topics[1], topic_feedback=topics[2], topic_team=topics[3])  # fmt: skip
+        simulator, history = _population(args, console, settings, setup, child)
+        worker = Worker(child.pid, setup.url)
+        outcome = asyncio.run(_soak(args, console, settings, simulator, worker=worker, child=child))
+        outcome.history = history
         peak = rss_bytes(child.pid, "VmHWM")
         child.stop(grace=120)
         meta = _meta(args, tag, started=started, load_before=load_before, outcome=outcome, startup=startup,
@@ -175,11 +189,24 @@ def _main(args: argparse.Namespace, console: Console) -> int:
             shutil.rmtree(run_dir, ignore_errors=True)
 
 
-async def _soak(args: argparse.Namespace, console: Console, setup: MonitorSetup, child: Child,
-                topics: list[str]) -> Outcome:  # fmt: skip
-    settings = replace(Settings(), kafka_bootstrap=args.bootstrap, topic_lifecycle=topics[0], topic_support=topics[1],
-                       topic_feedback=topics[2], topic_team=topics[3])  # fmt: skip
-    simulator = Simulator(settings.facts, settings.topics, seed=args.seed, scenario="steady", customers=args.customers)
+def _population(args: argparse.Namespace, console: Console, settings: Settings, setup: MonitorSetup,
+                child: Child) -> tuple[Simulator, Prefill | None]:  # fmt: skip
+    """The simulator of the load; with ``--population steady``, after a history that filled its population."""
+    if args.population == "growing":
+        return Simulator(settings.facts, settings.topics, seed=args.seed, scenario="steady",
+                         customers=args.customers), None  # fmt: skip
+    steady = SteadyPopulation(settings.facts, settings.topics, seed=args.seed, scenario="steady",
+                              customers=args.customers)  # fmt: skip
+    history = prefill(settings, steady, args.rate, processed=processed_probe(setup),
+                      visible=lambda: visible_count(setup), alive=child.alive, last_words=child.tail,
+                      console=console, timeout=60 * max(5.0, args.warmup_minutes))  # fmt: skip
+    console.print(f"history: {history.events:,} events published and processed in {history.seconds:.1f} s; the "
+                  f"population is {history.customers:,} customers from now on (RSS {mib(rss_bytes(child.pid))})")
+    return steady, history
+
+
+async def _soak(args: argparse.Namespace, console: Console, settings: Settings, simulator: Simulator, *,
+                worker: Worker, child: Child) -> Outcome:  # fmt: skip
     producer = LiveProducer(settings, simulator, args.rate)
     loop, stop = asyncio.get_running_loop(), asyncio.Event()
     outcome = Outcome([], {})
@@ -194,7 +221,6 @@ async def _soak(args: argparse.Namespace, console: Console, setup: MonitorSetup,
         console.print("[yellow]Ctrl-C: stopping the load, reporting what was measured (Ctrl-C again to abort)[/]")
 
     loop.add_signal_handler(signal.SIGINT, on_interrupt)
-    worker = Worker(child.pid, setup.url)
     await producer.start()
 
     def clock() -> float:
@@ -283,6 +309,7 @@ def _meta(args: argparse.Namespace, tag: str, *, started: datetime, load_before:
         "versions": _versions(),
         "load_average": load,
         "producer": outcome.producer,
+        "history": None if outcome.history is None else asdict(outcome.history),
         "worker": {"startup_s": startup, "ready_rss_bytes": ready_rss, "peak_rss_bytes": peak, "env": LIVE_ENV,
                    "code": _code(args.monitor_root)},
     }
@@ -294,9 +321,10 @@ def _report(args: argparse.Namespace, console: Console, outcome: Outcome, meta: 
     samples = outcome.samples
     limits = Limits(args.rate, warmup_s, args.max_rss_growth, args.max_lag_seconds)
     verdict = judge(samples, limits, achieved_rate=outcome.producer.get("achieved_rate"))
+    rows = minute_rows(samples, warmup_s)
+    verdict.checks.insert(1, rss_band(rows, args.max_rss_growth))  # next to the fitted growth
     if outcome.crashed:
         verdict.checks.append(Check("worker", "fail", outcome.crashed, "runs for the whole soak"))
-    rows = minute_rows(samples, warmup_s)
     growing = verdict.customers is not None and verdict.customers.rise > 0
     notes = [*outcome.notes, *_observations(args, outcome, rows, growing, verdict.bytes_per_new_customer)]
     meta["notes"] = notes
@@ -315,11 +343,15 @@ def _observations(args: argparse.Namespace, outcome: Outcome, rows: list[MinuteR
     samples = outcome.samples
     if outcome.interrupted and samples:
         notes.append(f"interrupted after {samples[-1].t / 60:.1f} of {args.minutes:g} min: partial results")
-    if growing:
-        shown = "n/a" if per_customer is None else f"{per_customer:,.0f} B"
+    shown = "n/a" if per_customer is None else f"{per_customer:,.0f} B"
+    if outcome.history is not None:
+        notes.append(f"steady population: {outcome.history.customers:,} customers, filled by a history of "
+                     f"{outcome.history.events:,} events before the load; no sign-ups after it"
+                     + (f", yet the customers tracked grew (RSS slope per new customer {shown})" if growing else ""))
+    elif growing:
         notes.append("customers tracked kept growing after the warm-up (the simulator replaces churned customers "
                      "with new sign-ups, and churned ones stay tracked): part of any RSS growth is their state; "
-                     f"RSS slope per new customer {shown}")  # fmt: skip
+                     f"RSS slope per new customer {shown}; --population steady keeps them constant")  # fmt: skip
     busy = [r for r in rows if (r.span.rest_cores or 0.0) > BUSY_REST_CORES]
     if busy:
         worst = max(busy, key=lambda r: r.span.rest_cores or 0.0)

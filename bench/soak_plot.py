@@ -34,6 +34,15 @@ def _warmup(ax: Axes, minutes: float, *, label: bool) -> None:
     ax.grid(alpha=0.3)
 
 
+def _band(ax: Axes, minutes: list[dict[str, Any]], limit: float) -> None:
+    """The ±limit % band around the first measured minute's RSS, which every later minute must stay in."""
+    first = next((m for m in minutes if not m["warmup"] and m.get("rss_bytes")), None)
+    if first is not None:
+        mib = first["rss_bytes"] / 2**20
+        ax.axhspan(mib * (1 - limit / 100), mib * (1 + limit / 100), color="#e8743b", alpha=0.12,
+                   label=f"±{limit:g} % of minute {first['minute']}")  # fmt: skip
+
+
 def _rss(ax: Axes, samples: list[dict[str, Any]], verdict: dict[str, Any], warmup_s: float) -> None:
     ax.plot(*_series(samples, "rss_bytes", 1 / 2**20), color="#e8743b", label="worker RSS")
     fit = verdict.get("rss")
@@ -95,6 +104,7 @@ def draw(data: dict[str, Any], output: Path) -> None:
     axes = fig.subplots(2, 2, sharex=True)
     for i, ax in enumerate(axes.flat):
         _warmup(ax, warmup_s / 60, label=i == 0)
+    _band(axes[0][0], data.get("minutes", []), data["limits"]["max_rss_growth"])  # first: in _rss's legend
     _rss(axes[0][0], samples, verdict, warmup_s)
     _lag(axes[0][1], samples, data["limits"])
     _latency(axes[1][0], samples)

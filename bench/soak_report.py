@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.soak_stats import Interval, Limits, MinuteRow, Sample, Verdict, lag_seconds
+from bench.soak_steady import rss_deviations
 
 MIB = 2**20
 
@@ -24,13 +25,15 @@ ELEMENTARY_STAGES = ("route", "queue", "apply", "follow")
 
 def minute_table(rows: list[MinuteRow], rate: float) -> Table:
     table = Table(title=f"soak at {rate:,.0f} events/s offered, per minute", title_justify="left")
-    columns = ("min", "RSS MiB", "customers", "route lag max", "apply lag max", "events/s", "visible p50 ms",
-               "p99 ms", "slowest stage p99", "loop stall max ms", "worker cores", "bench cores", "rest cores",
-               "load 1m", "scrape max ms")  # fmt: skip
+    columns = ("min", "RSS MiB", "RSS vs 1st measured", "customers", "route lag max", "apply lag max", "events/s",
+               "visible p50 ms", "p99 ms", "slowest stage p99", "loop stall max ms", "worker cores", "bench cores",
+               "rest cores", "load 1m", "scrape max ms")  # fmt: skip
     for name in columns:
         table.add_column(name, justify="right")
-    for row in rows:
-        table.add_row(*minute_cells(row), style="dim" if row.warmup else None)
+    for row, deviation in zip(rows, rss_deviations(rows), strict=True):
+        cells = minute_cells(row)
+        table.add_row(*cells[:2], _n(deviation, "+.1f") + ("" if deviation is None else " %"), *cells[2:],
+                      style="dim" if row.warmup else None)  # fmt: skip
     return table
 
 
