@@ -18,7 +18,7 @@ from prometheus_client.registry import Collector
 
 from metrics.abc_classes import AbcSummary
 from metrics.exceptions import Unavailable
-from metrics.gauges import GAUGES, abc_rows, gauge_plan
+from metrics.gauges import GAUGES, abc_rows, gauge_plans
 from metrics.planning import Runner, abc
 from metrics.segments import ALL
 
@@ -60,7 +60,9 @@ class GaugeBoard(Collector):
         now, segments = await self.now(), self.segments()
         fams = families()
         if now is not None and segments:
-            rows = await self.run_plan(gauge_plan(segments, now, self.tz, self.currency))
+            rows = []
+            for job in gauge_plans(segments, now, self.tz, self.currency):
+                rows += await self.run_plan(job)
             if ALL in segments:
                 rows += abc_rows(await self.ranking(now))
             for key, labels, value in rows:

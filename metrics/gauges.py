@@ -4,7 +4,6 @@ computed on any fact view (the cluster's, in a worker) and the ABC summary (see 
 from __future__ import annotations
 
 import zlib
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from core.periods import WINDOWS, window
@@ -109,13 +108,16 @@ def global_rows(view: K.FactView, now: int, tz: ZoneInfo) -> list[Row]:
     return rows
 
 
-def gauge_plan(segments: list[str], now: int, tz: ZoneInfo, currency: str) -> Plan[list[Row]]:
-    """Every gauge row of ``segments`` for windows ending at ``now``, but the ABC ones (:func:`abc_rows`)."""
-    def compute(view: Any) -> list[Row]:
-        rows = [row for seg in segments for row in segment_rows(view, seg, now, tz, currency)]
-        return rows + (global_rows(view, now, tz) if ALL in segments else [])
+def gauge_plans(segments: list[str], now: int, tz: ZoneInfo, currency: str) -> list[Plan[list[Row]]]:
+    """The gauge rows of ``segments`` for windows ending at ``now`` (but the ABC ones, :func:`abc_rows`), as
+    one job per segment: each holds the stores only as long as its own rounds take."""
+    def rows_of(segment: str) -> Plan[list[Row]]:
+        return (yield from plan(lambda view: segment_rows(view, segment, now, tz, currency)))
 
-    return (yield from plan(compute))
+    def global_of() -> Plan[list[Row]]:
+        return (yield from plan(lambda view: global_rows(view, now, tz)))
+
+    return [rows_of(seg) for seg in segments] + ([global_of()] if ALL in segments else [])
 
 
 def abc_rows(summary: AbcSummary) -> list[Row]:
