@@ -226,6 +226,7 @@ def _worker_port_problems(name: str, service: Mapping[str, Any], settings: Setti
         if _container_port(mapping) != port:
             problems.append(f"{name}: publishes container port {_container_port(mapping)}, "
                             f"but listens on RETENTION_WEB_PORT={port}")
+    problems += advertised_url_problems(name, settings, expected_host=name)
     test = " ".join(str(t) for t in (service.get("healthcheck") or {}).get("test") or [])
     urls = re.findall(r"https?://[^'\" ]+", test)
     if not urls:
@@ -235,6 +236,19 @@ def _worker_port_problems(name: str, service: Mapping[str, Any], settings: Setti
         if parsed.port != port or parsed.path not in ("/ready", "/metrics", "/kpis"):
             problems.append(f"{name}: healthcheck {url} is not /ready, /metrics or /kpis on port {port}")
     return problems
+
+
+def advertised_url_problems(name: str, settings: Settings, expected_host: str | None = None) -> list[str]:
+    """Other workers ask this one for its share of a KPI at its advertised URL: it must reach its port."""
+    url = settings.web_advertised_url
+    if not url:
+        return [f"{name}: no RETENTION_WEB_ADVERTISED_URL (others would ask http://{settings.web_host}:{settings.web_port})"]
+    parsed = urlparse(url)
+    if parsed.port != settings.web_port:
+        return [f"{name}: RETENTION_WEB_ADVERTISED_URL={url} is not on RETENTION_WEB_PORT={settings.web_port}"]
+    if expected_host is not None and parsed.hostname != expected_host:
+        return [f"{name}: RETENTION_WEB_ADVERTISED_URL={url} does not name the service {expected_host}"]
+    return []
 
 
 def _host_port_problems(compose: Mapping[str, Any]) -> list[str]:
@@ -452,6 +466,7 @@ def k8s_problems(docs: list[dict[str, Any]]) -> list[str]:
         problems.append(f"web_host={settings.web_host}: probes and Prometheus cannot reach the pod")
 
     problems += _web_port_problems(container, annotations, port)
+    problems += advertised_url_problems("Deployment", settings)
     problems += _security_problems(pod, container)
     problems += _service_problems(docs, container, pod_labels, port)
     problems += _podmonitor_problems(docs, container, pod_labels)

@@ -119,6 +119,22 @@ def test_workers_need_their_own_data_volume(compose: dict[str, Any]) -> None:
     assert compose_worker_problems(compose) == ["worker-2: no volume at its data dir /home/monitor/state"]
 
 
+def test_workers_must_advertise_their_own_service_and_port(compose: dict[str, Any]) -> None:
+    env = compose["services"]["worker-2"]["environment"]
+    env["RETENTION_WEB_ADVERTISED_URL"] = "http://worker-1:6067"
+    assert compose_worker_problems(compose) == [
+        "worker-2: RETENTION_WEB_ADVERTISED_URL=http://worker-1:6067 does not name the service worker-2"
+    ]
+    env["RETENTION_WEB_ADVERTISED_URL"] = "http://worker-2:6066"
+    assert compose_worker_problems(compose) == [
+        "worker-2: RETENTION_WEB_ADVERTISED_URL=http://worker-2:6066 is not on RETENTION_WEB_PORT=6067"
+    ]
+    del env["RETENTION_WEB_ADVERTISED_URL"]
+    assert compose_worker_problems(compose) == [
+        "worker-2: no RETENTION_WEB_ADVERTISED_URL (others would ask http://0.0.0.0:6067)"
+    ]
+
+
 def test_loopback_web_host_and_duplicate_host_ports_are_reported(compose: dict[str, Any]) -> None:
     compose["services"]["worker-1"]["environment"]["RETENTION_WEB_HOST"] = "127.0.0.1"
     compose["services"]["grafana"]["ports"] = ["6066:3000"]

@@ -85,6 +85,16 @@ def test_env_web_port_must_follow_everything_else(docs: list[dict[str, Any]]) ->
     assert "readinessProbe: port 6066 != RETENTION_WEB_PORT=7000" in problems
     assert "Service targetPort 6066 != RETENTION_WEB_PORT=7000" in problems
     assert "pod annotation prometheus.io/port=6066 != 7000" in problems
+    url = "http://$(POD_IP):6066"
+    assert f"Deployment: RETENTION_WEB_ADVERTISED_URL={url} is not on RETENTION_WEB_PORT=7000" in problems
+
+
+def test_pods_must_advertise_a_url(docs: list[dict[str, Any]]) -> None:
+    env = _container(docs)["env"]
+    env[:] = [v for v in env if v["name"] != "RETENTION_WEB_ADVERTISED_URL"]
+    assert k8s_problems(docs) == [
+        "Deployment: no RETENTION_WEB_ADVERTISED_URL (others would ask http://0.0.0.0:6066)"
+    ]
 
 
 def test_probe_service_and_annotation_mismatches_are_reported(docs: list[dict[str, Any]]) -> None:
