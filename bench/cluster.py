@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import statistics
 import subprocess
 import time
 from collections.abc import Sequence
@@ -90,6 +91,17 @@ class Cluster:
         status, body = http_get(f"{self.setups[index].url}/kpis?{urlencode(query)}", timeout=30)
         answer = kpi_answer(status, body)
         return answer, "" if answer is not None else f"worker {index + 1}: {status or 'no answer'} {body[:400]}"
+
+    def answer_ms(self, query: dict[str, str], asks: int = 5) -> float | None:
+        """Median milliseconds of a ``/kpis`` answer, each worker asked ``asks`` times (None: one failed)."""
+        times = []
+        for _ in range(asks):
+            for i in range(self.size):
+                began = time.perf_counter()
+                if self.answer(i, query)[0] is None:
+                    return None
+                times.append(1000 * (time.perf_counter() - began))
+        return statistics.median(times)
 
     def agreed(self, query: dict[str, str], quiet_s: float, limit_s: float) -> tuple[dict[str, Any] | None, str]:
         """The ``/kpis`` answer every worker gives, once it stayed the same for ``quiet_s``; or None and why."""

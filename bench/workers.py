@@ -158,6 +158,8 @@ def _agreed(run: Run, cluster: Cluster, result: ScaleResult,
         result.exact = False
         result.notes.append(f"{workers(cluster.size)}: no common /kpis answer: {why}")
         return None
+    with run.console.status("timing /kpis answers"):
+        result.answer_ms = cluster.answer_ms(query)
     if cluster.size == 1:  # the reference of the others
         result.exact = True
         return answer

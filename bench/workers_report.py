@@ -17,7 +17,7 @@ from bench.workers_stats import Compared, ScaleResult, compare
 
 COLUMNS = ("workers", "partitions owned", "events/s (share timed)", "CPU µs/event (all workers)", "CPU vs 1 worker",
            "RSS growth B/customer/worker mean / max", "memory vs 1 worker (max) / goal", "hand-over: own all",
-           "exact again: first / every survivor", "exact across workers")  # fmt: skip
+           "exact again: first / every survivor", "exact across workers", "/kpis answer ms")  # fmt: skip
 
 
 def _ratio(value: float | None) -> str:
@@ -48,7 +48,8 @@ def row_cells(result: ScaleResult, compared: Compared) -> list[str]:
     label = str(result.workers) + ("" if result.status == "ok" else f" [red]({result.status})[/]")
     cpu = "n/a" if result.cpu_us_per_event is None else f"{result.cpu_us_per_event:,.1f}"
     return [label, owned_cell(result.owned), rate_cell(result), cpu,
-            "—" if one else _ratio(compared.cpu_ratio), growth, memory, own, exact_again, exact]  # fmt: skip
+            "—" if one else _ratio(compared.cpu_ratio), growth, memory, own, exact_again, exact,
+            "n/a" if result.answer_ms is None else f"{result.answer_ms:,.0f}"]  # fmt: skip
 
 
 def scaling_table(results: Sequence[ScaleResult], partitions: int) -> Table:

@@ -133,6 +133,7 @@ class ScaleResult:
     rss_idle_bytes: list[int | None] = field(default_factory=list)  # per worker of the idle cluster
     rss_after_bytes: list[int | None] = field(default_factory=list)  # per worker, settled after the backlog
     exact: bool | None = None  # every worker's /kpis answer equals one worker's
+    answer_ms: float | None = None  # median seconds of one /kpis answer (every worker asked a few times), in ms
     handover: Handover | None = None
     notes: list[str] = field(default_factory=list)
 

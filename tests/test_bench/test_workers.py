@@ -194,16 +194,17 @@ def test_table_cells_of_one_worker_and_of_a_cluster_with_a_hand_over() -> None:
     assert owned_cell([]) == "n/a"
     cells = row_cells(one, compared[0])
     assert cells[0:5] == ["1", "8", "10,000", "80.0", "—"]
-    assert cells[7:] == ["—", "—", "yes"]
+    assert cells[7:] == ["—", "—", "yes", "n/a"]
+    two.answer_ms = 1234.4
     cells = row_cells(two, compared[1])
     assert cells[4] == "1.00 x"
     assert cells[5] == "51,200 / 51,200"  # 50 MiB over 1,024 customers
     assert cells[6] == "0.50 x / ≤ 0.60 x"
-    assert cells[7:] == ["11.00 s", "11.50 s / 12.25 s", "yes"]
+    assert cells[7:] == ["11.00 s", "11.50 s / 12.25 s", "yes", "1,234"]
     two.status, two.exact = "failed", False
     cells = row_cells(two, compare([one, two])[1])
     assert "failed" in cells[0]
-    assert "no" in cells[-1]
+    assert "no" in cells[-2]
     assert scaling_table([one, two], 8).row_count == 2
 
 
