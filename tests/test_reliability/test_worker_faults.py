@@ -12,6 +12,7 @@ import asyncio
 import json
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -19,7 +20,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fixtures import PurePipeline, WorkerProcess, converge, free_port, isolated_env, poll, produce, samples
+from fixtures import (
+    PurePipeline,
+    Receiver,
+    WorkerProcess,
+    alertmanager,
+    converge,
+    free_port,
+    isolated_env,
+    poll,
+    produce,
+    samples,
+)
 
 from core.config import load_settings
 from core.settings import Settings
@@ -120,6 +132,41 @@ def log_tail(worker: WorkerProcess, chars: int = 3000) -> str:
         return worker.log.read_text(errors="replace")[-chars:]
     except OSError:
         return "(no log)"
+
+
+@contextmanager
+def pager(tmp: Path) -> Iterator[tuple[dict[str, str], Callable[[], None]]]:
+    """A real Alertmanager paging a local receiver, and a churn rule the churn-spike history breaches and
+    keeps breaching (``keep_firing_for`` outlasts the test): whichever workers own segment ``all`` across
+    a fault, it must page exactly once. Yields the workers' settings and the check."""
+    receiver = Receiver()
+    name = f"FaultChurn{uuid.uuid4().hex[:8]}"
+    rules = tmp / "rules.yml"
+    rules.write_text(f"""
+rules:
+  - name: {name}
+    kpi: churn_rate
+    window: 30d
+    segments: [all]
+    op: ">"
+    threshold: 0.001
+    min_samples: 10
+    for: 0s
+    keep_firing_for: 1h
+    severity: critical
+    summary: "Churn {{value:.0%}} over 30 days"
+""")
+    with alertmanager(tmp, receiver.port) as url:
+        env = {"RETENTION_ALERTMANAGER_URL": url, "RETENTION_ALERT_RULES": str(rules),
+               "RETENTION_ALERT_INTERVAL": "1s"}  # fmt: skip
+
+        def paged_once() -> None:
+            firing = poll(lambda: receiver.alerts(name, "firing"), 60, "the churn page")
+            pages = {alert["startsAt"] for alert in firing}
+            assert len(pages) == 1, f"paged more than once: {pages}"
+            assert receiver.alerts(name, "resolved") == []
+
+        yield env, paged_once
 
 
 # -- 1. SIGKILL mid-stream -----------------------------------------------------------------------------
@@ -240,60 +287,62 @@ def export_problems(workers: dict[str, WorkerProcess], pure: PurePipeline) -> di
     return problems
 
 
-def test_scale_1_3_2_under_load(stack: str) -> None:
-    """Events keep arriving while two workers join and while one of the three leaves."""
-    env_a = worker_env()
-    settings = settings_of(env_a)
-    messages = simulate(settings, seed=42, count=SCALE_COUNT)
-    third = SCALE_COUNT // 3
+def test_scale_1_3_2_under_load(stack: str, tmp_path: Path) -> None:
+    """Events keep arriving while two workers join and while one of the three leaves; the churn alert
+    pages once."""
+    with pager(tmp_path) as (paging, paged_once):
+        env_a = worker_env(**paging)
+        settings = settings_of(env_a)
+        messages = simulate(settings, seed=42, count=SCALE_COUNT)
+        pure = pure_of(settings, messages)
+        a, b, c = (WorkerProcess(env_a), WorkerProcess(other_worker(env_a, "-b")),
+                   WorkerProcess(other_worker(env_a, "-c")))  # fmt: skip
+        try:
+            live = scale_1_3_2(stack, (a, b, c), messages, pure)
+            converge(lambda: export_problems(live, pure), {}, "each gauge series exported once, by its owner", 90)
+            paged_once()
+        finally:
+            for w in (a, b, c):
+                w.stop()
+
+
+def other_worker(env: dict[str, str], suffix: str) -> dict[str, str]:
+    """The settings of another worker of the same app id: its own web port and data dir."""
+    return {**env, "RETENTION_WEB_PORT": str(free_port()), "RETENTION_DATA_DIR": env["RETENTION_DATA_DIR"] + suffix}
+
+
+def scale_1_3_2(stack: str, workers: tuple[WorkerProcess, WorkerProcess, WorkerProcess], messages: list[Message],
+                pure: PurePipeline) -> dict[str, WorkerProcess]:  # fmt: skip
+    """a alone, b and c join while a third of the events arrives, a stops during the last third; the two
+    left must answer exactly. Returns them."""
+    a, b, c = workers
+    third = len(messages) // 3
     first, during_joins, during_stop = messages[:third], messages[third : 2 * third], messages[2 * third :]
-    pure = pure_of(settings, messages)
+    a.start()
+    publish(stack, first)
+    began = time.monotonic()
+    with background_publisher(stack, during_joins) as published:
+        joiners = [threading.Thread(target=w.start, kwargs={"timeout": 120}, daemon=True) for w in (b, c)]
+        for t in joiners:
+            t.start()
+        for t in joiners:
+            t.join(150)
+    assert published(), "publishing during the joins did not finish"
+    for w in (b, c):
+        poll(lambda w=w: bool(owned(w)), 60, f"{w.url} to own partitions")  # type: ignore[misc]
+    print(f"\n[scale] 3 workers own partitions {[owned(w) for w in (a, b, c)]} "
+          f"{time.monotonic() - began:.1f}s after the joins began")  # fmt: skip
+    with background_publisher(stack, during_stop) as published:
+        a.stop()  # 3 -> 2 (graceful), while events keep coming
+        stopped = time.monotonic()
+    assert published(), "publishing during the stop did not finish"
+    live = {"b": b, "c": c}
     expected = expected_answers(pure)
-
-    def other(suffix: str) -> dict[str, str]:
-        return {
-            **env_a,
-            "RETENTION_WEB_PORT": str(free_port()),
-            "RETENTION_DATA_DIR": env_a["RETENTION_DATA_DIR"] + suffix,
-        }
-
-    a, b, c = WorkerProcess(env_a), WorkerProcess(other("-b")), WorkerProcess(other("-c"))
-    try:
-        a.start()
-        publish(stack, first)
-        began = time.monotonic()
-        with background_publisher(stack, during_joins) as published:
-            joiners = [threading.Thread(target=w.start, kwargs={"timeout": 120}, daemon=True) for w in (b, c)]
-            for t in joiners:
-                t.start()
-            for t in joiners:
-                t.join(150)
-        assert published(), "publishing during the joins did not finish"
-        for w in (b, c):
-            poll(lambda w=w: bool(owned(w)), 60, f"{w.url} to own partitions")  # type: ignore[misc]
-        print(
-            f"\n[scale] 3 workers own partitions {[owned(w) for w in (a, b, c)]} "
-            f"{time.monotonic() - began:.1f}s after the joins began"
-        )
-        with background_publisher(stack, during_stop) as published:
-            a.stop()  # 3 -> 2 (graceful), while events keep coming
-            stopped = time.monotonic()
-        assert published(), "publishing during the stop did not finish"
-        live = {"b": b, "c": c}
-        converge(
-            lambda: [worker_answers(w, pure) for w in live.values()],
-            [expected] * 2,
-            "exact KPIs on the 2 remaining workers",
-            90,
-        )
-        converge(lambda: export_problems(live, pure), {}, "each gauge series exported once, by its owner", 90)
-        print(
-            f"[scale] 2 workers exact and exporting each series once {time.monotonic() - stopped:.1f}s "
-            f"after the stop; partitions {[owned(w) for w in live.values()]}"
-        )
-    finally:
-        for w in (a, b, c):
-            w.stop()
+    converge(lambda: [worker_answers(w, pure) for w in live.values()], [expected] * 2,
+             "exact KPIs on the 2 remaining workers", 90)  # fmt: skip
+    print(f"[scale] 2 workers exact {time.monotonic() - stopped:.1f}s after the stop; "
+          f"partitions {[owned(w) for w in live.values()]}")  # fmt: skip
+    return live
 
 
 @contextmanager
@@ -343,38 +392,42 @@ def own_kafka(tmp_path: Path) -> Iterator[Kafka]:
         asyncio.run(stop(kafka.pid_file, kafka.stop_timeout))
 
 
-def test_broker_restart_under_load(own_kafka: Kafka) -> None:
+def test_broker_restart_under_load(own_kafka: Kafka, tmp_path: Path) -> None:
+    """Two workers lose their only broker mid-stream; both answer exactly afterwards, the alert pages once."""
     bootstrap = own_kafka.address
-    env = worker_env(RETENTION_KAFKA_BOOTSTRAP=bootstrap)
-    settings = settings_of(env)
-    messages = simulate(settings, seed=43)
-    first, second = messages[: COUNT // 2], messages[COUNT // 2 :]
-    pure = pure_of(settings, messages)
-    expected = expected_answers(pure)
-
-    worker = WorkerProcess(env)
-    try:
-        worker.start(timeout=120)
-        publish(bootstrap, first)
-        poll(lambda: applied([worker]) > 200, 60, "part of the first half to be applied", interval=0.05)
-
-        down_at = time.monotonic()
-        assert asyncio.run(stop(own_kafka.pid_file, own_kafka.stop_timeout)), "the broker was not running"
-        broker_up = start_kafka(own_kafka)
-        outage = time.monotonic() - down_at
-        assert worker.proc is not None
-        assert worker.proc.poll() is None, f"the worker exited during the outage: {log_tail(worker)}"
-
-        publish(bootstrap, second)
+    with pager(tmp_path) as (paging, paged_once):
+        env = worker_env(RETENTION_KAFKA_BOOTSTRAP=bootstrap, **paging)
+        settings = settings_of(env)
+        messages = simulate(settings, seed=43)
+        first, second = messages[: COUNT // 2], messages[COUNT // 2 :]
+        pure = pure_of(settings, messages)
+        expected = expected_answers(pure)
+        workers = [WorkerProcess(env), WorkerProcess(other_worker(env, "-b"))]
         try:
-            converge(lambda: worker_answers(worker, pure), expected, "exact KPIs after the broker restart", 120)
-        except AssertionError as exc:
-            raise AssertionError(f"{exc}\n--- worker log tail ---\n{log_tail(worker)}") from exc
-        recovered = time.monotonic() - down_at
-        print(
-            f"\n[broker] outage {outage:.1f}s (restart ready in {broker_up:.1f}s); exact KPIs "
-            f"{recovered:.1f}s after the broker went down, {recovered - outage:.1f}s after it was back"
-        )
-        assert worker.proc.poll() is None
-    finally:
-        worker.stop()
+            for w in workers:
+                w.start(timeout=120)
+            publish(bootstrap, first)
+            poll(lambda: applied(workers) > 200, 60, "part of the first half to be applied", interval=0.05)
+
+            down_at = time.monotonic()
+            assert asyncio.run(stop(own_kafka.pid_file, own_kafka.stop_timeout)), "the broker was not running"
+            broker_up = start_kafka(own_kafka)
+            outage = time.monotonic() - down_at
+            for w in workers:
+                assert w.proc is not None
+                assert w.proc.poll() is None, f"a worker exited during the outage: {log_tail(w)}"
+
+            publish(bootstrap, second)
+            try:
+                converge(lambda: [worker_answers(w, pure) for w in workers], [expected] * 2,
+                         "exact KPIs on both workers after the broker restart", 120)  # fmt: skip
+            except AssertionError as exc:
+                tails = "\n".join(log_tail(w) for w in workers)
+                raise AssertionError(f"{exc}\n--- worker log tails ---\n{tails}") from exc
+            recovered = time.monotonic() - down_at
+            print(f"\n[broker] outage {outage:.1f}s (restart ready in {broker_up:.1f}s); exact KPIs on both "
+                  f"workers {recovered:.1f}s after the broker went down, {recovered - outage:.1f}s after it was back")
+            paged_once()
+        finally:
+            for w in workers:
+                w.stop()
