@@ -47,7 +47,7 @@ from bench.soak_live import LiveProducer, Worker, check_delivery, take_sample
 from bench.soak_plot import draw
 from bench.soak_report import minute_cells, payload, print_report, write_json
 from bench.soak_stats import Check, Limits, MinuteRow, Sample, judge, minute_rows
-from bench.soak_steady import Prefill, SteadyPopulation, prefill, rss_band
+from bench.soak_steady import Prefill, SteadyPopulation, beyond_facts, prefill, rss_band
 from bench.status import rss_bytes
 from core.errors import RetentionMonitorError
 from core.settings import Settings
@@ -323,6 +323,7 @@ def _report(args: argparse.Namespace, console: Console, outcome: Outcome, meta: 
     verdict = judge(samples, limits, achieved_rate=outcome.producer.get("achieved_rate"))
     rows = minute_rows(samples, warmup_s)
     verdict.checks.insert(1, rss_band(rows, args.max_rss_growth))  # next to the fitted growth
+    verdict.checks.insert(2, beyond_facts(samples, warmup_s, args.max_rss_growth))
     if outcome.crashed:
         verdict.checks.append(Check("worker", "fail", outcome.crashed, "runs for the whole soak"))
     growing = verdict.customers is not None and verdict.customers.rise > 0

@@ -40,9 +40,12 @@ class Scrape:
     stages: dict[str, list[Bucket]] = field(default_factory=dict)  # cumulative, retention_stage_seconds by stage
     loop_stalls: list[Bucket] = field(default_factory=list)  # cumulative, how late the loop's timer fired
     gauges_at: float | None = None  # epoch seconds the served KPI gauges were computed
+    facts: int | None = None  # KPI facts held: retained data, which grows with every event by design
 
 
 _HISTOGRAMS = {"retention_event_visible_seconds": "visible", "retention_event_loop_stall_seconds": "loop_stalls"}
+_GAUGES: dict[str, tuple[str, type[int] | type[float]]] = {
+    "retention_kpi_gauges_timestamp_seconds": ("gauges_at", float), "retention_kpi_store_facts": ("facts", int)}
 
 
 def parse_scrape(text: str) -> Scrape:
@@ -70,8 +73,9 @@ def parse_scrape(text: str) -> Scrape:
             out.customers = int(sum(s.value for s in samples))
         elif name == "retention_customers_active":
             out.active = next((int(s.value) for s in samples if s.labels.get("segment") == "all"), None)
-        elif name == "retention_kpi_gauges_timestamp_seconds" and samples:
-            out.gauges_at = samples[0].value
+        elif name in _GAUGES and samples:
+            attribute, kind = _GAUGES[name]
+            setattr(out, attribute, kind(samples[0].value))
     out.route_lag = route
     if ends:
         out.rekeyed_end = int(sum(ends.values()))
@@ -115,7 +119,7 @@ class Sample:
             "bench_cpu_s": round(self.bench_cpu_s, 3), "machine_busy_s": self.machine_busy_s, "sent": self.sent,
             "behind": self.behind, "load1": self.load1, "scrape_s": self.scrape_s, "processed": s.processed,
             "route_lag": s.route_lag, "apply_lag": s.apply_lag, "rekeyed_end": s.rekeyed_end,
-            "customers": s.customers, "active": s.active, "gauges_age_s": self.gauges_age_s,
+            "customers": s.customers, "active": s.active, "gauges_age_s": self.gauges_age_s, "facts": s.facts,
         }  # fmt: skip
         if previous is not None:
             span = interval(previous, self)

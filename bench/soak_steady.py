@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from rich.console import Console
 
-from bench.soak_stats import Check, MinuteRow
+from bench.soak_stats import Check, MinuteRow, Sample, measured, trend
 from bench.waiting import settle, wait_progress
 from core.settings import Settings
 from streams.producers.publish import produce
@@ -25,6 +25,9 @@ from streams.producers.simulate import _ACTIONS, Message, Simulator
 
 HISTORY_FACTOR = 20  # at most this many history events per target customer (about 4 suffice)
 MAX_HISTORY_US = 3 * 86_400 * 1_000_000  # history within 3 days of the load: well inside the 7-day lateness
+# What one KPI fact costs in the store's columns (time, value, customer, day, segment combination); the
+# store keeps every fact (KPIs for any past period), so RSS grows by at least this per fact by design.
+FACT_BYTES = 27
 
 
 class SteadyPopulation(Simulator):
@@ -107,3 +110,21 @@ def rss_band(rows: Sequence[MinuteRow], limit: float) -> Check:
     shown = (f"minutes {first.minute} to {last.minute} against minute {first.minute} "
              f"({(first.rss_bytes or 0) / 2**20:,.0f} MiB): {low:+.1f} % … {high:+.1f} %")  # fmt: skip
     return Check("RSS per minute", "pass" if max(-low, high) <= limit else "fail", shown, rule)
+
+
+def beyond_facts(samples: Sequence[Sample], warmup_s: float, limit: float) -> Check:
+    """Flat beyond the retained data: RSS minus ``FACT_BYTES`` per KPI fact held, fitted over the measured span.
+
+    A steady population still adds facts with every event (the store answers any past period), so RSS
+    itself cannot be flat; what a leak would add is memory the facts do not explain."""
+    rule = f"RSS minus {FACT_BYTES} B per KPI fact held: fitted growth < {limit:g} %"
+    points = [(s.t, s.rss_bytes - FACT_BYTES * s.scrape.facts) for s in measured(samples, warmup_s)
+              if s.rss_bytes is not None and s.scrape.facts is not None]  # fmt: skip
+    line, facts = trend([(t, float(y)) for t, y in points]), trend(
+        [(s.t, float(s.scrape.facts)) for s in measured(samples, warmup_s) if s.scrape.facts is not None])
+    if line is None or facts is None or line.start_fit <= 0:
+        return Check("memory beyond KPI facts", "n/a", "not enough samples with retention_kpi_store_facts", rule)
+    growth = 100 * line.rise / line.start_fit
+    shown = (f"{line.first / 2**20:,.0f} → {line.last / 2**20:,.0f} MiB (growth {growth:+.1f} %), while the "
+             f"store took {facts.rise:,.0f} more facts ({FACT_BYTES * facts.rise / 2**20:,.0f} MiB of columns)")
+    return Check("memory beyond KPI facts", "pass" if growth < limit else "fail", shown, rule)

@@ -33,6 +33,7 @@ class PipelineMetrics:
     restored: Counter
     repaired: Counter
     stage: Histogram
+    facts: Gauge
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> PipelineMetrics:
@@ -78,6 +79,10 @@ class PipelineMetrics:
                 "agent (queue, per pack), apply of a batch until its changelog entries are acknowledged "
                 "(apply), input message to its changelog entry written (route_apply), changelog entry "
                 "written to read into the KPI store (follow)", ["stage"], buckets=VISIBLE_BUCKETS, registry=registry,
+            ),
+            facts=Gauge(
+                "retention_kpi_store_facts", "KPI facts held in this worker's KPI store (the share of its "
+                "partitions); its memory grows with them", registry=registry,
             ),
         )
 

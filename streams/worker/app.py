@@ -72,6 +72,7 @@ def _runtime(app: faust.App, settings: Settings, producer: SharedProducer, regis
     topics, storage = settings.topics, settings.storage
     processor = Processor(settings.facts)
     store = KpiStore(processor.ctx, storage.abc_thresholds)
+    pipeline.facts.set_function(lambda: len(store.index))
     letters = DeadLetters(producer, topics.dlq, count=lambda reasons: _count_rejected(pipeline, reasons))
 
     def counted(counts: Counts) -> None:

@@ -4,6 +4,7 @@ the per-minute column and band, and the option."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -14,8 +15,16 @@ from test_soak import LIMITS, run
 from bench.soak import parse_args
 from bench.soak_plot import draw
 from bench.soak_report import minute_table, payload
-from bench.soak_stats import MinuteRow, judge, minute_rows
-from bench.soak_steady import HISTORY_FACTOR, MAX_HISTORY_US, SteadyPopulation, rss_band, rss_deviations
+from bench.soak_stats import MinuteRow, Sample, judge, minute_rows
+from bench.soak_steady import (
+    FACT_BYTES,
+    HISTORY_FACTOR,
+    MAX_HISTORY_US,
+    SteadyPopulation,
+    beyond_facts,
+    rss_band,
+    rss_deviations,
+)
 from core.settings import Settings
 from streams.producers.simulate import Simulator
 
@@ -111,3 +120,26 @@ def test_population_option(capsys: pytest.CaptureFixture[str]) -> None:
     assert parse_args([]).population == "growing"
     assert parse_args(["--population", "steady"]).population == "steady"
     assert "--population: invalid choice: 'flat'" in usage_error(parse_args, ["--population", "flat"], capsys)
+
+
+def with_facts(samples: list[Sample], facts: Callable[[float], int]) -> list[Sample]:
+    for s in samples:
+        s.scrape.facts = facts(s.t)
+    return samples
+
+
+def test_memory_that_the_retained_facts_explain_is_flat_beyond_them() -> None:
+    # 1,000 facts a second at FACT_BYTES each: RSS grows, what the facts do not explain does not.
+    samples = with_facts(run(rss_mib=lambda t: 300 + 1000 * t * FACT_BYTES / 2**20), lambda t: round(1000 * t))
+    check = beyond_facts(samples, LIMITS.warmup_s, 5.0)
+    assert check.verdict == "pass"
+    assert "more facts" in check.measured
+
+
+def test_memory_growing_beyond_the_retained_facts_fails() -> None:
+    samples = with_facts(run(rss_mib=lambda t: 300 + 0.2 * t), lambda t: 1000)  # 144 MiB in 12 min, facts still
+    assert beyond_facts(samples, LIMITS.warmup_s, 5.0).verdict == "fail"
+
+
+def test_without_the_facts_series_there_is_no_verdict_beyond_them() -> None:
+    assert beyond_facts(run(), LIMITS.warmup_s, 5.0).verdict == "n/a"
