@@ -63,6 +63,13 @@ def _histogram(values: I64, lo: int, hi: int, bins: int) -> list[int]:
     return counts
 
 
+def _between(values: I64, lo: int, hi: int) -> list[int]:
+    """The sorted ``values`` with ``lo <= x < hi`` (two binary searches, not a pass over all of them)."""
+    start, end = np.searchsorted(values, _edges(lo, hi, 1), side="left")
+    picked: list[int] = values[start:end].tolist()
+    return picked
+
+
 def _span(values: I64) -> list[int | None]:
     return [len(values), int(values[0]) if len(values) else None, int(values[-1]) if len(values) else None]
 
@@ -113,14 +120,13 @@ ANSWERS: dict[str, Callable[..., Any]] = {
     "first": lambda s, seg, kind: s.first(seg, kind),
     "span": lambda s, seg, kind, a, b: _span(s.sorted_values(seg, kind, a, b)),
     "histogram": lambda s, seg, kind, a, b, lo, hi, n: _histogram(s.sorted_values(seg, kind, a, b), lo, hi, n),
-    "values": lambda s, seg, kind, a, b, lo, hi: [int(x) for x in s.sorted_values(seg, kind, a, b)
-                                                  if lo <= x < hi],
+    "values": lambda s, seg, kind, a, b, lo, hi: _between(s.sorted_values(seg, kind, a, b), lo, hi),
     "newest": lambda s: s.newest(),
     "clv_span": _clv_span,
     "clv_histogram": _clv_histogram,
     "clv_values": lambda s, at, lo, hi: [[int(c), int(w)] for c, w in zip(*_clv_rows(s, at, lo, hi), strict=True)],
     "tie_histogram": lambda s, at, v, lo, hi, n: _histogram(_ties(s, at, v), lo, hi, n),
-    "tie_values": lambda s, at, v, lo, hi: [int(w) for w in _ties(s, at, v) if lo <= w < hi],
+    "tie_values": lambda s, at, v, lo, hi: _between(_ties(s, at, v), lo, hi),
     "abc_summary": _abc_summary,
 }
 
