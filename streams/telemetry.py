@@ -6,17 +6,65 @@ Counted once per batch (one ``labels()`` lookup per label, not per event); the K
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+import numpy.typing as npt
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 LAG_BUCKETS = (0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600, 6 * 3600, 86400, 7 * 86400, 30 * 86400)
 # publish -> KPI visible: fine below a second (the latency target), coarse above
 VISIBLE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0, 1.5, 2.0,
                    3.0, 5.0, 10.0, 30.0, 60.0)
+
+
+class Buckets:
+    """One series of a :class:`BatchHistogram`: counts per bucket and the sum."""
+
+    def __init__(self, bounds: npt.NDArray[np.float64]) -> None:
+        self.bounds, self.counts, self.sum = bounds, np.zeros(len(bounds) + 1, np.int64), 0.0
+
+    def observe_many(self, values: Sequence[float]) -> None:
+        """Count a batch at once: one binary search per value in numpy, no lock or call per value."""
+        if values:
+            array = np.asarray(values, dtype=np.float64)
+            self.counts += np.bincount(np.searchsorted(self.bounds, array, side="left"), minlength=len(self.counts))
+            self.sum += float(array.sum())
+
+    def observe(self, value: float) -> None:
+        self.observe_many([value])
+
+
+class BatchHistogram(Collector):
+    """A histogram observed a batch at a time (the per-event latencies of a fetched batch). Exposes what
+    prometheus_client's ``Histogram`` does for the same values (``le`` buckets, ``_count``, ``_sum``), at
+    a fraction of the cost of one ``observe`` per event."""
+
+    def __init__(self, name: str, documentation: str, buckets: Iterable[float], labelnames: Sequence[str] = (),
+                 registry: CollectorRegistry | None = None) -> None:  # fmt: skip
+        self.name, self.documentation, self.labelnames = name, documentation, tuple(labelnames)
+        self.bounds = np.array(sorted(buckets), dtype=np.float64)
+        self.series: dict[tuple[str, ...], Buckets] = {} if self.labelnames else {(): Buckets(self.bounds)}
+        if registry is not None:
+            registry.register(self)
+
+    def labels(self, *values: str) -> Buckets:
+        return self.series.setdefault(tuple(values), Buckets(self.bounds))
+
+    def observe_many(self, values: Sequence[float]) -> None:
+        self.series[()].observe_many(values)
+
+    def collect(self) -> Iterator[HistogramMetricFamily]:
+        family = HistogramMetricFamily(self.name, self.documentation, labels=self.labelnames)
+        edges = [*(floatToGoString(bound) for bound in self.bounds), "+Inf"]  # type: ignore[no-untyped-call]
+        for values, series in list(self.series.items()):
+            cumulative = np.cumsum(series.counts).tolist()
+            family.add_metric(list(values), list(zip(edges, cumulative, strict=True)), series.sum)
+        yield family
 
 
 @dataclass(frozen=True)
@@ -27,12 +75,12 @@ class PipelineMetrics:
     rejected: Counter
     ignored: Counter
     duplicates: Counter
-    lag: Histogram
+    lag: BatchHistogram
     last_update: Gauge
-    visible: Histogram
+    visible: BatchHistogram
     restored: Counter
     repaired: Counter
-    stage: Histogram
+    stage: BatchHistogram
     facts: Gauge
 
     @classmethod
@@ -52,18 +100,17 @@ class PipelineMetrics:
             duplicates=Counter(
                 "retention_events_duplicate", "Events whose id was already applied", registry=registry
             ),
-            lag=Histogram(
-                "retention_event_lag_seconds", "Arrival time minus event time", buckets=LAG_BUCKETS,
-                registry=registry,
+            lag=BatchHistogram(
+                "retention_event_lag_seconds", "Arrival time minus event time", LAG_BUCKETS, registry=registry,
             ),
             last_update=Gauge(
                 "retention_kpi_last_update_timestamp_seconds", "When a KPI input last changed",
                 registry=registry,
             ),
-            visible=Histogram(
+            visible=BatchHistogram(
                 "retention_event_visible_seconds",
                 "Kafka timestamp of an input message -> its KPI facts visible in this worker's KPI store",
-                buckets=VISIBLE_BUCKETS, registry=registry,
+                VISIBLE_BUCKETS, registry=registry,
             ),
             restored=Counter(
                 "retention_state_restored", "Changelog entries read to restore owned partitions' states",
@@ -73,12 +120,12 @@ class PipelineMetrics:
                 "retention_kpi_store_repairs", "Customers whose facts were replaced because changelog entries "
                 "were skipped (compacted away under the reader)", registry=registry,
             ),
-            stage=Histogram(
+            stage=BatchHistogram(
                 "retention_stage_seconds", "Where the publish -> visible time goes: input message to its pack "
                 "written (stage=route, per pack, its oldest message), pack written to picked up by the apply "
                 "agent (queue, per pack), apply of a batch until its changelog entries are acknowledged "
                 "(apply), input message to its changelog entry written (route_apply), changelog entry "
-                "written to read into the KPI store (follow)", ["stage"], buckets=VISIBLE_BUCKETS, registry=registry,
+                "written to read into the KPI store (follow)", VISIBLE_BUCKETS, ["stage"], registry=registry,
             ),
             facts=Gauge(
                 "retention_kpi_store_facts", "KPI facts held in this worker's KPI store (the share of its "
@@ -95,9 +142,8 @@ class PipelineMetrics:
             self.duplicates.inc(duplicates)
         for reason, n in ignored.items():
             self.ignored.labels(reason).inc(n)
-        observe = self.lag.observe
-        for t in event_times_us:
-            observe(max(now - t / 1e6, 0.0))
+        if event_times_us:
+            self.lag.observe_many(np.maximum(now - np.asarray(event_times_us, dtype=np.float64) / 1e6, 0.0).tolist())
 
 
 class ConsumerMetrics(Collector):

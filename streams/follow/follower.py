@@ -17,14 +17,16 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from prometheus_client import Histogram
 
 from metrics import blob
 from metrics.records import decode_state
 from metrics.store import KpiStore
 from streams.follow.checkpoints import Checkpointer, Checkpoints
 from streams.follow.holds import Holds
+from streams.telemetry import BatchHistogram, Buckets
 from streams.wire import Change, decode_change
 
 log = logging.getLogger(__name__)
@@ -36,9 +38,9 @@ class ChangelogFollower:
     """Reads the owned partitions of ``topic`` forever, applying each entry to ``store``."""
 
     def __init__(self, reader: Callable[[], AIOKafkaConsumer], topic: str, store: KpiStore, holds: Holds, *,
-                 visible: Histogram | None = None, on_change: Callable[[], None] | None = None,
+                 visible: BatchHistogram | None = None, on_change: Callable[[], None] | None = None,
                  on_repair: Callable[[], None] | None = None, checkpoints: Checkpoints | None = None,
-                 stages: tuple[Any, Any] | None = None) -> None:
+                 stages: tuple[Buckets, Buckets] | None = None) -> None:
         self.reader, self.topic, self.store, self.holds = reader, topic, store, holds
         self.visible, self.on_change, self.on_repair = visible, on_change, on_repair
         self.stages = stages  # histograms: input -> entry written, entry written -> read
@@ -147,23 +149,33 @@ class ChangelogFollower:
 
     def _apply(self, batch: dict[TopicPartition, list[Any]]) -> None:
         store = self.store
-        observe = self.visible.observe if self.visible is not None and self.caught_up else None
-        now = time.time()
+        timed = self.visible is not None and self.caught_up
+        published: list[int] = []  # per entry: its input message's timestamp, and when the owner wrote it (ms)
+        written: list[int] = []
         for tp, records in batch.items():
             if tp.partition not in (self.owned or ()):  # given away while this batch was fetched
                 continue
             for record in records:
                 change = apply_entry(store, tp.partition, record.key, record.value, self._repaired)
-                if observe is not None and change is not None and change.timestamp_ms:
-                    observe(max(now - change.timestamp_ms / 1000, 0.0))
-                    if self.stages is not None:  # the entry's own timestamp is when the owner wrote it
-                        self.stages[0].observe(max(record.timestamp - change.timestamp_ms, 0) / 1000)
-                        self.stages[1].observe(max(now - record.timestamp / 1000, 0.0))
+                if timed and change is not None and change.timestamp_ms:
+                    published.append(change.timestamp_ms)
+                    written.append(record.timestamp)  # the entry's own timestamp is when the owner wrote it
             self.records += len(records)
             if records:
                 self.positions[tp.partition] = records[-1].offset + 1
+        if published:
+            self._observe(np.asarray(published, dtype=np.float64), np.asarray(written, dtype=np.float64))
         if self.on_change is not None:
             self.on_change()
+
+    def _observe(self, published_ms: npt.NDArray[np.float64], written_ms: npt.NDArray[np.float64]) -> None:
+        """The batch's latencies, observed at once: publish -> visible, and its two stages."""
+        now_ms = time.time() * 1000
+        if self.visible is not None:
+            self.visible.observe_many((np.maximum(now_ms - published_ms, 0.0) / 1000).tolist())
+        if self.stages is not None:
+            self.stages[0].observe_many((np.maximum(written_ms - published_ms, 0.0) / 1000).tolist())
+            self.stages[1].observe_many((np.maximum(now_ms - written_ms, 0.0) / 1000).tolist())
 
     def _repaired(self, key: bytes) -> None:
         # Entries of this key were skipped (compacted away under the reader, or the log was rewritten).
