@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 
+import pytest
 from prometheus_client import CollectorRegistry
 
 from streams.worker.loop_watch import LoopWatch
@@ -88,3 +90,35 @@ def test_full_collections_are_timed_while_the_watch_runs_and_only_then() -> None
     gc.collect(2)
     assert count(registry, pauses, "+Inf", generation="2") == before
     assert not [cb for cb in gc.callbacks if getattr(cb, "__self__", None) is watch]
+
+
+def test_a_held_loop_is_logged_with_where_it_was_held(caplog: pytest.LogCaptureFixture) -> None:
+    watch = LoopWatch.create(CollectorRegistry())
+
+    async def main() -> None:
+        async with running(watch):
+            await asyncio.sleep(0.3)  # the watchdog is up
+            hold_the_loop(0.6)
+            await until(lambda: any("event loop held" in r.message for r in caplog.records))
+
+    with caplog.at_level(logging.WARNING, logger="streams.worker.loop_watch"):
+        asyncio.run(main())
+    (record,) = [r for r in caplog.records if "event loop held" in r.message]
+    assert "test_loop_watch.py" in record.message
+    assert "hold_the_loop" in record.message
+    held = float(record.message.split("held for ")[1].split(" s")[0])
+    assert 0.4 <= held <= 1.5
+
+
+def test_a_loop_that_keeps_ticking_logs_nothing(caplog: pytest.LogCaptureFixture) -> None:
+    watch = LoopWatch.create(CollectorRegistry())
+
+    async def main() -> None:
+        async with running(watch):
+            for _ in range(10):
+                hold_the_loop(0.05)  # short pieces, each under the threshold
+                await asyncio.sleep(0.01)
+
+    with caplog.at_level(logging.WARNING, logger="streams.worker.loop_watch"):
+        asyncio.run(main())
+    assert not [r for r in caplog.records if "event loop held" in r.message]
