@@ -6,11 +6,12 @@ Precedence: built-in default < config file < environment. Every bad value raises
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,10 @@ from core.settings import Settings
 
 ENV_PREFIX = "RETENTION_"
 CONFIG_ENV = "RETENTION_CONFIG"
+STACK_HOME_ENV = "RETENTION_STACK_HOME"  # where `stack up` keeps the local services (not a worker setting)
+# Set to 1 where an env file shared with other tools holds RETENTION_* variables this version does not know.
+ALLOW_UNKNOWN_ENV = "RETENTION_ALLOW_UNKNOWN"
+NOT_SETTINGS = frozenset({CONFIG_ENV, STACK_HOME_ENV, ALLOW_UNKNOWN_ENV})
 DEFAULT_CONFIG_FILE = "retention-monitor.toml"
 MASK = "***"
 
@@ -81,10 +86,10 @@ def load_settings(
     if config_path is not None:
         for key, value in _read_toml(config_path).items():
             if key not in known:
-                allowed = ", ".join(sorted(known))
-                raise ConfigError(f"{config_path}: unknown setting {key!r}; allowed: {allowed}")
+                raise ConfigError(f"{config_path}: unknown setting {key!r}{_closest(key, known)}")
             values[key] = value
             sources[key] = str(config_path)
+    _refuse_unknown_env(environ, known)
 
     for name in known:
         var = env_name(name)
@@ -101,6 +106,24 @@ def load_settings(
     settings = Settings(**{name: _coerce(name, value, sources[name]) for name, value in values.items()})
     validate(settings, sources)
     return LoadedSettings(settings, sources)
+
+
+def _closest(name: str, candidates: Iterable[str]) -> str:
+    """``"; did you mean 'x'?"`` for the closest candidate, or the whole list when none is close."""
+    match = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
+    return f"; did you mean {match[0]!r}?" if match else f"; allowed: {', '.join(sorted(candidates))}"
+
+
+def _refuse_unknown_env(environ: Mapping[str, str], known: Iterable[str]) -> None:
+    """A ``RETENTION_*`` variable that is no setting is a typo until said otherwise: silently ignoring
+    ``RETENTION_REPORTING_CURRENCY`` would report in EUR without a word."""
+    if environ.get(ALLOW_UNKNOWN_ENV, "").lower() in ("1", "true", "yes"):
+        return
+    names = {env_name(name) for name in known}
+    unknown = sorted(v for v in environ if v.startswith(ENV_PREFIX) and v not in names and v not in NOT_SETTINGS)
+    if unknown:
+        raise ConfigError(f"{unknown[0]}: not a setting{_closest(unknown[0], names)} "
+                          f"({ALLOW_UNKNOWN_ENV}=1 ignores unknown {ENV_PREFIX}* variables)")  # fmt: skip
 
 
 def _config_path(path: str | Path | None, environ: Mapping[str, str]) -> Path | None:

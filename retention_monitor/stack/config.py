@@ -8,10 +8,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from core.config import STACK_HOME_ENV
 from core.settings import Settings
 from retention_monitor.exceptions import StackError
 
-HOME_ENV = "RETENTION_STACK_HOME"
+HOME_ENV = STACK_HOME_ENV
 _ANY_HOST = {"", "0.0.0.0", "::", "[::]"}
 
 

@@ -62,11 +62,40 @@ def test_bad_values_get_one_line_errors(env: dict[str, str], needle: str) -> Non
     assert "\n" not in message
 
 
-def test_unknown_key_in_file_names_the_allowed_ones(tmp_path: Path) -> None:
+def test_unknown_key_in_file_names_the_closest_setting(tmp_path: Path) -> None:
     cfg = tmp_path / "rm.toml"
     cfg.write_text("web_prot = 1\n")
-    with pytest.raises(ConfigError, match=r"unknown setting 'web_prot'; allowed: .*web_port"):
+    with pytest.raises(ConfigError, match=r"unknown setting 'web_prot'; did you mean 'web_port'\?$"):
         load_settings(cfg, env={})
+
+
+def test_unknown_key_in_file_like_no_setting_lists_them_all(tmp_path: Path) -> None:
+    cfg = tmp_path / "rm.toml"
+    cfg.write_text("zzzz = 1\n")
+    with pytest.raises(ConfigError, match=r"unknown setting 'zzzz'; allowed: abc_thresholds, .*web_port"):
+        load_settings(cfg, env={})
+
+
+def test_an_unknown_retention_variable_is_refused_with_the_closest_setting() -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(env={"RETENTION_REPORTING_CURRENCY": "USD"})
+    message = str(info.value)
+    assert message.startswith("RETENTION_REPORTING_CURRENCY: not a setting; did you mean 'RETENTION_CURRENCY'?")
+    assert "RETENTION_ALLOW_UNKNOWN=1" in message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize("flag", ["1", "true", "YES"])
+def test_unknown_retention_variables_can_be_allowed_for_shared_env_files(flag: str) -> None:
+    env = {"RETENTION_REPORTING_CURRENCY": "USD", "RETENTION_ALLOW_UNKNOWN": flag, "RETENTION_CURRENCY": "USD"}
+    assert load_settings(env=env).settings.currency == "USD"
+
+
+def test_the_variables_that_are_no_settings_but_ours_are_not_refused(tmp_path: Path) -> None:
+    cfg = tmp_path / "rm.toml"
+    cfg.write_text("web_port = 7000\n")
+    env = {"RETENTION_CONFIG": str(cfg), "RETENTION_STACK_HOME": str(tmp_path), "OTHER_TOOL_X": "1"}
+    assert load_settings(env=env).settings.web_port == 7000
 
 
 def test_invalid_toml_is_reported_with_the_path(tmp_path: Path) -> None:

@@ -28,6 +28,15 @@ def test_bad_setting_is_one_line_with_exit_2() -> None:
     assert result.stderr.strip() == "error: RETENTION_WEB_PORT='http': must be an integer"
 
 
+@pytest.mark.parametrize("command", [("config", "show"), ("worker",)])
+def test_a_mistyped_setting_is_one_line_with_exit_2(command: tuple[str, ...]) -> None:
+    result = cli(*command, env={"RETENTION_REPORTING_CURRENCY": "USD"})
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: RETENTION_REPORTING_CURRENCY: not a setting; did you mean 'RETENTION_CURRENCY'? "
+        "(RETENTION_ALLOW_UNKNOWN=1 ignores unknown RETENTION_* variables)"]
+
+
 def test_unreachable_worker_is_one_line_with_exit_3() -> None:
     port = free_port()
     result = cli("kpis", "--period", "2025-Q1", "--url", f"http://127.0.0.1:{port}")
