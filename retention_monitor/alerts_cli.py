@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import urllib.error
-import urllib.parse
-import urllib.request
 from pathlib import Path
 
 from rich.console import Console
@@ -15,7 +12,7 @@ from rich.table import Table
 from alerts import prometheus
 from alerts.rules import DEFAULT_RULES, Rule, load_rules
 from core.config import LoadedSettings
-from retention_monitor.exceptions import QueryError
+from retention_monitor.worker_http import get_json
 
 
 def rules_path(loaded: LoadedSettings, explicit: str | None = None) -> Path:
@@ -91,14 +88,7 @@ def alerts_prometheus(args: argparse.Namespace, loaded: LoadedSettings, console:
 def alerts_test(args: argparse.Namespace, loaded: LoadedSettings, console: Console) -> int:
     """Which rules would fire at the end of ``--period`` on a running worker's data, and why."""
     url = args.url or f"http://{loaded.settings.web_host}:{loaded.settings.web_port}"
-    query = urllib.parse.urlencode({"period": args.period})
-    try:
-        with urllib.request.urlopen(f"{url}/alerts?{query}", timeout=30) as resp:
-            answer = json.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        raise QueryError(f"{url}/alerts: {json.loads(exc.read()).get('error', exc.reason)}") from exc
-    except (urllib.error.URLError, OSError) as exc:
-        raise QueryError(f"no worker answers at {url} ({exc}); start one with `retention-monitor worker`") from exc
+    answer = get_json(url, "/alerts", {"period": args.period}, timeout=30)
     if args.json:
         console.print_json(json.dumps(answer))
         return 0

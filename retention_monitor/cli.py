@@ -1,12 +1,13 @@
 """``retention-monitor``: the command line (stack, worker, traffic, KPI query, schemas, config).
 
-Exit codes: 0 success, 1 a check failed (e.g. stale schemas), 2 bad input or configuration,
-3 a service is unreachable.
+Exit codes: 0 success, 1 a check failed (e.g. stale schemas), 2 bad input or configuration (also a
+question the worker refuses, HTTP 4xx), 3 a service is unreachable or cannot answer now (HTTP 5xx).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -15,7 +16,7 @@ from rich.console import Console
 
 from core.config import LoadedSettings, load_settings
 from core.errors import ConfigError, PeriodError, RetentionMonitorError
-from retention_monitor.exceptions import QueryError, StackError
+from retention_monitor.exceptions import BadRequest, QueryError, StackError, UsageError
 
 EXIT_OK, EXIT_CHECK, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 
@@ -28,11 +29,12 @@ def _parser() -> argparse.ArgumentParser:
         description="Streaming monitor for customer-retention KPIs (Kafka, Faust, Prometheus, Alertmanager).",
         epilog="Every command that reads something (kpis, at-risk, report, config show, stack, alerts list, "
         "alerts test, replay) prints a table, or JSON with --json. Exit codes: 0 ok, 1 a check failed (stale "
-        "generated files, a dry run that would reject), 2 bad input or configuration, 3 a service is "
-        "unreachable, 130 interrupted. `retention-monitor COMMAND --help` for each command.",
+        "generated files, a dry run that would reject), 2 bad input or configuration (also a question the worker "
+        "refuses), 3 a service is unreachable or cannot answer now, 130 interrupted. `retention-monitor COMMAND --help` for each command.",
     )
     p.add_argument("--config", metavar="FILE", help="TOML config file (default: $RETENTION_CONFIG or "
-                   "./retention-monitor.toml); RETENTION_* variables override it")
+                   "./retention-monitor.toml); RETENTION_* variables override it; also after the command")
+    p.add_argument("--version", action="version", version=f"retention-monitor {_version()}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     for add in (_add_services, _add_traffic, _add_alerts, _add_at_risk, _add_dashboards, _add_report, _add_replay,
@@ -216,14 +218,37 @@ def _ratio(text: str) -> float:
     return value
 
 
+def _version() -> str:
+    try:
+        return importlib.metadata.version("retention-monitor")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
+
+
+def global_first(argv: Sequence[str]) -> list[str]:
+    """``argv`` with ``--config FILE`` moved before the command, so it may stand anywhere."""
+    rest: list[str] = []
+    front: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--config" and i + 1 < len(argv):
+            front += argv[i:i + 2]
+            i += 2
+            continue
+        (front if arg.startswith("--config=") else rest).append(arg)
+        i += 1
+    return front + rest
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = _parser().parse_args(global_first(sys.argv[1:] if argv is None else argv))
     console = Console(stderr=False)
     err = Console(stderr=True)
     try:
         loaded = load_settings(args.config)
         return _handler(args.command)(args, loaded, console)
-    except (ConfigError, PeriodError) as exc:
+    except (ConfigError, PeriodError, UsageError, BadRequest) as exc:
         err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
         return EXIT_USAGE
     except (StackError, QueryError) as exc:

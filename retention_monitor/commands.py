@@ -21,7 +21,7 @@ from rich.table import Table
 from core.config import LoadedSettings, env_name, redacted
 from core.settings import Settings
 from retention_monitor import stack as stack_mod
-from retention_monitor.exceptions import QueryError, StackError
+from retention_monitor.exceptions import QueryError, StackError, UsageError
 from retention_monitor.stack.config import StackConfig
 from retention_monitor.worker_http import get_json
 
@@ -170,7 +170,7 @@ def simulate(args: argparse.Namespace, loaded: LoadedSettings, console: Console)
     from streams.producers.simulate import Simulator
 
     if args.scenario not in SCENARIOS:
-        raise QueryError(f"--scenario {args.scenario!r} is not one of {', '.join(SCENARIOS)}")
+        raise UsageError(f"--scenario {args.scenario!r} is not one of {', '.join(SCENARIOS)}")
     sim = Simulator(loaded.settings.facts, loaded.settings.topics, seed=args.seed, scenario=args.scenario,
                     customers=args.customers, invalid_ratio=args.invalid_ratio)
     if args.output:

@@ -7,12 +7,20 @@ class CliError(RetentionMonitorError):
     """Base of the command line's errors."""
 
 
+class UsageError(CliError):
+    """An option has a value that is not allowed (exit 2)."""
+
+
 class StackError(CliError):
     """The local stack (Kafka, Redis, Prometheus, Alertmanager) cannot be set up or started."""
 
 
 class QueryError(CliError):
-    """A KPI query to a worker failed."""
+    """A KPI query to a worker failed: no answer, or the worker could not answer now (exit 3)."""
+
+
+class BadRequest(QueryError):
+    """The worker refused the question itself (HTTP 4xx: a bad period, segment or option; exit 2)."""
 
 
 class ReportError(CliError):

@@ -8,7 +8,7 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
-from retention_monitor.exceptions import QueryError
+from retention_monitor.exceptions import BadRequest, QueryError
 
 
 def get_json(url: str, path: str, params: dict[str, Any], timeout: float = 10.0) -> dict[str, Any]:
@@ -22,6 +22,7 @@ def get_json(url: str, path: str, params: dict[str, Any], timeout: float = 10.0)
             detail = json.loads(exc.read()).get("error", exc.reason)
         except ValueError:
             detail = exc.reason
-        raise QueryError(f"{url}{path}: {detail}") from exc
+        refused = BadRequest if 400 <= exc.code < 500 else QueryError
+        raise refused(f"{url}{path}: {detail}") from exc
     except (urllib.error.URLError, OSError) as exc:
         raise QueryError(f"no worker answers at {url} ({exc}); start one with `retention-monitor worker`") from exc

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import http.server
+import importlib.metadata
 import json
 import os
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -65,8 +70,61 @@ def test_bad_arguments_name_the_value(args: list[str], needle: str) -> None:
 
 def test_unknown_scenario_lists_the_known_ones() -> None:
     result = cli("simulate", "--scenario", "meteor", "--output", "/dev/null", "--count", "1")
-    assert result.returncode != 0
+    assert result.returncode == 2  # bad input, not an unreachable service
     assert "'meteor' is not one of steady, churn-spike" in result.stderr
+
+
+@contextlib.contextmanager
+def answering(status: int, body: dict[str, str]) -> Iterator[str]:
+    """A local HTTP server that answers every GET with ``status`` and ``body``: a worker refusing a question
+    (4xx) or unable to answer now (503), for the exit-code mapping alone."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize(("status", "code"), [(400, 2), (404, 2), (503, 3), (500, 3)])
+def test_a_refused_question_exits_2_and_a_worker_that_cannot_answer_now_3(status: int, code: int) -> None:
+    with answering(status, {"error": "period 'yesterday-ish' is not a period"}) as url:
+        result = cli("kpis", "--period", "2025-Q1", "--url", url)
+        alerts = cli("alerts", "test", "--period", "2025-Q1", "--url", url)
+    assert (result.returncode, alerts.returncode) == (code, code)
+    assert result.stderr.strip() == f"error: {url}/kpis: period 'yesterday-ish' is not a period"
+    assert alerts.stderr.strip() == f"error: {url}/alerts: period 'yesterday-ish' is not a period"
+
+
+def test_version() -> None:
+    result = cli("--version")
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"retention-monitor {importlib.metadata.version('retention-monitor')}"
+
+
+def test_the_config_option_may_follow_the_command(tmp_path: Path) -> None:
+    cfg = tmp_path / "rm.toml"
+    cfg.write_text('app_id = "after"\n')
+    for args in (("config", "show", "--json", "--config", str(cfg)), ("config", "show", f"--config={cfg}", "--json"),
+                 ("--config", str(cfg), "config", "show", "--json")):
+        result = cli(*args)
+        assert result.returncode == 0, result.stderr
+        assert json.loads(result.stdout)["app_id"] == {"value": "after", "source": str(cfg)}
 
 
 def test_config_show_json_reports_sources() -> None:
