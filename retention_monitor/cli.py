@@ -30,7 +30,8 @@ def _parser() -> argparse.ArgumentParser:
         epilog="Every command that reads something (kpis, at-risk, report, config show, stack, alerts list, "
         "alerts test, replay) prints a table, or JSON with --json. Exit codes: 0 ok, 1 a check failed (stale "
         "generated files, a dry run that would reject), 2 bad input or configuration (also a question the worker "
-        "refuses), 3 a service is unreachable or cannot answer now, 130 interrupted. `retention-monitor COMMAND --help` for each command.",
+        "refuses), 3 a service is unreachable or cannot answer now, 130 interrupted. "
+        "`retention-monitor COMMAND --help` for each command.",
     )
     p.add_argument("--config", metavar="FILE", help="TOML config file (default: $RETENTION_CONFIG or "
                    "./retention-monitor.toml); RETENTION_* variables override it; also after the command")
