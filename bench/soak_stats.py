@@ -41,11 +41,13 @@ class Scrape:
     loop_stalls: list[Bucket] = field(default_factory=list)  # cumulative, how late the loop's timer fired
     gauges_at: float | None = None  # epoch seconds the served KPI gauges were computed
     facts: int | None = None  # KPI facts held: retained data, which grows with every event by design
+    fact_bytes: int | None = None  # bytes the store's fact columns hold allocated
 
 
 _HISTOGRAMS = {"retention_event_visible_seconds": "visible", "retention_event_loop_stall_seconds": "loop_stalls"}
 _GAUGES: dict[str, tuple[str, type[int] | type[float]]] = {
-    "retention_kpi_gauges_timestamp_seconds": ("gauges_at", float), "retention_kpi_store_facts": ("facts", int)}
+    "retention_kpi_gauges_timestamp_seconds": ("gauges_at", float), "retention_kpi_store_facts": ("facts", int),
+    "retention_kpi_store_bytes": ("fact_bytes", int)}
 
 
 def parse_scrape(text: str) -> Scrape:
@@ -120,6 +122,7 @@ class Sample:
             "behind": self.behind, "load1": self.load1, "scrape_s": self.scrape_s, "processed": s.processed,
             "route_lag": s.route_lag, "apply_lag": s.apply_lag, "rekeyed_end": s.rekeyed_end,
             "customers": s.customers, "active": s.active, "gauges_age_s": self.gauges_age_s, "facts": s.facts,
+            "fact_bytes": s.fact_bytes,
         }  # fmt: skip
         if previous is not None:
             span = interval(previous, self)

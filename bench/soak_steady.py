@@ -113,18 +113,24 @@ def rss_band(rows: Sequence[MinuteRow], limit: float) -> Check:
 
 
 def beyond_facts(samples: Sequence[Sample], warmup_s: float, limit: float) -> Check:
-    """Flat beyond the retained data: RSS minus ``FACT_BYTES`` per KPI fact held, fitted over the measured span.
+    """Flat beyond the retained data: RSS minus what the KPI store's fact columns hold, fitted over the
+    measured span (their allocated bytes, or ``FACT_BYTES`` per fact where the worker does not say).
 
     A steady population still adds facts with every event (the store answers any past period), so RSS
     itself cannot be flat; what a leak would add is memory the facts do not explain."""
-    rule = f"RSS minus {FACT_BYTES} B per KPI fact held: fitted growth < {limit:g} %"
-    points = [(s.t, s.rss_bytes - FACT_BYTES * s.scrape.facts) for s in measured(samples, warmup_s)
-              if s.rss_bytes is not None and s.scrape.facts is not None]  # fmt: skip
-    line, facts = trend([(t, float(y)) for t, y in points]), trend(
-        [(s.t, float(s.scrape.facts)) for s in measured(samples, warmup_s) if s.scrape.facts is not None])
-    if line is None or facts is None or line.start_fit <= 0:
+    span = [s for s in measured(samples, warmup_s) if s.rss_bytes is not None and s.scrape.facts is not None]
+    exact = bool(span) and all(s.scrape.fact_bytes is not None for s in span)
+    rule = (f"RSS minus {'the store columns' if exact else f'{FACT_BYTES} B per KPI fact held'}: "
+            f"fitted growth < {limit:g} %")  # fmt: skip
+
+    def held(s: Sample) -> int:
+        return (s.scrape.fact_bytes or 0) if exact else FACT_BYTES * (s.scrape.facts or 0)
+
+    line = trend([(s.t, float((s.rss_bytes or 0) - held(s))) for s in span])
+    columns = trend([(s.t, float(held(s))) for s in span])
+    if line is None or columns is None or line.start_fit <= 0:
         return Check("memory beyond KPI facts", "n/a", "not enough samples with retention_kpi_store_facts", rule)
     growth = 100 * line.rise / line.start_fit
     shown = (f"{line.first / 2**20:,.0f} → {line.last / 2**20:,.0f} MiB (growth {growth:+.1f} %), while the "
-             f"store took {facts.rise:,.0f} more facts ({FACT_BYTES * facts.rise / 2**20:,.0f} MiB of columns)")
+             f"store's columns took {columns.rise / 2**20:,.0f} MiB more")
     return Check("memory beyond KPI facts", "pass" if growth < limit else "fail", shown, rule)

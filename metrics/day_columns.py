@@ -9,6 +9,7 @@ by a range boundary is scanned.
 from __future__ import annotations
 
 import bisect
+import sys
 from array import array
 
 import numpy as np
@@ -58,6 +59,11 @@ class DayColumns:
 
     def __len__(self) -> int:
         return len(self.times)
+
+    def nbytes(self) -> int:
+        """Bytes the columns hold allocated (rows, retracted ones until compacted, and growth room)."""
+        return sum(sys.getsizeof(column) for column in (self.times, self.values, self.combos, self.customers,
+                                                         self.weights))  # fmt: skip
 
     def columns(self) -> tuple[I64, I64, npt.NDArray[np.uint16], I64, npt.NDArray[np.int8]]:
         # Copies, not views: a view would pin the arrays' buffers and make the next append fail.

@@ -138,6 +138,10 @@ class FactIndex:
     def __len__(self) -> int:
         return self.facts
 
+    def nbytes(self) -> int:
+        """Bytes of the fact columns as allocated (not the per-day totals or query caches)."""
+        return sum(chunk.nbytes() for k in self._kinds.values() for chunk in k.chunks.values())
+
     # -- segments and combinations ------------------------------------------------------------
 
     def member(self, segment: str) -> npt.NDArray[np.bool_]:

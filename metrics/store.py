@@ -113,6 +113,10 @@ class KpiStore:
     def partitions(self) -> set[int]:
         return set(self.checksums)
 
+    def fact_bytes(self) -> int:
+        """Bytes the fact columns of the current index hold (the index is replaced on load and forget)."""
+        return self.index.nbytes()
+
     def customers(self) -> int:
         return sum(self.customer_counts.values())
 

@@ -82,6 +82,7 @@ class PipelineMetrics:
     repaired: Counter
     stage: BatchHistogram
     facts: Gauge
+    fact_bytes: Gauge
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> PipelineMetrics:
@@ -130,6 +131,10 @@ class PipelineMetrics:
             facts=Gauge(
                 "retention_kpi_store_facts", "KPI facts held in this worker's KPI store (the share of its "
                 "partitions); its memory grows with them", registry=registry,
+            ),
+            fact_bytes=Gauge(
+                "retention_kpi_store_bytes", "Bytes the KPI store's fact columns hold allocated (facts, "
+                "retractions not yet compacted, growth room)", registry=registry,
             ),
         )
 

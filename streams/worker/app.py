@@ -73,6 +73,7 @@ def _runtime(app: faust.App, settings: Settings, producer: SharedProducer, regis
     processor = Processor(settings.facts)
     store = KpiStore(processor.ctx, storage.abc_thresholds)
     pipeline.facts.set_function(lambda: len(store.index))
+    pipeline.fact_bytes.set_function(store.fact_bytes)
     letters = DeadLetters(producer, topics.dlq, count=lambda reasons: _count_rejected(pipeline, reasons))
 
     def counted(counts: Counts) -> None:

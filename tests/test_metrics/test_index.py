@@ -108,3 +108,15 @@ def test_day_of_floors() -> None:
     assert day_of(0) == 0
     assert day_of(DAY_US - 1) == 0
     assert day_of(DAY_US) == 1
+
+
+def test_column_bytes_follow_the_rows_retractions_included_until_compacted() -> None:
+    index = FactIndex()
+    empty = index.nbytes()
+    facts: list[Fact] = [(DAY_US + i, "order", ("all",), 100 + i) for i in range(40)]
+    index.add(facts, who=1)
+    grown = index.nbytes()
+    assert grown - empty >= 40 * 27  # 27 bytes a row: time, value, customer (8 each), combination (2), weight (1)
+    index.add(facts[:10], who=1, weight=-1)  # retracted: 10 more rows, the facts are gone
+    assert len(index) == 30
+    assert index.nbytes() >= grown + 10 * 27 - 64  # array growth room may already hold part of them
