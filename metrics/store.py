@@ -61,7 +61,9 @@ class KpiStore:
         entry compacted away under the reader, say): then its facts are looked up in the index and
         replaced, and the call returns False. ``newest_us``: the key's newest event time."""
         who = who_of(key)
-        table = self.checksums.setdefault(partition, KeyTable())
+        table = self.checksums.get(partition)
+        if table is None:  # not setdefault: that would build (and zero) a table on every update
+            table = self.checksums[partition] = KeyTable()
         held = table.get(who)
         consistent = True
         if held is None:

@@ -53,7 +53,10 @@ class BatchHistogram(Collector):
             registry.register(self)
 
     def labels(self, *values: str) -> Buckets:
-        return self.series.setdefault(tuple(values), Buckets(self.bounds))
+        series = self.series.get(values)
+        if series is None:
+            series = self.series[values] = Buckets(self.bounds)
+        return series
 
     def observe_many(self, values: Sequence[float]) -> None:
         self.series[()].observe_many(values)
