@@ -101,12 +101,9 @@ class PipelineMetrics:
                 "retention_events_ignored", "Well-formed events that changed no KPI, by reason", ["reason"],
                 registry=registry,
             ),
-            duplicates=Counter(
-                "retention_events_duplicate", "Events whose id was already applied", registry=registry
-            ),
-            lag=BatchHistogram(
-                "retention_event_lag_seconds", "Arrival time minus event time", LAG_BUCKETS, registry=registry,
-            ),
+            duplicates=Counter("retention_events_duplicate", "Events whose id was already applied", registry=registry),
+            lag=BatchHistogram("retention_event_lag_seconds", "Arrival time minus event time", LAG_BUCKETS,
+                               registry=registry),
             last_update=Gauge(
                 "retention_kpi_last_update_timestamp_seconds", "When a KPI input last changed",
                 registry=registry,

@@ -125,6 +125,35 @@ def poll(check: Callable[[], Any], timeout: float, what: str, interval: float = 
     raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
 
 
+@contextmanager
+def json_server(answer: Callable[[str], tuple[int, Any]]) -> Iterator[str]:
+    """A local HTTP server whose every GET is answered by ``answer(path)`` -> ``(status, JSON body)``: an
+    in-process stand-in for a worker's web port. Yields its base URL."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            status, body = answer(self.path)
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
-import http.server
 import importlib.metadata
 import json
 import os
 import subprocess
 import sys
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fixtures import ROOT, free_port
+from fixtures import ROOT, free_port, json_server
 
 from retention_monitor.cli import _parser, main
 
@@ -74,36 +70,10 @@ def test_unknown_scenario_lists_the_known_ones() -> None:
     assert "'meteor' is not one of steady, churn-spike" in result.stderr
 
 
-@contextlib.contextmanager
-def answering(status: int, body: dict[str, str]) -> Iterator[str]:
-    """A local HTTP server that answers every GET with ``status`` and ``body``: a worker refusing a question
-    (4xx) or unable to answer now (503), for the exit-code mapping alone."""
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
 @pytest.mark.parametrize(("status", "code"), [(400, 2), (404, 2), (503, 3), (500, 3)])
 def test_a_refused_question_exits_2_and_a_worker_that_cannot_answer_now_3(status: int, code: int) -> None:
-    with answering(status, {"error": "period 'yesterday-ish' is not a period"}) as url:
+    # A local server stands in for a worker refusing a question (4xx) or unable to answer now (5xx).
+    with json_server(lambda _: (status, {"error": "period 'yesterday-ish' is not a period"})) as url:
         result = cli("kpis", "--period", "2025-Q1", "--url", url)
         alerts = cli("alerts", "test", "--period", "2025-Q1", "--url", url)
     assert (result.returncode, alerts.returncode) == (code, code)
@@ -180,4 +150,7 @@ def test_every_command_says_what_it_does_and_the_exit_codes_are_documented() -> 
     for code in ("0 ok", "1 a check failed", "2 bad input", "3 a service", "130"):
         assert code in epilog, code
     commands = (ROOT / "docs" / "commands.md").read_text()
-    assert "Exit codes: 0 ok, 1 a check failed, 2 bad input or configuration, 3 a service is unreachable" in commands
+    rows = ("| 0 | ok |", "| 1 | a check failed", "| 2 | bad input or configuration",
+            "| 3 | a service is unreachable", "| 130 | interrupted |")
+    for row in rows:
+        assert row in commands, row

@@ -12,17 +12,14 @@ import json
 import re
 import shutil
 import subprocess
-import threading
 import urllib.parse
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
-from fixtures import PurePipeline, free_port, seed_example
+from fixtures import PurePipeline, free_port, json_server, seed_example
 from PIL import Image, ImageChops, ImageStat
 
 from core.errors import PeriodError
@@ -250,31 +247,14 @@ def test_html_is_one_file_with_the_plots_embedded(year_report: tuple[Report, Any
 # -- the command -------------------------------------------------------------------------------------
 
 
-@contextmanager
-def kpi_server(source: PurePipeline) -> Iterator[str]:
+def kpi_server(source: PurePipeline) -> AbstractContextManager[str]:
     """``GET /kpis`` answered by the in-process pipeline, like a worker's web port."""
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
-            body = json.dumps(source.answer(query["period"][0], query.get("segment", ["all"])[0])).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
 
-        def log_message(self, *args: Any) -> None:
-            pass
+    def answer(path: str) -> tuple[int, Any]:
+        query = urllib.parse.parse_qs(urllib.parse.urlsplit(path).query)
+        return 200, source.answer(query["period"][0], query.get("segment", ["all"])[0])
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    return json_server(answer)
 
 
 def test_cli_writes_the_report_and_prints_json(simulated: PurePipeline, tmp_path: Path,

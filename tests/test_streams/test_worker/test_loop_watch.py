@@ -93,11 +93,12 @@ def test_full_collections_are_timed_while_the_watch_runs_and_only_then() -> None
 
 
 def test_a_held_loop_is_logged_with_where_it_was_held(caplog: pytest.LogCaptureFixture) -> None:
-    watch = LoopWatch.create(CollectorRegistry())
+    registry = CollectorRegistry()
+    watch = LoopWatch.create(registry)
 
     async def main() -> None:
         async with running(watch):
-            await asyncio.sleep(0.3)  # the watchdog is up
+            await until(lambda: count(registry, "retention_event_loop_stall_seconds", "+Inf") >= 1)  # watching
             hold_the_loop(0.6)
             await until(lambda: any("event loop held" in r.message for r in caplog.records))
 
