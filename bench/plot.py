@@ -69,7 +69,7 @@ def _latency(ax: Axes, names: list[str], summary: dict[str, Any], rate: Any) -> 
 def draw(results: dict[str, Any], output: Path) -> None:
     summary: dict[str, Any] = results["summary"]
     names: list[str] = [n for n in SYSTEMS if n in summary]
-    args, machine, events = results.get("args", {}), results.get("machine", {}), results.get("event_file", {})
+    args = results.get("args", {})
     fig = Figure(figsize=(max(13.0, 3.7 * len(names)), 4.2))  # room for every bar's labels
     axes = fig.subplots(1, 3)
     colours = [COLOURS.get(n, "#777") for n in names]
@@ -82,9 +82,15 @@ def draw(results: dict[str, Any], output: Path) -> None:
         per = summary[name].get("bytes_per_customer")
         labels.append(SHORT.get(name, name) + ("" if per is None else f"\n{per / 1024:,.1f} KiB/customer"))
     bars(axes[2], labels, colours, [None if v is None else v / 2**20 for v in peak], "peak RSS (MiB)", log=False)
+    save(fig, results, "", output)
+
+
+def save(fig: Figure, results: dict[str, Any], setup: str, output: Path) -> None:
+    """Title the figure with the run's event file, ``setup`` and machine, and write it to ``output``."""
+    args, machine, events = results.get("args", {}), results.get("machine", {}), results.get("event_file", {})
     fig.suptitle(
         f"{events.get('events', 0):,} events, {events.get('distinct_customers', 0):,} customers, "
-        f"{args.get('partitions', '?')} partitions — {machine.get('cores', '?')} cores {machine.get('cpu', '')}",
+        f"{args.get('partitions', '?')} partitions{setup} — {machine.get('cores', '?')} cores {machine.get('cpu', '')}",
         fontsize=10,
     )
     fig.tight_layout()

@@ -11,7 +11,7 @@ from typing import Any
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure  # the object API renders with Agg and never needs a display or pyplot
 
-from bench.plot import bars
+from bench.plot import bars, save
 from bench.workers_stats import workers
 
 COLOUR, MAX_COLOUR, GOAL_COLOUR = "#e8743b", "#b5542a", "#333333"
@@ -69,7 +69,6 @@ def _handover(ax: Axes, rows: list[dict[str, Any]], labels: list[str]) -> None:
 
 def draw(results: dict[str, Any], output: Path) -> None:
     rows: list[dict[str, Any]] = results["workers"]
-    args, machine, events = results.get("args", {}), results.get("machine", {}), results.get("event_file", {})
     labels = [workers(row["workers"]) for row in rows]
     colours = [COLOUR] * len(rows)
     fig = Figure(figsize=(16.0, 4.2))
@@ -79,12 +78,4 @@ def draw(results: dict[str, Any], output: Path) -> None:
     _goal(axes[1], goals(rows, "cpu_us_per_event", 1.2, per_worker=False), "goal 1.2 x one worker")
     _memory(axes[2], rows, labels)
     _handover(axes[3], rows, labels)
-    fig.suptitle(
-        f"{events.get('events', 0):,} events, {events.get('distinct_customers', 0):,} customers, "
-        f"{args.get('partitions', '?')} partitions, N workers of one app id — {machine.get('cores', '?')} cores "
-        f"{machine.get('cpu', '')}",
-        fontsize=10,
-    )
-    fig.tight_layout()
-    output.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(output, dpi=120)
+    save(fig, results, ", N workers of one app id", output)
