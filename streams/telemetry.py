@@ -28,9 +28,9 @@ class Buckets:
     def __init__(self, bounds: npt.NDArray[np.float64]) -> None:
         self.bounds, self.counts, self.sum = bounds, np.zeros(len(bounds) + 1, np.int64), 0.0
 
-    def observe_many(self, values: Sequence[float]) -> None:
+    def observe_many(self, values: Sequence[float] | npt.NDArray[np.float64]) -> None:
         """Count a batch at once: one binary search per value in numpy, no lock or call per value."""
-        if values:
+        if len(values):
             array = np.asarray(values, dtype=np.float64)
             self.counts += np.bincount(np.searchsorted(self.bounds, array, side="left"), minlength=len(self.counts))
             self.sum += float(array.sum())
@@ -58,7 +58,7 @@ class BatchHistogram(Collector):
             series = self.series[values] = Buckets(self.bounds)
         return series
 
-    def observe_many(self, values: Sequence[float]) -> None:
+    def observe_many(self, values: Sequence[float] | npt.NDArray[np.float64]) -> None:
         self.series[()].observe_many(values)
 
     def collect(self) -> Iterator[HistogramMetricFamily]:
@@ -148,7 +148,7 @@ class PipelineMetrics:
         for reason, n in ignored.items():
             self.ignored.labels(reason).inc(n)
         if event_times_us:
-            self.lag.observe_many(np.maximum(now - np.asarray(event_times_us, dtype=np.float64) / 1e6, 0.0).tolist())
+            self.lag.observe_many(np.maximum(now - np.asarray(event_times_us, dtype=np.float64) / 1e6, 0.0))
 
 
 class ConsumerMetrics(Collector):

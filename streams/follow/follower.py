@@ -172,10 +172,10 @@ class ChangelogFollower:
         """The batch's latencies, observed at once: publish -> visible, and its two stages."""
         now_ms = time.time() * 1000
         if self.visible is not None:
-            self.visible.observe_many((np.maximum(now_ms - published_ms, 0.0) / 1000).tolist())
+            self.visible.observe_many(np.maximum(now_ms - published_ms, 0.0) / 1000)
         if self.stages is not None:
-            self.stages[0].observe_many((np.maximum(written_ms - published_ms, 0.0) / 1000).tolist())
-            self.stages[1].observe_many((np.maximum(now_ms - written_ms, 0.0) / 1000).tolist())
+            self.stages[0].observe_many(np.maximum(written_ms - published_ms, 0.0) / 1000)
+            self.stages[1].observe_many(np.maximum(now_ms - written_ms, 0.0) / 1000)
 
     def _repaired(self, key: bytes) -> None:
         # Entries of this key were skipped (compacted away under the reader, or the log was rewritten).
