@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from alerts.rules import DEFAULT_RULES, Rule, load_rules
+from core.settings import Settings
 
 GROUP = "retention-kpis"
 DEFAULT_OUTPUT = Path(__file__).resolve().parents[1] / "deploy" / "prometheus" / "rules" / "retention-alerts.yml"
@@ -77,20 +78,22 @@ def render(rules: list[Rule]) -> str:
     return HEADER + "groups:\n" + f"  - name: {GROUP}\n" + rules_key + "".join(chunks)
 
 
-def write(path: Path = DEFAULT_OUTPUT, rules_path: Path = DEFAULT_RULES) -> Path:
-    """Write the rendered rules of ``rules_path`` to ``path``."""
+def write(path: Path = DEFAULT_OUTPUT, rules_path: Path = DEFAULT_RULES,
+          grafana_url: str = Settings.grafana_url) -> Path:
+    """Write the rendered rules of ``rules_path`` (dashboard links under ``grafana_url``) to ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render(load_rules(rules_path)), encoding="utf-8")
+    path.write_text(render(load_rules(rules_path, grafana_url)), encoding="utf-8")
     return path
 
 
-def stale(path: Path = DEFAULT_OUTPUT, rules_path: Path = DEFAULT_RULES) -> bool:
+def stale(path: Path = DEFAULT_OUTPUT, rules_path: Path = DEFAULT_RULES,
+          grafana_url: str = Settings.grafana_url) -> bool:
     """Whether ``path`` is missing or differs from what :func:`write` would write."""
     try:
         current = path.read_text(encoding="utf-8")
     except OSError:
         return True
-    return current != render(load_rules(rules_path))
+    return current != render(load_rules(rules_path, grafana_url))
 
 
 def expressible(rule: Rule) -> bool:

@@ -78,6 +78,8 @@ def _check_services(settings: Settings, fail: Fail) -> None:
         raise fail("redis_ssl_cafile", settings.redis_ssl_cafile, "no such file (a PEM file, or empty)")
     if not settings.alertmanager_url.startswith(("http://", "https://")):
         raise fail("alertmanager_url", settings.alertmanager_url, "must start with http:// or https://")
+    if not settings.grafana_url.startswith(("http://", "https://")):
+        raise fail("grafana_url", settings.grafana_url, "must start with http:// or https://")
     if not 0 < settings.web_port < 65536:
         raise fail("web_port", settings.web_port, "must be 1-65535")
     if settings.web_advertised_url and not settings.web_advertised_url.startswith(("http://", "https://")):

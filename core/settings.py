@@ -67,6 +67,7 @@ class Settings:
     redis_password: str = ""
     redis_ssl_cafile: str = ""
     alertmanager_url: str = "http://127.0.0.1:9093"
+    grafana_url: str = "http://127.0.0.1:3000"  # alerts' dashboard links and `dashboards push` start here
     web_host: str = "127.0.0.1"
     web_port: int = 6066
     web_advertised_url: str = ""  # how other workers reach this one ("": http://web_host:web_port)
@@ -162,7 +163,8 @@ class Settings:
     def alerting(self) -> AlertSettings:
         return AlertSettings(self.alert_rules, parse_duration(self.alert_interval), parse_duration(self.alert_resend),
                              self.alertmanager_url, self.alert_webhook_url,
-                             RedisSettings(self.redis_url, self.redis_password, self.redis_ssl_cafile))
+                             RedisSettings(self.redis_url, self.redis_password, self.redis_ssl_cafile),
+                             self.grafana_url)
 
     @property
     def risk(self) -> RiskSettings:

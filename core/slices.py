@@ -113,6 +113,7 @@ class AlertSettings:
     alertmanager_url: str
     webhook_url: str
     redis: RedisSettings
+    grafana_url: str  # a rule's dashboard_url that is a path ("/d/...") is under this URL
 
 
 @dataclass(frozen=True)

@@ -130,14 +130,16 @@ def _add_at_risk(sub: Any) -> None:
 def _add_dashboards(sub: Any) -> None:
     dash = sub.add_parser("dashboards", help="Grafana dashboards as code: generate (or --check) the JSON, push it")
     dash_sub = dash.add_subparsers(dest="dashboards_action", required=True, metavar="ACTION")
-    d_gen = dash_sub.add_parser("generate", help="write (or --check) deploy/grafana/dashboards/*.json")
+    d_gen = dash_sub.add_parser("generate", help="write (or --check) the dashboards (deploy/grafana/dashboards, "
+                                "deploy/grafana/import) and their recording rules (deploy/prometheus/rules)")
     d_gen.add_argument("--check", action="store_true", help="exit 1 if the checked-in files are stale")
-    d_gen.add_argument("--dir", help="output directory (default: deploy/grafana/dashboards of the source tree)")
+    d_gen.add_argument("--dir", help="root of the generated files (default: deploy/ of the source tree)")
     d_gen.set_defaults(command="dashboards generate")
     d_push = dash_sub.add_parser("push", help="create or update the dashboards in a running Grafana (overwrite)")
-    d_push.add_argument("--url", default="http://127.0.0.1:3000",
-                        help="Grafana base URL (default: http://127.0.0.1:3000)")
+    d_push.add_argument("--url", help="Grafana base URL (default: the grafana_url setting)")
     d_push.add_argument("--token", help="Grafana service-account token (default: $GRAFANA_TOKEN)")
+    d_push.add_argument("--folder", metavar="NAME", help="the folder to push into, created when missing "
+                        "(default: Grafana's General folder)")
     d_push.set_defaults(command="dashboards push")
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from alerts.delivery import AlertmanagerClient, DeliveryMetrics
 from alerts.engine import AlertEngine, Timing
-from alerts.rules import load_rules
+from alerts.rules import DEFAULT_RULES, load_rules
 from alerts.state import StateMetrics, StateStore
 from core.slices import AlertSettings
 from streams.worker.runtime import Runtime
@@ -31,7 +31,7 @@ class Alerting:
 
 def new_alerting(runtime: Runtime, alerting: AlertSettings) -> Alerting:
     """Rules on the worker's KPI store, evaluated for the segments it owns; sets ``runtime.alerts``."""
-    rules = load_rules(Path(alerting.rules)) if alerting.rules else load_rules()
+    rules = load_rules(Path(alerting.rules) if alerting.rules else DEFAULT_RULES, alerting.grafana_url)
     client = AlertmanagerClient(alerting.alertmanager_url, metrics=DeliveryMetrics.create(runtime.registry),
                                 webhook_url=alerting.webhook_url or None)
     state = StateStore.from_settings(alerting.redis, runtime.topics.app_id,
