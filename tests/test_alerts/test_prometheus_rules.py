@@ -69,6 +69,8 @@ def test_every_alert_has_severity_summary_and_runbook() -> None:
     for path in sorted(RULES_DIR.glob("*.yml")):
         for group in yaml.safe_load(path.read_text(encoding="utf-8"))["groups"]:
             for r in group["rules"]:
+                if "record" in r:  # the dashboards' recording rules (tests/test_retention_monitor)
+                    continue
                 names.append(r["alert"])
                 assert r["labels"]["severity"] in ("critical", "warning", "info"), r["alert"]
                 assert r["annotations"]["summary"], r["alert"]
@@ -200,6 +202,31 @@ def test_unexported_sample_sizes_and_segments_are_noted() -> None:
                               '{window="1d",quantile="0.9"}) > 14400')
     assert out[1]["labels"]["segment"] == "all"
     assert out[1]["annotations"]["summary"] == '{{ $value | printf "%.0f" }}s in all'
+
+
+def test_dashboard_links_follow_the_grafana_url() -> None:
+    """A rule's dashboard_url path goes under grafana_url, in the stream's alerts and the Prometheus rules."""
+    default = {r.name: r for r in load_rules()}
+    assert default["ChurnRateHigh"].dashboard_url == "http://127.0.0.1:3000/d/retention-overview"
+    moved = {r.name: r for r in load_rules(grafana_url="https://grafana.example.com/retention/")}
+    assert moved["ChurnRateHigh"].dashboard_url == "https://grafana.example.com/retention/d/retention-overview"
+    assert moved["FirstResponseSlow"].dashboard_url == "https://grafana.example.com/retention/d/retention-support"
+    absolute = rule(dashboard_url="https://elsewhere.example.com/d/x")
+    assert absolute.dashboard_url == "https://elsewhere.example.com/d/x"
+    text = prometheus.render(list(moved.values()))
+    assert "dashboard_url: https://grafana.example.com/retention/d/retention-overview" in text
+    assert "127.0.0.1:3000" not in text
+
+
+def test_alerts_prometheus_uses_the_grafana_url_setting(tmp_path: Path) -> None:
+    out = tmp_path / "retention-alerts.yml"
+    loaded = LoadedSettings(Settings(grafana_url="https://grafana.example.com"), {})
+    con, _ = console()
+    assert alerts_prometheus(argparse.Namespace(check=False, output=str(out)), loaded, con) == 0
+    assert "https://grafana.example.com/d/retention-overview" in out.read_text(encoding="utf-8")
+    assert alerts_prometheus(argparse.Namespace(check=True, output=str(out)), loaded, con) == 0
+    # the checked-in file is for the default grafana_url
+    assert alerts_prometheus(argparse.Namespace(check=True, output=str(out)), settings(), con) == 1
 
 
 def test_write_and_stale(tmp_path: Path) -> None:

@@ -47,6 +47,7 @@ def test_retention_table_in_a_shared_file(tmp_path: Path) -> None:
         ({"RETENTION_CURRENCY": "euro"}, "RETENTION_CURRENCY='euro': must be an ISO 4217 code"),
         ({"RETENTION_CURRENCY_RATES": '{"USD": -1}'}, "RETENTION_CURRENCY_RATES={'USD': -1}: rates must be"),
         ({"RETENTION_REDIS_URL": "localhost:6379"}, "RETENTION_REDIS_URL='localhost:6379': must start with"),
+        ({"RETENTION_GRAFANA_URL": "grafana:3000"}, "RETENTION_GRAFANA_URL='grafana:3000': must start with http"),
         ({"RETENTION_TOPIC_DLQ": "retention.lifecycle"}, "RETENTION_TOPIC_DLQ='retention.lifecycle'"),
         ({"RETENTION_HISTORY": "1d"}, "RETENTION_HISTORY='1d': must be at least allowed_lateness=7d"),
         ({"RETENTION_ABC_THRESHOLDS": "[0.9, 0.8]"}, "RETENTION_ABC_THRESHOLDS=[0.9, 0.8]: must be [A, B]"),

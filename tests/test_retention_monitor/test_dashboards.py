@@ -379,7 +379,7 @@ rules:
     summary: "dashboard test alert ({value})"
     description: "fires as soon as churn is defined, so retention_alerts_sent_total has series"
     runbook_url: http://127.0.0.1/runbook
-    dashboard_url: http://127.0.0.1:3000/d/retention-pipeline
+    dashboard_url: /d/retention-pipeline
 """
 
 
@@ -446,7 +446,8 @@ def test_every_panel_query_has_data_in_prometheus(stack: str, tmp_path: Path, fa
     rules.write_text(ALWAYS_FIRING)
     # alerts go to a fake Alertmanager, so the test alert does not linger in the shared stack's one
     env = isolated_env(RETENTION_CLOCK="event", RETENTION_ALERT_RULES=str(rules), RETENTION_ALERT_INTERVAL="1s",
-                       RETENTION_ALERTMANAGER_URL=f"http://127.0.0.1:{fake_server.server_address[1]}")
+                       RETENTION_ALERTMANAGER_URL=f"http://127.0.0.1:{fake_server.server_address[1]}",
+                       RETENTION_GRAFANA_URL="https://grafana.example.invalid/monitoring")
     settings = load_settings(env=env).settings
     with running_worker(env) as worker:
         prom = Prometheus(tmp_path, f"127.0.0.1:{env['RETENTION_WEB_PORT']}")
@@ -486,6 +487,10 @@ def test_every_panel_query_has_data_in_prometheus(stack: str, tmp_path: Path, fa
                 poll(all_panels_answer, 20, "every panel query to return data", interval=0.5)
             except AssertionError:
                 pytest.fail("panels without data:\n" + "\n".join(failures))
-            assert any(r["path"] == "/api/v2/alerts" for r in fake_server.received)
+            sent = [a for r in fake_server.received if r["path"] == "/api/v2/alerts" for a in r["body"]]
+            assert sent
+            # the rule's dashboard path, under the worker's grafana_url
+            assert {a["annotations"]["dashboard_url"] for a in sent} == {
+                "https://grafana.example.invalid/monitoring/d/retention-pipeline"}
         finally:
             prom.stop()
