@@ -28,9 +28,10 @@ TESTS_DIR = DEPLOY / "prometheus" / "tests"
 # promtool and amtool come with the Debian packages `retention-monitor stack up` installs (./run test).
 
 
-def run(*cmd: str, cwd: Path = ROOT) -> None:
+def run(*cmd: str, cwd: Path = ROOT) -> str:
     done = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, check=False, timeout=120)
     assert done.returncode == 0, f"{' '.join(cmd)} -> {done.returncode}\n{done.stdout}\n{done.stderr}"
+    return done.stdout + done.stderr
 
 
 def rule(**fields: Any) -> Rule:
@@ -100,7 +101,10 @@ def test_promtool_test_rules() -> None:
 
 @pytest.mark.parametrize("config", ["prometheus/prometheus.yml", "compose/prometheus.yml"])
 def test_promtool_check_config(config: str) -> None:
-    run("promtool", "check", "config", str(DEPLOY / config))
+    output = run("promtool", "check", "config", str(DEPLOY / config))
+    if config == "prometheus/prometheus.yml":  # the local stack's template loads rules/*.yml next to it
+        for loaded in ("retention-alerts.yml", "meta.yml", "retention-recording.yml"):
+            assert f"rules/{loaded}" in output
 
 
 def test_compose_config_loads_the_rules(tmp_path: Path) -> None:
@@ -113,7 +117,8 @@ def test_compose_config_loads_the_rules(tmp_path: Path) -> None:
     done = subprocess.run(["promtool", "check", "config", str(config)], capture_output=True, text=True,
                           check=False, timeout=120)
     assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
-    assert "retention-alerts.yml" in done.stdout + done.stderr
+    for loaded in ("retention-alerts.yml", "meta.yml", "retention-recording.yml"):
+        assert loaded in done.stdout + done.stderr
 
 
 def test_amtool_check_config() -> None:
