@@ -230,6 +230,11 @@ class Dashboard:
 WINDOW_VAR = CustomVariable("window", "Window", WINDOWS, "30d")
 SEGMENT_VAR = QueryVariable("segment", "Segment", "label_values(retention_customers_active, segment)", "all")
 WS = 'window="$window", segment="$segment"'
+_RECORDED = re.compile(r"\bretention:\w+:max\b")
+# the currencies Grafana's unit picker has a `currencyXXX` unit for
+GRAFANA_CURRENCIES = frozenset({
+    "USD", "GBP", "EUR", "JPY", "RUB", "UAH", "BRL", "DKK", "ISK", "NOK", "SEK", "CZK", "CHF", "PLN", "ZAR",
+    "INR", "KRW", "IDR", "PHP", "VND", "TRY", "MYR", "XPF", "BGN", "PYG", "UYU", "ILS"})
 
 
 def recorded(metric: str) -> str:
@@ -252,9 +257,6 @@ def recording_rules(exprs: Iterable[str]) -> list[JSON]:
     return [{"record": name, "expr": f"max without (instance) (retention_{name.split(':')[1]})"} for name in names]
 
 
-_RECORDED = re.compile(r"\bretention:\w+:max\b")
-
-
 def rate(metric: str, by: str = "") -> str:
     grouping = f" by ({by})" if by else ""
     return f"sum{grouping} (rate({metric}[$__rate_interval]))"
@@ -263,12 +265,6 @@ def rate(metric: str, by: str = "") -> str:
 def money(currency: str) -> str:
     """Grafana's unit of an amount in ``currency`` (ISO 4217); codes Grafana has no unit for get a suffix."""
     return f"currency{currency}" if currency in GRAFANA_CURRENCIES else f"suffix: {currency}"
-
-
-# the currencies Grafana's unit picker has a `currencyXXX` unit for
-GRAFANA_CURRENCIES = frozenset({
-    "USD", "GBP", "EUR", "JPY", "RUB", "UAH", "BRL", "DKK", "ISK", "NOK", "SEK", "CZK", "CHF", "PLN", "ZAR",
-    "INR", "KRW", "IDR", "PHP", "VND", "TRY", "MYR", "XPF", "BGN", "PYG", "UYU", "ILS"})
 
 
 def for_import(dashboard: JSON) -> JSON:
