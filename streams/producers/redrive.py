@@ -76,15 +76,23 @@ async def reader(kafka: KafkaSettings) -> AsyncIterator[AIOKafkaConsumer]:
 
 async def ranges(consumer: AIOKafkaConsumer, topic: str, since_ms: int | None = None) -> Ranges:
     """Every partition's offsets to read now (from the first dead-lettered at ``since_ms``, if given)."""
-    if topic not in await consumer.topics():
+    parts = await _partitions(consumer, topic)
+    if parts is None:
         raise ConfigError(f"topic {topic!r} does not exist in Kafka (topic_dlq; a worker creates it at start)")
-    tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+    tps = [TopicPartition(topic, p) for p in sorted(parts)]
     ends = await consumer.end_offsets(tps)
     starts = await consumer.beginning_offsets(tps)
     if since_ms is not None:
         found = await consumer.offsets_for_times({tp: since_ms for tp in tps})
         starts = {tp: ends[tp] if found[tp] is None else found[tp].offset for tp in tps}
     return {tp: (starts[tp], ends[tp]) for tp in tps}
+
+
+async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int] | None:
+    # A consumer without subscriptions keeps no topic metadata (partitions_for_topic says None): fetch it.
+    cluster = await consumer._client.fetch_all_metadata()
+    parts: set[int] | None = cluster.partitions_for_topic(topic)
+    return parts
 
 
 async def letters(consumer: AIOKafkaConsumer, spans: Ranges, progress: Progress | None = None) -> AsyncIterator[Letter]:
@@ -135,7 +143,7 @@ async def one(kafka: KafkaSettings, topic: str, text: str) -> Letter:
 
 async def markers(consumer: AIOKafkaConsumer, topic: str) -> dict[str, str]:
     """Position -> digest of every dead letter redriven so far (none when the marker topic is new)."""
-    if topic not in await consumer.topics():
+    if await _partitions(consumer, topic) is None:
         return {}
     done: dict[str, str] = {}
     async for item in letters(consumer, await ranges(consumer, topic)):
