@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import base64
 import json
+import logging
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import nullcontext
@@ -95,6 +96,8 @@ def _run(work: Callable[[Callable[[int, int], None]], Coroutine[Any, Any, T]], q
         if bar is not None and task is not None:
             bar.update(task, completed=done, total=total)
 
+    # aiokafka logs a failed connection before raising it; the one-line error names the cause (diagnose.explain)
+    logging.getLogger("aiokafka").addHandler(logging.NullHandler())
     try:
         with bar or nullcontext():
             return asyncio.run(work(progress))
@@ -144,8 +147,10 @@ def dlq_list(args: argparse.Namespace, loaded: LoadedSettings, console: Console)
     table = Table(title=f"dead letters in {settings.topic_dlq}: {sum(counts.values())} matching, showing {len(shown)}",
                   title_justify="left",
                   caption="by reason: " + (", ".join(f"{r} {n}" for r, n in counts.most_common()) or "none"))
-    for col in ("position", "dead-lettered", "reason", "type", "id", "source", "detail"):
-        table.add_column(col, overflow="fold")
+    for col in ("position", "dead-lettered", "reason", "type", "id"):
+        table.add_column(col, no_wrap=True)
+    table.add_column("source", overflow="fold")
+    table.add_column("detail", overflow="fold", ratio=1)
     for i in shown:
         table.add_row(str(i.position), i.time.strftime("%Y-%m-%d %H:%M:%S"), i.reason, i.event_type, i.event_id,
                       _source(i), i.message[:DETAIL] + ("…" if len(i.message) > DETAIL else ""))
