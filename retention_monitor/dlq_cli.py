@@ -15,7 +15,7 @@ import logging
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import nullcontext
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -160,8 +160,7 @@ def dlq_list(args: argparse.Namespace, loaded: LoadedSettings, console: Console)
 
 def _light(item: Letter) -> Letter:
     """Without its bytes: a list holds many."""
-    return Letter(item.position, item.timestamp_ms, item.key, None, item.reason, item.message, item.source_topic,
-                  item.source_partition, item.source_offset, item.headers, item.event_type, item.event_id)
+    return replace(item, value=None)
 
 
 def dlq_show(args: argparse.Namespace, loaded: LoadedSettings, console: Console) -> int:

@@ -14,8 +14,8 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
+from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -95,7 +95,8 @@ async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int] | None
     return parts
 
 
-async def letters(consumer: AIOKafkaConsumer, spans: Ranges, progress: Progress | None = None) -> AsyncIterator[Letter]:
+async def letters(consumer: AIOKafkaConsumer, spans: Ranges,
+                  progress: Progress | None = None) -> AsyncGenerator[Letter, None]:
     """The dead letters in ``spans``, each partition's in offset order."""
     total = sum(end - start for start, end in spans.values())
     consumer.assign(list(spans))
@@ -119,7 +120,7 @@ async def letters(consumer: AIOKafkaConsumer, spans: Ranges, progress: Progress 
 
 
 async def scan(kafka: KafkaSettings, topic: str, since_ms: int | None,
-               progress: Progress | None = None) -> AsyncIterator[Letter]:
+               progress: Progress | None = None) -> AsyncGenerator[Letter, None]:
     """Every dead letter of ``topic`` (dead-lettered at ``since_ms`` or later, if given)."""
     async with reader(kafka) as consumer:
         async for item in letters(consumer, await ranges(consumer, topic, since_ms), progress):
@@ -136,8 +137,9 @@ async def one(kafka: KafkaSettings, topic: str, text: str) -> Letter:
         if not first <= where.offset < end:
             raise ConfigError(f"no dead letter at {where}: partition {where.partition} holds offsets {first}-{end - 1}"
                               if first < end else f"no dead letter at {where}: partition {where.partition} is empty")
-        async for item in letters(consumer, {tp: (where.offset, where.offset + 1)}):
-            return item
+        async with aclosing(letters(consumer, {tp: (where.offset, where.offset + 1)})) as found:
+            async for item in found:
+                return item
     raise ConfigError(f"no dead letter at {where} (compacted or transaction marker)")
 
 
@@ -171,17 +173,19 @@ async def redrive(settings: Settings, chosen: Filter, limit: int | None, dry_run
         producer = None if dry_run else await _producer(settings)
         pending: list[tuple[Letter, asyncio.Future[Any]]] = []
         try:
-            async for item in letters(consumer, await ranges(consumer, topics.dlq, chosen.since_ms), progress):
+            chosen_letters = letters(consumer, await ranges(consumer, topics.dlq, chosen.since_ms), progress)
+            async for item in chosen_letters:
                 if not chosen.matches(item):
                     continue
+                if limit is not None and tally.redriven >= limit:
+                    tally.stopped_at_limit = True
+                    await chosen_letters.aclose()
+                    break
                 tally.matched += 1
                 if done.get(str(item.position)) == item.digest:
                     tally.already += 1
                 elif (rejection := still_failing(item, settings)) is not None:
                     tally.fail(item, rejection)
-                elif limit is not None and tally.redriven >= limit:
-                    tally.stopped_at_limit = True
-                    break
                 else:
                     tally.redriven += 1
                     if producer is not None:

@@ -92,9 +92,11 @@ def test_redriven_dead_letters_count_once_and_a_second_redrive_sends_nothing(sta
         worker.stop()
         env["RETENTION_CURRENCY_RATES"] = json.dumps({**RATES, "SEK": SEK})  # the fix: a rate for SEK
         worker = WorkerProcess(env).start()
-        first = dlq(env, "redrive")
-        assert (first["matched"], first["redriven"], first["already"], first["failing"]) == (
-            4, 3, 0, {"missing_field": 1})
+        first = dlq(env, "redrive", "--limit", "2")  # a part, then the rest
+        assert (first["redriven"], first["stopped_at_limit"]) == (2, True)
+        rest = dlq(env, "redrive")
+        assert (rest["matched"], rest["redriven"], rest["already"], rest["failing"], rest["stopped_at_limit"]) == (
+            4, 1, 2, {"missing_field": 1}, False)
         converge(lambda: _revenue(worker), (AFTER, AFTER), "revenue with the SEK orders, o5 once")
         assert worker.metric_sum("retention_events_duplicate_total") == 1  # o5's SEK copy
         second = dlq(env, "redrive")
