@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
-from fixtures import ROOT, WorkerProcess, consume_all, converge, encode, event, isolated_env
+from fixtures import ROOT, WorkerProcess, consume_all, converge, encode, event, isolated_env, produce
 
 pytestmark = pytest.mark.integration
 
@@ -34,11 +34,12 @@ def _order(n: int, customer: str, amount: float, currency: str, id_: str | None 
                  {"customer_id": customer, "order_id": f"o{n}", "amount": amount, "currency": currency}, id_=id_)
 
 
+O3 = _order(3, "c1", 100.00, "SEK")  # dead-lettered, then redriven
 EVENTS = [
     *(event("customer.signed_up", "2025-01-05T10:00:00Z", {"customer_id": f"c{i}"}) for i in range(3)),
     _order(1, "c0", 10.00, "EUR"),
     _order(2, "c1", 20.50, "EUR"),
-    _order(3, "c1", 100.00, "SEK"),  # dead-lettered, then redriven
+    O3,
     _order(4, "c2", 250.00, "SEK"),  # dead-lettered, then redriven
     _order(5, "c2", 300.00, "SEK", id_="evt-o5"),  # dead-lettered, redriven: a duplicate by then
     _order(5, "c2", 30.00, "EUR", id_="evt-o5"),  # the shop's own fix of o5, accepted at once
@@ -103,6 +104,9 @@ def test_redriven_dead_letters_count_once_and_a_second_redrive_sends_nothing(sta
         assert (second["redriven"], second["already"], second["failing"]) == (0, 3, {"missing_field": 1})
         assert dlq(env, "list")["matched"] == 4  # nothing removed, nothing dead-lettered again
         _check_republished(stack, env)
+        # a redrive that died between a send and its marker sends that message again: counted once
+        produce(stack, [(env["RETENTION_TOPIC_LIFECYCLE"], b"c1", encode(O3))])
+        converge(lambda: worker.metric_sum("retention_events_duplicate_total"), 2.0, "the re-sent o3 seen")
         assert _revenue(worker) == (AFTER, AFTER)
     finally:
         worker.stop()
