@@ -56,7 +56,7 @@ def add_parser(sub: Any) -> None:
         "with the header retention-redrive=PARTITION:OFFSET, and marks it in <topic_dlq>.redriven so a second run "
         "sends nothing. Dead letters these settings would still reject are not sent (too_late is the "
         "worker's call). Run it with the workers' settings, after the fix is deployed.")
-    _filters(again, "redrive at most N, oldest first (run again to continue)", None)
+    _filters(again, "redrive at most N, each partition in order (run again to continue)", None)
     again.add_argument("--dry-run", action="store_true",
                        help="send nothing; count what would be sent (exit 1 if some would still fail)")
     again.set_defaults(command="dlq redrive")
