@@ -13,6 +13,7 @@ import asyncio
 import base64
 import json
 import os
+import re
 import subprocess
 import sys
 from decimal import Decimal
@@ -63,11 +64,13 @@ def _publish(bootstrap: str, topic: str) -> None:
     asyncio.run(run())
 
 
-def dlq(env: dict[str, str], *args: str, code: int = 0) -> Any:
-    result = subprocess.run([sys.executable, "-m", "retention_monitor.cli", "dlq", *args, "--json"], cwd=ROOT,
-                            capture_output=True, text=True, check=False, env={**os.environ, **env})
+def dlq(env: dict[str, str], *args: str, code: int = 0, table: bool = False) -> Any:
+    """The command's JSON answer (or, with ``table``, what it prints for people)."""
+    command = [sys.executable, "-m", "retention_monitor.cli", "dlq", *args, *([] if table else ["--json"])]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False,
+                            env={**os.environ, **env, "COLUMNS": "200"})
     assert result.returncode == code, result.stderr
-    return json.loads(result.stdout)
+    return result.stdout if table else json.loads(result.stdout)
 
 
 def _revenue(worker: WorkerProcess) -> tuple[Decimal, Decimal]:
@@ -100,6 +103,8 @@ def test_redriven_dead_letters_count_once_and_a_second_redrive_sends_nothing(sta
             4, 1, 2, {"missing_field": 1}, False)
         converge(lambda: _revenue(worker), (AFTER, AFTER), "revenue with the SEK orders, o5 once")
         assert worker.metric_sum("retention_events_duplicate_total") == 1  # o5's SEK copy
+        dry_table = dlq(env, "redrive", "--dry-run", "--reason", "bad_currency", table=True)
+        assert re.search(r"would be redriven\s*│\s*0 .*skipped: redriven before\s*│\s*3 ", dry_table, re.S), dry_table
         second = dlq(env, "redrive")
         assert (second["redriven"], second["already"], second["failing"]) == (0, 3, {"missing_field": 1})
         assert dlq(env, "list")["matched"] == 4  # nothing removed, nothing dead-lettered again
@@ -118,6 +123,10 @@ def _check_filters(env: dict[str, str]) -> None:
     assert dlq(env, "list", "--type", "customer.signed_up")["matched"] == 0
     assert dlq(env, "list", "--since", "1h")["matched"] == 4
     assert dlq(env, "list", "--until", "1h")["matched"] == 0
+    printed = dlq(env, "list", "--reason", "missing_field", table=True)
+    assert "1 matching, showing 1" in printed
+    assert "data: Object missing required field `order_id`" in printed
+    assert "by reason: missing_field 1" in printed
 
 
 def _check_show(env: dict[str, str], listed: dict[str, Any]) -> None:
