@@ -56,6 +56,11 @@ class TopicSettings:
         """The compacted changelog of the customer states and fact sets."""
         return f"{self.app_id}-customers-changelog"
 
+    @property
+    def redriven(self) -> str:
+        """The compacted topic of the dead letters ``retention-monitor dlq redrive`` republished, by position."""
+        return f"{self.dlq}.redriven"
+
 
 @dataclass(frozen=True)
 class FactSettings:

@@ -28,7 +28,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="retention-monitor",
         description="Streaming monitor for customer-retention KPIs (Kafka, Faust, Prometheus, Alertmanager).",
         epilog="Every command that reads something (kpis, at-risk, report, config show, stack, alerts list, "
-        "alerts test, replay) prints a table, or JSON with --json. Exit codes: 0 ok, 1 a check failed (stale "
+        "alerts test, replay, dlq) prints a table, or JSON with --json. Exit codes: 0 ok, 1 a check failed (stale "
         "generated files, a dry run that would reject), 2 bad input or configuration (also a question the worker "
         "refuses), 3 a service is unreachable or cannot answer now, 130 interrupted. "
         "`retention-monitor COMMAND --help` for each command.",
@@ -39,7 +39,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     for add in (_add_services, _add_traffic, _add_alerts, _add_at_risk, _add_dashboards, _add_report, _add_replay,
-                _add_demo):
+                _add_dlq, _add_demo):
         add(sub)
     return p
 
@@ -125,6 +125,12 @@ def _add_at_risk(sub: Any) -> None:
     from retention_monitor import at_risk_cli  # small: rich and urllib only (worker_http)
 
     at_risk_cli.add_parser(sub)
+
+
+def _add_dlq(sub: Any) -> None:
+    from retention_monitor import dlq_cli  # its Kafka modules load when a dlq command runs, not for every command
+
+    dlq_cli.add_parser(sub)
 
 
 def _add_dashboards(sub: Any) -> None:
@@ -276,6 +282,10 @@ def _handler(command: str) -> Handler:
         from retention_monitor import report
 
         return report.report_command
+    if command.startswith("dlq "):
+        from retention_monitor import dlq_cli
+
+        return {"dlq list": dlq_cli.dlq_list, "dlq show": dlq_cli.dlq_show, "dlq redrive": dlq_cli.dlq_redrive}[command]
     from retention_monitor import alerts_cli, at_risk_cli, commands, replay_cli
 
     handlers: dict[str, Handler] = {
