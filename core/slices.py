@@ -113,6 +113,12 @@ class AlertSettings:
     alertmanager_url: str
     webhook_url: str
     redis: RedisSettings
+    path: str  # alert_path: the engine posts unless it is "prometheus"
+
+    @property
+    def posts(self) -> bool:
+        """Whether this worker's engine posts alerts (else the generated Prometheus rules alone page)."""
+        return self.path != "prometheus"
 
 
 @dataclass(frozen=True)
