@@ -4,7 +4,8 @@ worker's /metrics, alerting to the same Alertmanager. One condition is one alert
 posted it last, and one notification.
 
 Two Alertmanagers: the stack's (shared; the test's alert has a name of its own and is resolved at the end),
-read through its API, and one of the test's own routing to a webhook receiver, which counts notifications."""
+read through its API, and one of the test's own routing to a webhook receiver, which counts notifications.
+With alert_path = "prometheus" only Prometheus posts."""
 
 from __future__ import annotations
 
@@ -176,3 +177,32 @@ def test_one_condition_is_one_alert_with_both_paths_on(stack: str, tmp_path: Pat
             poll(lambda: receiver.received(name, "firing"), 30, "the notification")
             poll(lambda: time.monotonic() > both_in + 2 * GROUP_INTERVAL_S + 1, 10, "two group intervals")
             assert [[a["labels"] for a in n["alerts"]] for n in receiver.notifications] == [[labels]]
+
+
+def test_with_alert_path_prometheus_the_workers_post_nothing(stack: str, tmp_path: Path) -> None:
+    name = f"E2EPromOnly{uuid.uuid4().hex[:8]}"
+    rules = rule_file(tmp_path, name)
+    generated = prometheus.write(tmp_path / "retention-alerts.yml", rules)
+    receiver = Receiver()
+    with ExitStack() as cleanup:
+        am_url = cleanup.enter_context(alertmanager(tmp_path, receiver.port))
+        env = isolated_env(RETENTION_CLOCK="event", RETENTION_ALERT_RULES=str(rules),
+                           RETENTION_ALERT_PATH="prometheus", RETENTION_ALERTMANAGER_URL=am_url,
+                           RETENTION_ALERT_INTERVAL="1s", RETENTION_ALERT_RESEND="1s")
+        worker = WorkerProcess(env)
+        cleanup.callback(worker.stop)
+        worker.start()
+        prom = cleanup.enter_context(prometheus_server(tmp_path, generated, worker.url.removeprefix("http://"),
+                                                       am_url))
+        breach(stack, env)
+        poll(lambda: receiver.received(name, "firing"), 60, "the notification of Prometheus's alert")
+        # The stream path would re-send every second (alert_resend=1s) and replace the generatorURL: over
+        # three of those seconds the alert stays Prometheus's and the worker delivers nothing.
+        since = time.monotonic()
+        poll(lambda: time.monotonic() > since + 3, 10, "three re-send intervals")
+        (alert,) = am_alerts(am_url, name)
+        assert alert.get("generatorURL", "").startswith(prom), alert  # none: a worker posted it
+        assert worker.metric_sum("retention_alerts_sent_total") == 0
+        # the engine still evaluates on request (`alerts test`, GET /alerts): the rule would fire
+        (row,) = get_json(f"{worker.url}/alerts?period=2025-03-09T00:00:00Z/2025-03-10T12:00:01Z")["rules"]
+        assert (row["rule"], row["would_fire"], row["samples"]) == (name, True, 20)
