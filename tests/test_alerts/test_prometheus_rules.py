@@ -295,6 +295,12 @@ def test_alerts_prometheus_write_and_check(tmp_path: Path) -> None:
     assert "stale" in text.getvalue()
     assert alerts_prometheus(argparse.Namespace(check=False, output=str(out)), settings(), con) == 0
     assert out.read_text(encoding="utf-8") == prometheus.render(load_rules())
+    assert "alert_path = stream: the workers page for these rules; load this file into Prometheus only" \
+        in text.getvalue()
+    con, text = console()
+    both = LoadedSettings(Settings(alert_path="both"), {})
+    assert alerts_prometheus(argparse.Namespace(check=False, output=str(out)), both, con) == 0
+    assert text.getvalue().strip() == f"wrote {out}"
     assert alerts_prometheus(argparse.Namespace(check=True, output=str(out)), settings(), con) == 0
     # the checked-in file, with the default output path
     assert alerts_prometheus(argparse.Namespace(check=True), settings(), con) == 0
