@@ -9,7 +9,7 @@ from typing import Any, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from core.errors import ConfigError
-from core.settings import DEFAULT_RISK_WEIGHTS, Clock, Settings, parse_duration
+from core.settings import DEFAULT_RISK_WEIGHTS, AlertPath, Clock, Settings, parse_duration
 
 _NAME = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
 _SEGMENT_VALUE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
@@ -162,6 +162,10 @@ def _check_alerts(settings: Settings, fail: Fail) -> None:
             raise fail(name, getattr(settings, name), "must be a duration like 10s or 1m") from exc
     if settings.alert_webhook_url and not settings.alert_webhook_url.startswith(("http://", "https://")):
         raise fail("alert_webhook_url", settings.alert_webhook_url, "must start with http:// or https:// (or be empty)")
+    if settings.alert_path not in get_args(AlertPath):
+        raise fail("alert_path", settings.alert_path,
+                   "must be 'stream' (the workers post the alerts), 'prometheus' (the generated Prometheus rules "
+                   "do) or 'both' (Alertmanager merges them)")
     if settings.alert_rules and not Path(settings.alert_rules).is_file():
         raise fail("alert_rules", settings.alert_rules, "no such rule file (empty: the shipped alerts/rules.yml)")
 

@@ -27,6 +27,8 @@ from core.slices import (
 )
 
 Clock = Literal["wall", "event"]
+# Who posts the KPI alerts to Alertmanager: the worker's engine, Prometheus with the generated rules, or both.
+AlertPath = Literal["stream", "prometheus", "both"]
 _DURATION = re.compile(r"^(\d+)(s|m|h|d|w)$")
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 DEFAULT_EUR_RATES = {"USD": 0.92, "GBP": 1.17, "CHF": 1.06}
@@ -98,6 +100,7 @@ class Settings:
     alert_interval: str = "10s"
     alert_resend: str = "1m"
     alert_webhook_url: str = ""
+    alert_path: AlertPath = "stream"
     topic_at_risk: str = "retention.at_risk"
     risk_threshold: int = 30
     risk_weights: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_RISK_WEIGHTS))
@@ -164,7 +167,7 @@ class Settings:
         return AlertSettings(self.alert_rules, parse_duration(self.alert_interval), parse_duration(self.alert_resend),
                              self.alertmanager_url, self.alert_webhook_url,
                              RedisSettings(self.redis_url, self.redis_password, self.redis_ssl_cafile),
-                             self.grafana_url)
+                             self.grafana_url, self.alert_path)
 
     @property
     def risk(self) -> RiskSettings:

@@ -119,6 +119,12 @@ class AlertSettings:
     webhook_url: str
     redis: RedisSettings
     grafana_url: str  # a rule's dashboard_url that is a path ("/d/...") is under this URL
+    path: str  # alert_path: the engine posts unless it is "prometheus"
+
+    @property
+    def posts(self) -> bool:
+        """Whether this worker's engine posts alerts (else the generated Prometheus rules alone page)."""
+        return self.path != "prometheus"
 
 
 @dataclass(frozen=True)

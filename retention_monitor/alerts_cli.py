@@ -83,6 +83,9 @@ def alerts_prometheus(args: argparse.Namespace, loaded: LoadedSettings, console:
         return 0
     prometheus.write(output, source, grafana_url)
     console.print(f"wrote {output}", highlight=False)
+    if loaded.settings.alert_path == "stream":  # writing the file switches nothing: say who pages
+        console.print("alert_path = stream: the workers page for these rules; load this file into Prometheus only "
+                      "with alert_path = prometheus or both (docs/operations.md, Which path pages)", highlight=False)
     return 0
 
 

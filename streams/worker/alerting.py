@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 
 from alerts.delivery import AlertmanagerClient, DeliveryMetrics
@@ -12,17 +13,27 @@ from alerts.state import StateMetrics, StateStore
 from core.slices import AlertSettings
 from streams.worker.runtime import Runtime
 
+log = logging.getLogger(__name__)
+
 
 class Alerting:
-    """The alert engine, its Alertmanager client and Redis state, run as one worker task."""
+    """The alert engine, its Alertmanager client and Redis state, run as one worker task.
 
-    def __init__(self, engine: AlertEngine, client: AlertmanagerClient, state: StateStore) -> None:
+    With ``posts`` False (alert_path = "prometheus") the task ends at once: the generated Prometheus rules
+    page, and the engine only answers ``/alerts`` (what would fire, evaluated on request)."""
+
+    def __init__(self, engine: AlertEngine, client: AlertmanagerClient, state: StateStore, *,
+                 posts: bool = True) -> None:
         self.engine = engine
         self.client = client
         self.state = state
+        self.posts = posts
         self.stop = asyncio.Event()
 
     async def run(self) -> None:
+        if not self.posts:
+            log.info("alert_path=prometheus: this worker posts no alerts (the Prometheus rules do)")
+            return
         try:
             await asyncio.gather(self.engine.run(self.stop), self.client.run(self.stop))
         finally:
@@ -42,4 +53,4 @@ def new_alerting(runtime: Runtime, alerting: AlertSettings) -> Alerting:
                          timing=Timing(alerting.interval_s, alerting.resend_s),
                          live=runtime.risk.live_counts if runtime.risk is not None else None)
     runtime.alerts = engine
-    return Alerting(engine, client, state)
+    return Alerting(engine, client, state, posts=alerting.posts)
