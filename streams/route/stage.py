@@ -14,7 +14,7 @@ import logging
 from collections.abc import Awaitable
 from typing import Any
 
-from streams.contract.decode import Rejection, decode
+from streams.contract.decode import Rejection, decode, decode_with_headers
 from streams.contract.events import partition_key
 from streams.exceptions import AmountTooLarge
 from streams.ports import Batch, Producer
@@ -51,7 +51,10 @@ class RouteStage:
             for r in records:
                 value = r.value
                 try:
-                    result = decode(value, currencies, max_bytes)
+                    if r.headers:  # maybe a binary-mode CloudEvent; the common message has no headers
+                        result, value = decode_with_headers(r.headers, value, currencies, max_bytes)
+                    else:
+                        result = decode(value, currencies, max_bytes)
                     if isinstance(result, Rejection):
                         rejection = result
                     else:  # a decoded event had bytes
