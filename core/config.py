@@ -209,6 +209,7 @@ def _coerce(name: str, value: Any, source: str) -> Any:
         raise ConfigError(f"{where}={shown!r}: must be a list")
     return value
 
+
 _TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
 
 
