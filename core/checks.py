@@ -20,8 +20,8 @@ Fail = Callable[[str, Any, str], ConfigError]
 
 def run_checks(settings: Settings, fail: Fail) -> None:
     """Raise ``fail(setting, value, what is allowed)`` for the first setting whose value is not allowed."""
-    for check in (_check_kafka, _check_services, _check_segments, _check_money, _check_runtime, _check_alerts,
-                  _check_risk):
+    for check in (_check_kafka, _check_services, _check_api_token, _check_segments, _check_money, _check_runtime,
+                  _check_alerts, _check_risk):
         check(settings, fail)
 
 
@@ -85,6 +85,28 @@ def _check_services(settings: Settings, fail: Fail) -> None:
     if settings.web_advertised_url and not settings.web_advertised_url.startswith(("http://", "https://")):
         raise fail("web_advertised_url", settings.web_advertised_url,
                    "must start with http:// or https:// (or be empty: http://web_host:web_port)")
+
+
+# RFC 6750's token68 characters; 16 or more so a token is not guessable by trying.
+_TOKEN = re.compile(r"^[A-Za-z0-9._~+/=-]{16,4096}$")
+
+
+def _check_api_token(settings: Settings, fail: Fail) -> None:
+    if settings.api_token and settings.api_token_file:
+        raise fail("api_token_file", settings.api_token_file, "set api_token or api_token_file, not both")
+    if settings.api_token_file:
+        path = Path(settings.api_token_file).expanduser()
+        if not path.is_file():
+            raise fail("api_token_file", settings.api_token_file, "no such file (a file holding the token, or empty)")
+        try:
+            token = settings.bearer_token
+        except (OSError, UnicodeError) as exc:
+            raise fail("api_token_file", settings.api_token_file, f"cannot be read ({exc})") from exc
+        if not _TOKEN.match(token):
+            raise fail("api_token_file", settings.api_token_file,
+                       "must hold one token of 16-4096 characters of [A-Za-z0-9._~+/=-]")
+    elif settings.api_token and not _TOKEN.match(settings.api_token):
+        raise fail("api_token", settings.api_token, "must be 16-4096 characters of [A-Za-z0-9._~+/=-]")
 
 
 def _check_segments(settings: Settings, fail: Fail) -> None:

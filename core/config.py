@@ -52,7 +52,10 @@ def redact_url(url: str) -> str:
 
 
 def redacted(name: str, value: Any) -> Any:
-    """What may be shown of setting ``name``: ``***`` for a set password, URLs without their password."""
+    """What may be shown of setting ``name``: ``***`` for a set password, ``set``/``unset`` for the API
+    token, URLs without their password."""
+    if name == "api_token":
+        return "set" if value else "unset"
     if name.endswith("_password"):
         return MASK if value else value
     if name.endswith("_url") and isinstance(value, str):
@@ -182,7 +185,9 @@ def _coerce(name: str, value: Any, source: str) -> Any:
     default = _example(name)
     where = _where(name, source)
     shown = redacted(name, value)
-    if isinstance(default, int) and not isinstance(default, bool):
+    if isinstance(default, bool):
+        return _boolean(where, value, shown)
+    if isinstance(default, int):
         if isinstance(value, int) and not isinstance(value, bool):
             return value
         if isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
@@ -203,6 +208,18 @@ def _coerce(name: str, value: Any, source: str) -> Any:
     if isinstance(default, list) and not isinstance(value, list):
         raise ConfigError(f"{where}={shown!r}: must be a list")
     return value
+
+
+_TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
+
+
+def _boolean(where: str, value: Any, shown: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in _TRUE + _FALSE:
+        return value.strip().lower() in _TRUE
+    raise ConfigError(f"{where}={shown!r}: must be true or false")
+
 
 def validate(settings: Settings, sources: Mapping[str, str] | None = None) -> None:
     """Raise :class:`ConfigError` for the first setting whose value is not allowed."""

@@ -73,6 +73,10 @@ class Settings:
     web_host: str = "127.0.0.1"
     web_port: int = 6066
     web_advertised_url: str = ""  # how other workers reach this one ("": http://web_host:web_port)
+    api_token: str = ""  # bearer token the HTTP API requires ("": no authentication)
+    api_token_file: str = ""  # or a file holding it (a mounted Kubernetes Secret)
+    api_token_protects_metrics: bool = False  # scrapers usually come without a token
+    api_token_protects_ready: bool = False  # so do kubelet probes
     segments: dict[str, list[str]] = field(
         default_factory=lambda: {
             "plan": ["free", "basic", "pro", "enterprise"],
@@ -133,6 +137,13 @@ class Settings:
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 
+    @property
+    def bearer_token(self) -> str:
+        """The token the HTTP API requires and the commands send: ``api_token``, or ``api_token_file``'s content."""
+        if self.api_token_file:
+            return Path(self.api_token_file).expanduser().read_text(encoding="utf-8").strip()
+        return self.api_token
+
     # -- the slices each stage and service receives ----------------------------------------------
 
     @property
@@ -178,7 +189,8 @@ class Settings:
 
     @property
     def web(self) -> WebSettings:
-        return WebSettings(self.web_host, self.web_port, self.web_advertised_url)
+        return WebSettings(self.web_host, self.web_port, self.web_advertised_url, self.bearer_token,
+                           self.api_token_protects_metrics, self.api_token_protects_ready)
 
     def to_dict(self) -> dict[str, Any]:
         """Every setting's effective value (``currency_rates``: the table in force, see :attr:`rates`)."""

@@ -143,11 +143,19 @@ class RiskSettings:
 
 @dataclass(frozen=True)
 class WebSettings:
-    """The worker's HTTP server, and the URL other workers reach it at."""
+    """The worker's HTTP server, the URL other workers reach it at, and the token its API requires."""
 
     host: str
     port: int
     advertised_url: str = ""
+    token: str = ""  # "": no authentication
+    protect_metrics: bool = False
+    protect_ready: bool = False
+
+    @property
+    def auth_header(self) -> dict[str, str]:
+        """What a client of the API sends: the bearer token, or nothing when the API has none."""
+        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
 
     @property
     def url(self) -> str:

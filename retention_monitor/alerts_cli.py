@@ -92,7 +92,7 @@ def alerts_prometheus(args: argparse.Namespace, loaded: LoadedSettings, console:
 def alerts_test(args: argparse.Namespace, loaded: LoadedSettings, console: Console) -> int:
     """Which rules would fire at the end of ``--period`` on a running worker's data, and why."""
     url = args.url or f"http://{loaded.settings.web_host}:{loaded.settings.web_port}"
-    answer = get_json(url, "/alerts", {"period": args.period}, timeout=30)
+    answer = get_json(url, "/alerts", {"period": args.period}, timeout=30, headers=loaded.settings.web.auth_header)
     if args.json:
         console.print_json(json.dumps(answer))
         return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from rich.console import Console
@@ -39,12 +40,13 @@ def _bounded(name: str, low: int, high: int) -> Any:
     return parse
 
 
-def fetch(url: str, abc_class: str | None, limit: int, min_score: int, timeout: float = 10.0) -> dict[str, Any]:
+def fetch(url: str, abc_class: str | None, limit: int, min_score: int, timeout: float = 10.0, *,
+          headers: Mapping[str, str] | None = None) -> dict[str, Any]:
     """``GET {url}/at-risk``; raises :class:`QueryError` with a one-line reason."""
     params: dict[str, Any] = {"limit": limit, "min_score": min_score}
     if abc_class:
         params["class"] = abc_class
-    return get_json(url, "/at-risk", params, timeout)
+    return get_json(url, "/at-risk", params, timeout, headers)
 
 
 def table(answer: dict[str, Any]) -> Table:
@@ -66,7 +68,7 @@ def table(answer: dict[str, Any]) -> Table:
 def at_risk(args: argparse.Namespace, loaded: LoadedSettings, console: Console) -> int:
     settings = loaded.settings
     url = args.url or f"http://{settings.web_host}:{settings.web_port}"
-    answer = fetch(url, args.abc_class, args.limit, args.min_score)
+    answer = fetch(url, args.abc_class, args.limit, args.min_score, headers=settings.web.auth_header)
     if args.json:
         console.print_json(json.dumps(answer))
     else:

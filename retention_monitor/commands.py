@@ -11,6 +11,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -64,9 +65,10 @@ def base_url(settings: Settings) -> str:
     return f"http://{settings.web_host}:{settings.web_port}"
 
 
-def fetch_kpis(url: str, period: str, segment: str, timeout: float = 10.0) -> dict[str, Any]:
+def fetch_kpis(url: str, period: str, segment: str, timeout: float = 10.0,
+               headers: Mapping[str, str] | None = None) -> dict[str, Any]:
     """``GET {url}/kpis``; raises :class:`QueryError` with a one-line reason."""
-    return get_json(url, "/kpis", {"period": period, "segment": segment}, timeout)
+    return get_json(url, "/kpis", {"period": period, "segment": segment}, timeout, headers)
 
 
 
@@ -147,7 +149,7 @@ def kpi_table(answer: dict[str, Any], currency: str = "EUR") -> Table:
 
 def kpis(args: argparse.Namespace, loaded: LoadedSettings, console: Console) -> int:
     url = args.url or base_url(loaded.settings)
-    answer = fetch_kpis(url, args.period, args.segment)
+    answer = fetch_kpis(url, args.period, args.segment, headers=loaded.settings.web.auth_header)
     if args.json:
         console.print_json(json.dumps(answer))
     else:
@@ -249,7 +251,8 @@ def ready(answer: dict[str, Any]) -> bool:
     return bool(worker["partitions"]) and bool(worker["caught_up"])
 
 
-def wait_for_worker(url: str, deadline_s: float, proc: subprocess.Popen[bytes] | None = None) -> None:
+def wait_for_worker(url: str, deadline_s: float, proc: subprocess.Popen[bytes] | None = None,
+                    headers: Mapping[str, str] | None = None) -> None:
     """Poll ``/kpis`` until the worker answers (and owns partitions) or the deadline passes."""
     end = time.monotonic() + deadline_s
     last = ""
@@ -257,7 +260,7 @@ def wait_for_worker(url: str, deadline_s: float, proc: subprocess.Popen[bytes] |
         if proc is not None and proc.poll() is not None:
             raise StackError(f"the worker exited with code {proc.returncode} before it was ready")
         try:
-            if ready(fetch_kpis(url, "2025", "all", timeout=2.0)):
+            if ready(fetch_kpis(url, "2025", "all", timeout=2.0, headers=headers)):
                 return
         except QueryError as exc:
             last = str(exc)
@@ -265,11 +268,12 @@ def wait_for_worker(url: str, deadline_s: float, proc: subprocess.Popen[bytes] |
     raise StackError(f"worker at {url} not ready after {deadline_s:.0f}s ({last})")
 
 
-def processed_count(url: str) -> int:
+def processed_count(url: str, headers: Mapping[str, str] | None = None) -> int:
     """Messages a worker has finished with: applied (incl. duplicates) plus dead-lettered."""
     from prometheus_client.parser import text_string_to_metric_families
 
-    with urllib.request.urlopen(f"{url}/metrics", timeout=5) as resp:
+    with urllib.request.urlopen(urllib.request.Request(f"{url}/metrics", headers=dict(headers or {})),
+                                timeout=5) as resp:
         text = resp.read().decode()
     total = 0.0
     for family in text_string_to_metric_families(text):
@@ -278,14 +282,15 @@ def processed_count(url: str) -> int:
     return int(total)
 
 
-def wait_for_processed(url: str, published: int, console: Console, timeout_s: float = 600) -> None:
+def wait_for_processed(url: str, published: int, console: Console, timeout_s: float = 600,
+                       headers: Mapping[str, str] | None = None) -> None:
     """Show the worker catching up until it has processed ``published`` messages."""
     from rich.progress import Progress
 
     end = time.monotonic() + timeout_s
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("worker catching up", total=published)
-        while (done := processed_count(url)) < published:
+        while (done := processed_count(url, headers)) < published:
             progress.update(task, completed=done)
             if time.monotonic() > end:
                 raise StackError(f"the worker processed {done} of {published} messages in {timeout_s:.0f}s")
@@ -308,7 +313,7 @@ def demo(args: argparse.Namespace, loaded: LoadedSettings, console: Console) -> 
     with log_path.open("ab") as log:
         proc = subprocess.Popen([*cmd, "worker"], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        wait_for_worker(url, 90, proc)
+        wait_for_worker(url, 90, proc, settings.web.auth_header)
         now = time.time_ns() // 1000
         sim = Simulator(settings.facts, settings.topics, seed=int(now // 1_000_000), scenario="steady",
                         customers=args.customers)
@@ -319,7 +324,7 @@ def demo(args: argparse.Namespace, loaded: LoadedSettings, console: Console) -> 
         asyncio.run(produce(settings.kafka, history, total=len(history)))
         console.print(f"publishing live traffic at {args.rate:.0f} events/s for {args.duration:.0f}s ...")
         live = asyncio.run(simulate_live(settings.kafka, sim, rate=args.rate, duration_s=args.duration))
-        wait_for_processed(url, len(history) + live.sent, console)
+        wait_for_processed(url, len(history) + live.sent, console, headers=settings.web.auth_header)
         _show_demo_results(settings, cfg, url, console)
     finally:
         if not args.keep:
@@ -336,7 +341,7 @@ def _show_demo_results(settings: Settings, cfg: StackConfig, url: str, console: 
 
     today = from_us(time.time_ns() // 1000).astimezone(settings.tz)
     month = f"{today.year}-{today.month:02d}"
-    console.print(kpi_table(fetch_kpis(url, month, "all"), settings.currency))
+    console.print(kpi_table(fetch_kpis(url, month, "all", headers=settings.web.auth_header), settings.currency))
     console.print("Where to look:")
     console.print(f"  metrics     {url}/metrics")
     console.print(f"  KPI query   {url}/kpis?period={month}&segment=plan:pro  "

@@ -42,11 +42,12 @@ class KpiSource(Protocol):
 class HttpSource:
     """The KPI query of a running worker."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, headers: Mapping[str, str] | None = None) -> None:
         self.url = url
+        self.headers = headers
 
     def answer(self, period: str, segment: str) -> dict[str, Any]:
-        return fetch_kpis(self.url, period, segment)
+        return fetch_kpis(self.url, period, segment, headers=self.headers)
 
 
 def collect(source: KpiSource, label: str, segment: str = "all", currency: str = "EUR", *,
@@ -97,7 +98,7 @@ def report_command(args: argparse.Namespace, loaded: LoadedSettings, console: Co
         raise ReportError(f"--format {fmt_name!r} is not one of {', '.join(DOC_FORMATS)}")
     periods.kind(args.period)
     check_segment(args.segment, settings.segments)
-    source = HttpSource(args.url or base_url(settings))
+    source = HttpSource(args.url or base_url(settings), settings.web.auth_header)
     err = Console(stderr=True)
     # Only on a terminal: elsewhere a progress display would just add blank lines to stderr.
     with Progress(console=err, transient=True, disable=not err.is_terminal) as progress:

@@ -33,7 +33,7 @@ class InputMessage(LogRecord, Protocol):
     def timestamp(self) -> int: ...  # ms since the epoch
 
     @property
-    def headers(self) -> Sequence[tuple[str, bytes]]: ...
+    def headers(self) -> Sequence[tuple[str, bytes]]: ...  # empty for most: CloudEvents binary mode uses them
 
 
 class Source(Protocol):

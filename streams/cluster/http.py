@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import aiohttp
@@ -23,8 +23,10 @@ def questions_of(body: Any) -> list[Question]:
 class HttpTransport:
     """Asks other workers at their advertised URL; a worker that does not answer makes the answer unavailable."""
 
-    def __init__(self, timeout_s: float = TIMEOUT_S) -> None:
+    def __init__(self, auth_header: Mapping[str, str] | None = None, timeout_s: float = TIMEOUT_S) -> None:
         self.timeout = aiohttp.ClientTimeout(total=timeout_s)
+        # The workers of one app share the API token: /partials is refused without it like any page.
+        self.headers = {"Content-Type": "application/json", **(auth_header or {})}
         self._session: aiohttp.ClientSession | None = None
 
     async def ask(self, url: str, partitions: list[int], questions: Sequence[Question], session: str) -> list[Any]:
@@ -44,7 +46,7 @@ class HttpTransport:
             self._session = aiohttp.ClientSession(timeout=self.timeout)
         try:
             async with self._session.post(f"{url}/partials", data=msgspec.json.encode(payload),
-                                          headers={"Content-Type": "application/json"}) as resp:
+                                          headers=self.headers) as resp:
                 return msgspec.json.decode(await resp.read()), resp.status
         except (aiohttp.ClientError, TimeoutError, msgspec.DecodeError) as exc:
             raise Unavailable(f"the worker at {url} (partitions {partitions}) did not answer: "

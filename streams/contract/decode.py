@@ -6,6 +6,7 @@ Never raises on input: every way a message can be wrong maps to a machine-readab
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -113,3 +114,64 @@ def _epoch_us(env: Envelope) -> int:
     delta = t - _EPOCH
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
+
+
+# CloudEvents' Kafka binding, binary mode: the attributes travel as ce_* headers, the data is the value.
+_CE_HEADERS = {"ce_specversion": "specversion", "ce_id": "id", "ce_source": "source", "ce_type": "type",
+               "ce_time": "time"}
+_RAW = msgspec.json.Decoder(msgspec.Raw)
+
+
+def decode_with_headers(
+    headers: Sequence[tuple[str, bytes]],
+    value: bytes | None,
+    currencies: frozenset[str],
+    max_bytes: int = 1_048_576,
+) -> tuple[Event | Rejection, bytes | None]:
+    """:func:`decode` for a message with headers, and the bytes to keep of it (for the dead-letter topic).
+
+    A binary-mode CloudEvent (a ``ce_specversion`` header) becomes the structured-mode event it stands
+    for and is decoded as one, so both modes give the same :class:`Event`; what is kept is that
+    structured form, which any later stage can dead-letter and a publisher can republish as it is.
+    Headers without ``ce_specversion`` (tracing, a structured event's content type) change nothing.
+    """
+    structured = _structured(headers, value)
+    if structured is None:
+        return decode(value, currencies, max_bytes), value
+    if isinstance(structured, Rejection):
+        return structured, value
+    return decode(structured, currencies, max_bytes), structured
+
+
+def _structured(headers: Sequence[tuple[str, bytes]], value: bytes | None) -> bytes | Rejection | None:
+    """The structured-mode bytes of a binary-mode event, why it cannot be one, or None if it is not one."""
+    attributes: dict[str, str] = {}
+    content_type = ""
+    for name, raw in headers:
+        attribute = _CE_HEADERS.get(name)
+        if attribute is None and name != "content-type":
+            continue
+        try:
+            text = raw.decode()
+        except UnicodeDecodeError:
+            return Rejection("not_json", f"header {name}: not UTF-8")
+        if attribute is None:
+            content_type = text
+        else:
+            attributes.setdefault(attribute, text)
+    if "specversion" not in attributes:
+        return None
+    media = content_type.partition(";")[0].strip().lower()
+    if media and media != "application/json" and not media.endswith("+json"):
+        return Rejection("not_json", f"content-type {content_type[:100]!r}: the data of a binary-mode event "
+                         "must be JSON (application/json)")
+    if value is None:
+        return Rejection("missing_field", "data: a binary-mode event needs the data as the message value")
+    try:
+        _RAW.decode(value)  # one JSON value, nothing after it: it cannot add attributes of its own
+    except msgspec.DecodeError as exc:
+        return Rejection("not_json", f"data: {exc}")
+    except (ValueError, RecursionError) as exc:
+        return Rejection("not_json", f"data: {type(exc).__name__}: {str(exc)[:200]}")
+    fields = b",".join(msgspec.json.encode(k) + b":" + msgspec.json.encode(v) for k, v in attributes.items())
+    return b"{" + fields + b',"data":' + value + b"}"

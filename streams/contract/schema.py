@@ -41,12 +41,41 @@ def event_schema(event_type: str) -> dict[str, Any]:
     }
 
 
+COMBINED = "events.schema.json"
+
+
+def combined_schema() -> dict[str, Any]:
+    """Every type in one self-contained schema: a ``oneOf`` of the per-type schemas, which ``type`` tells
+    apart (each pins it with ``const``), so a publisher can validate any event with one file."""
+    defs: dict[str, Any] = {}
+    for name in DATA_TYPES:
+        schema = event_schema(name)
+        defs.update(schema.pop("$defs"))  # the data structs' names are unique across types
+        for key in ("$schema", "$id"):
+            schema.pop(key)
+        defs[name] = schema
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": f"{_BASE}/{COMBINED}",
+        "title": "retention-monitor events",
+        "description": "Any event of the contract: CloudEvents 1.0 in structured JSON mode; `type` selects the "
+                       "schema of `data`.",
+        "type": "object",
+        "required": ["type"],
+        "properties": {"type": {"enum": list(DATA_TYPES)}},
+        "oneOf": [{"$ref": f"#/$defs/{name}"} for name in DATA_TYPES],
+        "$defs": defs,
+    }
+
+
+def _render(schema: dict[str, Any]) -> str:
+    return json.dumps(schema, indent=2, sort_keys=True) + "\n"
+
+
 def render_all() -> dict[str, str]:
     """File name -> content of every schema file, deterministic (sorted keys, trailing newline)."""
-    return {
-        f"{name}.json": json.dumps(event_schema(name), indent=2, sort_keys=True) + "\n"
-        for name in DATA_TYPES
-    }
+    files = {f"{name}.json": _render(event_schema(name)) for name in DATA_TYPES}
+    return {**files, COMBINED: _render(combined_schema())}
 
 
 def write_all(directory: Path) -> list[Path]:

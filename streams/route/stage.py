@@ -14,7 +14,7 @@ import logging
 from collections.abc import Awaitable
 from typing import Any
 
-from streams.contract.decode import Rejection, decode
+from streams.contract.decode import Rejection, decode, decode_with_headers
 from streams.contract.events import partition_key
 from streams.exceptions import AmountTooLarge
 from streams.ports import Batch, Producer
@@ -51,7 +51,10 @@ class RouteStage:
             for r in records:
                 value = r.value
                 try:
-                    result = decode(value, currencies, max_bytes)
+                    if r.headers:  # maybe a binary-mode CloudEvent; the common message has no headers
+                        result, value = decode_with_headers(r.headers, value, currencies, max_bytes)
+                    else:
+                        result = decode(value, currencies, max_bytes)
                     if isinstance(result, Rejection):
                         rejection = result
                     else:  # a decoded event had bytes
@@ -67,8 +70,11 @@ class RouteStage:
                     log.debug("routing failure", exc_info=True)  # may quote the message
                     rejection = Rejection("unprocessable", f"{type(exc).__name__}: {str(exc)[:500]}")
                 rejected[rejection.reason] = rejected.get(rejection.reason, 0) + 1
+                # A binary-mode event is dead-lettered in structured form: its ce_* headers no longer apply
+                # (a redrive of the letter must not read it as binary mode again).
+                kept = r.headers if value is r.value else [h for h in r.headers if not _is_binary_mode(h[0])]
                 letters.append(self.dead_letters.send(r.key, value, rejection, (topic, source_partition, r.offset),
-                                                     r.headers))
+                                                     kept))
         futures: list[Any] = []
         for partition, pending in packs.items():
             for pack in _split(pending):
@@ -76,6 +82,10 @@ class RouteStage:
         await asyncio.gather(*futures, *letters)
         if rejected:
             self.dead_letters.count(rejected)
+
+
+def _is_binary_mode(header: str) -> bool:
+    return header.startswith("ce_") or header == "content-type"
 
 
 def _split(routed: list[Routed]) -> list[list[Routed]]:

@@ -96,7 +96,8 @@ def _runtime(app: faust.App, settings: Settings, producer: SharedProducer, regis
                                  on_repair=pipeline.repaired.inc, checkpoints=checkpoints,
                                  stages=(pipeline.stage.labels("route_apply"), pipeline.stage.labels("follow")))
     local = LocalShare(store, lambda: follower.owned, lambda: follower.caught, holds)
-    cluster = Cluster(topics.partitions, members(app, topics.rekeyed), settings.web.url, local, HttpTransport())
+    cluster = Cluster(topics.partitions, members(app, topics.rekeyed), settings.web.url, local,
+                      HttpTransport(settings.web.auth_header))
     return Runtime(app, topics, settings.calendar, processor.ctx.segmenter, store, follower, registry, pipeline,
                    apply, route, cluster)
 

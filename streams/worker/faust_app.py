@@ -12,6 +12,7 @@ import faust
 
 from core.slices import KafkaSettings, StorageSettings, TopicSettings, WebSettings
 from streams.kafka.clients import ssl_context
+from streams.web.auth import token_middlewares
 
 # Packs the apply agent takes per turn of the event loop, and the size of its buffer: a rebalance waits
 # for the buffer to drain (docs/architecture.md, "Batch sizes").
@@ -46,6 +47,7 @@ def new_faust_app(kafka: KafkaSettings, topics: TopicSettings, storage: StorageS
         key_serializer="raw",
         value_serializer="raw",
         web_host=web.host, web_bind=web.host, web_port=web.port, canonical_url=web.url,
+        web_application_options={"middlewares": token_middlewares(web)},
         web_tables_enabled=False, web_router_enabled=False, web_graph_enabled=False, web_metrics_enabled=False,
         autodiscover=False,
         consumer_auto_offset_reset="earliest",

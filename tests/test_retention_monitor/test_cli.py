@@ -105,6 +105,17 @@ def test_config_show_json_reports_sources() -> None:
     assert shown["web_port"]["source"] == "default"
 
 
+def test_config_show_never_prints_the_api_token() -> None:
+    token = "do-not-print-me-0123456789"
+    result = cli("config", "show", "--json", env={"RETENTION_API_TOKEN": token})
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["api_token"] == {"value": "set", "source": "RETENTION_API_TOKEN"}
+    assert token not in result.stdout
+    table = cli("config", "show", env={"RETENTION_API_TOKEN": token})
+    assert token not in table.stdout
+    assert json.loads(cli("config", "show", "--json").stdout)["api_token"]["value"] == "unset"
+
+
 def test_simulate_to_file_writes_valid_jsonl(tmp_path: Path) -> None:
     out = tmp_path / "sim.jsonl"
     result = cli("simulate", "--output", str(out), "--count", "200", "--start", "2025-01-01T00:00:00Z")
