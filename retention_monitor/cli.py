@@ -17,6 +17,7 @@ from rich.console import Console
 from core.config import LoadedSettings, load_settings
 from core.errors import ConfigError, PeriodError, RetentionMonitorError
 from retention_monitor.exceptions import BadRequest, QueryError, StackError, UsageError
+from streams.exceptions import BrokerUnreachable
 
 EXIT_OK, EXIT_CHECK, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 
@@ -260,7 +261,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, PeriodError, UsageError, BadRequest) as exc:
         err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
         return EXIT_USAGE
-    except (StackError, QueryError) as exc:
+    except (StackError, QueryError, BrokerUnreachable) as exc:
         err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
         return EXIT_UNREACHABLE
     except RetentionMonitorError as exc:

@@ -15,5 +15,9 @@ class PublishError(StreamsError):
     """Events cannot be read or published to Kafka."""
 
 
+class BrokerUnreachable(PublishError):
+    """Kafka cannot be reached, or fails the sends (a service problem, not the user's input)."""
+
+
 class AmountTooLarge(StreamsError, ValueError):
     """An amount that does not fit the stored 64-bit micro-units of the reporting currency."""

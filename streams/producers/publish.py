@@ -23,7 +23,7 @@ from rich.progress import Progress, ProgressColumn, Task, TaskID, TextColumn, Ti
 from rich.text import Text
 
 from core.slices import KafkaSettings, TopicSettings
-from streams.exceptions import PublishError
+from streams.exceptions import BrokerUnreachable, PublishError
 from streams.kafka.clients import client_options
 from streams.kafka.diagnose import explain
 from streams.producers.simulate import Simulator, topic_for
@@ -108,7 +108,7 @@ async def start_producer(kafka: KafkaSettings, producer: Any) -> Any:
         await producer.start()
     except (KafkaError, OSError) as exc:
         await producer.stop()
-        raise PublishError(await explain(kafka, exc)) from exc
+        raise BrokerUnreachable(await explain(kafka, exc)) from exc
     return producer
 
 
@@ -131,7 +131,7 @@ async def produce(
             sent = await _send_all(producer, _iterate(messages), bucket, bar, task)
             await producer.flush()
     except KafkaError as exc:
-        raise PublishError(f"publishing to Kafka at {kafka.bootstrap} failed: {exc!r}") from exc
+        raise BrokerUnreachable(f"publishing to Kafka at {kafka.bootstrap} failed: {exc!r}") from exc
     finally:
         await producer.stop()
     return PublishStats(sent, time.perf_counter() - started)

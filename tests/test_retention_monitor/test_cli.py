@@ -46,6 +46,16 @@ def test_unreachable_worker_is_one_line_with_exit_3() -> None:
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+def test_unreachable_kafka_is_exit_3_and_a_missing_file_exit_2(tmp_path: Path) -> None:
+    port = free_port()
+    events = tmp_path / "events.jsonl"
+    events.write_text("{}\n")
+    result = cli("publish", str(events), env={"RETENTION_KAFKA_BOOTSTRAP": f"127.0.0.1:{port}"})
+    assert result.returncode == 3
+    assert f"error: cannot reach Kafka at 127.0.0.1:{port}" in result.stderr
+    assert cli("publish", str(tmp_path / "missing.jsonl")).returncode == 2
+
+
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
