@@ -54,7 +54,7 @@ def _run(processor: Any, batches: list[list[Rec]], legacy: bool) -> list[object]
     return out
 
 
-@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(batches, st.booleans())
 def test_same_bytes_as_the_reference(batches: list[list[Rec]], legacy: bool) -> None:
     assert _run(COMPILED, batches, legacy) == _run(REFERENCE, batches, legacy)
