@@ -6,7 +6,7 @@ Design notes: docs/architecture.md, "alerts/rules.py".
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -15,7 +15,7 @@ import yaml
 from alerts.catalog import KPIS, LIVE
 from alerts.exceptions import RuleError
 from core.periods import ROLLING
-from core.settings import parse_duration
+from core.settings import Settings, parse_duration
 
 DEFAULT_RULES = Path(__file__).with_name("rules.yml")
 Kind = Literal["static", "change", "anomaly"]
@@ -68,8 +68,11 @@ _FIELDS = {f.name.rstrip("_"): f.name for f in fields(Rule)}
 _REQUIRED = ("name", "kpi", "window", "op", "severity", "summary")
 
 
-def load_rules(path: Path = DEFAULT_RULES) -> list[Rule]:
-    """Read and validate ``path``; raise :class:`RuleError` with a one-line message on the first problem."""
+def load_rules(path: Path = DEFAULT_RULES, grafana_url: str = Settings.grafana_url) -> list[Rule]:
+    """Read and validate ``path``; raise :class:`RuleError` with a one-line message on the first problem.
+
+    A ``dashboard_url`` that is a path (``/d/retention-overview``) is made absolute under ``grafana_url``,
+    so one rule file serves every Grafana."""
     try:
         doc = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -78,12 +81,18 @@ def load_rules(path: Path = DEFAULT_RULES) -> list[Rule]:
         raise RuleError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from exc
     if not isinstance(doc, dict) or not isinstance(doc.get("rules"), list):
         raise RuleError(f"{path}: expected a mapping with a 'rules' list")
-    rules = [parse_rule(raw, i, path) for i, raw in enumerate(doc["rules"])]
+    rules = [_linked(parse_rule(raw, i, path), grafana_url) for i, raw in enumerate(doc["rules"])]
     names = [r.name for r in rules]
     for name in names:
         if names.count(name) > 1:
             raise RuleError(f"{path}: rule {name}: name: used by more than one rule")
     return rules
+
+
+def _linked(rule: Rule, grafana_url: str) -> Rule:
+    if not rule.dashboard_url.startswith("/"):
+        return rule
+    return replace(rule, dashboard_url=grafana_url.rstrip("/") + rule.dashboard_url)
 
 
 def parse_rule(raw: Any, index: int, path: Path | str = "rules") -> Rule:

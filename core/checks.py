@@ -9,7 +9,7 @@ from typing import Any, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from core.errors import ConfigError
-from core.settings import DEFAULT_RISK_WEIGHTS, Clock, RouteMode, Settings, parse_duration
+from core.settings import DEFAULT_RISK_WEIGHTS, AlertPath, Clock, RouteMode, Settings, parse_duration
 
 _NAME = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
 _SEGMENT_VALUE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
@@ -78,6 +78,8 @@ def _check_services(settings: Settings, fail: Fail) -> None:
         raise fail("redis_ssl_cafile", settings.redis_ssl_cafile, "no such file (a PEM file, or empty)")
     if not settings.alertmanager_url.startswith(("http://", "https://")):
         raise fail("alertmanager_url", settings.alertmanager_url, "must start with http:// or https://")
+    if not settings.grafana_url.startswith(("http://", "https://")):
+        raise fail("grafana_url", settings.grafana_url, "must start with http:// or https://")
     if not 0 < settings.web_port < 65536:
         raise fail("web_port", settings.web_port, "must be 1-65535")
     if settings.web_advertised_url and not settings.web_advertised_url.startswith(("http://", "https://")):
@@ -162,6 +164,10 @@ def _check_alerts(settings: Settings, fail: Fail) -> None:
             raise fail(name, getattr(settings, name), "must be a duration like 10s or 1m") from exc
     if settings.alert_webhook_url and not settings.alert_webhook_url.startswith(("http://", "https://")):
         raise fail("alert_webhook_url", settings.alert_webhook_url, "must start with http:// or https:// (or be empty)")
+    if settings.alert_path not in get_args(AlertPath):
+        raise fail("alert_path", settings.alert_path,
+                   "must be 'stream' (the workers post the alerts), 'prometheus' (the generated Prometheus rules "
+                   "do) or 'both' (Alertmanager merges them)")
     if settings.alert_rules and not Path(settings.alert_rules).is_file():
         raise fail("alert_rules", settings.alert_rules, "no such rule file (empty: the shipped alerts/rules.yml)")
 

@@ -27,6 +27,8 @@ from core.slices import (
 )
 
 Clock = Literal["wall", "event"]
+# Who posts the KPI alerts to Alertmanager: the worker's engine, Prometheus with the generated rules, or both.
+AlertPath = Literal["stream", "prometheus", "both"]
 RouteMode = Literal["process", "loop"]
 _DURATION = re.compile(r"^(\d+)(s|m|h|d|w)$")
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -68,6 +70,7 @@ class Settings:
     redis_password: str = ""
     redis_ssl_cafile: str = ""
     alertmanager_url: str = "http://127.0.0.1:9093"
+    grafana_url: str = "http://127.0.0.1:3000"  # alerts' dashboard links and `dashboards push` start here
     web_host: str = "127.0.0.1"
     web_port: int = 6066
     web_advertised_url: str = ""  # how other workers reach this one ("": http://web_host:web_port)
@@ -99,6 +102,7 @@ class Settings:
     alert_interval: str = "10s"
     alert_resend: str = "1m"
     alert_webhook_url: str = ""
+    alert_path: AlertPath = "stream"
     topic_at_risk: str = "retention.at_risk"
     risk_threshold: int = 30
     risk_weights: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_RISK_WEIGHTS))
@@ -164,7 +168,8 @@ class Settings:
     def alerting(self) -> AlertSettings:
         return AlertSettings(self.alert_rules, parse_duration(self.alert_interval), parse_duration(self.alert_resend),
                              self.alertmanager_url, self.alert_webhook_url,
-                             RedisSettings(self.redis_url, self.redis_password, self.redis_ssl_cafile))
+                             RedisSettings(self.redis_url, self.redis_password, self.redis_ssl_cafile),
+                             self.grafana_url, self.alert_path)
 
     @property
     def risk(self) -> RiskSettings:

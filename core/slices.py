@@ -56,6 +56,11 @@ class TopicSettings:
         """The compacted changelog of the customer states and fact sets."""
         return f"{self.app_id}-customers-changelog"
 
+    @property
+    def redriven(self) -> str:
+        """The compacted topic of the dead letters ``retention-monitor dlq redrive`` republished, by position."""
+        return f"{self.dlq}.redriven"
+
 
 @dataclass(frozen=True)
 class FactSettings:
@@ -113,6 +118,13 @@ class AlertSettings:
     alertmanager_url: str
     webhook_url: str
     redis: RedisSettings
+    grafana_url: str  # a rule's dashboard_url that is a path ("/d/...") is under this URL
+    path: str  # alert_path: the engine posts unless it is "prometheus"
+
+    @property
+    def posts(self) -> bool:
+        """Whether this worker's engine posts alerts (else the generated Prometheus rules alone page)."""
+        return self.path != "prometheus"
 
 
 @dataclass(frozen=True)

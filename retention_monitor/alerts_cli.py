@@ -74,14 +74,18 @@ def alerts_prometheus(args: argparse.Namespace, loaded: LoadedSettings, console:
     """Write the Prometheus alerting rules of the alert rules, or with ``--check`` exit 1 if they are stale."""
     source = rules_path(loaded, getattr(args, "rules", None))
     output = Path(getattr(args, "output", None) or prometheus.DEFAULT_OUTPUT)
+    grafana_url = loaded.settings.grafana_url
     if getattr(args, "check", False):
-        if prometheus.stale(output, source):
+        if prometheus.stale(output, source, grafana_url):
             console.print(f"{output} is stale; run `retention-monitor alerts prometheus`", highlight=False)
             return 1
         console.print(f"{output} is up to date", highlight=False)
         return 0
-    prometheus.write(output, source)
+    prometheus.write(output, source, grafana_url)
     console.print(f"wrote {output}", highlight=False)
+    if loaded.settings.alert_path == "stream":  # writing the file switches nothing: say who pages
+        console.print("alert_path = stream: the workers page for these rules; load this file into Prometheus only "
+                      "with alert_path = prometheus or both (docs/operations.md, Which path pages)", highlight=False)
     return 0
 
 

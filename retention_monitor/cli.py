@@ -28,7 +28,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="retention-monitor",
         description="Streaming monitor for customer-retention KPIs (Kafka, Faust, Prometheus, Alertmanager).",
         epilog="Every command that reads something (kpis, at-risk, report, config show, stack, alerts list, "
-        "alerts test, replay) prints a table, or JSON with --json. Exit codes: 0 ok, 1 a check failed (stale "
+        "alerts test, replay, dlq) prints a table, or JSON with --json. Exit codes: 0 ok, 1 a check failed (stale "
         "generated files, a dry run that would reject), 2 bad input or configuration (also a question the worker "
         "refuses), 3 a service is unreachable or cannot answer now, 130 interrupted. "
         "`retention-monitor COMMAND --help` for each command.",
@@ -39,7 +39,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     for add in (_add_services, _add_traffic, _add_alerts, _add_at_risk, _add_dashboards, _add_report, _add_replay,
-                _add_demo):
+                _add_dlq, _add_demo):
         add(sub)
     return p
 
@@ -127,17 +127,25 @@ def _add_at_risk(sub: Any) -> None:
     at_risk_cli.add_parser(sub)
 
 
+def _add_dlq(sub: Any) -> None:
+    from retention_monitor import dlq_cli  # its Kafka modules load when a dlq command runs, not for every command
+
+    dlq_cli.add_parser(sub)
+
+
 def _add_dashboards(sub: Any) -> None:
     dash = sub.add_parser("dashboards", help="Grafana dashboards as code: generate (or --check) the JSON, push it")
     dash_sub = dash.add_subparsers(dest="dashboards_action", required=True, metavar="ACTION")
-    d_gen = dash_sub.add_parser("generate", help="write (or --check) deploy/grafana/dashboards/*.json")
+    d_gen = dash_sub.add_parser("generate", help="write (or --check) the dashboards (deploy/grafana/dashboards, "
+                                "deploy/grafana/import) and their recording rules (deploy/prometheus/rules)")
     d_gen.add_argument("--check", action="store_true", help="exit 1 if the checked-in files are stale")
-    d_gen.add_argument("--dir", help="output directory (default: deploy/grafana/dashboards of the source tree)")
+    d_gen.add_argument("--dir", help="root of the generated files (default: deploy/ of the source tree)")
     d_gen.set_defaults(command="dashboards generate")
     d_push = dash_sub.add_parser("push", help="create or update the dashboards in a running Grafana (overwrite)")
-    d_push.add_argument("--url", default="http://127.0.0.1:3000",
-                        help="Grafana base URL (default: http://127.0.0.1:3000)")
+    d_push.add_argument("--url", help="Grafana base URL (default: the grafana_url setting)")
     d_push.add_argument("--token", help="Grafana service-account token (default: $GRAFANA_TOKEN)")
+    d_push.add_argument("--folder", metavar="NAME", help="the folder to push into, created when missing "
+                        "(default: Grafana's General folder)")
     d_push.set_defaults(command="dashboards push")
 
 
@@ -274,6 +282,10 @@ def _handler(command: str) -> Handler:
         from retention_monitor import report
 
         return report.report_command
+    if command.startswith("dlq "):
+        from retention_monitor import dlq_cli
+
+        return {"dlq list": dlq_cli.dlq_list, "dlq show": dlq_cli.dlq_show, "dlq redrive": dlq_cli.dlq_redrive}[command]
     from retention_monitor import alerts_cli, at_risk_cli, commands, replay_cli
 
     handlers: dict[str, Handler] = {

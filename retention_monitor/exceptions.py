@@ -29,3 +29,7 @@ class ReportError(CliError):
 
 class GrafanaError(StackError):
     """Grafana cannot be reached, refuses the credentials, or rejects a dashboard."""
+
+
+class KafkaUnreachable(StackError):
+    """Kafka cannot be reached or fails a command's reads and sends (exit 3)."""

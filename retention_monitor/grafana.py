@@ -1,19 +1,26 @@
 """A small typed builder of Grafana dashboards (panels, rows, template variables) and PromQL helpers.
 
 KPI gauges have one owning worker per series, so every KPI query reads them as
-``max without (instance) (...)``.
+``max without (instance) (...)`` -- the ratios through the recording rules of :func:`recording_rules`,
+which record exactly that. Every panel and query names the datasource through the ``datasource``
+template variable, so the dashboards work in any Grafana, whatever its Prometheus datasource is called.
 """
 
 from __future__ import annotations
 
+import copy
+import re
 import string
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-DATASOURCE_UID = "retention-prometheus"
-DATASOURCE: dict[str, str] = {"type": "prometheus", "uid": DATASOURCE_UID}
+DATASOURCE: dict[str, str] = {"type": "prometheus", "uid": "${datasource}"}
+# what Grafana's "Import" asks for: the Prometheus to put into the datasource variable
+IMPORT_INPUT = "DS_PROMETHEUS"
 SCHEMA_VERSION = 39
+GRAFANA_VERSION = "10.4.0"  # what the import copy says it needs: dashboards of schema 39
 DEFAULT_DIR = Path(__file__).resolve().parents[1] / "deploy" / "grafana" / "dashboards"
 WINDOWS = ("1d", "7d", "30d", "90d", "day", "week", "month", "quarter", "year")
 TAG = "retention-monitor"
@@ -141,7 +148,33 @@ class QueryVariable:
         }
 
 
-Variable = CustomVariable | QueryVariable
+@dataclass(frozen=True)
+class DatasourceVariable:
+    """The Prometheus every panel queries. ``default`` is Grafana's default datasource, which is what
+    file provisioning needs; the import copy (:func:`for_import`) lets "Import" ask for one instead."""
+
+    name: str = "datasource"
+    label: str = "Prometheus"
+    default: str = "default"
+
+    def to_json(self) -> JSON:
+        return {
+            "current": {"selected": True, "text": self.default, "value": self.default},
+            "hide": 0,
+            "includeAll": False,
+            "label": self.label,
+            "multi": False,
+            "name": self.name,
+            "options": [],
+            "query": "prometheus",
+            "refresh": 1,
+            "regex": "",
+            "skipUrlSync": False,
+            "type": "datasource",
+        }
+
+
+Variable = CustomVariable | QueryVariable | DatasourceVariable
 
 
 @dataclass(frozen=True)
@@ -183,7 +216,7 @@ class Dashboard:
             "refresh": "30s",
             "schemaVersion": SCHEMA_VERSION,
             "tags": list(self.tags),
-            "templating": {"list": [v.to_json() for v in self.variables]},
+            "templating": {"list": [DatasourceVariable().to_json(), *(v.to_json() for v in self.variables)]},
             "time": {"from": "now-24h", "to": "now"},
             "timezone": "",
             "title": self.title,
@@ -197,13 +230,56 @@ class Dashboard:
 WINDOW_VAR = CustomVariable("window", "Window", WINDOWS, "30d")
 SEGMENT_VAR = QueryVariable("segment", "Segment", "label_values(retention_customers_active, segment)", "all")
 WS = 'window="$window", segment="$segment"'
+_RECORDED = re.compile(r"\bretention:\w+:max\b")
+# the currencies Grafana's unit picker has a `currencyXXX` unit for
+GRAFANA_CURRENCIES = frozenset({
+    "USD", "GBP", "EUR", "JPY", "RUB", "UAH", "BRL", "DKK", "ISK", "NOK", "SEK", "CZK", "CHF", "PLN", "ZAR",
+    "INR", "KRW", "IDR", "PHP", "VND", "TRY", "MYR", "XPF", "BGN", "PYG", "UYU", "ILS"})
+
+
+def recorded(metric: str) -> str:
+    """The recording rule's name of a KPI gauge read across workers (``level:metric:operation``):
+    ``retention_customer_churn_ratio`` -> ``retention:customer_churn_ratio:max``."""
+    return f"retention:{metric.removeprefix('retention_')}:max"
 
 
 def kpi(metric: str, selector: str = "") -> str:
-    """A KPI gauge across workers: each series has one owner, so ``max without (instance)``."""
+    """A KPI gauge across workers: each series has one owner, so ``max without (instance)``; a ratio
+    reads the series its recording rule keeps (:func:`recording_rules`)."""
+    if metric.endswith("_ratio"):
+        return f"{recorded(metric)}{{{selector}}}"
     return f"max without (instance) ({metric}{{{selector}}})"
+
+
+def recording_rules(exprs: Iterable[str]) -> list[JSON]:
+    """The recording rules of the recorded series ``exprs`` read, sorted by name."""
+    names = sorted({m.group(0) for e in exprs for m in _RECORDED.finditer(e)})
+    return [{"record": name, "expr": f"max without (instance) (retention_{name.split(':')[1]})"} for name in names]
 
 
 def rate(metric: str, by: str = "") -> str:
     grouping = f" by ({by})" if by else ""
     return f"sum{grouping} (rate({metric}[$__rate_interval]))"
+
+
+def money(currency: str) -> str:
+    """Grafana's unit of an amount in ``currency`` (ISO 4217); codes Grafana has no unit for get a suffix."""
+    return f"currency{currency}" if currency in GRAFANA_CURRENCIES else f"suffix: {currency}"
+
+
+def for_import(dashboard: JSON) -> JSON:
+    """``dashboard`` as Grafana's "Export for sharing externally" writes it: "Import" asks for a Prometheus
+    (input ``DS_PROMETHEUS``) and makes it the datasource variable's value."""
+    out = copy.deepcopy(dashboard)
+    for variable in out["templating"]["list"]:
+        if variable["type"] == "datasource":
+            ref = "${" + IMPORT_INPUT + "}"
+            variable["current"] = {"selected": True, "text": ref, "value": ref}
+    kinds = sorted({p["type"] for p in out["panels"] if p["type"] != "row"})
+    out["__inputs"] = [{"name": IMPORT_INPUT, "label": "Prometheus", "description": "the Prometheus that "
+                        "scrapes the retention-monitor workers", "type": "datasource", "pluginId": "prometheus",
+                        "pluginName": "Prometheus"}]
+    out["__requires"] = [{"type": "grafana", "id": "grafana", "name": "Grafana", "version": GRAFANA_VERSION},
+                         {"type": "datasource", "id": "prometheus", "name": "Prometheus", "version": "1.0.0"},
+                         *({"type": "panel", "id": k, "name": k, "version": ""} for k in kinds)]
+    return out

@@ -32,6 +32,9 @@ class InputMessage(LogRecord, Protocol):
     @property
     def timestamp(self) -> int: ...  # ms since the epoch
 
+    @property
+    def headers(self) -> Sequence[tuple[str, bytes]]: ...
+
 
 class Source(Protocol):
     """Where a fetch came from: a topic and partition (aiokafka's ``TopicPartition`` is one)."""

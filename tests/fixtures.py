@@ -127,13 +127,21 @@ def poll(check: Callable[[], Any], timeout: float, what: str, interval: float = 
 
 
 @contextmanager
-def json_server(answer: Callable[[str], tuple[int, Any]]) -> Iterator[str]:
-    """A local HTTP server whose every GET is answered by ``answer(path)`` -> ``(status, JSON body)``: an
-    in-process stand-in for a worker's web port. Yields its base URL."""
+def json_server(answer: Callable[[str], tuple[int, Any]],
+                post: Callable[[str, Any], tuple[int, Any]] | None = None) -> Iterator[str]:
+    """A local HTTP server whose every GET is answered by ``answer(path)`` -> ``(status, JSON body)`` and
+    every POST by ``post(path, JSON body)`` (405 without one): an in-process stand-in for a worker's web
+    port or a Grafana. Yields its base URL."""
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            status, body = answer(self.path)
+            self.reply(*answer(self.path))
+
+        def do_POST(self) -> None:
+            sent = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"null")
+            self.reply(*(post(self.path, sent) if post else (405, {"message": "no POST here"})))
+
+        def reply(self, status: int, body: Any) -> None:
             data = json.dumps(body).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")

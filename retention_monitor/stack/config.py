@@ -40,6 +40,7 @@ class StackConfig:
     prometheus_port: int = 9090
     alertmanager_port: int = 9093
     worker_targets: tuple[str, ...] = ("127.0.0.1:6066", "127.0.0.1:6067")
+    alert_path: str = "stream"  # "prometheus" or "both": Prometheus loads the generated KPI alert rules too
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> StackConfig:
@@ -56,6 +57,7 @@ class StackConfig:
             redis_port=redis_port,
             alertmanager_port=alertmanager_port,
             worker_targets=targets,
+            alert_path=settings.alert_path,
         )
         return replace(cfg, **overrides)
 

@@ -1,4 +1,4 @@
-"""Prometheus with the repo's scrape config and alert rules, rewritten for the stack's ports."""
+"""Prometheus with the repo's scrape config and alert rules, rewritten for the stack's ports and alert path."""
 
 from __future__ import annotations
 
@@ -15,6 +15,11 @@ from retention_monitor.exceptions import StackError
 from .config import deploy_dir
 from .process import Report, Service
 
+# The hand-written meta-alerts (the monitor itself is down, lags…) always; the generated KPI alerts only
+# when alert_path asks Prometheus to page for them, so one condition never pages from both by surprise.
+META_RULES = "meta.yml"
+RECORDING_RULES = "retention-recording.yml"  # the ratios the dashboards read
+KPI_RULES = "retention-alerts.yml"
 _MARKER = re.compile(r"^(?P<head>.*?)(?P<value>\[[^\]]*\]|\"[^\"]*\")(?P<tail>\s*# stack: (?P<key>[a-z_]+)\s*)$")
 
 
@@ -45,6 +50,12 @@ def render(template: str, values: dict[str, object]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def rule_files(alert_path: str) -> list[str]:
+    """The files of deploy/prometheus/rules/ Prometheus loads for ``alert_path``."""
+    always = [META_RULES, RECORDING_RULES]
+    return always if alert_path == "stream" else [*always, KPI_RULES]
+
+
 class Prometheus(Service):
     name = "prometheus"
     apt_packages: ClassVar[dict[str, str]] = {"prometheus": "prometheus"}
@@ -63,7 +74,7 @@ class Prometheus(Service):
         if not rules.is_dir():
             raise StackError(f"{rules} not found; run the stack from a retention-monitor source checkout")
         values: dict[str, object] = {
-            "rule_files": str(rules / "*.yml"),
+            "rule_files": [str(rules / name) for name in rule_files(self.cfg.alert_path)],
             "alertmanager": [f"127.0.0.1:{self.cfg.alertmanager_port}"],
             "workers": list(self.cfg.worker_targets),
             "prometheus": [self.address],

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Collection
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
@@ -32,17 +33,21 @@ def topic_configs(topics: TopicSettings) -> dict[str, dict[str, str]]:
                                     "min.compaction.lag.ms": str(COMPACTION_LAG_S * 1000)},
         # The latest at-risk status per customer (streams/at_risk/tracker.py): what a new follower needs, and all.
         topics.at_risk: {"cleanup.policy": "compact"},
+        # Which dead letters were redriven (retention-monitor dlq redrive): the latest marker per position.
+        topics.redriven: {"cleanup.policy": "compact"},
     }
 
 
-async def ensure_topics(kafka: KafkaSettings, topics: TopicSettings, timeout_s: float = 30.0) -> list[str]:
-    """Create the input, dead-letter, re-keyed, changelog and at-risk topics that are missing; return their names.
+async def ensure_topics(kafka: KafkaSettings, topics: TopicSettings, timeout_s: float = 30.0,
+                        only: Collection[str] | None = None) -> list[str]:
+    """Create the input, dead-letter, re-keyed, changelog, at-risk and redrive-marker topics that are missing
+    (or those of them in ``only``); return their names.
 
     A consumer group member that joins before a new topic shows up in the cluster metadata is
     assigned no partition of it, so every topic exists before any worker subscribes.
     """
     configs = topic_configs(topics)
-    wanted = [*topics.inputs, topics.dlq, *configs]
+    wanted = [t for t in (*topics.inputs, topics.dlq, *configs) if only is None or t in only]
     admin = AIOKafkaAdminClient(request_timeout_ms=10_000, **client_options(kafka))
     try:
         try:

@@ -67,7 +67,8 @@ class RouteStage:
                     log.debug("routing failure", exc_info=True)  # may quote the message
                     rejection = Rejection("unprocessable", f"{type(exc).__name__}: {str(exc)[:500]}")
                 rejected[rejection.reason] = rejected.get(rejection.reason, 0) + 1
-                letters.append(self.dead_letters.send(r.key, value, rejection, (topic, source_partition, r.offset)))
+                letters.append(self.dead_letters.send(r.key, value, rejection, (topic, source_partition, r.offset),
+                                                     r.headers))
         futures: list[Any] = []
         for partition, pending in packs.items():
             for pack in _split(pending):

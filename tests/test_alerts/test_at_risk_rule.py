@@ -110,8 +110,8 @@ def test_prometheus_rules_read_the_gauge_without_a_window(tmp_path: Path) -> Non
     every = rule(name="ManyAtRisk", kpi="customers_at_risk", op=">=", threshold=50, summary="{value} at risk")
     doc = yaml.safe_load(prometheus.render([one, every]))
     first, second = doc["groups"][0]["rules"]
-    assert first["expr"] == 'max without (instance) (retention_customers_at_risk{class="A"}) > 0'
+    assert first["expr"] == 'max (retention_customers_at_risk{class="A"}) > 0'
     assert first["labels"] == {"severity": "warning", "kpi": "customers_at_risk_a", "window": "now", "segment": "all"}
     assert first["annotations"]["summary"] == '{{ $value | printf "%.0f" }} A-class customers at risk'
-    assert second["expr"] == "sum without (class) (max without (instance) (retention_customers_at_risk)) >= 50"
+    assert second["expr"] == "sum (max by (class) (retention_customers_at_risk)) >= 50"
     assert prometheus.expressible(one)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import io
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -14,6 +16,8 @@ import yaml
 from rich.console import Console
 
 from alerts import prometheus
+from alerts.engine import to_alert
+from alerts.evaluate import Observation
 from alerts.exceptions import RuleError
 from alerts.rules import Rule, load_rules, parse_rule
 from core.config import LoadedSettings
@@ -28,9 +32,10 @@ TESTS_DIR = DEPLOY / "prometheus" / "tests"
 # promtool and amtool come with the Debian packages `retention-monitor stack up` installs (./run test).
 
 
-def run(*cmd: str, cwd: Path = ROOT) -> None:
+def run(*cmd: str, cwd: Path = ROOT) -> str:
     done = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, check=False, timeout=120)
     assert done.returncode == 0, f"{' '.join(cmd)} -> {done.returncode}\n{done.stdout}\n{done.stderr}"
+    return done.stdout + done.stderr
 
 
 def rule(**fields: Any) -> Rule:
@@ -69,6 +74,8 @@ def test_every_alert_has_severity_summary_and_runbook() -> None:
     for path in sorted(RULES_DIR.glob("*.yml")):
         for group in yaml.safe_load(path.read_text(encoding="utf-8"))["groups"]:
             for r in group["rules"]:
+                if "record" in r:  # the dashboards' recording rules (tests/test_retention_monitor)
+                    continue
                 names.append(r["alert"])
                 assert r["labels"]["severity"] in ("critical", "warning", "info"), r["alert"]
                 assert r["annotations"]["summary"], r["alert"]
@@ -96,22 +103,32 @@ def test_promtool_test_rules() -> None:
     run("promtool", "test", "rules", *files)
 
 
-@pytest.mark.parametrize("config", ["prometheus/prometheus.yml", "compose/prometheus.yml"])
-def test_promtool_check_config(config: str) -> None:
-    run("promtool", "check", "config", str(DEPLOY / config))
+def test_promtool_check_config() -> None:
+    # compose/prometheus.yml names files under /etc/prometheus: test_compose_config_loads_the_rules checks it
+    output = run("promtool", "check", "config", str(DEPLOY / "prometheus" / "prometheus.yml"))
+    for loaded in ("meta.yml", "retention-recording.yml"):  # the meta-alerts and what the dashboards read
+        assert f"rules/{loaded}" in output
 
 
-def test_compose_config_loads_the_rules(tmp_path: Path) -> None:
-    """docker-compose mounts deploy/prometheus/rules at /etc/prometheus/rules: check it with the rules in place."""
+@pytest.mark.parametrize("opt_in", [False, True])
+def test_compose_config_loads_the_rules(tmp_path: Path, opt_in: bool) -> None:
+    """docker-compose mounts deploy/prometheus/rules at /etc/prometheus/rules: check it with the rules in place.
+    The KPI alerts are loaded only when their line is uncommented (RETENTION_ALERT_PATH=prometheus or both)."""
     text = (DEPLOY / "compose" / "prometheus.yml").read_text(encoding="utf-8")
-    assert "/etc/prometheus/rules/*.yml" in text
+    kpi_line = "  # - /etc/prometheus/rules/retention-alerts.yml\n"
+    assert "  - /etc/prometheus/rules/meta.yml\n" in text
+    assert kpi_line in text
+    if opt_in:
+        text = text.replace(kpi_line, kpi_line.replace("# ", ""))
     shutil.copytree(RULES_DIR, tmp_path / "rules")
     config = tmp_path / "prometheus.yml"
-    config.write_text(text.replace("/etc/prometheus/rules/*.yml", "rules/*.yml"), encoding="utf-8")
+    config.write_text(text.replace("/etc/prometheus/rules/", "rules/"), encoding="utf-8")
     done = subprocess.run(["promtool", "check", "config", str(config)], capture_output=True, text=True,
                           check=False, timeout=120)
     assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
-    assert "retention-alerts.yml" in done.stdout + done.stderr
+    for loaded in ("meta.yml", "retention-recording.yml"):
+        assert loaded in done.stdout + done.stderr
+    assert ("retention-alerts.yml" in done.stdout + done.stderr) == opt_in
 
 
 def test_amtool_check_config() -> None:
@@ -134,7 +151,7 @@ def test_static_rule() -> None:
     (out,) = rendered(r)["groups"][0]["rules"]
     assert out == {
         "alert": "TestRule",
-        "expr": 'max without (instance) (retention_customer_churn_ratio{window="30d",segment="all"}) > 0.05',
+        "expr": 'max by (segment) (retention_customer_churn_ratio{window="30d",segment="all"}) > 0.05',
         "for": "10m",
         "keep_firing_for": "30m",
         "labels": {"severity": "critical", "kpi": "churn_rate", "window": "30d", "team": "cx"},
@@ -161,20 +178,20 @@ def test_change_rules() -> None:
                 summary="{value:.0f} from {baseline:.0f}")
     out = rendered(spike, drop)["groups"][0]["rules"]
     assert " ".join(out[0]["expr"].split()) == (
-        'max without (instance) (retention_customer_churn_ratio{window="1d",segment="all"}) > ignoring(window) '
-        '3 * max without (instance) (retention_customer_churn_ratio{window="30d",segment="all"}) / 30')
+        'max by (segment) (retention_customer_churn_ratio{window="1d",segment="all"}) > '
+        '3 * max by (segment) (retention_customer_churn_ratio{window="30d",segment="all"}) / 30')
     assert " ".join(out[1]["expr"].split()) == (
-        'max without (instance) (retention_nps_score{window="7d",segment="all"}) < ignoring(window) '
-        'max without (instance) (retention_nps_score{window="90d",segment="all"}) - 15')
+        'max by (segment) (retention_nps_score{window="7d",segment="all"}) < '
+        'max by (segment) (retention_nps_score{window="90d",segment="all"}) - 15')
     # the baseline of the summary is the (scaled) baseline, without factor and delta
-    assert "printf `max without (instance) (retention_nps_score{window=\"90d\",segment=\"%[1]s\"})` " \
+    assert "printf `max by (segment) (retention_nps_score{window=\"90d\",segment=\"%[1]s\"})` " \
            "$labels.segment | query" in out[1]["annotations"]["summary"]
 
 
 def test_nps_min_samples_sums_the_response_categories() -> None:
     (out,) = rendered(rule(kpi="nps", op="<", threshold=0, min_samples=30))["groups"][0]["rules"]
     assert out["expr"].endswith(
-        'and on(segment)\nsum by (segment) (max without (instance) '
+        'and on(segment)\nsum by (segment) (max by (segment, category) '
         '(retention_nps_responses{window="30d",segment="all"})) >= 30')
 
 
@@ -196,10 +213,52 @@ def test_unexported_sample_sizes_and_segments_are_noted() -> None:
     assert "Slow (static first_response_p90_seconds over 1d): segments plan:* are evaluated in the stream only" in text
     out = yaml.safe_load(text)["groups"][0]["rules"]
     assert out[0]["annotations"]["summary"] == '{{ $value | humanizePercentage }} (? responses)'
-    assert out[1]["expr"] == ('max without (instance) (retention_first_response_seconds'
+    assert out[1]["expr"] == ('max (retention_first_response_seconds'
                               '{window="1d",quantile="0.9"}) > 14400')
     assert out[1]["labels"]["segment"] == "all"
     assert out[1]["annotations"]["summary"] == '{{ $value | printf "%.0f" }}s in all'
+
+
+def test_dashboard_links_follow_the_grafana_url() -> None:
+    """A rule's dashboard_url path goes under grafana_url, in the stream's alerts and the Prometheus rules."""
+    default = {r.name: r for r in load_rules()}
+    assert default["ChurnRateHigh"].dashboard_url == "http://127.0.0.1:3000/d/retention-overview"
+    moved = {r.name: r for r in load_rules(grafana_url="https://grafana.example.com/retention/")}
+    assert moved["ChurnRateHigh"].dashboard_url == "https://grafana.example.com/retention/d/retention-overview"
+    assert moved["FirstResponseSlow"].dashboard_url == "https://grafana.example.com/retention/d/retention-support"
+    absolute = rule(dashboard_url="https://elsewhere.example.com/d/x")
+    assert absolute.dashboard_url == "https://elsewhere.example.com/d/x"
+    text = prometheus.render(list(moved.values()))
+    assert "dashboard_url: https://grafana.example.com/retention/d/retention-overview" in text
+    assert "127.0.0.1:3000" not in text
+
+
+def test_alerts_prometheus_uses_the_grafana_url_setting(tmp_path: Path) -> None:
+    out = tmp_path / "retention-alerts.yml"
+    loaded = LoadedSettings(Settings(grafana_url="https://grafana.example.com"), {})
+    con, _ = console()
+    assert alerts_prometheus(argparse.Namespace(check=False, output=str(out)), loaded, con) == 0
+    assert "https://grafana.example.com/d/retention-overview" in out.read_text(encoding="utf-8")
+    assert alerts_prometheus(argparse.Namespace(check=True, output=str(out)), loaded, con) == 0
+    # the checked-in file is for the default grafana_url
+    assert alerts_prometheus(argparse.Namespace(check=True, output=str(out)), settings(), con) == 1
+
+
+@pytest.mark.parametrize("name", [r.name for r in load_rules() if prometheus.expressible(r)])
+def test_alert_labels_are_the_stream_engines(name: str) -> None:
+    """With alert_path = "both", Alertmanager merges the two paths' alerts only when their label sets are
+    identical: the rule's labels plus what the expression keeps (``segment`` or nothing) are the engine's."""
+    (shipped,) = [r for r in load_rules() if r.name == name]
+    r = dataclasses.replace(shipped, labels={**shipped.labels, "team": "cx"})
+    (body,) = rendered(r)["groups"][0]["rules"]
+    segment = "plan:pro" if prometheus.GAUGES[r.kpi].segmented else "all"
+    engine = to_alert(Observation(r, segment, True, 1.0, 100), 0.0, None).labels
+    kept = {"segment": segment} if "segment" not in body["labels"] else {}
+    assert {"alertname": body["alert"], **kept, **body["labels"]} == engine
+    # aggregations name what they keep: job, instance or any target label a scrape adds never reach the alert
+    assert "without" not in body["expr"]
+    assert all(by in ("by (segment)", "by (segment, category)", "by (class)", "by (category)")
+               for by in re.findall(r"by \([^)]*\)", body["expr"]))
 
 
 def test_write_and_stale(tmp_path: Path) -> None:
@@ -267,6 +326,12 @@ def test_alerts_prometheus_write_and_check(tmp_path: Path) -> None:
     assert "stale" in text.getvalue()
     assert alerts_prometheus(argparse.Namespace(check=False, output=str(out)), settings(), con) == 0
     assert out.read_text(encoding="utf-8") == prometheus.render(load_rules())
+    assert "alert_path = stream: the workers page for these rules; load this file into Prometheus only" \
+        in text.getvalue()
+    con, text = console()
+    both = LoadedSettings(Settings(alert_path="both"), {})
+    assert alerts_prometheus(argparse.Namespace(check=False, output=str(out)), both, con) == 0
+    assert text.getvalue().strip() == f"wrote {out}"
     assert alerts_prometheus(argparse.Namespace(check=True, output=str(out)), settings(), con) == 0
     # the checked-in file, with the default output path
     assert alerts_prometheus(argparse.Namespace(check=True), settings(), con) == 0

@@ -41,12 +41,14 @@ def test_retention_table_in_a_shared_file(tmp_path: Path) -> None:
         ({"RETENTION_TIMEZONE": "Mars/Olympus"}, "RETENTION_TIMEZONE='Mars/Olympus': must be an IANA time zone"),
         ({"RETENTION_ALLOWED_LATENESS": "7 days"}, "RETENTION_ALLOWED_LATENESS='7 days': must be a duration"),
         ({"RETENTION_CLOCK": "sundial"}, "RETENTION_CLOCK='sundial': must be 'wall'"),
+        ({"RETENTION_ALERT_PATH": "grafana"}, "RETENTION_ALERT_PATH='grafana': must be 'stream' (the workers post"),
         ({"RETENTION_SEGMENTS": "plan=pro"}, "RETENTION_SEGMENTS=plan=pro: must be a JSON object"),
         ({"RETENTION_SEGMENTS": '{"plan": ["Pro Plan"]}'}, "RETENTION_SEGMENTS='plan:Pro Plan'"),
         ({"RETENTION_SEGMENTS": '{"all": ["x"]}'}, "RETENTION_SEGMENTS='all'"),
         ({"RETENTION_CURRENCY": "euro"}, "RETENTION_CURRENCY='euro': must be an ISO 4217 code"),
         ({"RETENTION_CURRENCY_RATES": '{"USD": -1}'}, "RETENTION_CURRENCY_RATES={'USD': -1}: rates must be"),
         ({"RETENTION_REDIS_URL": "localhost:6379"}, "RETENTION_REDIS_URL='localhost:6379': must start with"),
+        ({"RETENTION_GRAFANA_URL": "grafana:3000"}, "RETENTION_GRAFANA_URL='grafana:3000': must start with http"),
         ({"RETENTION_TOPIC_DLQ": "retention.lifecycle"}, "RETENTION_TOPIC_DLQ='retention.lifecycle'"),
         ({"RETENTION_HISTORY": "1d"}, "RETENTION_HISTORY='1d': must be at least allowed_lateness=7d"),
         ({"RETENTION_ABC_THRESHOLDS": "[0.9, 0.8]"}, "RETENTION_ABC_THRESHOLDS=[0.9, 0.8]: must be [A, B]"),
@@ -60,6 +62,13 @@ def test_bad_values_get_one_line_errors(env: dict[str, str], needle: str) -> Non
     message = str(info.value)
     assert needle in message
     assert "\n" not in message
+
+
+@pytest.mark.parametrize(("path", "posts"), [("stream", True), ("both", True), ("prometheus", False)])
+def test_alert_path_decides_whether_the_workers_post(path: str, posts: bool) -> None:
+    assert load_settings(env={}).settings.alerting.posts  # the stream engine by default
+    alerting = load_settings(env={"RETENTION_ALERT_PATH": path}).settings.alerting
+    assert (alerting.path, alerting.posts) == (path, posts)
 
 
 def test_unknown_key_in_file_names_the_closest_setting(tmp_path: Path) -> None:

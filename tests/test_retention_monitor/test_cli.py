@@ -123,7 +123,7 @@ def test_the_readme_first_screen_gives_the_two_commands() -> None:
 
 
 READ_COMMANDS = (["kpis"], ["at-risk"], ["report"], ["config", "show"], ["stack"], ["alerts", "list"],
-                 ["alerts", "test"], ["replay"])
+                 ["alerts", "test"], ["replay"], ["dlq", "list"], ["dlq", "show"], ["dlq", "redrive"])
 
 
 def _subparser(path: list[str]) -> argparse.ArgumentParser:

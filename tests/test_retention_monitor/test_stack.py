@@ -21,10 +21,12 @@ from typing import Any
 
 import pytest
 import redis
+import yaml
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 import retention_monitor.stack as stack_pkg
 from core.config import load_settings
+from core.settings import Settings
 from retention_monitor.exceptions import StackError
 from retention_monitor.stack import ServiceStatus, StackConfig, down, status, up
 from retention_monitor.stack import config as stack_config
@@ -112,20 +114,32 @@ def test_deploy_dir_missing_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, tm
         stack_config.deploy_dir()
 
 
-def test_generated_prometheus_config_is_valid(tmp_path: Path) -> None:
-    cfg = replace(TEST_PORTS, home=tmp_path, worker_targets=("127.0.0.1:7000",))
+@pytest.mark.parametrize(("alert_path", "rule_files"), [
+    ("stream", ["meta.yml", "retention-recording.yml"]),
+    ("prometheus", ["meta.yml", "retention-recording.yml", "retention-alerts.yml"]),
+    ("both", ["meta.yml", "retention-recording.yml", "retention-alerts.yml"]),
+])
+def test_generated_prometheus_config_is_valid(tmp_path: Path, alert_path: str, rule_files: list[str]) -> None:
+    """The generated KPI alerts are loaded only when alert_path asks Prometheus to page for them."""
+    cfg = replace(TEST_PORTS, home=tmp_path, worker_targets=("127.0.0.1:7000",), alert_path=alert_path)
     prom = Prometheus(cfg)
     asyncio.run(prom.prepare(lambda _message: None))
     text = prom.config_file.read_text()
     assert '["127.0.0.1:7000"]' in text
     assert '["127.0.0.1:19093"]' in text
-    assert str(DEPLOY / "prometheus" / "rules" / "*.yml") in text
+    loaded = yaml.safe_load(text)["rule_files"]
+    assert loaded == [str(DEPLOY / "prometheus" / "rules" / name) for name in rule_files]
     done = subprocess.run(
         ["promtool", "check", "config", str(prom.config_file)], capture_output=True, text=True, check=False
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "SUCCESS: 2 rule files found" in done.stdout
-    assert "retention-alerts.yml" in done.stdout
+    assert f"SUCCESS: {len(rule_files)} rule files found" in done.stdout
+    assert ("retention-alerts.yml" in done.stdout) == (alert_path != "stream")
+
+
+def test_stack_config_takes_the_alert_path_of_the_settings() -> None:
+    assert StackConfig.from_settings(Settings()).alert_path == "stream"
+    assert StackConfig.from_settings(Settings(alert_path="both")).alert_path == "both"
 
 
 def test_alertmanager_config_is_valid() -> None:

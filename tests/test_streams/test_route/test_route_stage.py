@@ -68,6 +68,18 @@ def test_invalid_messages_are_dead_lettered_with_reason_and_origin() -> None:
     assert sum(len(log.messages(TOPICS.rekeyed, p)) for p in range(TOPICS.partitions)) == 1
 
 
+def test_a_dead_letter_keeps_the_messages_own_key_and_headers_apart_from_ours() -> None:
+    log, counted = MemoryLog(TOPICS.partitions), {}
+    own = [("ce_source", b"shop"), ("reason", b"a producer's header named like ours")]
+    message = Message(b"shop-key", b"{nope", 7, 1_700_000_000_000, own)
+    asyncio.run(stage(log, counted).handle({Partition(TOPICS.lifecycle, 0): [message]}))
+    [letter] = log.everything(TOPICS.dlq)
+    assert letter.key == b"shop-key"
+    assert letter.headers[0] == ("reason", b"not_json")
+    assert letter.headers[5:] == [("source_header.ce_source", b"shop"),
+                                  ("source_header.reason", b"a producer's header named like ours")]
+
+
 def test_a_fetch_fails_when_the_log_does_not_take_it() -> None:
     log = MemoryLog(TOPICS.partitions)
     log.fail = True
