@@ -16,8 +16,17 @@ pytestmark = pytest.mark.integration
 
 
 def children(pid: int) -> list[int]:
+    """The worker's route processes (multiprocessing's resource tracker is a child too: not counted)."""
     path = Path(f"/proc/{pid}/task/{pid}/children")
-    return [int(p) for p in path.read_text().split()] if path.exists() else []
+    found = [int(p) for p in path.read_text().split()] if path.exists() else []
+    return [p for p in found if b"spawn_main" in _cmdline(p)]
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
 
 
 def alive(pid: int) -> bool:
