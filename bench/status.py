@@ -52,13 +52,36 @@ def proc_kib(field: str, pid: int | str = "self") -> int | None:
     return None
 
 
+def tree(pid: int | str) -> list[int | str]:
+    """``pid`` and its live descendants: a worker is its process and its route process."""
+    out: list[int | str] = [pid]
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        try:
+            out += [p for child in task.read_text().split() for p in tree(int(child))]
+        except OSError:
+            continue
+    return out
+
+
 def rss_bytes(pid: int | str = "self", field: str = "VmRSS") -> int | None:
+    """Resident (``VmRSS``) or peak (``VmHWM``) memory of ``pid`` and its descendants (the peaks of
+    several processes add up to a bound, not the peak of the sum); None once ``pid`` is gone."""
     kib = proc_kib(field, pid)
-    return None if kib is None else kib * 1024
+    if kib is None:
+        return None
+    return 1024 * (kib + sum(proc_kib(field, p) or 0 for p in tree(pid)[1:]))
 
 
 def cpu_seconds(pid: int | str = "self") -> float | None:
-    """User + system CPU of a process (all threads) from ``/proc/<pid>/stat``; None once it is gone."""
+    """User + system CPU of a process (all threads) and its live descendants from ``/proc/<pid>/stat``;
+    None once it is gone."""
+    own = _cpu_seconds(pid)
+    if own is None:
+        return None
+    return own + sum(_cpu_seconds(p) or 0.0 for p in tree(pid)[1:])
+
+
+def _cpu_seconds(pid: int | str) -> float | None:
     try:
         text = Path(f"/proc/{pid}/stat").read_text()
     except (FileNotFoundError, ProcessLookupError):

@@ -9,7 +9,7 @@ from typing import Any, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from core.errors import ConfigError
-from core.settings import DEFAULT_RISK_WEIGHTS, AlertPath, Clock, Settings, parse_duration
+from core.settings import DEFAULT_RISK_WEIGHTS, AlertPath, Clock, RouteMode, Settings, parse_duration
 
 _NAME = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
 _SEGMENT_VALUE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
@@ -164,6 +164,8 @@ def _check_runtime(settings: Settings, fail: Fail) -> None:
         raise fail("timezone", settings.timezone, "must be an IANA time zone like UTC or Europe/Berlin") from exc
     if settings.clock not in get_args(Clock):
         raise fail("clock", settings.clock, "must be 'wall' (windows end now) or 'event' (at the newest event)")
+    if settings.route not in get_args(RouteMode):
+        raise fail("route", settings.route, "must be 'process' (a child process: a second core) or 'loop'")
     try:
         parse_duration(settings.checkpoint_interval)
     except ValueError as exc:

@@ -29,6 +29,7 @@ from core.slices import (
 Clock = Literal["wall", "event"]
 # Who posts the KPI alerts to Alertmanager: the worker's engine, Prometheus with the generated rules, or both.
 AlertPath = Literal["stream", "prometheus", "both"]
+RouteMode = Literal["process", "loop"]
 _DURATION = re.compile(r"^(\d+)(s|m|h|d|w)$")
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 DEFAULT_EUR_RATES = {"USD": 0.92, "GBP": 1.17, "CHF": 1.06}
@@ -100,6 +101,7 @@ class Settings:
     checkpoint_interval: str = "5m"
     data_dir: str = "~/.local/share/retention-monitor/worker"
     max_message_bytes: int = 1_048_576
+    route: RouteMode = "process"  # the route stage in a child process (a second core) or in the worker's loop
     alert_rules: str = ""
     alert_interval: str = "10s"
     alert_resend: str = "1m"

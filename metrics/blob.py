@@ -8,7 +8,6 @@ and an unchanged customer is recognised without decoding.
 from __future__ import annotations
 
 import hashlib
-from collections import Counter
 from dataclasses import dataclass
 
 import msgspec
@@ -61,21 +60,3 @@ class Delta:
     after: int
     removed: list[Fact]
     added: list[Fact]
-
-
-def difference(old: list[Fact], new: list[Fact]) -> tuple[list[Fact], list[Fact]]:
-    """``(removed, added)`` between two fact multisets."""
-    old_set, new_set = set(old), set(new)
-    if len(old_set) == len(old) and len(new_set) == len(new):  # no repeated fact: sets suffice
-        return list(old_set - new_set), list(new_set - old_set)
-    before, after = Counter(old), Counter(new)
-    return list((before - after).elements()), list((after - before).elements())
-
-
-def changed(old_blob: bytes, new_blob: bytes, new: list[Fact]) -> Delta:
-    """The delta from ``old_blob`` to ``new_blob`` (whose facts are ``new``)."""
-    if old_blob == new_blob:
-        same = checksum(new_blob)
-        return Delta(same, same, [], [])
-    removed, added = difference(decode(old_blob), new)
-    return Delta(checksum(old_blob), checksum(new_blob), removed, added)

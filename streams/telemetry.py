@@ -166,6 +166,12 @@ class ConsumerMetrics(Collector):
     def register(self, stage: str, lag: Callable[[], list[tuple[str, int, int]]]) -> None:
         self._lags[stage] = lag
 
+    def rebalanced(self, stage: str) -> None:
+        self.rebalances.labels(stage).inc()
+
+    def committed(self, stage: str, seconds: float) -> None:
+        self.commit_seconds.labels(stage).observe(seconds)
+
     def describe(self) -> Iterator[GaugeMetricFamily]:
         return iter(())
 

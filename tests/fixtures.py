@@ -31,6 +31,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from core.periods import parse_period
 from core.settings import Settings
+from core.slices import FactSettings
 from metrics.planning import run
 from metrics.questions import Question, ask_all
 from metrics.records import CustomerState, decode_state
@@ -477,12 +478,13 @@ class PurePipeline:
     """
 
     def __init__(self, settings: Settings | None = None, workers: int = 1,
-                 on_entry: Callable[[int, bytes, bytes], None] | None = None) -> None:
+                 on_entry: Callable[[int, bytes, bytes], None] | None = None,
+                 processor: Callable[[FactSettings], Processor] = Processor) -> None:
         self.settings = settings or Settings(allowed_lateness="3650d")
         self.on_entry = on_entry
         self.topics = self.settings.topics
         self.log = MemoryLog(self.topics.partitions)
-        self.processor = Processor(self.settings.facts)
+        self.processor = processor(self.settings.facts)
         thresholds = self.settings.storage.abc_thresholds
         self.stores = [KpiStore(self.processor.ctx, thresholds) for _ in range(workers)]
         self.store = self.stores[0]  # all of it, with one worker
@@ -493,7 +495,7 @@ class PurePipeline:
         self.route = RouteStage(recorder=self.processor.recorder, producer=self.log, rekeyed=self.topics.rekeyed,
                                 partitions=self.topics.partitions, dead_letters=letters,
                                 max_bytes=self.settings.max_message_bytes)
-        self.stages = [ApplyStage(processor=Processor(self.settings.facts), producer=self.log, reader=self.log,
+        self.stages = [ApplyStage(processor=processor(self.settings.facts), producer=self.log, reader=self.log,
                                   changelog=self.topics.changelog, store_url="memory://", data_dir=Path("/nonexistent"),
                                   reject=letters.reject, on_counts=self._counts.append) for _ in range(workers)]
         self._input = 0

@@ -1,22 +1,24 @@
 """Applies valid events to their key's stored state: dedupe, allowed lateness, records, facts (no Kafka).
 
 The owner of a key's partition hands over the stored state bytes and the key's new records in
-arrival order, and gets back the new state and the key's full fact set (:mod:`metrics.blob`); the
-changelog carries both, so a restarted owner restores the state and every worker's
+arrival order, and gets back the new state and how the key's fact set (:mod:`metrics.blob`) changed;
+the changelog carries both, so a restarted owner restores the state and every worker's
 :class:`metrics.store.KpiStore` the facts. Several events of one key in one batch cost one replay.
+
+The work itself is compiled (``native/``, Rust): it is most of a worker's CPU per event. The Python
+reference it is checked against, byte for byte, lives in the tests (``tests/apply_reference``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import retention_native
+
 from core.slices import FactSettings
-from metrics import blob
-from metrics.facts import Context, derive
-from metrics.lateness import Lateness, newest_by_stream, stream_of
-from metrics.prune import prune
-from metrics.records import CustomerState, Rec, decode_state, encode_state
-from metrics.segments import Segmenter
+from metrics.facts import context
+from metrics.lateness import Lateness
+from metrics.records import Rec
 from streams.contract.decode import Event
 from streams.exceptions import AmountTooLarge
 from streams.route.records import Recorder
@@ -35,6 +37,17 @@ class Outcome:
 
 
 @dataclass(frozen=True, slots=True)
+class Delta:
+    """The key's fact set went from checksum ``before`` to ``after``; ``removed`` and ``added`` are the
+    difference as fact blobs (what the changelog carries)."""
+
+    before: int
+    after: int
+    removed: bytes
+    added: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class Update:
     """What some records did to one key: an outcome per record; when something was applied, the
     key's new state (which embeds its fact set) and how the fact set changed."""
@@ -42,15 +55,7 @@ class Update:
     outcomes: list[Outcome]
     state: bytes | None
     newest_us: int | None
-    delta: blob.Delta | None = None
-
-
-def context(facts: FactSettings) -> Context:
-    return Context(
-        segmenter=Segmenter(facts.segments),
-        reasons=frozenset(facts.churn_reasons),
-        categories=frozenset(facts.ticket_categories),
-    )
+    delta: Delta | None = None
 
 
 def lateness_rule(facts: FactSettings) -> Lateness:
@@ -58,68 +63,31 @@ def lateness_rule(facts: FactSettings) -> Lateness:
     return Lateness(facts.allowed_lateness_s * MICRO, facts.history_s * MICRO, facts.allowed_lateness, facts.history)
 
 
+APPLIED = Outcome("applied")
+DUPLICATE = Outcome("duplicate")
+_COMMON = {"applied": APPLIED, "duplicate": DUPLICATE}
+
+
 class Processor:
     """Applies a key's new records to its stored state; pure apart from the settings it reads."""
 
     def __init__(self, facts: FactSettings) -> None:
         self.facts = facts
-        self.ctx = context(facts)
-        self.history_us = facts.history_s * MICRO
-        self.lateness = lateness_rule(facts)
+        self.ctx = context(facts)  # what the KPI store needs of the same settings
         self.recorder = Recorder(facts.currency, facts.rates)
+        self._engine = retention_native.Engine(
+            [(name, list(values)) for name, values in facts.segments.items()], list(facts.churn_reasons),
+            list(facts.ticket_categories), facts.allowed_lateness_s * MICRO, facts.history_s * MICRO,
+            facts.allowed_lateness, facts.history)
 
     def apply_records(self, stored: bytes | None, records: list[Rec]) -> Update:
         """Apply ``records`` (one key's, in arrival order) to the stored state ``stored``."""
-        old = decode_state(stored)
-        kept = old.records
-        newest = old.newest_us
-        seen = {r.id for r in kept}
-        outcomes: list[Outcome] = []
-        added: list[Rec] = []
-        lateness, quick = self.lateness, self.lateness.lateness_us
-        by_stream: dict[str, int] | None = None  # only looked up for events older than the key's newest
-        for rec in records:
-            if rec.id in seen:
-                outcomes.append(DUPLICATE)
-                continue
-            # Per key and stream, in arrival order (metrics.lateness); nothing within lateness of the
-            # key's newest event can be late, so most events skip the per-stream lookup.
-            if newest is not None and rec.time_us < newest - quick:
-                if by_stream is None:
-                    by_stream = newest_by_stream(kept + added)
-                late = lateness.judge(rec.time_us, rec.type, newest, by_stream.get(stream_of(rec.type)))
-                if late is not None:
-                    outcomes.append(Outcome("too_late", f"{late.behind_us / MICRO:.0f}s behind {late.what} of the "
-                                            f"same key, {late.limit}"))
-                    continue
-            seen.add(rec.id)
-            added.append(rec)
-            newest = rec.time_us if newest is None else max(newest, rec.time_us)
-            if by_stream is not None:
-                stream = stream_of(rec.type)
-                by_stream[stream] = max(by_stream.get(stream, rec.time_us), rec.time_us)
-            outcomes.append(APPLIED)
-        if not added:
+        statuses, state, newest, before, after, removed, added = self._engine.apply_records(stored, records)
+        outcomes = [APPLIED] * len(records) if statuses is None else [
+            _COMMON.get(status) or Outcome(status, detail) for status, detail in statuses]
+        if state is None:
             return Update(outcomes, None, newest)
-        assert newest is not None
-        merged = kept + added
-        if (kept and min(r.sort_key() for r in added) < kept[-1].sort_key()) or len(added) > 1:
-            merged.sort(key=Rec.sort_key)
-        merged = prune(merged, newest - self.history_us)
-        derived = derive(merged, self.ctx)
-        if derived.ignored:
-            outcomes = [Outcome("ignored", derived.ignored[rec.id]) if o is APPLIED and rec.id in derived.ignored
-                        else o for o, rec in zip(outcomes, records, strict=True)]
-        new_blob = blob.encode(derived.facts)
-        state = encode_state(CustomerState(records=merged, newest_us=newest, facts=new_blob))
-        return Update(outcomes, state, newest, blob.changed(self._old_facts(old), new_blob, derived.facts))
-
-    def _old_facts(self, old: CustomerState) -> bytes:
-        if old.facts:
-            return old.facts
-        if old.records:  # a state stored before states carried their facts
-            return blob.encode(derive(old.records, self.ctx).facts)
-        return EMPTY_FACTS
+        return Update(outcomes, state, newest, Delta(before, after, removed, added))
 
     def apply(self, stored: bytes | None, event: Event) -> tuple[Outcome, Update | None]:
         """One event (tests, replays): its outcome and the key's update (``None`` if unprocessable)."""
@@ -131,15 +99,9 @@ class Processor:
         return update.outcomes[0], update
 
 
-EMPTY_FACTS = blob.encode([])
-APPLIED = Outcome("applied")
-DUPLICATE = Outcome("duplicate")
-
-
 def change_entry(update: Update, timestamp_ms: int) -> bytes:
     """The changelog entry of a key's update (it has a state and a delta)."""
     d = update.delta
     if update.state is None or d is None:
         raise ValueError("an update that applied nothing has no changelog entry")
-    return encode_change(Change(update.state, d.before, d.after, blob.encode(d.removed), blob.encode(d.added),
-                                update.newest_us, timestamp_ms))
+    return encode_change(Change(update.state, d.before, d.after, d.removed, d.added, update.newest_us, timestamp_ms))

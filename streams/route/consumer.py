@@ -9,16 +9,24 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
-from streams.telemetry import ConsumerMetrics
-
 log = logging.getLogger(__name__)
 
 Batch = dict[TopicPartition, list[ConsumerRecord[Any, Any]]]
+
+
+class StageMetrics(Protocol):
+    """What a batch consumer reports (:class:`streams.telemetry.ConsumerMetrics`, or a relay to it)."""
+
+    def register(self, stage: str, lag: Callable[[], list[tuple[str, int, int]]]) -> None: ...
+
+    def rebalanced(self, stage: str) -> None: ...
+
+    def committed(self, stage: str, seconds: float) -> None: ...
 
 
 class BatchConsumer:
@@ -32,7 +40,7 @@ class BatchConsumer:
         group_id: str,
         topics: list[str],
         handle: Callable[[Batch], Awaitable[None]],
-        metrics: ConsumerMetrics,
+        metrics: StageMetrics,
         commit_interval: float = 1.0,
         max_records: int = 20_000,
     ) -> None:
@@ -104,7 +112,7 @@ class BatchConsumer:
             self._done = {**offsets, **self._done}
             return
         self._committed_at = time.monotonic()
-        self.metrics.commit_seconds.labels(self.stage).observe(time.perf_counter() - began)
+        self.metrics.committed(self.stage, time.perf_counter() - began)
 
     def lag(self) -> list[tuple[str, int, int]]:
         """``(topic, partition, messages not yet handled)`` of every owned partition."""
@@ -130,7 +138,7 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
                 await owner._commit(owner.consumer)
             owner._done = {tp: o for tp, o in owner._done.items() if tp not in revoked}
             owner._next = {tp: o for tp, o in owner._next.items() if tp not in revoked}
-        owner.metrics.rebalances.labels(owner.stage).inc()
+        owner.metrics.rebalanced(owner.stage)
         log.info("%s: partitions revoked: %s", owner.stage, sorted(f"{tp.topic}:{tp.partition}" for tp in revoked))
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:

@@ -38,6 +38,7 @@ from streams.telemetry import ConsumerMetrics, PipelineMetrics
 from streams.web.pages import register_pages
 from streams.worker.alerting import new_alerting
 from streams.worker.faust_app import TAKE_PACKS, TAKE_WITHIN_S, new_faust_app
+from streams.worker.route_process import RouteProcess
 from streams.worker.runtime import Runtime
 from streams.worker.services import Engine, start_at_risk, start_background, warm
 
@@ -83,11 +84,7 @@ def _runtime(app: faust.App, settings: Settings, producer: SharedProducer, regis
                        changelog=topics.changelog, store_url=storage.store_url, data_dir=storage.worker_dir / "state",
                        reject=letters.reject, on_counts=counted, on_restored=pipeline.restored.inc,
                        on_timing=lambda stage, seconds: pipeline.stage.labels(stage).observe(seconds))
-    route_stage = RouteStage(recorder=processor.recorder, producer=producer, rekeyed=topics.rekeyed,
-                             partitions=topics.partitions, dead_letters=letters,
-                             max_bytes=settings.kafka.max_message_bytes)
-    route = BatchConsumer(stage="route", options=client_options(settings.kafka), group_id=f"{topics.app_id}-route",
-                          topics=topics.inputs, handle=route_stage.handle, metrics=ConsumerMetrics(registry))
+    route = _route(settings, processor, producer, letters, ConsumerMetrics(registry))
     checkpoints = Checkpoints(storage.worker_dir / "kpi-checkpoint", snapshot.fingerprint(settings.to_dict()),
                               storage.checkpoint_interval_s, CHECKPOINT_MAX_AGE_S)
     holds = Holds()
@@ -100,6 +97,18 @@ def _runtime(app: faust.App, settings: Settings, producer: SharedProducer, regis
                       HttpTransport(settings.web.auth_header))
     return Runtime(app, topics, settings.calendar, processor.ctx.segmenter, store, follower, registry, pipeline,
                    apply, route, cluster)
+
+
+def _route(settings: Settings, processor: Processor, producer: SharedProducer, letters: DeadLetters,
+           metrics: ConsumerMetrics) -> BatchConsumer | RouteProcess:
+    """The route stage: in a child process (a second core), or in this worker's loop."""
+    if settings.route == "process":
+        return RouteProcess(settings, metrics, letters.count)
+    topics = settings.topics
+    stage = RouteStage(recorder=processor.recorder, producer=producer, rekeyed=topics.rekeyed,
+                       partitions=topics.partitions, dead_letters=letters, max_bytes=settings.kafka.max_message_bytes)
+    return BatchConsumer(stage="route", options=client_options(settings.kafka), group_id=f"{topics.app_id}-route",
+                         topics=topics.inputs, handle=stage.handle, metrics=metrics)
 
 
 def _count_rejected(pipeline: PipelineMetrics, reasons: dict[str, int]) -> None:

@@ -24,6 +24,7 @@ from streams.cluster.coordinator import Cluster
 from streams.follow.follower import ChangelogFollower
 from streams.route.consumer import BatchConsumer
 from streams.telemetry import PipelineMetrics
+from streams.worker.route_process import RouteProcess
 
 RETRY_SECONDS = (0.5, 1, 2, 5, 10)
 log = logging.getLogger(__name__)
@@ -42,7 +43,7 @@ class Runtime:
     registry: CollectorRegistry
     pipeline: PipelineMetrics
     apply: ApplyStage
-    route: BatchConsumer
+    route: BatchConsumer | RouteProcess
     cluster: Cluster
     owned: frozenset[int] = frozenset()
     newest_seen: int | None = None  # the cluster's newest event time, as last asked

@@ -312,6 +312,8 @@ def dockerfile_problems(text: str, pyproject: Mapping[str, Any]) -> list[str]:
     build = lines[:froms[-1]] if len(froms) > 1 else []
     if not any(op == "COPY" and re.search(r"(^|\s)alerts/?(\s|$)", arg) for op, arg in build):
         problems.append("the build stage does not COPY the alerts package (alerts/rules.yml)")
+    if not any(op == "COPY" and re.search(r"(^|\s)native/?(\s|$)", arg) for op, arg in build):
+        problems.append("no build stage COPYs native/ (the compiled apply step)")
     package_data = pyproject.get("tool", {}).get("setuptools", {}).get("package-data", {})
     if "rules.yml" not in package_data.get("alerts", []):
         problems.append('pyproject.toml [tool.setuptools.package-data] lacks alerts = ["rules.yml"]')

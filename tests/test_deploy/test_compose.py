@@ -4,6 +4,7 @@ reports a broken copy."""
 from __future__ import annotations
 
 import copy
+import re
 from typing import Any
 
 import pytest
@@ -168,12 +169,14 @@ def test_dockerfile_checks_fail_on_broken_files() -> None:
     assert dockerfile_problems(root, pyproject) == ["the final stage runs as USER root"]
     no_user = "\n".join(line for line in text.splitlines() if not line.startswith("USER"))
     assert dockerfile_problems(no_user, pyproject) == ["the final stage has no USER (runs as root)"]
-    single = "\n".join(line for line in text.splitlines() if not line.startswith("FROM python:3.11-slim AS"))
+    single = "\n".join(line for line in text.splitlines() if not re.match(r"FROM \S+ AS", line))
     assert "not a multi-stage build (1 FROM)" in dockerfile_problems(single, pyproject)
     no_alerts = text.replace("COPY alerts alerts\n", "")
     assert dockerfile_problems(no_alerts, pyproject) == [
         "the build stage does not COPY the alerts package (alerts/rules.yml)"
     ]
+    no_native = text.replace("COPY native /native\n", "")
+    assert dockerfile_problems(no_native, pyproject) == ["no build stage COPYs native/ (the compiled apply step)"]
     broken = copy.deepcopy(pyproject)
     del broken["tool"]["setuptools"]["package-data"]["alerts"]
     assert dockerfile_problems(text, broken) == [

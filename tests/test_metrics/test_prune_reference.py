@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from metrics.prune import FOLDED_ORDERS, prune
+from apply_reference.prune import FOLDED_ORDERS, prune
+
 from metrics.records import Rec, T
 
 DAY = 86_400_000_000

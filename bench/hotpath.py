@@ -1,0 +1,147 @@
+"""CPU per event of each step of a worker's hot path, without Kafka: the compiled apply step next to its
+Python reference (the code it replaced, kept in tests/apply_reference), on one simulated event file.
+
+    .venv/bin/python -m bench.hotpath [--customers 20000] [--events 200000] [--batch 8] [--repeat 3] [--json F]
+
+Steps: decode (validation), record, apply (one key's events in chunks of up to ``--batch``, as a fetch
+groups them), change entry, KPI store update (what the follower does with the entry). CPU time
+(``process_time``), best of ``--repeat``; both implementations must produce the same bytes (checked).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from rich.console import Console
+from rich.table import Table
+
+from core.settings import Settings
+from metrics.records import Rec
+from metrics.store import KpiStore
+from streams.apply.processor import Processor, Update, change_entry
+from streams.contract.decode import Event, decode
+from streams.contract.events import partition_key
+from streams.follow.follower import apply_entry
+from streams.producers.simulate import Simulator
+from streams.wire import partition_of
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from apply_reference.processor import ReferenceProcessor
+
+R = TypeVar("R")
+Chunks = list[tuple[bytes, list[Rec]]]
+
+
+def timed(step: Callable[[], R], repeat: int) -> tuple[float, R]:
+    best, result = float("inf"), None
+    for _ in range(repeat):
+        gc.collect()
+        began = time.process_time()
+        result = step()
+        best = min(best, time.process_time() - began)
+    assert result is not None
+    return best, result
+
+
+def chunks_of(keys: list[bytes], recs: list[Rec], batch: int) -> Chunks:
+    """Each key's events in runs of up to ``batch``, in the order of their first event."""
+    chunks: Chunks = []
+    open_: dict[bytes, list[Rec]] = {}
+    for key, rec in zip(keys, recs, strict=True):
+        chunk = open_.get(key)
+        if chunk is None or len(chunk) >= batch:
+            chunk = open_[key] = []
+            chunks.append((key, chunk))
+        chunk.append(rec)
+    return chunks
+
+
+def apply_steps(
+    processor: Any, chunks: Chunks, settings: Settings, n: int, repeat: int
+) -> tuple[dict[str, float], list[bytes]]:
+    def apply() -> list[tuple[bytes, Update]]:
+        table: dict[bytes, bytes] = {}
+        out = []
+        for key, batch in chunks:
+            update = processor.apply_records(table.get(key), batch)
+            if update.state is not None:
+                table[key] = update.state
+                out.append((key, update))
+        return out
+
+    def entries() -> list[tuple[bytes, bytes]]:
+        return [(key, change_entry(update, 0)) for key, update in updates]
+
+    def follow() -> KpiStore:
+        store = KpiStore(processor.ctx)
+        for key, entry in written:
+            apply_entry(store, partition_of(key, settings.partitions), key, entry)
+        return store
+
+    t_apply, updates = timed(apply, repeat)
+    t_entry, written = timed(entries, repeat)
+    t_follow, _ = timed(follow, repeat)
+    us = {"apply": t_apply / n * 1e6, "change entry": t_entry / n * 1e6, "KPI store update": t_follow / n * 1e6}
+    return us, [entry for _, entry in written]
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    settings = Settings()
+    sim = Simulator(settings.facts, settings.topics, seed=11, scenario="steady", customers=args.customers)
+    messages = [v for _, _, v in sim.events(start_us=1_735_689_600_000_000, count=args.events,
+                                             rate=args.events / (365 * 86_400))]
+    currencies = frozenset(settings.rates)
+    t_decode, decoded = timed(lambda: [decode(v, currencies) for v in messages], args.repeat)
+    events = [e for e in decoded if isinstance(e, Event)]
+    compiled = Processor(settings.facts)
+    t_record, recs = timed(lambda: [compiled.recorder.record(e) for e in events], args.repeat)
+    n = len(recs)
+    chunks = chunks_of([partition_key(e.data).encode() for e in events], recs, args.batch)
+    shared = {"decode": t_decode / len(messages) * 1e6, "record": t_record / n * 1e6}
+    fast, fast_entries = apply_steps(compiled, chunks, settings, n, args.repeat)
+    slow, slow_entries = apply_steps(ReferenceProcessor(settings.facts), chunks, settings, n, args.repeat)
+    if fast_entries != slow_entries:
+        raise SystemExit("hotpath: the compiled and the reference apply step wrote different changelog entries")
+    return {"events": n, "customers": args.customers, "chunks": len(chunks), "batch": args.batch,
+            "shared": shared, "compiled": fast, "reference": slow}
+
+
+def show(result: dict[str, Any]) -> None:
+    table = Table(title=f"CPU µs per event, {result['events']:,} events of {result['customers']:,} customers "
+                        f"(chunks of ≤ {result['batch']} per key, mean {result['events'] / result['chunks']:.2f})")
+    for column in ("step", "reference (Python)", "compiled", "ratio"):
+        table.add_column(column, justify="left" if column == "step" else "right")
+    for step, us in result["shared"].items():
+        table.add_row(step, f"{us:.2f}", f"{us:.2f}", "")
+    for step, us in result["compiled"].items():
+        before = result["reference"][step]
+        table.add_row(step, f"{before:.2f}", f"{us:.2f}", f"{before / us:.1f}x")
+    total_before = sum(result["shared"].values()) + sum(result["reference"].values())
+    total_after = sum(result["shared"].values()) + sum(result["compiled"].values())
+    table.add_row("total", f"{total_before:.2f}", f"{total_after:.2f}", f"{total_before / total_after:.2f}x")
+    Console().print(table)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="bench.hotpath", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--customers", type=int, default=20_000)
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--batch", type=int, default=8, help="events of one key applied together, at most")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--json", type=Path, help="also write the numbers here")
+    args = parser.parse_args(argv)
+    result = run(args)
+    show(result)
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,136 @@
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+mod blob;
+mod engine;
+mod mp;
+mod omap;
+mod prune;
+mod records;
+mod replay;
+mod segments;
+
+use crate::engine::{Engine, Outcome, Update};
+use crate::records::{read_rec, valid_type, Rec};
+use crate::replay::Ctx;
+use crate::segments::Segmenter;
+use pyo3::exceptions::PyValueError;
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
+
+/// The apply step of one worker's settings (see `streams.apply.processor.Processor`).
+#[pyclass(frozen, name = "Engine")]
+struct PyEngine {
+    inner: Engine,
+}
+
+fn rec_from_py(o: &Bound<'_, PyAny>) -> PyResult<Rec> {
+    let py = o.py();
+    let time_us: i64 = o.getattr(intern!(py, "time_us"))?.extract()?;
+    let typ: i64 = o.getattr(intern!(py, "type"))?.extract()?;
+    if !valid_type(typ) {
+        return Err(PyValueError::new_err(format!("invalid record type {typ}")));
+    }
+    let id: String = o.getattr(intern!(py, "id"))?.extract()?;
+    let ref_: Option<String> = o.getattr(intern!(py, "ref"))?.extract()?;
+    let text: Option<String> = o.getattr(intern!(py, "text"))?.extract()?;
+    let value: Option<i64> = o.getattr(intern!(py, "value"))?.extract()?;
+    let seg = o.getattr(intern!(py, "segment"))?;
+    let segment = if seg.is_none() {
+        None
+    } else {
+        let d = seg.cast::<PyDict>()?;
+        let mut v = Vec::with_capacity(d.len());
+        for (k, val) in d.iter() {
+            v.push((k.extract::<String>()?, val.extract::<String>()?));
+        }
+        Some(v)
+    };
+    Ok(Rec { time_us, typ: typ as u8, id, ref_, text, value, segment })
+}
+
+fn to_py<'py>(py: Python<'py>, u: Update) -> PyResult<Bound<'py, PyTuple>> {
+    let outcomes: Bound<'py, PyAny> = if u.outcomes.iter().all(|o| matches!(o, Outcome::Applied)) {
+        py.None().into_bound(py)
+    } else {
+        let items: Vec<(&str, String)> = u
+            .outcomes
+            .into_iter()
+            .map(|o| match o {
+                Outcome::Applied => ("applied", String::new()),
+                Outcome::Duplicate => ("duplicate", String::new()),
+                Outcome::TooLate(m) => ("too_late", m),
+                Outcome::Ignored(r) => ("ignored", r.to_owned()),
+            })
+            .collect();
+        PyList::new(py, items)?.into_any()
+    };
+    let state = u.state.map(|s| PyBytes::new(py, &s));
+    (outcomes, state, u.newest, u.before, u.after, PyBytes::new(py, &u.removed), PyBytes::new(py, &u.added))
+        .into_pyobject(py)
+}
+
+#[pymethods]
+impl PyEngine {
+    #[new]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        dimensions: Vec<(String, Vec<String>)>,
+        reasons: Vec<String>,
+        categories: Vec<String>,
+        lateness_us: i64,
+        history_us: i64,
+        lateness: String,
+        history: String,
+    ) -> Self {
+        PyEngine {
+            inner: Engine {
+                ctx: Ctx {
+                    seg: Segmenter::new(dimensions),
+                    reasons: reasons.into_iter().collect(),
+                    categories: categories.into_iter().collect(),
+                },
+                lateness_us,
+                history_us,
+                lateness,
+                history,
+            },
+        }
+    }
+
+    /// ``(outcomes | None when all applied, state | None, newest_us, before, after, removed blob, added blob)``
+    fn apply_records<'py>(
+        &self,
+        py: Python<'py>,
+        stored: Option<&[u8]>,
+        records: &Bound<'py, PyList>,
+    ) -> PyResult<Bound<'py, PyTuple>> {
+        let recs = records.iter().map(|o| rec_from_py(&o)).collect::<PyResult<Vec<Rec>>>()?;
+        let u = self.inner.apply_records(stored, recs).map_err(PyValueError::new_err)?;
+        to_py(py, u)
+    }
+
+    /// The same, the new records given as the msgpack of their list (as in the routed packs).
+    fn apply_packed<'py>(&self, py: Python<'py>, stored: Option<&[u8]>, packed: &[u8]) -> PyResult<Bound<'py, PyTuple>> {
+        let inner = &self.inner;
+        let u = py
+            .detach(|| -> Result<Update, String> {
+                let mut r = mp::Rd::new(packed);
+                let n = r.array()?;
+                let mut recs = Vec::with_capacity(n);
+                for _ in 0..n {
+                    recs.push(read_rec(&mut r)?);
+                }
+                inner.apply_records(stored, recs)
+            })
+            .map_err(PyValueError::new_err)?;
+        to_py(py, u)
+    }
+}
+
+#[pymodule]
+fn retention_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyEngine>()?;
+    Ok(())
+}
