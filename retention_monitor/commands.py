@@ -293,6 +293,7 @@ def wait_for_processed(url: str, published: int, console: Console, timeout_s: fl
 
 
 def demo(args: argparse.Namespace, loaded: LoadedSettings, console: Console) -> int:
+    from streams.producers import demo as traffic
     from streams.producers.publish import produce, simulate_live
     from streams.producers.simulate import Simulator
 
@@ -312,11 +313,11 @@ def demo(args: argparse.Namespace, loaded: LoadedSettings, console: Console) -> 
         now = time.time_ns() // 1000
         sim = Simulator(settings.facts, settings.topics, seed=int(now // 1_000_000), scenario="steady",
                         customers=args.customers)
-        # A quarter of history first, so that every window has customers at its start.
-        history = list(sim.events(start_us=now - 90 * 86_400_000_000, end_us=now,
-                                  rate=args.history / (90 * 86_400)))
-        console.print(f"publishing {len(history):,} events of history (the last 90 days) ...")
+        history = traffic.history(sim, now, args.history)
+        console.print(f"publishing {len(history):,} events of history (a base of {args.customers:,} customers, "
+                      f"then the last {traffic.HISTORY_DAYS} days) ...")
         asyncio.run(produce(settings.kafka, history, total=len(history)))
+        traffic.fast_forward(sim, args.history, args.rate)
         console.print(f"publishing live traffic at {args.rate:.0f} events/s for {args.duration:.0f}s ...")
         live = asyncio.run(simulate_live(settings.kafka, sim, rate=args.rate, duration_s=args.duration))
         wait_for_processed(url, len(history) + live.sent, console)

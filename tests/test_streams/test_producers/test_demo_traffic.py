@@ -1,0 +1,134 @@
+"""The demo's traffic looks like a business: its KPIs fall in the ranges docs/demo.md documents.
+
+The demo's history and live traffic (its defaults, a fixed clock and seed) go through the worker's
+stages in process (:class:`fixtures.PurePipeline`); the ranges are read from the table of docs/demo.md,
+so the page and the test cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fixtures import PurePipeline
+
+from core.settings import Settings
+from streams.producers import demo
+from streams.producers.simulate import Message, Simulator, rfc3339
+
+ROOT = Path(__file__).resolve().parents[3]
+NOW_US = 1_796_360_400_000_000  # 2026-12-04T05:00:00Z, early in a month as in the issue's demo run
+DAY_US = 86_400_000_000
+CUSTOMERS, HISTORY, RATE, LIVE_S = 3000, 30_000, 200.0, 30  # the demo command's defaults
+PERIODS = {"month": ("2026-11", "2026-12"), "quarter": ("2026-Q4",)}
+# A row: | figure | low, an en dash, high, unit (%, h or none) | period |
+ROW = re.compile(r"^\| (?P<figure>[^|]+?) \| (?P<low>[\d.]+) \u2013 (?P<high>[\d.]+) ?(?P<unit>%|h)? "
+                 r"\| (?P<period>\w+) \|$")
+
+
+def _share(part: int, whole: int) -> float:
+    return part / whole if whole else 0.0
+
+
+# How each figure of the table is read from a KPI answer.
+FIGURES: dict[str, Callable[[dict[str, Any]], float]] = {
+    "churn rate (`churn_rate`)": lambda a: a["kpis"]["churn_rate"],
+    "retention rate (`retention_rate`)": lambda a: a["kpis"]["retention_rate"],
+    "win-back rate (`winback_rate`)": lambda a: a["kpis"]["winback_rate"],
+    "customers ordering / customers active in the month": lambda a: _share(
+        a["inputs"]["customers_ordering"], a["inputs"]["B"] + a["inputs"]["N"] + a["inputs"]["R"]),
+    "repeat purchase rate (`repeat_purchase_rate`)": lambda a: a["kpis"]["repeat_purchase_rate"],
+    "refund rate (`refund_rate`)": lambda a: a["kpis"]["refund_rate"],
+    "NPS (`nps`)": lambda a: a["kpis"]["nps"],
+    "CSAT (`csat`)": lambda a: a["kpis"]["csat"],
+    "tickets with a first reply / tickets that need one": lambda a: _share(
+        a["kpis"]["first_response_seconds"]["count"],
+        a["kpis"]["first_response_seconds"]["count"] + a["kpis"]["tickets_awaiting_first_response"]),
+    "tickets resolved / tickets opened": lambda a: _share(
+        a["kpis"]["resolution_seconds"]["count"],
+        a["kpis"]["resolution_seconds"]["count"] + a["kpis"]["tickets_awaiting_resolution"]),
+    "first response p90": lambda a: a["kpis"]["first_response_seconds"]["p90"],
+    "resolution p90": lambda a: a["kpis"]["resolution_seconds"]["p90"],
+    "feedback response rate (`feedback_response_rate`)": lambda a: a["kpis"]["feedback_response_rate"],
+    "sales-team retention (`sales_rep_retention_rate`)": lambda a: a["kpis"]["sales_rep_retention_rate"],
+}
+
+
+def documented_ranges() -> list[tuple[str, float, float, str]]:
+    """``(figure, low, high, period)`` of each row of the table in docs/demo.md, in base units."""
+    rows = []
+    for line in (ROOT / "docs" / "demo.md").read_text().splitlines():
+        if match := ROW.match(line):
+            scale = {"%": 0.01, "h": 3600.0, None: 1.0}[match["unit"]]
+            low, high = float(match["low"]) * scale, float(match["high"]) * scale
+            rows.append((match["figure"], low, high, match["period"]))
+    return rows
+
+
+def demo_traffic(scenario: str = "steady") -> list[Message]:
+    settings = Settings()
+    sim = Simulator(settings.facts, settings.topics, seed=7, scenario=scenario, customers=CUSTOMERS)
+    history = demo.history(sim, NOW_US, HISTORY)
+    demo.fast_forward(sim, HISTORY, RATE)
+    return history + list(sim.events(start_us=NOW_US, end_us=NOW_US + LIVE_S * 1_000_000, rate=RATE))
+
+
+@pytest.fixture(scope="module")
+def traffic() -> list[dict[str, Any]]:
+    return [json.loads(value) for _, _, value in demo_traffic()]
+
+
+@pytest.fixture(scope="module")
+def pipeline(traffic: list[dict[str, Any]]) -> PurePipeline:
+    pure = PurePipeline(Settings())  # the worker's settings: 7 days of allowed lateness
+    for i in range(0, len(traffic), 2000):
+        pure.send_batch(*traffic[i : i + 2000])
+    return pure
+
+
+def test_the_table_lists_every_figure_the_test_reads_once_per_period() -> None:
+    rows = documented_ranges()
+    assert {figure for figure, *_ in rows} == set(FIGURES)
+    assert len({(figure, period) for figure, _, _, period in rows}) == len(rows)
+    assert {period for *_, period in rows} <= set(PERIODS)
+
+
+def test_nothing_is_rejected_as_late_or_invalid(pipeline: PurePipeline) -> None:
+    assert pipeline.dead_letters() == []
+
+
+def test_steady_kpis_fall_in_the_documented_ranges(pipeline: PurePipeline) -> None:
+    answers = {p: json.loads(json.dumps(pipeline.answer(p))) for periods in PERIODS.values() for p in periods}
+    outside = [
+        f"{figure} {period}: {FIGURES[figure](answers[period]):.4g} not in [{low:g}, {high:g}]"
+        for figure, low, high, kind in documented_ranges()
+        for period in PERIODS[kind]
+        if not low <= FIGURES[figure](answers[period]) <= high
+    ]
+    assert outside == []
+
+
+def test_the_base_signs_up_over_the_year_before_and_everyone_acting_has_signed_up(
+    traffic: list[dict[str, Any]],
+) -> None:
+    history_start = rfc3339(NOW_US - demo.HISTORY_DAYS * DAY_US)
+    signed_up: dict[str, str] = {}  # customer -> plan
+    base_times: list[str] = []
+    for event in traffic:
+        data, cid = event["data"], event["data"].get("customer_id")
+        if event["type"] == "customer.signed_up":
+            signed_up[cid] = data.get("segment", {}).get("plan", "")
+            if event["time"] < history_start:
+                base_times.append(event["time"][:7])
+        elif cid is not None:
+            assert cid in signed_up, event
+    assert len(base_times) == CUSTOMERS * 5 // 4  # those who stay and those who left again
+    assert len(set(base_times)) >= 12  # spread over the year, month by month
+    plans = [signed_up[c] for c in signed_up]
+    shares = [plans.count(p) / len(plans) for p in ("free", "basic", "pro", "enterprise")]
+    assert shares == sorted(shares, reverse=True)
+    assert shares[-1] > 0.05
