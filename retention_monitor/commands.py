@@ -165,12 +165,17 @@ def publish(args: argparse.Namespace, loaded: LoadedSettings, console: Console) 
     return 0
 
 
-def simulate(args: argparse.Namespace, loaded: LoadedSettings, console: Console) -> int:
+def _check_scenario(name: str) -> None:
     from streams.producers.scenarios import SCENARIOS
+
+    if name not in SCENARIOS:
+        raise UsageError(f"--scenario {name!r} is not one of {', '.join(SCENARIOS)}")
+
+
+def simulate(args: argparse.Namespace, loaded: LoadedSettings, console: Console) -> int:
     from streams.producers.simulate import Simulator
 
-    if args.scenario not in SCENARIOS:
-        raise UsageError(f"--scenario {args.scenario!r} is not one of {', '.join(SCENARIOS)}")
+    _check_scenario(args.scenario)
     sim = Simulator(loaded.settings.facts, loaded.settings.topics, seed=args.seed, scenario=args.scenario,
                     customers=args.customers, invalid_ratio=args.invalid_ratio)
     if args.output:
@@ -297,6 +302,7 @@ def demo(args: argparse.Namespace, loaded: LoadedSettings, console: Console) -> 
     from streams.producers.publish import produce, simulate_live
     from streams.producers.simulate import Simulator
 
+    _check_scenario(args.scenario)
     settings = loaded.settings
     cfg = StackConfig.from_settings(settings)
     stack_mod.up(cfg, console)
@@ -317,8 +323,9 @@ def demo(args: argparse.Namespace, loaded: LoadedSettings, console: Console) -> 
         console.print(f"publishing {len(history):,} events of history (a base of {args.customers:,} customers, "
                       f"then the last {traffic.HISTORY_DAYS} days) ...")
         asyncio.run(produce(settings.kafka, history, total=len(history)))
-        traffic.fast_forward(sim, args.history, args.rate)
-        console.print(f"publishing live traffic at {args.rate:.0f} events/s for {args.duration:.0f}s ...")
+        traffic.go_live(sim, now, args.history, args.rate, args.scenario)
+        console.print(f"publishing live traffic at {args.rate:.0f} events/s for {args.duration:.0f}s "
+                      f"(scenario {args.scenario}) ...")
         live = asyncio.run(simulate_live(settings.kafka, sim, rate=args.rate, duration_s=args.duration))
         wait_for_processed(url, len(history) + live.sent, console)
         _show_demo_results(settings, cfg, url, console)

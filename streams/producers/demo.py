@@ -1,15 +1,18 @@
 """What `retention-monitor demo` publishes (pure: the command sends it): an existing customer base, a
-quarter of history, then live traffic that runs the same business fast-forward.
+quarter of history, then live traffic.
 
 The base signs up over the year before the history, so every window of the history has customers at
 its start and every customer who orders has signed up. Live traffic is paced by the wall clock at a
-rate thousands of times the history's, so it is that history fast-forwarded: its follow-ups (replies,
-resolutions, responses, refunds) come after as many events as in the history, i.e. within the run,
-instead of hours later when the demo has long printed its table.
+rate thousands of times the history's. It is the customers' activity fast-forward (orders, surveys,
+feedback, and the refunds and responses they set off, which come after as many events as in the
+history, so within the run), while sign-ups, churn, win-backs, plan and team changes and tickets keep
+the history's pace per day: 30 s add none of them, instead of weeks' worth in one day that the 1-day
+alert rules would take for a churn spike and a complaint surge. A scenario's deviation comes on top.
 """
 
 from __future__ import annotations
 
+from streams.producers.scenarios import SCENARIOS
 from streams.producers.simulate import Message, Simulator
 
 BASE_DAYS = 365
@@ -25,6 +28,9 @@ def history(sim: Simulator, now_us: int, events: int) -> list[Message]:
     return base + list(sim.events(start_us=start, end_us=now_us, rate=rate))
 
 
-def fast_forward(sim: Simulator, history_events: int, live_rate: float) -> None:
-    """Shorten the follow-up delays by how much faster than the history live traffic runs."""
-    sim.delay_scale = history_events / (HISTORY_DAYS * 86_400) / live_rate
+def go_live(sim: Simulator, now_us: int, history_events: int, live_rate: float, scenario: str = "steady") -> None:
+    """Switch ``sim`` from the history, which ended at ``now_us``, to live traffic at ``live_rate`` events/s
+    under ``scenario``: follow-ups (also those the history left pending) and the pace scaled alike."""
+    sim.pace = history_events / (HISTORY_DAYS * 86_400) / live_rate
+    sim.speed_up(now_us, 1 / sim.pace)
+    sim.scenario = SCENARIOS[scenario]

@@ -80,7 +80,10 @@ def rfc3339(time_us: int) -> str:
 class Simulator:
     """Customers, tickets, surveys, feedback and reps evolving under one named :class:`Scenario`.
 
-    ``invalid_ratio`` mixes in malformed messages; ``delay_scale`` < 1 shortens follow-up delays for demos.
+    ``invalid_ratio`` mixes in malformed messages; ``delay_scale`` < 1 shortens follow-up delays and
+    ``pace`` < 1 makes sign-ups, plan changes, churn, win-backs, team changes and tickets rarer per event
+    (a scenario's deviation still comes in full), so that fast live traffic is customers' activity
+    without months' worth of comings and goings (``streams.producers.demo``).
     """
 
     def __init__(
@@ -100,6 +103,7 @@ class Simulator:
             raise ValueError("customers must be >= 1, invalid_ratio 0..1 and delay_scale > 0")
         self.facts, self.topics, self.seed, self.scenario = facts, topics, seed, SCENARIOS[scenario]
         self.target, self.invalid_ratio, self.delay_scale = customers, invalid_ratio, delay_scale
+        self.pace = 1.0
         self.rng = random.Random(seed)
         self.active, self.churned, self.reps = Pool(), Pool(), Pool()
         self.rep_target = max(3, customers // 100)
@@ -155,6 +159,15 @@ class Simulator:
                     heapq.heappush(at, (self.rng.randrange(time_us + 1, end_us), n, data["customer_id"]))
                 yield self._message(time_us, event_type, data)
 
+    def speed_up(self, now_us: int, factor: float) -> None:
+        """Follow-ups come ``factor`` times sooner from ``now_us`` on, the ones already pending too."""
+        if factor <= 0:
+            raise ValueError("factor must be > 0")
+        self.delay_scale /= factor
+        for due in self.pending:
+            due.due_us = now_us + max(0, round((due.due_us - now_us) / factor))
+        heapq.heapify(self.pending)
+
     def emit(self, time_us: int, progress: float = 0.0) -> Message:
         """The next message, stamped ``time_us``; ``progress`` (0..1) places it in the scenario window."""
         low, high = self.scenario.window
@@ -197,17 +210,20 @@ class Simulator:
 
     def _weights(self) -> list[float]:
         short = max(0.0, 1.0 - len(self.active) / self.target)
-        complaint = self.scenario.complaint_factor if self._anomaly else 1.0
-        churn = self.scenario.churn_factor if self._anomaly else 1.0
+        pace = self.pace  # a scenario's extra complaints and churn below come on top of it
+        complaint = pace + (self.scenario.complaint_factor - 1 if self._anomaly else 0.0)
+        churn = pace + (self.scenario.churn_factor - 1 if self._anomaly else 0.0)
+        survey = self.scenario.survey_factor if self._anomaly else 1.0
         has_active = 1.0 if self.active else 0.0
         # In _ACTIONS order; sign-ups fill the population up to the target size, reps likewise. Churn,
         # win-back and the team change slowly: about 1 % of events end a customer, 0.02 % a rep.
         # fmt: off
-        return [0.15 + 30.0 * short, 8.0 * has_active, (1.6 + 0.4 * complaint) * has_active, has_active,
-                0.3 * has_active, 0.6 * has_active, 0.3 * has_active, 0.15 * churn * has_active,
-                0.05 if self.churned else 0.0,
-                0.003 + 0.5 * max(0.0, 1.0 - len(self.reps) / self.rep_target),
-                0.003 if len(self.reps) > 1 else 0.0]
+        return [(0.15 + 30.0 * short) * pace, 8.0 * has_active, (1.6 * pace + 0.4 * complaint) * has_active,
+                survey * has_active, 0.3 * survey * has_active, 0.6 * has_active, 0.3 * pace * has_active,
+                0.15 * churn * has_active,
+                0.05 * pace if self.churned else 0.0,
+                (0.003 + 0.5 * max(0.0, 1.0 - len(self.reps) / self.rep_target)) * pace,
+                0.003 * pace if len(self.reps) > 1 else 0.0]
         # fmt: on
 
     def _sign_up(self) -> tuple[str, dict[str, Any]]:

@@ -16,18 +16,25 @@ from typing import Any
 import pytest
 from fixtures import PurePipeline
 
+from alerts.evaluate import observe
+from alerts.rules import load_rules
 from core.settings import Settings
 from streams.producers import demo
+from streams.producers.scenarios import SCENARIOS
 from streams.producers.simulate import Message, Simulator, rfc3339
 
 ROOT = Path(__file__).resolve().parents[3]
 NOW_US = 1_796_360_400_000_000  # 2026-12-04T05:00:00Z, early in a month as in the issue's demo run
 DAY_US = 86_400_000_000
 CUSTOMERS, HISTORY, RATE, LIVE_S = 3000, 30_000, 200.0, 30  # the demo command's defaults
-PERIODS = {"month": ("2026-11", "2026-12"), "quarter": ("2026-Q4",)}
-# A row: | figure | low, an en dash, high, unit (%, h or none) | period |
+END_US = NOW_US + LIVE_S * 1_000_000
+PERIODS = {"month": "2026-11", "to date": "2026-12", "quarter": "2026-Q4"}
+DOC = ROOT / "docs" / "demo.md"
+# A row of the ranges: | figure | low, an en dash, high, unit (%, h or none) | periods, comma-separated |
 ROW = re.compile(r"^\| (?P<figure>[^|]+?) \| (?P<low>[\d.]+) \u2013 (?P<high>[\d.]+) ?(?P<unit>%|h)? "
-                 r"\| (?P<period>\w+) \|$")
+                 r"\| (?P<periods>[\w ,]+) \|$")
+# A row of the scenarios: | `name` | rules breached (code spans; anything after "(" is not checked) |
+SCENARIO_ROW = re.compile(r"^\| `(?P<scenario>[\w-]+)` \| (?P<rules>[^|(]*)")
 
 
 def _share(part: int, whole: int) -> float:
@@ -59,22 +66,37 @@ FIGURES: dict[str, Callable[[dict[str, Any]], float]] = {
 
 
 def documented_ranges() -> list[tuple[str, float, float, str]]:
-    """``(figure, low, high, period)`` of each row of the table in docs/demo.md, in base units."""
+    """``(figure, low, high, period)`` for each row and period of the ranges in docs/demo.md, in base units."""
     rows = []
-    for line in (ROOT / "docs" / "demo.md").read_text().splitlines():
+    for line in DOC.read_text().splitlines():
         if match := ROW.match(line):
             scale = {"%": 0.01, "h": 3600.0, None: 1.0}[match["unit"]]
             low, high = float(match["low"]) * scale, float(match["high"]) * scale
-            rows.append((match["figure"], low, high, match["period"]))
+            rows += [(match["figure"], low, high, period) for period in match["periods"].split(", ")]
     return rows
 
 
+def documented_alerts() -> dict[str, set[str]]:
+    """The rules docs/demo.md says each scenario's live traffic breaches."""
+    return {match["scenario"]: set(re.findall(r"`(\w+)`", match["rules"]))
+            for line in DOC.read_text().splitlines() if (match := SCENARIO_ROW.match(line))}
+
+
 def demo_traffic(scenario: str = "steady") -> list[Message]:
+    """What the demo command publishes, with ``scenario`` in the live traffic (as ``--scenario``)."""
     settings = Settings()
-    sim = Simulator(settings.facts, settings.topics, seed=7, scenario=scenario, customers=CUSTOMERS)
+    sim = Simulator(settings.facts, settings.topics, seed=7, customers=CUSTOMERS)
     history = demo.history(sim, NOW_US, HISTORY)
-    demo.fast_forward(sim, HISTORY, RATE)
-    return history + list(sim.events(start_us=NOW_US, end_us=NOW_US + LIVE_S * 1_000_000, rate=RATE))
+    demo.go_live(sim, NOW_US, HISTORY, RATE, scenario)
+    return history + list(sim.events(start_us=NOW_US, end_us=END_US, rate=RATE))
+
+
+def run(messages: list[Message]) -> PurePipeline:
+    pure = PurePipeline(Settings())  # the worker's settings: 7 days of allowed lateness
+    values = [json.loads(value) for _, _, value in messages]
+    for i in range(0, len(values), 2000):
+        pure.send_batch(*values[i : i + 2000])
+    return pure
 
 
 @pytest.fixture(scope="module")
@@ -83,18 +105,15 @@ def traffic() -> list[dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def pipeline(traffic: list[dict[str, Any]]) -> PurePipeline:
-    pure = PurePipeline(Settings())  # the worker's settings: 7 days of allowed lateness
-    for i in range(0, len(traffic), 2000):
-        pure.send_batch(*traffic[i : i + 2000])
-    return pure
+def pipeline() -> PurePipeline:
+    return run(demo_traffic())
 
 
 def test_the_table_lists_every_figure_the_test_reads_once_per_period() -> None:
     rows = documented_ranges()
     assert {figure for figure, *_ in rows} == set(FIGURES)
     assert len({(figure, period) for figure, _, _, period in rows}) == len(rows)
-    assert {period for *_, period in rows} <= set(PERIODS)
+    assert {period for *_, period in rows} == set(PERIODS)
 
 
 def test_nothing_is_rejected_as_late_or_invalid(pipeline: PurePipeline) -> None:
@@ -102,12 +121,11 @@ def test_nothing_is_rejected_as_late_or_invalid(pipeline: PurePipeline) -> None:
 
 
 def test_steady_kpis_fall_in_the_documented_ranges(pipeline: PurePipeline) -> None:
-    answers = {p: json.loads(json.dumps(pipeline.answer(p))) for periods in PERIODS.values() for p in periods}
+    answers = {kind: json.loads(json.dumps(pipeline.answer(period))) for kind, period in PERIODS.items()}
     outside = [
-        f"{figure} {period}: {FIGURES[figure](answers[period]):.4g} not in [{low:g}, {high:g}]"
+        f"{figure} {kind}: {FIGURES[figure](answers[kind]):.4g} not in [{low:g}, {high:g}]"
         for figure, low, high, kind in documented_ranges()
-        for period in PERIODS[kind]
-        if not low <= FIGURES[figure](answers[period]) <= high
+        if not low <= FIGURES[figure](answers[kind]) <= high
     ]
     assert outside == []
 
@@ -132,3 +150,25 @@ def test_the_base_signs_up_over_the_year_before_and_everyone_acting_has_signed_u
     shares = [plans.count(p) / len(plans) for p in ("free", "basic", "pro", "enterprise")]
     assert shares == sorted(shares, reverse=True)
     assert shares[-1] > 0.05
+
+
+def breached(pure: PurePipeline) -> set[str]:
+    """The rules of alerts/rules.yml whose condition holds for segment ``all`` as the live traffic ends."""
+    return {rule.name for rule in load_rules() if rule.window != "now"
+            and observe(pure.store.index, rule, "all", END_US).breached}
+
+
+def test_the_scenario_table_lists_every_scenario() -> None:
+    assert set(documented_alerts()) == set(SCENARIOS)
+    assert documented_alerts()["steady"] == set()
+
+
+def test_steady_traffic_breaches_no_alert_rule(pipeline: PurePipeline) -> None:
+    assert breached(pipeline) == set()
+
+
+@pytest.mark.parametrize("scenario", [s for s in SCENARIOS if s != "steady"])
+def test_each_scenario_breaches_the_rules_documented(scenario: str) -> None:
+    rules = documented_alerts()[scenario]
+    assert rules
+    assert rules <= breached(run(demo_traffic(scenario)))
