@@ -5,9 +5,10 @@ The base signs up over the year before the history, so every window of the histo
 its start and every customer who orders has signed up. Live traffic is paced by the wall clock at a
 rate thousands of times the history's. It is the customers' activity fast-forward (orders, surveys,
 feedback, and the refunds and responses they set off, which come after as many events as in the
-history, so within the run), while sign-ups, churn, win-backs, plan and team changes and tickets keep
-the history's pace per day: 30 s add none of them, instead of weeks' worth in one day that the 1-day
-alert rules would take for a churn spike and a complaint surge. A scenario's deviation comes on top.
+history, so within the run; so do the follow-ups the history left pending), while sign-ups, churn,
+win-backs, plan and team changes and tickets keep the history's pace per day: 30 s add next to none of
+them, instead of weeks' worth in one day that the 1-day alert rules would take for a churn spike and a
+complaint surge. A scenario's deviation comes on top.
 """
 
 from __future__ import annotations

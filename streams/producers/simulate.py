@@ -6,8 +6,8 @@ valid event makes sense (no order from a churned customer, no reply to a ticket 
 :meth:`Simulator.existing_base` signs up the customers and reps a business already has before a run.
 
 The weights are per event, so a KPI's level depends on events per customer: at about 3 to 4 events per
-customer and month (the demo's defaults) monthly churn is a few percent and a quarter loses a few of
-the reps (docs/demo.md has the ranges a test holds the demo to).
+customer and month (the demo's defaults) about 2 % of the customers churn a month and a quarter loses a
+few of the reps (docs/demo.md has the ranges a test holds the demo to).
 """
 
 from __future__ import annotations
@@ -216,7 +216,7 @@ class Simulator:
         survey = self.scenario.survey_factor if self._anomaly else 1.0
         has_active = 1.0 if self.active else 0.0
         # In _ACTIONS order; sign-ups fill the population up to the target size, reps likewise. Churn,
-        # win-back and the team change slowly: about 1 % of events end a customer, 0.02 % a rep.
+        # win-back and the team change slowly: under 1 % of events end a customer, 0.01 % a rep.
         # fmt: off
         return [(0.15 + 30.0 * short) * pace, 8.0 * has_active, (1.6 * pace + 0.4 * complaint) * has_active,
                 survey * has_active, 0.3 * survey * has_active, 0.6 * has_active, 0.3 * pace * has_active,
