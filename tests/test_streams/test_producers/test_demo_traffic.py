@@ -21,7 +21,7 @@ from alerts.rules import load_rules
 from core.settings import Settings
 from streams.producers import demo
 from streams.producers.scenarios import SCENARIOS
-from streams.producers.simulate import Message, Simulator, rfc3339
+from streams.producers.simulate import Simulator, rfc3339
 
 ROOT = Path(__file__).resolve().parents[3]
 NOW_US = 1_796_360_400_000_000  # 2026-12-04T05:00:00Z, early in a month as in the issue's demo run
@@ -82,31 +82,31 @@ def documented_alerts() -> dict[str, set[str]]:
             for line in DOC.read_text().splitlines() if (match := SCENARIO_ROW.match(line))}
 
 
-def demo_traffic(scenario: str = "steady") -> list[Message]:
+def demo_traffic(scenario: str = "steady") -> list[dict[str, Any]]:
     """What the demo command publishes, with ``scenario`` in the live traffic (as ``--scenario``)."""
     settings = Settings()
     sim = Simulator(settings.facts, settings.topics, seed=7, customers=CUSTOMERS)
-    history = demo.history(sim, NOW_US, HISTORY)
+    messages = demo.history(sim, NOW_US, HISTORY)
     demo.go_live(sim, NOW_US, HISTORY, RATE, scenario)
-    return history + list(sim.events(start_us=NOW_US, end_us=END_US, rate=RATE))
+    messages += sim.events(start_us=NOW_US, end_us=END_US, rate=RATE)
+    return [json.loads(value) for _, _, value in messages]
 
 
-def run(messages: list[Message]) -> PurePipeline:
+def run(events: list[dict[str, Any]]) -> PurePipeline:
     pure = PurePipeline(Settings())  # the worker's settings: 7 days of allowed lateness
-    values = [json.loads(value) for _, _, value in messages]
-    for i in range(0, len(values), 2000):
-        pure.send_batch(*values[i : i + 2000])
+    for i in range(0, len(events), 2000):
+        pure.send_batch(*events[i : i + 2000])
     return pure
 
 
 @pytest.fixture(scope="module")
 def traffic() -> list[dict[str, Any]]:
-    return [json.loads(value) for _, _, value in demo_traffic()]
+    return demo_traffic()
 
 
 @pytest.fixture(scope="module")
-def pipeline() -> PurePipeline:
-    return run(demo_traffic())
+def pipeline(traffic: list[dict[str, Any]]) -> PurePipeline:
+    return run(traffic)
 
 
 def test_the_table_lists_every_figure_the_test_reads_once_per_period() -> None:
