@@ -96,6 +96,8 @@ def _add_demo(sub: Any) -> None:
     demo.add_argument("--history", type=_positive_int, default=30_000,
                       help="events of history over the last 90 days, published first (default: 30000)")
     demo.add_argument("--customers", type=_positive_int, default=3000, help="customer population (default: 3000)")
+    demo.add_argument("--scenario", default="steady",
+                      help="live traffic: steady, churn-spike, nps-drop, complaint-surge (default: steady)")
     demo.add_argument("--keep", action="store_true", help="leave the worker running afterwards")
 
 

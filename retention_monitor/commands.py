@@ -167,12 +167,17 @@ def publish(args: argparse.Namespace, loaded: LoadedSettings, console: Console) 
     return 0
 
 
-def simulate(args: argparse.Namespace, loaded: LoadedSettings, console: Console) -> int:
+def _check_scenario(name: str) -> None:
     from streams.producers.scenarios import SCENARIOS
+
+    if name not in SCENARIOS:
+        raise UsageError(f"--scenario {name!r} is not one of {', '.join(SCENARIOS)}")
+
+
+def simulate(args: argparse.Namespace, loaded: LoadedSettings, console: Console) -> int:
     from streams.producers.simulate import Simulator
 
-    if args.scenario not in SCENARIOS:
-        raise UsageError(f"--scenario {args.scenario!r} is not one of {', '.join(SCENARIOS)}")
+    _check_scenario(args.scenario)
     sim = Simulator(loaded.settings.facts, loaded.settings.topics, seed=args.seed, scenario=args.scenario,
                     customers=args.customers, invalid_ratio=args.invalid_ratio)
     if args.output:
@@ -298,9 +303,11 @@ def wait_for_processed(url: str, published: int, console: Console, timeout_s: fl
 
 
 def demo(args: argparse.Namespace, loaded: LoadedSettings, console: Console) -> int:
+    from streams.producers import demo as traffic
     from streams.producers.publish import produce, simulate_live
     from streams.producers.simulate import Simulator
 
+    _check_scenario(args.scenario)
     settings = loaded.settings
     cfg = StackConfig.from_settings(settings)
     stack_mod.up(cfg, console)
@@ -317,12 +324,13 @@ def demo(args: argparse.Namespace, loaded: LoadedSettings, console: Console) -> 
         now = time.time_ns() // 1000
         sim = Simulator(settings.facts, settings.topics, seed=int(now // 1_000_000), scenario="steady",
                         customers=args.customers)
-        # A quarter of history first, so that every window has customers at its start.
-        history = list(sim.events(start_us=now - 90 * 86_400_000_000, end_us=now,
-                                  rate=args.history / (90 * 86_400)))
-        console.print(f"publishing {len(history):,} events of history (the last 90 days) ...")
+        history = traffic.history(sim, now, args.history)
+        console.print(f"publishing {len(history):,} events of history (a base of {args.customers:,} customers, "
+                      f"then the last {traffic.HISTORY_DAYS} days) ...")
         asyncio.run(produce(settings.kafka, history, total=len(history)))
-        console.print(f"publishing live traffic at {args.rate:.0f} events/s for {args.duration:.0f}s ...")
+        traffic.go_live(sim, now, args.history, args.rate, args.scenario)
+        console.print(f"publishing live traffic at {args.rate:.0f} events/s for {args.duration:.0f}s "
+                      f"(scenario {args.scenario}) ...")
         live = asyncio.run(simulate_live(settings.kafka, sim, rate=args.rate, duration_s=args.duration))
         wait_for_processed(url, len(history) + live.sent, console, headers=settings.web.auth_header)
         _show_demo_results(settings, cfg, url, console)

@@ -19,6 +19,7 @@ class Scenario:
     complaint_factor: float = 1.0
     complaint_category: str | None = None
     reply_delay_factor: float = 1.0
+    survey_factor: float = 1.0  # NPS and CSAT responses: unhappy customers answer more surveys
 
 
 SCENARIOS: dict[str, Scenario] = {
@@ -27,9 +28,10 @@ SCENARIOS: dict[str, Scenario] = {
         "churn x8 in the middle third, mostly to a competitor", churn_factor=8.0, churn_reason="competitor"
     ),
     "nps-drop": Scenario(
-        "detractor share jumps to 60% and CSAT falls in the middle third",
+        "detractor share jumps to 60%, CSAT falls and surveys come three times as often in the middle third",
         detractor_share=0.6,
-        csat_good_share=0.45,
+        csat_good_share=0.3,
+        survey_factor=3.0,
     ),
     "complaint-surge": Scenario(
         "complaints x6 (mostly delivery) and slower replies in the middle third",

@@ -3,6 +3,11 @@
 Each tick of a Poisson clock emits exactly one message: a follow-up that has come due (agent reply,
 resolution, refund…) or else a fresh action drawn by weight. Keeping per-customer state means every
 valid event makes sense (no order from a churned customer, no reply to a ticket never opened).
+:meth:`Simulator.existing_base` signs up the customers and reps a business already has before a run.
+
+The weights are per event, so a KPI's level depends on events per customer: at about 3 to 4 events per
+customer and month (the demo's defaults) about 2 % of the customers churn a month and a quarter loses a
+few of the reps (docs/demo.md has the ranges a test holds the demo to).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from typing import Any
 import msgspec
 
 from core.slices import FactSettings, TopicSettings
+from streams.producers.pool import Pool
 from streams.producers.scenarios import SCENARIOS
 
 Message = tuple[str, bytes, bytes]
@@ -27,6 +33,8 @@ _MIN = 60_000_000
 _HOUR = 60 * _MIN
 _DAY = 24 * _HOUR
 _UNBOUNDED_CYCLE_US = _HOUR  # scenario cycle when a run has neither count nor end
+_LAPSED_SHARE = 0.25  # of an existing base: customers who signed up and left again before the run
+_FEEDBACK_ANSWERED = 0.3  # feedback items the business responds to
 _KINDS = ("complaint", "request", "question", "incident")
 _CATEGORIES = ("billing", "delivery", "product", "service", "account")
 _TICKET_CHANNELS = ("email", "chat", "phone", "web")
@@ -38,34 +46,6 @@ _ENCODE = msgspec.json.Encoder().encode
 _ACTIONS = ("sign_up", "order", "ticket", "nps", "csat", "feedback", "update", "churn", "reactivate",
             "rep_join", "rep_leave")
 # fmt: on
-
-
-class _Pool:
-    """A list with O(1) add/remove/random choice; lists (not sets) keep runs reproducible."""
-
-    def __init__(self) -> None:
-        self.items: list[str] = []
-        self._index: dict[str, int] = {}
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __contains__(self, item: str) -> bool:
-        return item in self._index
-
-    def add(self, item: str) -> None:
-        self._index[item] = len(self.items)
-        self.items.append(item)
-
-    def remove(self, item: str) -> None:
-        pos = self._index.pop(item)
-        last = self.items.pop()
-        if pos < len(self.items):
-            self.items[pos] = last
-            self._index[last] = pos
-
-    def choice(self, rng: random.Random) -> str:
-        return self.items[rng.randrange(len(self.items))]
 
 
 @dataclass(order=True)
@@ -100,7 +80,10 @@ def rfc3339(time_us: int) -> str:
 class Simulator:
     """Customers, tickets, surveys, feedback and reps evolving under one named :class:`Scenario`.
 
-    ``invalid_ratio`` mixes in malformed messages; ``delay_scale`` < 1 shortens follow-up delays for demos.
+    ``invalid_ratio`` mixes in malformed messages; ``delay_scale`` < 1 shortens follow-up delays and
+    ``pace`` < 1 makes sign-ups, plan changes, churn, win-backs, team changes and tickets rarer per event
+    (a scenario's deviation still comes in full), so that fast live traffic is customers' activity
+    without months' worth of comings and goings (``streams.producers.demo``).
     """
 
     def __init__(
@@ -120,8 +103,10 @@ class Simulator:
             raise ValueError("customers must be >= 1, invalid_ratio 0..1 and delay_scale > 0")
         self.facts, self.topics, self.seed, self.scenario = facts, topics, seed, SCENARIOS[scenario]
         self.target, self.invalid_ratio, self.delay_scale = customers, invalid_ratio, delay_scale
+        self.pace = 1.0
         self.rng = random.Random(seed)
-        self.active, self.churned, self.reps = _Pool(), _Pool(), _Pool()
+        self.active, self.churned, self.reps = Pool(), Pool(), Pool()
+        self.rep_target = max(3, customers // 100)
         self.segments: dict[str, dict[str, str]] = {}
         self.pending: list[_FollowUp] = []
         self.serial = itertools.count()  # ids of customers, orders, tickets…
@@ -151,6 +136,37 @@ class Simulator:
             yield self.emit(now, progress)
             n += 1
             now += max(1, round(self.rng.expovariate(rate) * 1_000_000))
+
+    def existing_base(self, start_us: int, end_us: int) -> Iterator[Message]:
+        """The customers and reps there before a run, signing up at random times in ``[start_us, end_us)``:
+        ``customers`` who stay, a quarter as many again who leave before ``end_us`` (win-back's pool),
+        and the sales team. Then run :meth:`events` from ``end_us``."""
+        if end_us - start_us < 2:
+            raise ValueError("the base needs start_us < end_us - 1")
+        stay = self.target
+        joins = stay + round(stay * _LAPSED_SHARE)
+        at = [(self.rng.randrange(start_us, end_us - 1), n, "") for n in range(-self.rep_target, joins)]
+        heapq.heapify(at)
+        while at:
+            time_us, n, leaver = heapq.heappop(at)
+            if n < 0:
+                yield self._message(time_us, *self._rep_join())
+            elif leaver:
+                yield self._message(time_us, *self._churn(leaver))
+            else:
+                event_type, data = self._sign_up()
+                if n >= stay:
+                    heapq.heappush(at, (self.rng.randrange(time_us + 1, end_us), n, data["customer_id"]))
+                yield self._message(time_us, event_type, data)
+
+    def speed_up(self, now_us: int, factor: float) -> None:
+        """Follow-ups come ``factor`` times sooner from ``now_us`` on, the ones already pending too."""
+        if factor <= 0:
+            raise ValueError("factor must be > 0")
+        self.delay_scale /= factor
+        for due in self.pending:
+            due.due_us = now_us + max(0, round((due.due_us - now_us) / factor))
+        heapq.heapify(self.pending)
 
     def emit(self, time_us: int, progress: float = 0.0) -> Message:
         """The next message, stamped ``time_us``; ``progress`` (0..1) places it in the scenario window."""
@@ -194,16 +210,20 @@ class Simulator:
 
     def _weights(self) -> list[float]:
         short = max(0.0, 1.0 - len(self.active) / self.target)
-        complaint = self.scenario.complaint_factor if self._anomaly else 1.0
-        churn = self.scenario.churn_factor if self._anomaly else 1.0
+        pace = self.pace  # a scenario's extra complaints and churn below come on top of it
+        complaint = pace + (self.scenario.complaint_factor - 1 if self._anomaly else 0.0)
+        churn = pace + (self.scenario.churn_factor - 1 if self._anomaly else 0.0)
+        survey = self.scenario.survey_factor if self._anomaly else 1.0
         has_active = 1.0 if self.active else 0.0
-        rep_target = max(3, self.target // 100)
-        # In _ACTIONS order; sign-ups fill the population up to the target size, reps likewise.
+        # In _ACTIONS order; sign-ups fill the population up to the target size, reps likewise. Churn,
+        # win-back and the team change slowly: under 1 % of events end a customer, 0.01 % a rep.
         # fmt: off
-        return [0.5 + 30.0 * short, 8.0 * has_active, (1.6 + 0.4 * complaint) * has_active, has_active,
-                0.3 * has_active, 0.6 * has_active, 0.3 * has_active, 0.6 * churn * has_active,
-                0.15 if self.churned else 0.0, 0.02 + 0.5 * max(0.0, 1.0 - len(self.reps) / rep_target),
-                0.02 if len(self.reps) > 1 else 0.0]
+        return [(0.15 + 30.0 * short) * pace, 8.0 * has_active, (1.6 * pace + 0.4 * complaint) * has_active,
+                survey * has_active, 0.3 * survey * has_active, 0.6 * has_active, 0.3 * pace * has_active,
+                0.15 * churn * has_active,
+                0.05 * pace if self.churned else 0.0,
+                (0.003 + 0.5 * max(0.0, 1.0 - len(self.reps) / self.rep_target)) * pace,
+                0.003 * pace if len(self.reps) > 1 else 0.0]
         # fmt: on
 
     def _sign_up(self) -> tuple[str, dict[str, Any]]:
@@ -279,8 +299,8 @@ class Simulator:
         self.segments[cid][dim] = value = self.rng.choice(choices)
         return "customer.updated", {"customer_id": cid, "segment": {dim: value}}
 
-    def _churn(self) -> tuple[str, dict[str, Any]]:
-        cid = self.active.choice(self.rng)
+    def _churn(self, cid: str = "") -> tuple[str, dict[str, Any]]:
+        cid = cid or self.active.choice(self.rng)
         self.active.remove(cid)
         self.churned.add(cid)
         reasons = self.facts.churn_reasons
@@ -322,7 +342,7 @@ class Simulator:
             self._after_reply(now, roll, ticket, data["author"])
         elif event_type == "ticket.resolved":
             self._after_resolve(now, roll, ticket)
-        elif event_type == "feedback.received" and roll < 0.6:
+        elif event_type == "feedback.received" and roll < _FEEDBACK_ANSWERED:
             self._later(now, 6 * _HOUR, "feedback.responded", _pick(data, "customer_id", "feedback_id"))
 
     def _after_order(self, now: int, roll: float, data: dict[str, Any]) -> None:
