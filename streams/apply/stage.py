@@ -179,8 +179,8 @@ class ApplyStage:
                 self.on_timing("route", max(written_at - oldest / 1000, 0.0))
         changes: list[tuple[bytes, bytes, bytes]] = []
         apply_records, events, times = self.processor.apply_records, counts.events, counts.event_times_us
-        for key, items in by_key.items():
-            update = apply_records(store.get(key), [item.rec for item in items])
+        for (key, items), stored in zip(by_key.items(), store.get_many(list(by_key)), strict=True):
+            update = apply_records(stored, [item.rec for item in items])
             first_ts = 0
             for item, outcome in zip(items, update.outcomes, strict=True):
                 status = outcome.status
