@@ -7,9 +7,11 @@ question the worker refuses, HTTP 4xx), 3 a service is unreachable or cannot ans
 from __future__ import annotations
 
 import argparse
+import importlib
 import importlib.metadata
 import sys
 from collections.abc import Callable, Sequence
+from types import ModuleType
 from typing import Any
 
 from rich.console import Console
@@ -20,6 +22,7 @@ from retention_monitor.exceptions import BadRequest, QueryError, StackError, Usa
 
 EXIT_OK, EXIT_CHECK, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 
+_PROJECT_PACKAGES = ("core", "metrics", "alerts", "streams", "retention_monitor")
 Handler = Callable[[argparse.Namespace, LoadedSettings, Console], int]
 
 
@@ -39,7 +42,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     for add in (_add_services, _add_traffic, _add_alerts, _add_at_risk, _add_dashboards, _add_report, _add_replay,
-                _add_demo):
+                _add_deploy, _add_demo):
         add(sub)
     return p
 
@@ -139,6 +142,21 @@ def _add_dashboards(sub: Any) -> None:
                         help="Grafana base URL (default: http://127.0.0.1:3000)")
     d_push.add_argument("--token", help="Grafana service-account token (default: $GRAFANA_TOKEN)")
     d_push.set_defaults(command="dashboards push")
+
+
+def _add_deploy(sub: Any) -> None:
+    dep = sub.add_parser("deploy", help="generated deployment files: Kubernetes manifests, constraints.txt")
+    dep_sub = dep.add_subparsers(dest="deploy_action", required=True, metavar="ACTION")
+    gen = dep_sub.add_parser("generate", help="write (or --check) the PrometheusRule and dashboard ConfigMaps "
+                             "of deploy/k8s/ from deploy/prometheus/rules/ and deploy/grafana/dashboards/")
+    gen.add_argument("--check", action="store_true", help="exit 1 if the checked-in files are stale")
+    gen.add_argument("--dir", help="output directory (default: deploy/k8s of the source tree)")
+    gen.set_defaults(command="deploy generate")
+    con = dep_sub.add_parser("constraints", help="write (or --check) constraints.txt: the exact versions installed "
+                             "here of every requirement of the project and its extras")
+    con.add_argument("--check", action="store_true", help="exit 1 if the file pins other versions than installed")
+    con.add_argument("--output", metavar="FILE", help="default: constraints.txt of the source tree")
+    con.set_defaults(command="deploy constraints")
 
 
 def _add_report(sub: Any) -> None:
@@ -262,6 +280,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+def _import_extra(module: str, extra: str) -> ModuleType:
+    """``module``, or a one-line error naming the extra that brings what it needs and is not installed."""
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        missing = (exc.name or "").split(".")[0]
+        if not missing or missing in _PROJECT_PACKAGES:
+            raise
+        raise UsageError(f"this command needs {missing}, which is not installed: "
+                         f"pip install 'retention-monitor[{extra}]'") from exc
+
+
 def _handler(command: str) -> Handler:
     if command.startswith("dashboards "):
         # grafana-client (and niquests) cost ~0.3 s to import: only for these commands
@@ -270,10 +300,13 @@ def _handler(command: str) -> Handler:
         return {"dashboards generate": dashboards.dashboards_generate,
                 "dashboards push": dashboards.dashboards_push}[command]
     if command == "report":
-        # matplotlib costs ~0.3 s to import: only for this command
-        from retention_monitor import report
-
-        return report.report_command
+        # matplotlib (the `report` extra) costs ~0.3 s to import: only for this command
+        report: Any = _import_extra("retention_monitor.report", "report")
+        handler: Handler = report.report_command
+        return handler
+    if command.startswith("deploy "):
+        deploy: Any = _import_extra("retention_monitor.deploy", "dev")
+        return {"deploy generate": deploy.deploy_generate, "deploy constraints": deploy.deploy_constraints}[command]
     from retention_monitor import alerts_cli, at_risk_cli, commands, replay_cli
 
     handlers: dict[str, Handler] = {
