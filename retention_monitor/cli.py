@@ -306,7 +306,9 @@ def _handler(command: str) -> Handler:
         return handler
     if command.startswith("deploy "):
         deploy: Any = _import_extra("retention_monitor.deploy", "dev")
-        return {"deploy generate": deploy.deploy_generate, "deploy constraints": deploy.deploy_constraints}[command]
+        deploy_handlers: dict[str, Handler] = {"deploy generate": deploy.deploy_generate,
+                                               "deploy constraints": deploy.deploy_constraints}
+        return deploy_handlers[command]
     from retention_monitor import alerts_cli, at_risk_cli, commands, replay_cli
 
     handlers: dict[str, Handler] = {

@@ -115,12 +115,12 @@ def deploy_generate(args: argparse.Namespace, loaded: LoadedSettings, console: C
         bad = stale(directory)
         if bad:
             console.print(f"{directory}: stale {', '.join(bad)}; run `retention-monitor deploy generate`",
-                          highlight=False)
+                          highlight=False, soft_wrap=True)
             return 1
-        console.print(f"{directory}: generated manifests up to date", highlight=False)
+        console.print(f"{directory}: generated manifests up to date", highlight=False, soft_wrap=True)
         return 0
     for path in write_all(directory):
-        console.print(f"wrote {path}", highlight=False)
+        console.print(f"wrote {path}", highlight=False, soft_wrap=True)
     return 0
 
 
@@ -138,10 +138,10 @@ def deploy_constraints(args: argparse.Namespace, loaded: LoadedSettings, console
                 table.add_row(line)
             console.print(table)
             console.print("install with `pip install -c constraints.txt -e '.[dev]'`, or after a tested upgrade "
-                          "run `retention-monitor deploy constraints`", highlight=False)
+                          "run `retention-monitor deploy constraints`", highlight=False, soft_wrap=True)
             return 1
-        console.print(f"{output}: {len(found)} pins match this environment", highlight=False)
+        console.print(f"{output}: {len(found)} pins match this environment", highlight=False, soft_wrap=True)
         return 0
     output.write_text(constraints.render(found))
-    console.print(f"wrote {output} ({len(found)} pins)", highlight=False)
+    console.print(f"wrote {output} ({len(found)} pins)", highlight=False, soft_wrap=True)
     return 0
