@@ -15,6 +15,7 @@ from types import ModuleType
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 
 from core.config import LoadedSettings, load_settings
 from core.errors import ConfigError, PeriodError, RetentionMonitorError
@@ -268,13 +269,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         loaded = load_settings(args.config)
         return _handler(args.command)(args, loaded, console)
     except (ConfigError, PeriodError, UsageError, BadRequest) as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         return EXIT_USAGE
     except (StackError, QueryError) as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         return EXIT_UNREACHABLE
     except RetentionMonitorError as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130

@@ -295,7 +295,7 @@ def prometheus_target_problems(compose: Mapping[str, Any], prometheus: Mapping[s
 def dockerfile_problems(text: str, pyproject: Mapping[str, Any]) -> list[str]:
     """Multi-stage build, non-root USER in the final stage, and alerts/rules.yml shipped as package data."""
     problems = []
-    lines = _dockerfile_instructions(text)
+    lines = dockerfile_instructions(text)
     froms = [i for i, (op, _) in enumerate(lines) if op == "FROM"]
     if len(froms) < 2:
         problems.append(f"not a multi-stage build ({len(froms)} FROM)")
@@ -316,7 +316,7 @@ def dockerfile_problems(text: str, pyproject: Mapping[str, Any]) -> list[str]:
     return problems
 
 
-def _dockerfile_instructions(text: str) -> list[tuple[str, str]]:
+def dockerfile_instructions(text: str) -> list[tuple[str, str]]:
     joined = re.sub(r"\\\n", " ", text)
     out = []
     for raw in joined.splitlines():

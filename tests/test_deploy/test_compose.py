@@ -168,7 +168,7 @@ def test_dockerfile_checks_fail_on_broken_files() -> None:
     assert dockerfile_problems(root, pyproject) == ["the final stage runs as USER root"]
     no_user = "\n".join(line for line in text.splitlines() if not line.startswith("USER"))
     assert dockerfile_problems(no_user, pyproject) == ["the final stage has no USER (runs as root)"]
-    single = "\n".join(line for line in text.splitlines() if not line.startswith("FROM python:3.11-slim AS"))
+    single = "\n".join(line for line in text.splitlines() if not line.startswith("FROM ${PYTHON_IMAGE} AS"))
     assert "not a multi-stage build (1 FROM)" in dockerfile_problems(single, pyproject)
     no_alerts = text.replace("COPY alerts alerts\n", "")
     assert dockerfile_problems(no_alerts, pyproject) == [
