@@ -108,6 +108,9 @@ def test_constraints_pin_what_is_installed_here() -> None:
         "`retention-monitor deploy constraints`")
     assert {"faust-streaming", "aiokafka", "matplotlib", "pytest", "quixstreams", "niquests"} <= found.keys()
     assert "retention-monitor" not in found
+    runtime = constraints.pins(extras=())  # what the image installs
+    assert {"faust-streaming", "rocksdict", "numpy"} <= runtime.keys()
+    assert not {"matplotlib", "pillow", "pytest", "quixstreams"} & runtime.keys()
 
 
 def test_constraints_differences_are_named() -> None:
