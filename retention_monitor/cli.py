@@ -23,7 +23,8 @@ from retention_monitor.exceptions import BadRequest, QueryError, StackError, Usa
 
 EXIT_OK, EXIT_CHECK, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 
-_PROJECT_PACKAGES = ("core", "metrics", "alerts", "streams", "retention_monitor")
+# Extras of pyproject.toml -> the modules they bring that commands import (the worker needs none of them).
+_EXTRA_MODULES = {"report": ("matplotlib",), "dev": ("packaging",)}
 Handler = Callable[[argparse.Namespace, LoadedSettings, Console], int]
 
 
@@ -287,7 +288,7 @@ def _import_extra(module: str, extra: str) -> ModuleType:
         return importlib.import_module(module)
     except ModuleNotFoundError as exc:
         missing = (exc.name or "").split(".")[0]
-        if not missing or missing in _PROJECT_PACKAGES:
+        if missing not in _EXTRA_MODULES[extra]:
             raise
         raise UsageError(f"this command needs {missing}, which is not installed: "
                          f"pip install 'retention-monitor[{extra}]'") from exc
