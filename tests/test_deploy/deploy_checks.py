@@ -1,4 +1,5 @@
-"""Structural checks of the deployment files (docker-compose.yml, Dockerfile, deploy/k8s/, docs/operations.md).
+"""Structural checks of the deployment files: the settings they set, docker-compose.yml, the Dockerfile's stages,
+the runbooks of docs/operations.md (the image in image_checks.py, deploy/k8s/ in k8s_checks.py).
 
 Docker and Kubernetes cannot run in the tests, so each check reads the parsed files and returns a list of
 problems (empty when the files are consistent). The tests run every check on the real files and on mutated
@@ -28,7 +29,6 @@ COMPOSE_FILE = REPO / "docker-compose.yml"
 DOCKERFILE = REPO / "Dockerfile"
 PYPROJECT = REPO / "pyproject.toml"
 COMPOSE_PROMETHEUS = REPO / "deploy" / "compose" / "prometheus.yml"
-K8S_DIR = REPO / "deploy" / "k8s"
 OPERATIONS_DOC = REPO / "docs" / "operations.md"
 RULE_FILES = [REPO / "alerts" / "rules.yml", *sorted((REPO / "deploy" / "prometheus" / "rules").glob("*.yml"))]
 
