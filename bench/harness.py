@@ -59,7 +59,7 @@ from core.settings import Settings
 SKIPPABLE = (*SYSTEMS, "latency", "recovery", "idle", "handover")
 WORKERS_SKIPPABLE = ("idle", "handover")  # what --skip may name with --workers
 RUN_ORDER = ("monitor", "quix", "bytewax", "pathway", "ceiling")  # see _repeat
-# A peer's modules and the requirement that brings them (the versions of pyproject.toml's ``bench`` extra).
+# A peer's modules and the requirement that brings them (the versions measured, pinned in constraints.txt).
 PEER_PACKAGES = {
     "quix": (("quixstreams",), "quixstreams==3.28.1"),
     "bytewax": (("bytewax", "confluent_kafka"), "bytewax[kafka]==0.21.1"),

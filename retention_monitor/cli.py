@@ -7,12 +7,15 @@ question the worker refuses, HTTP 4xx), 3 a service is unreachable or cannot ans
 from __future__ import annotations
 
 import argparse
+import importlib
 import importlib.metadata
 import sys
 from collections.abc import Callable, Sequence
+from types import ModuleType
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 
 from core.config import LoadedSettings, load_settings
 from core.errors import ConfigError, PeriodError, RetentionMonitorError
@@ -21,6 +24,8 @@ from streams.exceptions import BrokerUnreachable
 
 EXIT_OK, EXIT_CHECK, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 
+# Extras of pyproject.toml -> the modules they bring that commands import (the worker needs none of them).
+_EXTRA_MODULES = {"report": ("matplotlib",), "dev": ("packaging",)}
 Handler = Callable[[argparse.Namespace, LoadedSettings, Console], int]
 
 
@@ -40,7 +45,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     for add in (_add_services, _add_traffic, _add_alerts, _add_at_risk, _add_dashboards, _add_report, _add_replay,
-                _add_dlq, _add_demo):
+                _add_dlq, _add_deploy, _add_demo):
         add(sub)
     return p
 
@@ -152,6 +157,21 @@ def _add_dashboards(sub: Any) -> None:
     d_push.set_defaults(command="dashboards push")
 
 
+def _add_deploy(sub: Any) -> None:
+    dep = sub.add_parser("deploy", help="generated deployment files: Kubernetes manifests, constraints.txt")
+    dep_sub = dep.add_subparsers(dest="deploy_action", required=True, metavar="ACTION")
+    gen = dep_sub.add_parser("generate", help="write (or --check) the PrometheusRule and dashboard ConfigMaps "
+                             "of deploy/k8s/ from deploy/prometheus/rules/ and deploy/grafana/dashboards/")
+    gen.add_argument("--check", action="store_true", help="exit 1 if the checked-in files are stale")
+    gen.add_argument("--dir", help="output directory (default: deploy/k8s of the source tree)")
+    gen.set_defaults(command="deploy generate")
+    con = dep_sub.add_parser("constraints", help="write (or --check) constraints.txt: the exact versions installed "
+                             "here of every requirement of the project and its extras")
+    con.add_argument("--check", action="store_true", help="exit 1 if the file pins other versions than installed")
+    con.add_argument("--output", metavar="FILE", help="default: constraints.txt of the source tree")
+    con.set_defaults(command="deploy constraints")
+
+
 def _add_report(sub: Any) -> None:
     rep = sub.add_parser("report", help="a period's KPIs against the previous period and a year earlier, "
                          "with trend plots, as Markdown or HTML")
@@ -261,16 +281,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         loaded = load_settings(args.config)
         return _handler(args.command)(args, loaded, console)
     except (ConfigError, PeriodError, UsageError, BadRequest) as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         return EXIT_USAGE
     except (StackError, QueryError, BrokerUnreachable) as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         return EXIT_UNREACHABLE
     except RetentionMonitorError as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
+
+
+def _import_extra(module: str, extra: str) -> ModuleType:
+    """``module``, or a one-line error naming the extra that brings what it needs and is not installed."""
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        missing = (exc.name or "").split(".")[0]
+        if missing not in _EXTRA_MODULES[extra]:
+            raise
+        raise UsageError(f"this command needs {missing}, which is not installed: "
+                         f"pip install 'retention-monitor[{extra}]'") from exc
 
 
 def _handler(command: str) -> Handler:
@@ -281,10 +313,15 @@ def _handler(command: str) -> Handler:
         return {"dashboards generate": dashboards.dashboards_generate,
                 "dashboards push": dashboards.dashboards_push}[command]
     if command == "report":
-        # matplotlib costs ~0.3 s to import: only for this command
-        from retention_monitor import report
-
-        return report.report_command
+        # matplotlib (the `report` extra) costs ~0.3 s to import: only for this command
+        report: Any = _import_extra("retention_monitor.report", "report")
+        handler: Handler = report.report_command
+        return handler
+    if command.startswith("deploy "):
+        deploy: Any = _import_extra("retention_monitor.deploy", "dev")
+        deploy_handlers: dict[str, Handler] = {"deploy generate": deploy.deploy_generate,
+                                               "deploy constraints": deploy.deploy_constraints}
+        return deploy_handlers[command]
     if command.startswith("dlq "):
         from retention_monitor import dlq_cli
 

@@ -1,4 +1,5 @@
-"""Structural checks of the deployment files (docker-compose.yml, Dockerfile, deploy/k8s/, docs/operations.md).
+"""Structural checks of the deployment files: the settings they set, docker-compose.yml, the Dockerfile's stages,
+the runbooks of docs/operations.md (the image in image_checks.py, deploy/k8s/ in k8s_checks.py).
 
 Docker and Kubernetes cannot run in the tests, so each check reads the parsed files and returns a list of
 problems (empty when the files are consistent). The tests run every check on the real files and on mutated
@@ -10,7 +11,7 @@ from __future__ import annotations
 import re
 import tempfile
 import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,6 @@ COMPOSE_FILE = REPO / "docker-compose.yml"
 DOCKERFILE = REPO / "Dockerfile"
 PYPROJECT = REPO / "pyproject.toml"
 COMPOSE_PROMETHEUS = REPO / "deploy" / "compose" / "prometheus.yml"
-K8S_DIR = REPO / "deploy" / "k8s"
 OPERATIONS_DOC = REPO / "docs" / "operations.md"
 # the files with alerting rules (retention-recording.yml only records the dashboards' series)
 RULE_FILES = [REPO / "alerts" / "rules.yml", *sorted(p for p in (REPO / "deploy" / "prometheus" / "rules").glob("*.yml")
@@ -297,7 +297,7 @@ def prometheus_target_problems(compose: Mapping[str, Any], prometheus: Mapping[s
 def dockerfile_problems(text: str, pyproject: Mapping[str, Any]) -> list[str]:
     """Multi-stage build, non-root USER in the final stage, and alerts/rules.yml shipped as package data."""
     problems = []
-    lines = _dockerfile_instructions(text)
+    lines = dockerfile_instructions(text)
     froms = [i for i, (op, _) in enumerate(lines) if op == "FROM"]
     if len(froms) < 2:
         problems.append(f"not a multi-stage build ({len(froms)} FROM)")
@@ -320,7 +320,7 @@ def dockerfile_problems(text: str, pyproject: Mapping[str, Any]) -> list[str]:
     return problems
 
 
-def _dockerfile_instructions(text: str) -> list[tuple[str, str]]:
+def dockerfile_instructions(text: str) -> list[tuple[str, str]]:
     joined = re.sub(r"\\\n", " ", text)
     out = []
     for raw in joined.splitlines():
@@ -335,220 +335,6 @@ def _dockerfile_instructions(text: str) -> list[tuple[str, str]]:
 def load_pyproject(path: Path = PYPROJECT) -> dict[str, Any]:
     with path.open("rb") as fh:
         return tomllib.load(fh)
-
-
-# ------------------------------------------------------------------------------------------- Kubernetes
-
-
-def load_k8s(directory: Path = K8S_DIR) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """The kustomization and every document of the resources it lists."""
-    kustomization = load_yaml(directory / "kustomization.yaml")
-    docs = []
-    for resource in kustomization.get("resources") or []:
-        path = directory / resource
-        if path.is_file():
-            docs += [d for d in yaml.safe_load_all(path.read_text()) if d]
-    return kustomization, docs
-
-
-def kustomization_problems(kustomization: Mapping[str, Any], directory: Path = K8S_DIR) -> list[str]:
-    listed = list(kustomization.get("resources") or [])
-    problems = [f"kustomization lists {r}, which does not exist" for r in listed if not (directory / r).is_file()]
-    on_disk = {p.name for p in directory.glob("*.yaml")} | {p.name for p in directory.glob("*.yml")}
-    problems += [f"{n} is not listed in kustomization.yaml" for n in sorted(on_disk - {"kustomization.yaml"})
-                 if n not in listed]
-    return problems
-
-
-def _one(docs: Iterable[Mapping[str, Any]], kind: str) -> Mapping[str, Any] | None:
-    found = [d for d in docs if d.get("kind") == kind]
-    return found[0] if len(found) == 1 else None
-
-
-def _by_name(docs: Iterable[Mapping[str, Any]], kind: str, name: str) -> Mapping[str, Any] | None:
-    for d in docs:
-        if d.get("kind") == kind and d.get("metadata", {}).get("name") == name:
-            return d
-    return None
-
-
-def container_env(container: Mapping[str, Any], docs: list[dict[str, Any]]) -> tuple[dict[str, str], list[str]]:
-    """Environment of a container (literal values, Secret and ConfigMap references resolved)."""
-    env: dict[str, str] = {}
-    problems = []
-
-    def data(kind: str, name: str) -> dict[str, str] | None:
-        doc = _by_name(docs, kind, name)
-        if doc is None:
-            problems.append(f"container {container.get('name')}: refers to missing {kind} {name}")
-            return None
-        return {**(doc.get("data") or {}), **(doc.get("stringData") or {})}
-
-    for source in container.get("envFrom") or []:
-        for key, kind in (("secretRef", "Secret"), ("configMapRef", "ConfigMap")):
-            if key in source:
-                env.update(data(kind, source[key]["name"]) or {})
-    for var in container.get("env") or []:
-        if "value" in var:
-            env[var["name"]] = str(var["value"])
-            continue
-        ref = var.get("valueFrom") or {}
-        for key, kind in (("secretKeyRef", "Secret"), ("configMapKeyRef", "ConfigMap")):
-            if key in ref:
-                values = data(kind, ref[key]["name"])
-                if values is not None and ref[key]["key"] not in values:
-                    problems.append(f"{var['name']}: {kind} {ref[key]['name']} has no key {ref[key]['key']}")
-                elif values is not None:
-                    env[var["name"]] = values[ref[key]["key"]]
-    return env, problems
-
-
-def _config_text(container: Mapping[str, Any], pod: Mapping[str, Any], docs: list[dict[str, Any]],
-                 env: Mapping[str, str]) -> tuple[str | None, list[str]]:
-    """The TOML that RETENTION_CONFIG points at, found through the volume mounts of the pod."""
-    path = env.get(CONFIG_ENV)
-    if not path:
-        return None, []
-    volumes = {v["name"]: v for v in pod.get("volumes") or []}
-    for mount in container.get("volumeMounts") or []:
-        prefix = mount["mountPath"].rstrip("/") + "/"
-        volume = volumes.get(mount["name"], {})
-        if path.startswith(prefix) and "configMap" in volume:
-            key = path[len(prefix):]
-            cm = _by_name(docs, "ConfigMap", volume["configMap"]["name"])
-            if cm is None:
-                return None, [f"ConfigMap {volume['configMap']['name']} is missing"]
-            if key not in (cm.get("data") or {}):
-                return None, [f"{CONFIG_ENV}={path}: ConfigMap {cm['metadata']['name']} has no key {key}"]
-            return cm["data"][key], []
-    return None, [f"{CONFIG_ENV}={path} is not inside a mounted ConfigMap"]
-
-
-def _resolve_port(port: Any, container: Mapping[str, Any]) -> int | None:
-    if isinstance(port, int):
-        return port
-    for p in container.get("ports") or []:
-        if p.get("name") == port:
-            return int(p["containerPort"])
-    return None
-
-
-def k8s_problems(docs: list[dict[str, Any]]) -> list[str]:
-    """Deployment, Service, Secret, ConfigMap and PodMonitor agree with each other and with the settings."""
-    deployment = _one(docs, "Deployment")
-    if deployment is None:
-        return ["expected exactly one Deployment"]
-    problems = []
-    spec = deployment.get("spec") or {}
-    pod = spec.get("template", {}).get("spec") or {}
-    pod_labels = spec.get("template", {}).get("metadata", {}).get("labels") or {}
-    annotations = spec.get("template", {}).get("metadata", {}).get("annotations") or {}
-    containers = pod.get("containers") or []
-    if len(containers) != 1:
-        return [f"expected one container in the Deployment, found {len(containers)}"]
-    container = containers[0]
-    if not set((spec.get("selector", {}).get("matchLabels") or {}).items()) <= set(pod_labels.items()):
-        problems.append("Deployment selector does not match its pod labels")
-
-    env, env_problems = container_env(container, docs)
-    problems += env_problems
-    config_text, config_problems = _config_text(container, pod, docs, env)
-    problems += config_problems
-    problems += setting_problems(env, "Deployment env", config_text)
-    try:
-        settings = effective_settings(env, config_text)
-    except ConfigError as exc:
-        return [*problems, f"Deployment settings: {exc}"]
-    port = settings.web_port
-
-    replicas = spec.get("replicas", 1)
-    if replicas < 2:
-        problems.append(f"Deployment replicas={replicas}: run at least 2 workers")
-    if replicas > settings.partitions:
-        problems.append(f"Deployment replicas={replicas} > partitions={settings.partitions}: extra workers stay idle")
-    if settings.web_host not in ("0.0.0.0", "::"):
-        problems.append(f"web_host={settings.web_host}: probes and Prometheus cannot reach the pod")
-
-    problems += _web_port_problems(container, annotations, port)
-    problems += advertised_url_problems("Deployment", settings)
-    problems += _security_problems(pod, container)
-    problems += _service_problems(docs, container, pod_labels, port)
-    problems += _podmonitor_problems(docs, container, pod_labels)
-    if any(d.get("metadata", {}).get("namespace") for d in docs):
-        problems.append("manifests must be namespace-less (set the namespace with kustomize or -n)")
-    return problems
-
-
-def _web_port_problems(container: Mapping[str, Any], annotations: Mapping[str, Any], port: int) -> list[str]:
-    problems = []
-    container_ports = [int(p["containerPort"]) for p in container.get("ports") or []]
-    if container_ports != [port]:
-        problems.append(f"container ports {container_ports} != [RETENTION_WEB_PORT={port}]")
-    for probe in ("readinessProbe", "livenessProbe"):
-        get = (container.get(probe) or {}).get("httpGet")
-        if not get:
-            problems.append(f"{probe}: missing (an httpGet on the web port)")
-        elif _resolve_port(get.get("port"), container) != port:
-            problems.append(f"{probe}: port {get.get('port')} != RETENTION_WEB_PORT={port}")
-    if annotations.get("prometheus.io/scrape") != "true":
-        problems.append("pod annotation prometheus.io/scrape is not \"true\"")
-    if str(annotations.get("prometheus.io/port")) != str(port):
-        problems.append(f"pod annotation prometheus.io/port={annotations.get('prometheus.io/port')} != {port}")
-    return problems
-
-
-def _security_problems(pod: Mapping[str, Any], container: Mapping[str, Any]) -> list[str]:
-    problems = []
-    resources = container.get("resources") or {}
-    if not (resources.get("requests") and resources.get("limits", {}).get("memory")):
-        problems.append("container resources need requests and a memory limit")
-    pod_sc, sc = pod.get("securityContext") or {}, container.get("securityContext") or {}
-    if not (sc.get("runAsNonRoot") or pod_sc.get("runAsNonRoot")):
-        problems.append("runAsNonRoot is not set")
-    if sc.get("runAsUser", pod_sc.get("runAsUser")) in (None, 0):
-        problems.append("runAsUser must be a non-zero uid")
-    if sc.get("allowPrivilegeEscalation") is not False:
-        problems.append("allowPrivilegeEscalation must be false")
-    return problems
-
-
-def _service_problems(docs: list[dict[str, Any]], container: Mapping[str, Any], pod_labels: Mapping[str, str],
-                      port: int) -> list[str]:
-    service = _one(docs, "Service")
-    if service is None:
-        return ["expected exactly one Service"]
-    problems = []
-    selector = service.get("spec", {}).get("selector") or {}
-    if not selector or not set(selector.items()) <= set(pod_labels.items()):
-        problems.append("Service selector does not match the pod labels")
-    ports = service.get("spec", {}).get("ports") or []
-    if not ports:
-        problems.append("Service has no port")
-    for p in ports:
-        target = _resolve_port(p.get("targetPort", p.get("port")), container)
-        if target != port:
-            problems.append(f"Service targetPort {p.get('targetPort')} != RETENTION_WEB_PORT={port}")
-    return problems
-
-
-def _podmonitor_problems(docs: list[dict[str, Any]], container: Mapping[str, Any],
-                         pod_labels: Mapping[str, str]) -> list[str]:
-    monitor = _one(docs, "PodMonitor")
-    if monitor is None:
-        return []
-    problems = []
-    spec = monitor.get("spec") or {}
-    selector = spec.get("selector", {}).get("matchLabels") or {}
-    if not selector or not set(selector.items()) <= set(pod_labels.items()):
-        problems.append("PodMonitor selector does not match the pod labels")
-    names = {p.get("name") for p in container.get("ports") or []}
-    for endpoint in spec.get("podMetricsEndpoints") or []:
-        if endpoint.get("port") not in names:
-            problems.append(f"PodMonitor scrapes port {endpoint.get('port')!r}, not a named container port")
-    job = pod_labels.get(spec.get("jobLabel", ""))
-    if job != MONITOR_JOB:
-        problems.append(f"PodMonitor job would be {job!r}, the meta-alerts expect job={MONITOR_JOB!r}")
-    return problems
 
 
 # ------------------------------------------------------------------------------------------------- docs

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from deploy_checks import K8S_DIR, container_env, k8s_problems, kustomization_problems, load_k8s
+from k8s_checks import K8S_DIR, container_env, k8s_problems, kustomization_problems, load_k8s
 
 from core.config import load_settings
 
@@ -22,7 +22,7 @@ def _kind(docs: list[dict[str, Any]], kind: str) -> dict[str, Any]:
 
 
 def _container(docs: list[dict[str, Any]]) -> dict[str, Any]:
-    container: dict[str, Any] = _kind(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    container: dict[str, Any] = _kind(docs, "StatefulSet")["spec"]["template"]["spec"]["containers"][0]
     return container
 
 
@@ -30,7 +30,8 @@ def test_real_manifests_have_no_problems(docs: list[dict[str, Any]]) -> None:
     kustomization, _ = load_k8s()
     assert kustomization_problems(kustomization) == []
     assert k8s_problems(docs) == []
-    assert {d["kind"] for d in docs} == {"ConfigMap", "Secret", "Deployment", "Service", "PodMonitor"}
+    assert {d["kind"] for d in docs} == {"ConfigMap", "Secret", "StatefulSet", "Service", "PodDisruptionBudget",
+                                         "NetworkPolicy", "PodMonitor", "PrometheusRule"}
 
 
 def test_configmap_toml_loads(docs: list[dict[str, Any]], tmp_path: Path) -> None:
@@ -39,7 +40,7 @@ def test_configmap_toml_loads(docs: list[dict[str, Any]], tmp_path: Path) -> Non
     settings = load_settings(path, env={}).settings
     assert settings.web_port == 6066
     assert settings.web_host == "0.0.0.0"
-    assert settings.partitions >= _kind(docs, "Deployment")["spec"]["replicas"] >= 2
+    assert settings.partitions >= _kind(docs, "StatefulSet")["spec"]["replicas"] >= 2
 
 
 def test_secret_is_a_placeholder_feeding_settings(docs: list[dict[str, Any]]) -> None:
@@ -62,13 +63,13 @@ def test_kustomization_must_list_existing_files(tmp_path: Path) -> None:
 
 
 def test_single_replica_is_reported(docs: list[dict[str, Any]]) -> None:
-    _kind(docs, "Deployment")["spec"]["replicas"] = 1
-    assert k8s_problems(docs) == ["Deployment replicas=1: run at least 2 workers"]
+    _kind(docs, "StatefulSet")["spec"]["replicas"] = 1
+    assert k8s_problems(docs) == ["StatefulSet replicas=1: run at least 2 workers"]
 
 
 def test_more_replicas_than_partitions_is_reported(docs: list[dict[str, Any]]) -> None:
-    _kind(docs, "Deployment")["spec"]["replicas"] = 5
-    assert k8s_problems(docs) == ["Deployment replicas=5 > partitions=4: extra workers stay idle"]
+    _kind(docs, "StatefulSet")["spec"]["replicas"] = 5
+    assert k8s_problems(docs) == ["StatefulSet replicas=5 > partitions=4: extra workers stay idle"]
 
 
 def test_container_port_mismatch_is_reported(docs: list[dict[str, Any]]) -> None:
@@ -82,35 +83,36 @@ def test_env_web_port_must_follow_everything_else(docs: list[dict[str, Any]]) ->
     next(v for v in env if v["name"] == "RETENTION_WEB_PORT")["value"] = "7000"
     problems = k8s_problems(docs)
     assert "container ports [6066] != [RETENTION_WEB_PORT=7000]" in problems
-    assert "readinessProbe: port 6066 != RETENTION_WEB_PORT=7000" in problems
-    assert "Service targetPort 6066 != RETENTION_WEB_PORT=7000" in problems
+    assert "readinessProbe: port web != RETENTION_WEB_PORT=7000" in problems
+    assert "Service retention-monitor: targetPort web != RETENTION_WEB_PORT=7000" in problems
+    assert "Service retention-monitor-headless: targetPort web != RETENTION_WEB_PORT=7000" in problems
     assert "pod annotation prometheus.io/port=6066 != 7000" in problems
     url = "http://$(POD_IP):6066"
-    assert f"Deployment: RETENTION_WEB_ADVERTISED_URL={url} is not on RETENTION_WEB_PORT=7000" in problems
+    assert f"StatefulSet: RETENTION_WEB_ADVERTISED_URL={url} is not on RETENTION_WEB_PORT=7000" in problems
 
 
 def test_pods_must_advertise_a_url(docs: list[dict[str, Any]]) -> None:
     env = _container(docs)["env"]
     env[:] = [v for v in env if v["name"] != "RETENTION_WEB_ADVERTISED_URL"]
     assert k8s_problems(docs) == [
-        "Deployment: no RETENTION_WEB_ADVERTISED_URL (others would ask http://0.0.0.0:6066)"
+        "StatefulSet: no RETENTION_WEB_ADVERTISED_URL (others would ask http://0.0.0.0:6066)"
     ]
 
 
 def test_probe_service_and_annotation_mismatches_are_reported(docs: list[dict[str, Any]]) -> None:
     _container(docs)["livenessProbe"]["httpGet"]["port"] = 6067
     _kind(docs, "Service")["spec"]["ports"][0]["targetPort"] = "http"
-    _kind(docs, "Deployment")["spec"]["template"]["metadata"]["annotations"]["prometheus.io/port"] = "9100"
+    _kind(docs, "StatefulSet")["spec"]["template"]["metadata"]["annotations"]["prometheus.io/port"] = "9100"
     assert k8s_problems(docs) == [
         "livenessProbe: port 6067 != RETENTION_WEB_PORT=6066",
         "pod annotation prometheus.io/port=9100 != 6066",
-        "Service targetPort http != RETENTION_WEB_PORT=6066",
+        "Service retention-monitor: targetPort http != RETENTION_WEB_PORT=6066",
     ]
 
 
-def test_named_ports_resolve(docs: list[dict[str, Any]]) -> None:
-    _container(docs)["readinessProbe"]["httpGet"]["port"] = "web"
-    _kind(docs, "Service")["spec"]["ports"][0]["targetPort"] = "web"
+def test_numeric_and_named_ports_resolve(docs: list[dict[str, Any]]) -> None:
+    _container(docs)["readinessProbe"]["httpGet"]["port"] = 6066
+    _kind(docs, "Service")["spec"]["ports"][0]["targetPort"] = 6066
     assert k8s_problems(docs) == []
 
 
@@ -118,8 +120,8 @@ def test_unknown_or_invalid_settings_are_reported(docs: list[dict[str, Any]]) ->
     _container(docs)["env"].append({"name": "RETENTION_KAFKA_SASL_PASSWD", "value": "x"})
     _kind(docs, "Secret")["stringData"]["RETENTION_REDIS_URL"] = "redis.example:6379"
     problems = k8s_problems(docs)
-    assert problems[0] == "Deployment env: RETENTION_KAFKA_SASL_PASSWD is not a setting of core.settings.Settings"
-    assert problems[1].startswith("Deployment env: RETENTION_REDIS_URL='redis.example:6379'")
+    assert problems[0] == "StatefulSet env: RETENTION_KAFKA_SASL_PASSWD is not a setting of core.settings.Settings"
+    assert problems[1].startswith("StatefulSet env: RETENTION_REDIS_URL='redis.example:6379'")
 
 
 def test_bad_configmap_toml_is_reported(docs: list[dict[str, Any]]) -> None:
@@ -136,7 +138,7 @@ def test_missing_secret_is_reported(docs: list[dict[str, Any]]) -> None:
 
 
 def test_root_user_and_missing_resources_are_reported(docs: list[dict[str, Any]]) -> None:
-    pod = _kind(docs, "Deployment")["spec"]["template"]["spec"]
+    pod = _kind(docs, "StatefulSet")["spec"]["template"]["spec"]
     pod["securityContext"] = {"runAsUser": 0}
     del pod["containers"][0]["resources"]
     assert k8s_problems(docs) == [
@@ -147,11 +149,11 @@ def test_root_user_and_missing_resources_are_reported(docs: list[dict[str, Any]]
 
 
 def test_selectors_namespace_and_podmonitor_are_checked(docs: list[dict[str, Any]]) -> None:
-    _kind(docs, "Service")["spec"]["selector"] = {"app": "other"}
+    _kind(docs, "Service")["spec"]["selector"] = {"app": "other"}  # the first: retention-monitor
     _kind(docs, "PodMonitor")["spec"]["podMetricsEndpoints"][0]["port"] = "metrics"
     _kind(docs, "ConfigMap")["metadata"]["namespace"] = "prod"
     assert k8s_problems(docs) == [
-        "Service selector does not match the pod labels",
+        "Service retention-monitor: selector does not match the pod labels",
         "PodMonitor scrapes port 'metrics', not a named container port",
         "manifests must be namespace-less (set the namespace with kustomize or -n)",
     ]
