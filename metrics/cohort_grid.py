@@ -18,6 +18,7 @@ from core.errors import PeriodError
 from core.periods import to_us
 
 UNITS = {"week": "2025-W07", "month": "2025-03", "quarter": "2025-Q1"}
+KINDS = ("customers", "revenue")  # what a table shows: the share of customers active, or of revenue retained
 MAX_PERIODS = 520  # ten years of weeks: a table (and its JSON) of at most ~135,000 cells
 _PATTERNS = {"week": re.compile(r"^(\d{4})-W(\d{2})$"), "month": re.compile(r"^(\d{4})-(\d{2})$"),
              "quarter": re.compile(r"^(\d{4})-Q([1-4])$")}
@@ -71,12 +72,12 @@ class Grid:
         return len(self.labels)
 
 
-def grid(by: str, first: str, last: str, as_of_us: int, tz: ZoneInfo) -> Grid:
-    """The grid of cohorts ``first`` .. ``last`` (labels of unit ``by``) as seen at ``as_of_us``.
-
-    Cohorts that start at or after ``as_of_us`` have no customers yet and are left out; ages run up to
-    the period holding ``as_of_us`` (the current, provisional one)."""
-    day, end_day = _first_day(by, first), _first_day(by, last)
+def grid(by: str, first: str, last: str | None, as_of_us: int, tz: ZoneInfo) -> Grid:
+    """The grid of cohorts ``first`` .. ``last`` (labels of unit ``by``; ``None``: up to now) as seen at
+    ``as_of_us``. Cohorts that start at or after ``as_of_us`` have no customers yet and are left out; ages
+    run up to the period holding ``as_of_us`` (the current, provisional one)."""
+    day = _first_day(by, first)
+    end_day = date.max if last is None else _first_day(by, last)
     if end_day < day:
         raise PeriodError(f"cohort period to={last!r} is before from={first!r}")
     labels: list[str] = []

@@ -25,7 +25,7 @@ import numpy.typing as npt
 from core.errors import PeriodError
 from core.periods import from_us
 from metrics import facts as F
-from metrics.cohort_grid import Grid, grid
+from metrics.cohort_grid import KINDS, Grid, grid
 from metrics.day_columns import NO_VALUE
 from metrics.index import FactIndex
 from metrics.kpis import money, ratio
@@ -33,7 +33,6 @@ from metrics.planning import Plan, newest
 from metrics.segments import ALL
 
 I64 = npt.NDArray[np.int64]
-KINDS = ("customers", "revenue")
 # how each lifecycle fact changes "is active" (weights are +1, or -1 for a retracted fact)
 _ACTIVITY = ((F.NEW, 1), (F.REACTIVATED, 1), (F.LOST, -1))
 _REVENUE = ((F.ORDER, 1), (F.REFUND, -1))
@@ -95,11 +94,12 @@ def table(index: FactIndex, segment: str, bounds: Sequence[int], cohorts: int, u
 
 @dataclass(frozen=True)
 class CohortQuery:
-    """A cohort table asked for: cohorts ``first`` .. ``last`` (labels of unit ``by``) of ``segment``."""
+    """A cohort table asked for: cohorts ``first`` .. ``last`` (labels of unit ``by``; ``None``: up to the
+    current period) of ``segment``."""
 
     by: str
     first: str
-    last: str
+    last: str | None
     segment: str = ALL
     kind: str = "customers"
 

@@ -1,4 +1,4 @@
-"""Cohort tables of docs/contract/kpis.md ("Cohorts"), hand-computed from a small event set written here."""
+"""Cohort tables of docs/contract/kpis.md ("Cohorts"), hand-computed (tests/cohort_events.py and below)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from fixtures import PurePipeline, event
+from cohort_events import EXPECTED_CUSTOMERS, EXPECTED_REVENUE, EXPECTED_SIZES, order, shop_events, signup
+from fixtures import PurePipeline
 
 from core.errors import PeriodError
 from core.periods import to_us
@@ -23,45 +24,8 @@ def to_us_text(text: str) -> int:
     return to_us(datetime.fromisoformat(text))
 
 
-def signup(cid: str, time: str, plan: str = "pro") -> dict[str, Any]:
-    return event("customer.signed_up", time, {"customer_id": cid, "segment": {"plan": plan}})
-
-
-def lifecycle(type_: str, cid: str, time: str, id_: str | None = None) -> dict[str, Any]:
-    return event(f"customer.{type_}", time, {"customer_id": cid}, id_=id_)
-
-
-def order(cid: str, oid: str, time: str, amount: float) -> dict[str, Any]:
-    return event("order.placed", time, {"customer_id": cid, "order_id": oid, "amount": amount, "currency": "EUR"})
-
-
-def refund(cid: str, oid: str, time: str, amount: float) -> dict[str, Any]:
-    return event("order.refunded", time, {"customer_id": cid, "order_id": oid, "amount": amount, "currency": "EUR"})
-
-
 def shop(workers: int = 1) -> PurePipeline:
-    """January cohort a, b, c, d; February cohort e, f. The newest event is e's order on 10 April.
-
-    a churns in its sign-up month; b churns in February and comes back in April; c signs up on basic and
-    moves to pro; d's sign-up arrives last (late) and it churns in March; b's churn is delivered twice."""
-    churn_b = lifecycle("churned", "b", "2025-02-10T00:00:00Z", id_="churn-b")
-    return PurePipeline(workers=workers).send(
-        signup("a", "2025-01-02T00:00:00Z"), signup("b", "2025-01-03T00:00:00Z"),
-        signup("c", "2025-01-04T00:00:00Z", plan="basic"),
-        signup("e", "2025-02-03T00:00:00Z"), signup("f", "2025-02-20T00:00:00Z", plan="basic"),
-        lifecycle("churned", "a", "2025-01-20T00:00:00Z"),
-        churn_b, churn_b,
-        event("customer.updated", "2025-02-15T00:00:00Z", {"customer_id": "c", "segment": {"plan": "pro"}}),
-        order("d", "d0", "2024-12-30T00:00:00Z", 999),  # before d's sign-up period: counts in no age
-        lifecycle("churned", "d", "2025-03-10T00:00:00Z"),
-        lifecycle("churned", "f", "2025-04-01T00:00:00Z"),
-        lifecycle("reactivated", "b", "2025-04-05T00:00:00Z"),
-        order("a", "a1", "2025-01-10T00:00:00Z", 100), refund("a", "a1", "2025-02-01T00:00:00Z", 20),
-        order("c", "c1", "2025-01-15T00:00:00Z", 50), order("c", "c2", "2025-03-03T00:00:00Z", 80),
-        order("b", "b1", "2025-04-06T00:00:00Z", 30), order("e", "e1", "2025-02-05T00:00:00Z", 40),
-        order("e", "e2", "2025-04-10T00:00:00Z", 10),
-        signup("d", "2025-01-25T00:00:00Z"),  # late: sent after its own churn
-    )
+    return PurePipeline(workers=workers).send(*shop_events())
 
 
 def table(p: PurePipeline, segment: str = "all", kind: str = "customers", by: str = "month",
@@ -76,11 +40,8 @@ def cells(answer: dict[str, Any], key: str = "numerator") -> dict[str, list[Any]
 def test_customer_cohorts_by_month() -> None:
     answer = table(shop())
     assert answer["as_of"] == "2025-04-10T00:00:00.000001+00:00"  # just after the newest event
-    assert {row["cohort"]: row["customers"] for row in answer["cohorts"]} == {
-        "2025-01": 4, "2025-02": 2, "2025-03": 0, "2025-04": 0}
-    # January: a lost in January; b lost in February, back in April; d lost in March; c stays.
-    # February: f lost in April. Ages run up to April, the period holding as_of.
-    assert cells(answer) == {"2025-01": [3, 2, 1, 2], "2025-02": [2, 2, 1], "2025-03": [0, 0], "2025-04": [0]}
+    assert {row["cohort"]: row["customers"] for row in answer["cohorts"]} == EXPECTED_SIZES
+    assert cells(answer) == EXPECTED_CUSTOMERS
     assert cells(answer, "value") == {"2025-01": [0.75, 0.5, 0.25, 0.5], "2025-02": [1.0, 1.0, 0.5],
                                       "2025-03": [None, None], "2025-04": [None]}
     assert cells(answer, "provisional") == {"2025-01": [False, False, False, True], "2025-02": [False, False, True],
@@ -99,9 +60,7 @@ def test_cohorts_keep_the_sign_up_segment_after_a_move() -> None:
 
 def test_revenue_cohorts() -> None:
     answer = table(shop(), kind="revenue", last="2025-02")
-    # January: 100 + 50 in January, a's refund of 20 in February, 80 in March, 30 in April (d's order
-    # before its sign-up period counts nowhere). February: e's 40, nothing, 10.
-    assert cells(answer) == {"2025-01": [150.0, -20.0, 80.0, 30.0], "2025-02": [40.0, 0.0, 10.0]}
+    assert cells(answer) == EXPECTED_REVENUE
     assert cells(answer, "denominator") == {"2025-01": [150.0] * 4, "2025-02": [40.0] * 3}
     assert cells(answer, "value") == {"2025-01": [1.0, -20 / 150, 80 / 150, 30 / 150], "2025-02": [1.0, 0.0, 0.25]}
 
