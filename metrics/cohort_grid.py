@@ -15,7 +15,7 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from core.errors import PeriodError
-from core.periods import to_us
+from core.periods import from_us, to_us
 
 UNITS = {"week": "2025-W07", "month": "2025-03", "quarter": "2025-Q1"}
 KINDS = ("customers", "revenue")  # what a table shows: the share of customers active, or of revenue retained
@@ -40,11 +40,22 @@ def _first_day(by: str, label: str) -> date:
         raise PeriodError(f"cohort period {label!r}: {exc}") from exc
 
 
-def _next(by: str, d: date) -> date:
+def _shift(by: str, d: date, n: int = 1) -> date:
+    """The start of the period ``n`` periods after (``n < 0``: before) the one starting on ``d``."""
     if by == "week":
-        return d + timedelta(days=7)
-    month = d.month - 1 + (1 if by == "month" else 3)
+        return d + timedelta(days=7 * n)
+    month = d.month - 1 + n * (1 if by == "month" else 3)
     return date(d.year + month // 12, month % 12 + 1, 1)
+
+
+def recent(by: str, as_of_us: int, tz: ZoneInfo, back: int) -> str:
+    """The label of the period ``back`` periods before the one holding the instant ``as_of_us``."""
+    day = from_us(as_of_us).astimezone(tz).date()
+    if by == "week":
+        start = day - timedelta(days=day.weekday())
+    else:
+        start = date(day.year, day.month if by == "month" else 3 * ((day.month - 1) // 3) + 1, 1)
+    return label_of(by, _shift(by, start, -back))
 
 
 def label_of(by: str, d: date) -> str:
@@ -90,7 +101,7 @@ def grid(by: str, first: str, last: str | None, as_of_us: int, tz: ZoneInfo) -> 
         if day <= end_day:
             cohorts += 1
         labels.append(label_of(by, day))
-        day = _next(by, day)
+        day = _shift(by, day)
         bounds.append(_local(day, tz))
     return Grid(by, tuple(labels), tuple(bounds), cohorts, as_of_us)
 

@@ -113,23 +113,30 @@ class CohortQuery:
         grid(self.by, self.first, self.last, 0, ZoneInfo("UTC"))  # the labels and their order
 
 
-def cohorts_plan(query: CohortQuery, tz: ZoneInfo, as_of_us: int | None = None) -> Plan[dict[str, Any]]:
-    """The cohort table of ``query`` as JSON-able rows; ``as_of_us`` defaults to just after the newest
-    event any store holds (event time: a replay of last year shows last year's table as it ended)."""
+def table_plan(query: CohortQuery, tz: ZoneInfo, as_of_us: int | None = None) -> Plan[tuple[Grid, list[list[Any]]]]:
+    """The grid of ``query`` and the merged rows of :func:`table`; ``as_of_us`` defaults to just after the
+    newest event any store holds (event time: a replay of last year shows last year's table as it ended)."""
     query.check()
     if as_of_us is None:
         found = yield from newest()
         as_of_us = 0 if found is None else found + 1
     g = grid(query.by, query.first, query.last, as_of_us, tz)
     rows = (yield [("cohorts", query.segment, list(g.bounds), g.cohorts, g.as_of_us)])[0] if g.cohorts else []
+    return g, rows
+
+
+def cohorts_plan(query: CohortQuery, tz: ZoneInfo, as_of_us: int | None = None) -> Plan[dict[str, Any]]:
+    """The cohort table of ``query`` as JSON-able rows (see :func:`table_plan`)."""
+    g, rows = yield from table_plan(query, tz, as_of_us)
     return {
         "by": query.by, "kind": query.kind, "segment": query.segment, "from": query.first, "to": query.last,
         "as_of": from_us(g.as_of_us).isoformat(),
-        "cohorts": [_row(g, c, row, query.kind) for c, row in enumerate(rows)],
+        "cohorts": [row_of(g, c, row, query.kind) for c, row in enumerate(rows)],
     }
 
 
-def _row(g: Grid, c: int, row: list[Any], kind: str) -> dict[str, Any]:
+def row_of(g: Grid, c: int, row: list[Any], kind: str) -> dict[str, Any]:
+    """Cohort ``c`` of a merged table as JSON: the shares of ``kind`` per age, with what they are made of."""
     size, active, revenue = row
     cells = []
     for k in range(len(active)):
