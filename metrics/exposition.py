@@ -23,9 +23,10 @@ from metrics.planning import Runner, abc
 from metrics.segments import ALL
 
 ABC_REUSE_FACTOR = 10
-# Cohort gauges move with the month, not the second, and each refresh reads every lifecycle and order fact of
-# 13 months: they are recomputed at most this often (and when the owned segments change).
-COHORT_INTERVAL_S = 60.0
+# Cohort gauges move with the month, not the second, and a computation reads every lifecycle and order fact of
+# 13 months: one is reused while younger than this many times what it took (as the ABC ranking), so they cost
+# at most about a tenth of the gauge loop's time, and are fresh within a second on a small store.
+COHORT_REUSE_FACTOR = 10
 log = logging.getLogger(__name__)
 
 
@@ -48,7 +49,7 @@ class GaugeBoard(Collector):
         self.computed_at: float | None = None
         self.wall_seconds = 0.0
         self._ranking: tuple[float, float, int, AbcSummary] | None = None  # began, took, at, summary
-        self._cohorts: tuple[float, tuple[str, ...], list[Row]] | None = None  # computed, segments, rows
+        self._cohorts: tuple[float, float, tuple[str, ...], list[Row]] | None = None  # began, took, segments, rows
 
     async def run(self) -> None:
         while True:
@@ -91,14 +92,17 @@ class GaugeBoard(Collector):
         return summary
 
     async def cohorts(self, segments: list[str], now: int) -> list[Row]:
-        """The cohort gauges of ``segments``, reused for :data:`COHORT_INTERVAL_S`."""
+        """The cohort gauges of ``segments``, reused for :data:`COHORT_REUSE_FACTOR` times what they took."""
         cached, key = self._cohorts, tuple(sorted(segments))
-        if cached is not None and cached[1] == key and time.monotonic() - cached[0] < COHORT_INTERVAL_S:
-            return cached[2]
-        rows: list[Row] = []
+        if cached is not None:
+            began, took, segments_then, rows = cached
+            if segments_then == key and time.monotonic() - began < COHORT_REUSE_FACTOR * took:
+                return rows
+        began = time.monotonic()
+        rows = []
         for segment in key:
             rows += await self.run_plan(cohort_rows(segment, now, self.tz))
-        self._cohorts = (time.monotonic(), key, rows)
+        self._cohorts = (began, time.monotonic() - began, key, rows)
         return rows
 
     def describe(self) -> Iterator[GaugeMetricFamily]:
