@@ -15,7 +15,7 @@ from metrics.cohort_grid import KINDS, UNITS
 from retention_monitor.worker_http import get_json
 
 # The shade of a cell: white at 0 % to deep green at 100 % (revenue retention above 100 % stays deepest).
-_LOW, _HIGH = (250, 250, 250), (26, 127, 55)
+LOW, HIGH = (250, 250, 250), (26, 127, 55)
 
 
 def add_parser(sub: Any) -> None:
@@ -42,13 +42,19 @@ def fetch(url: str, args: argparse.Namespace, timeout: float = 30.0) -> dict[str
     return get_json(url, "/cohorts", params, timeout)
 
 
+def shade_rgb(value: float | None) -> tuple[int, int, int]:
+    """The background of a share: the higher, the greener (white when undefined)."""
+    x = 0.0 if value is None else min(max(value, 0.0), 1.0)
+    r, g, b = (round(lo + (hi - lo) * x) for lo, hi in zip(LOW, HIGH, strict=True))
+    return r, g, b
+
+
 def shade(value: float | None) -> str:
-    """A background style for a share: the higher, the greener."""
+    """A rich style for a share's cell: its background, and ink that stays readable on it."""
     if value is None:
         return ""
-    x = min(max(value, 0.0), 1.0)
-    r, g, b = (round(lo + (hi - lo) * x) for lo, hi in zip(_LOW, _HIGH, strict=True))
-    return f"{'white' if x > 0.55 else 'black'} on rgb({r},{g},{b})"
+    r, g, b = shade_rgb(value)
+    return f"{'white' if min(max(value, 0.0), 1.0) > 0.55 else 'black'} on rgb({r},{g},{b})"
 
 
 def table(answer: dict[str, Any]) -> Table:

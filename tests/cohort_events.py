@@ -1,4 +1,5 @@
-"""The hand-computed cohort example of docs/contract/kpis.md ("Cohorts"): its events and its tables.
+"""The hand-computed cohort example of docs/contract/kpis.md ("Cohorts"): its events and its tables; and the
+cohort query of the in-process pipeline.
 
 Shared by the golden tests (tests/test_metrics/test_cohorts_golden.py) and the same numbers through
 the real broker (tests/test_streams/test_worker/test_cohorts_kafka.py).
@@ -6,9 +7,16 @@ the real broker (tests/test_streams/test_worker/test_cohorts_kafka.py).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from fixtures import event
+from fixtures import PurePipeline, event
+
+from metrics.cohorts import cohorts_plan
+from metrics.planning import run
+from metrics.segments import Segmenter
+from streams.web.cohorts import query_of
 
 # Month cohorts 2025-01 .. 2025-04 as of just after the newest event (10 April): active customers at the
 # end of each age. January: a lost in January; b lost in February, back in April; d lost in March; c
@@ -59,3 +67,14 @@ def shop_events() -> list[dict[str, Any]]:
         order("e", "e2", "2025-04-10T00:00:00Z", 10),
         signup("d", "2025-01-25T00:00:00Z"),  # late: sent after its own churn
     ]
+
+
+class PipelineCohorts:
+    """``GET /cohorts`` of the in-process pipeline: the parameters read as a worker reads them."""
+
+    def __init__(self, pipeline: PurePipeline) -> None:
+        self.pipeline = pipeline
+
+    def cohorts(self, params: Mapping[str, str]) -> dict[str, Any]:
+        query, as_of = query_of(params, Segmenter(self.pipeline.settings.segments))
+        return run(cohorts_plan(query, ZoneInfo(self.pipeline.settings.timezone), as_of), self.pipeline.ask)
