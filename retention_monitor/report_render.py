@@ -221,7 +221,8 @@ table{border-collapse:collapse;font-size:13px}td,th{padding:3px 10px;border-bott
 td:not(:first-child),th:not(:first-child){text-align:right}th{background:#f3f4f6}
 .good{color:#1f7a6d}.bad{color:#c0392b}.note{color:#666;font-size:12px;margin-top:4px}
 .plots{display:grid;grid-template-columns:1fr 1fr;gap:12px}figure{margin:0}figure img{width:100%}
-h3{margin:16px 0 6px;font-size:15px}table.cohorts td:not(:first-child){text-align:center;min-width:52px}"""
+h3{margin:16px 0 6px;font-size:15px}
+table.cohorts td:not(:first-child),table.cohorts th:not(:first-child){text-align:center;min-width:52px}"""
 
 
 def to_html(report: Report) -> str:
