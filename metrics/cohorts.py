@@ -43,15 +43,27 @@ def signups(index: FactIndex, segment: str, start: int, end: int) -> tuple[I64, 
     who. A retracted sign-up (a late, earlier one replaced it) nets out with the fact it retracts."""
     t, _v, combos, who, weights = index.scan(F.NEW, start, end)
     keep = index.member(segment)[combos]
-    if not keep.any():
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    rows = np.stack([who[keep], t[keep], combos[keep]], axis=1)
-    uniq, inverse = np.unique(rows, axis=0, return_inverse=True)
-    net = np.bincount(inverse.ravel(), weights=weights[keep], minlength=len(uniq))
-    alive = uniq[net > 0.5]
-    # np.unique sorts by who, then time: the first row of a who is its sign-up (a customer has one)
-    first_who, first = np.unique(alive[:, 0], return_index=True)
-    return first_who, alive[first, 1]
+    who, t, combos, weights = who[keep], t[keep], combos[keep], weights[keep]
+    if (weights < 0).any():  # net each fact (who, time, combination) over its additions and retractions
+        order = np.lexsort((combos, t, who))
+        who, t, combos, weights = who[order], t[order], combos[order], weights[order]
+        starts = _starts((who, t, combos))
+        alive = starts[np.add.reduceat(weights, starts) > 0] if len(starts) else starts
+        who, t = who[alive], t[alive]
+    order = np.lexsort((t, who))
+    who, t = who[order], t[order]
+    first = _starts((who,))  # a customer has one sign-up; were there two, the earlier would count
+    return who[first], t[first]
+
+
+def _starts(columns: tuple[I64, ...]) -> I64:
+    """Where a run of equal rows begins in sorted ``columns``."""
+    if not len(columns[0]):
+        return np.zeros(0, np.int64)
+    changed = np.zeros(len(columns[0]) - 1, np.bool_)
+    for col in columns:
+        changed |= col[1:] != col[:-1]
+    return np.flatnonzero(np.r_[True, changed])
 
 
 def _add(out: I64, index: FactIndex, kinds: Sequence[tuple[str, int]], *, cohort_of: tuple[I64, I64],

@@ -65,6 +65,17 @@ def test_revenue_cohorts() -> None:
     assert cells(answer, "value") == {"2025-01": [1.0, -20 / 150, 80 / 150, 30 / 150], "2025-02": [1.0, 0.0, 0.25]}
 
 
+def test_a_late_earlier_sign_up_moves_the_customer_to_its_cohort() -> None:
+    # The February sign-up arrives first; the January one, later, is the customer's sign-up: the store
+    # retracts the February fact (a row of weight -1) and adds the January one.
+    p = PurePipeline().send(signup("a", "2025-02-10T00:00:00Z", plan="basic"), signup("a", "2025-01-05T00:00:00Z"),
+                            order("a", "a1", "2025-02-11T00:00:00Z", 10))
+    assert p.statuses == ["applied", "applied", "applied"]
+    assert {r["cohort"]: r["customers"] for r in table(p, last="2025-02")["cohorts"]} == {"2025-01": 1, "2025-02": 0}
+    assert cells(table(p, "plan:pro", last="2025-02")) == {"2025-01": [1, 1], "2025-02": [0]}
+    assert cells(table(p, "plan:basic", last="2025-02")) == {"2025-01": [0, 0], "2025-02": [0]}
+
+
 def test_revenue_retention_is_undefined_without_revenue_in_the_sign_up_period() -> None:
     p = PurePipeline().send(signup("a", "2025-01-05T00:00:00Z"), order("a", "a1", "2025-02-05T00:00:00Z", 10))
     assert cells(table(p, kind="revenue", last="2025-01"), "value") == {"2025-01": [None, None]}
