@@ -4,7 +4,7 @@ their revenue) is still there 0, 1, 2 ... periods later. Definitions: docs/contr
 A store answers one question for a whole table (:func:`table`): per cohort, its customers, how many
 of them are active at the end of each age, and their net revenue in each age — plain counts and sums of
 the store's own customers, so the answers of several stores (a worker's partitions, or every worker)
-merge by adding them up, cell by cell. The shares are formed only from the merged sums (:func:`plan`).
+merge by adding them up, cell by cell. The shares are formed only from the merged sums (:func:`cohorts_plan`).
 
 Everything is read from the lifecycle and commerce facts (:mod:`metrics.facts`) by customer (``who``):
 the sign-up (``NEW``) gives a customer's cohort and sign-up segment; ``NEW`` and ``REACTIVATED`` raise,
