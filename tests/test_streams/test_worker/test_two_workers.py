@@ -198,6 +198,13 @@ def cohorts(worker: WorkerProcess, segment: str) -> dict[str, Any]:
     return {row["cohort"]: [cell["numerator"] for cell in row["ages"]] for row in answer["cohorts"]}
 
 
+def check_cohorts(workers: list[WorkerProcess]) -> None:
+    """The cohort tables of COHORTS from every worker: each adds the others' sums, asked over HTTP."""
+    for segment, table in COHORTS.items():
+        for w in workers:
+            converge(partial(cohorts, w, segment), table, f"the {segment} cohorts from {w.url}")
+
+
 def expected_query(segment: str) -> dict[str, Any]:
     e = EXPECTED[segment]
     keys = ("retention", "churn", "winback", "repeat", "refund", "return", "net", "nps", "active", "clv")
@@ -249,11 +256,7 @@ def test_two_workers_share_the_partitions_and_export_each_series_once(stack: str
             assert ans_a == ans_b, segment
             assert ans_a["kpis"]["lost_by_reason"] == ({"price": 13} if EXPECTED[segment]["lost"] else {})
 
-        # the cohort tables too: the same sums from either worker, each adding the other's share over HTTP
-        for segment, table in COHORTS.items():
-            for w in (a, b):
-                converge(partial(cohorts, w, segment), table, f"the {segment} cohorts from {w.url}")
-
+        check_cohorts([a, b])
         parts_a, parts_b = owned(a), owned(b)
         assert sorted(parts_a + parts_b) == [0, 1, 2, 3]
         assert parts_a
