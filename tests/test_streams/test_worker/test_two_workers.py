@@ -256,7 +256,6 @@ def test_two_workers_share_the_partitions_and_export_each_series_once(stack: str
             assert ans_a == ans_b, segment
             assert ans_a["kpis"]["lost_by_reason"] == ({"price": 13} if EXPECTED[segment]["lost"] else {})
         check_cohorts([a, b])  # and the cohort tables
-
         parts_a, parts_b = owned(a), owned(b)
         assert sorted(parts_a + parts_b) == [0, 1, 2, 3]
         assert parts_a
