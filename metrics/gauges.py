@@ -10,6 +10,8 @@ from core.periods import WINDOWS, window
 from metrics import facts as F
 from metrics import kpis as K
 from metrics.abc_classes import AbcSummary
+from metrics.cohort_grid import recent
+from metrics.cohorts import CohortQuery, row_of, table_plan
 from metrics.planning import Plan, plan
 from metrics.segments import ALL
 from metrics.store import oldest_pending_reply
@@ -46,7 +48,13 @@ GAUGES: dict[str, tuple[str, list[str]]] = {
     "feedback": ("retention_feedback_response_ratio", ["window"]),
     "reps": ("retention_sales_rep_retention_ratio", ["window"]),
     "team_size": ("retention_sales_team_size_ratio", ["window"]),
+    "cohort_customers": ("retention_cohort_customers", ["segment", "cohort_offset"]),
+    "cohort_retention": ("retention_cohort_customer_retention_ratio", ["segment", "cohort_offset", "cohort_age"]),
+    "cohort_revenue": ("retention_cohort_revenue_retention_ratio", ["segment", "cohort_offset", "cohort_age"]),
 }
+# Cohort gauges: monthly cohorts, the current month's (offset 0) and the 12 before it, ages 0-12. Labels are
+# relative (months ago, months since sign-up), so the series stay the same 91 per segment month after month.
+COHORT_OFFSETS = COHORT_AGES = 13
 
 
 def owner(segment: str, partitions: int) -> int:
@@ -118,6 +126,22 @@ def gauge_plans(segments: list[str], now: int, tz: ZoneInfo, currency: str) -> l
         return (yield from plan(lambda view: global_rows(view, now, tz)))
 
     return [rows_of(seg) for seg in segments] + ([global_of()] if ALL in segments else [])
+
+
+def cohort_rows(segment: str, now: int, tz: ZoneInfo) -> Plan[list[Row]]:
+    """The cohort gauges of ``segment`` at ``now``: cohort sizes and customer retention; revenue retention
+    for ``all`` only (it is the KPI of the cohort's money, where a segment's few customers make it noisy)."""
+    query = CohortQuery("month", recent("month", now, tz, COHORT_OFFSETS - 1), None, segment)
+    g, table = yield from table_plan(query, tz, now)
+    rows: list[Row] = []
+    for c, merged in enumerate(table):
+        offset = str(g.cohorts - 1 - c)
+        rows.append(("cohort_customers", [segment, offset], merged[0]))
+        kinds = (("cohort_retention", "customers"), ("cohort_revenue", "revenue"))
+        for key, kind in kinds if segment == ALL else kinds[:1]:
+            for cell in row_of(g, c, merged, kind)["ages"][:COHORT_AGES]:
+                _put(rows, key, [segment, offset, str(cell["age"])], cell["value"])
+    return rows
 
 
 def abc_rows(summary: AbcSummary) -> list[Row]:

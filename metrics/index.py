@@ -157,22 +157,22 @@ class FactIndex:
 
     # -- ABC support: per-customer columns -----------------------------------------------------
 
+    def scan(self, kind: str, start: int | None, end: int | None) -> tuple[I64, I64, I64, I64, I64]:
+        """``(time, value, combination, customer, weight)`` of every fact of ``kind`` in ``[start, end)``,
+        retractions included as rows of weight -1 (sums over them are net)."""
+        k = self._kinds.get(kind)
+        parts = [] if k is None else [
+            [col[mask] for col in cols] for _day, cols in self._chunks(k, start, end)
+            if (mask := _in_range(cols[0], start, end)).any()
+        ]
+        t, v, c, who, w = (np.concatenate([p[i] for p in parts]).astype(np.int64) if parts else np.zeros(0, np.int64)
+                           for i in range(5))
+        return t, v, c, who, w
+
     def by_customer(self, kind: str, end: int | None) -> tuple[I64, I64, I64]:
         """``(customer, weight, weight * value)`` of every fact of ``kind`` before ``end``."""
-        k = self._kinds.get(kind)
-        empty = np.zeros(0, np.int64)
-        if k is None:
-            return empty, empty, empty
-        customer_parts, weight_parts, value_parts = [], [], []
-        for _day, (times, values, _combos, customers, weights) in self._chunks(k, None, end):
-            mask = _in_range(times, None, end)
-            weights_in = weights[mask].astype(np.int64)
-            customer_parts.append(customers[mask])
-            weight_parts.append(weights_in)
-            value_parts.append(np.where(values[mask] == NO_VALUE, 0, values[mask]) * weights_in)
-        if not customer_parts:
-            return empty, empty, empty
-        return np.concatenate(customer_parts), np.concatenate(weight_parts), np.concatenate(value_parts)
+        _times, values, _combos, customers, weights = self.scan(kind, None, end)
+        return customers, weights, np.where(values == NO_VALUE, 0, values) * weights
 
     def facts_of(self, customer: int) -> list[Fact]:
         """Every fact ``customer`` has in the index (a scan of all of it: for rare repairs)."""

@@ -9,7 +9,7 @@ of every worker's store (:mod:`metrics.planning`), exactly as from one store hol
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -19,6 +19,7 @@ from core.periods import Period
 from metrics import facts as F
 from metrics.abc_classes import CLASSES, AbcSummary, Cut, class_codes
 from metrics.blob import Delta
+from metrics.cohorts import table as cohort_table
 from metrics.facts import Context, Fact
 from metrics.index import FactIndex
 from metrics.keytable import KeyTable
@@ -174,6 +175,10 @@ class KpiStore:
 
     def newest(self) -> int | None:
         return self.newest_us
+
+    def cohort_table(self, segment: str, bounds: Sequence[int], cohorts: int, until: int) -> list[Any]:
+        return self._memo(("cohorts", segment, tuple(bounds), cohorts, until),  # type: ignore[no-any-return]
+                          lambda: cohort_table(self.index, segment, bounds, cohorts, until))
 
     def _known(self, at_us: int) -> tuple[I64, I64]:
         """``(who, clv)`` of every customer known at ``at_us``: signed up or ordered before it."""

@@ -33,7 +33,7 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="retention-monitor",
         description="Streaming monitor for customer-retention KPIs (Kafka, Faust, Prometheus, Alertmanager).",
-        epilog="Every command that reads something (kpis, at-risk, report, config show, stack, alerts list, "
+        epilog="Every command that reads something (kpis, cohorts, at-risk, report, config show, stack, alerts list, "
         "alerts test, replay, dlq) prints a table, or JSON with --json. Exit codes: 0 ok, 1 a check failed (stale "
         "generated files, a dry run that would reject), 2 bad input or configuration (also a question the worker "
         "refuses), 3 a service is unreachable or cannot answer now, 130 interrupted. "
@@ -44,8 +44,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"retention-monitor {_version()}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    for add in (_add_services, _add_traffic, _add_alerts, _add_at_risk, _add_dashboards, _add_report, _add_replay,
-                _add_dlq, _add_deploy, _add_demo):
+    for add in (_add_services, _add_traffic, _add_alerts, _add_at_risk, _add_cohorts, _add_dashboards, _add_report,
+                _add_replay, _add_dlq, _add_deploy, _add_demo):
         add(sub)
     return p
 
@@ -139,6 +139,12 @@ def _add_dlq(sub: Any) -> None:
     from retention_monitor import dlq_cli  # its Kafka modules load when a dlq command runs, not for every command
 
     dlq_cli.add_parser(sub)
+
+
+def _add_cohorts(sub: Any) -> None:
+    from retention_monitor import cohorts_cli  # small: rich and urllib only (worker_http)
+
+    cohorts_cli.add_parser(sub)
 
 
 def _add_dashboards(sub: Any) -> None:
@@ -326,7 +332,7 @@ def _handler(command: str) -> Handler:
         from retention_monitor import dlq_cli
 
         return {"dlq list": dlq_cli.dlq_list, "dlq show": dlq_cli.dlq_show, "dlq redrive": dlq_cli.dlq_redrive}[command]
-    from retention_monitor import alerts_cli, at_risk_cli, commands, replay_cli
+    from retention_monitor import alerts_cli, at_risk_cli, cohorts_cli, commands, replay_cli
 
     handlers: dict[str, Handler] = {
         "stack": commands.stack,
@@ -342,6 +348,7 @@ def _handler(command: str) -> Handler:
         "alerts prometheus": alerts_cli.alerts_prometheus,
         "alerts test": alerts_cli.alerts_test,
         "at-risk": at_risk_cli.at_risk,
+        "cohorts": cohorts_cli.cohorts,
         "replay": replay_cli.replay,
     }
     return handlers[command]

@@ -121,12 +121,29 @@ def _overview_team() -> Row:
     ))
 
 
+def _overview_cohorts() -> Row:
+    matrix = ("cohort_offset", "cohort_age")
+    return Row("Monthly cohorts (by sign-up segment, now)", (
+        Panel("Customer retention by cohort ($segment)", targets(
+            (kpi("retention_cohort_customer_retention_ratio", 'segment="$segment"'), "")),
+              unit="percentunit", kind="table", width=12, height=10, min=0, max=1, matrix=matrix,
+              description="Rows: the cohort, months ago it signed up (0 = this month). Columns: its age in "
+                          "months. Cell: the share of the cohort active at the end of that month; the diagonal "
+                          "(age = months ago) is this month, still running. All tables: retention-monitor cohorts"),
+        Panel("Revenue retention by cohort (all customers)", targets(
+            (kpi("retention_cohort_revenue_retention_ratio", 'segment="all"'), "")),
+              unit="percentunit", kind="table", width=12, height=10, min=0, max=1, matrix=matrix,
+              description="Net revenue of the cohort in that month over its net revenue in its sign-up month "
+                          "(can pass 100 %; empty without revenue in the sign-up month)."),
+    ))
+
+
 def overview(currency: str = DEFAULT_CURRENCY) -> Dashboard:
-    rows = (_overview_customers(), _overview_winback(), _overview_satisfaction(), _overview_money(currency),
-            _overview_team())
+    rows = (_overview_customers(), _overview_winback(), _overview_cohorts(), _overview_satisfaction(),
+            _overview_money(currency), _overview_team())
     return Dashboard("retention-overview", "Retention overview",
-                     "Customer retention KPIs on event time: customers, satisfaction, revenue and CLV, the "
-                     "customers at risk and the sales team.", rows, (WINDOW_VAR, SEGMENT_VAR))
+                     "Customer retention KPIs on event time: customers, the customers at risk, monthly cohorts, "
+                     "satisfaction, revenue and CLV, and the sales team.", rows, (WINDOW_VAR, SEGMENT_VAR))
 
 
 def support() -> Dashboard:

@@ -49,24 +49,30 @@ def targets(*queries: tuple[str, str]) -> tuple[Target, ...]:
 
 @dataclass(frozen=True)
 class Panel:
-    """A time series (default) or stat panel."""
+    """A time series (default) or stat panel, or a ``matrix`` table: the instant values laid out with one
+    row per value of the label ``matrix[0]`` and one column per value of ``matrix[1]`` (both numbers),
+    each cell shaded by its value."""
 
     title: str
     targets: tuple[Target, ...]
     unit: str = "short"
-    kind: Literal["timeseries", "stat"] = "timeseries"
+    kind: Literal["timeseries", "stat", "table"] = "timeseries"
     description: str = ""
     width: int = 8
     height: int = 8
     decimals: int | None = None
     min: float | None = None
     max: float | None = None
+    matrix: tuple[str, str] = ("", "")
 
     def to_json(self, panel_id: int, x: int, y: int) -> JSON:
         defaults: JSON = {"unit": self.unit}
         for key, value in (("decimals", self.decimals), ("min", self.min), ("max", self.max)):
             if value is not None:
                 defaults[key] = value
+        if self.kind == "table":
+            return self._table(defaults) | {"gridPos": {"h": self.height, "w": self.width, "x": x, "y": y},
+                                            "id": panel_id}
         options: JSON
         if self.kind == "stat":
             options = {"colorMode": "value", "graphMode": "area", "justifyMode": "auto", "textMode": "auto",
@@ -84,6 +90,30 @@ class Panel:
             "targets": [t.to_json() for t in self.targets],
             "title": self.title,
             "type": self.kind,
+        }
+
+
+    def _table(self, defaults: JSON) -> JSON:
+        row, column = self.matrix
+        numbers = [{"targetField": f, "destinationType": "number"} for f in (row, column)]
+        return {
+            "datasource": dict(DATASOURCE),
+            "description": self.description,
+            "fieldConfig": {"defaults": defaults | {
+                "color": {"mode": "continuous-RdYlGr"},
+                "custom": {"align": "center", "cellOptions": {"type": "color-background", "mode": "gradient"}},
+            }, "overrides": []},
+            "options": {"cellHeight": "sm", "showHeader": True,
+                        "sortBy": [{"displayName": f"{row}\\{column}", "desc": False}]},
+            "targets": [t.to_json() | {"format": "table", "instant": True, "range": False} for t in self.targets],
+            # the labels as numbers (so age 10 follows age 9), sorted by column, then spread into the matrix
+            "transformations": [
+                {"id": "convertFieldType", "options": {"conversions": numbers, "fields": {}}},
+                {"id": "sortBy", "options": {"fields": {}, "sort": [{"field": column}]}},
+                {"id": "groupingToMatrix", "options": {"columnField": column, "rowField": row, "valueField": "Value"}},
+            ],
+            "title": self.title,
+            "type": "table",
         }
 
 

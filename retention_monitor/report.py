@@ -25,6 +25,7 @@ from metrics.segments import Segmenter
 from retention_monitor import report_periods as periods
 from retention_monitor.commands import base_url, fetch_kpis
 from retention_monitor.exceptions import ReportError
+from retention_monitor.report_cohorts import CohortSource, HttpCohorts, collect_cohorts
 from retention_monitor.report_model import Report
 from retention_monitor.report_plots import PLOT_COUNT, render
 from retention_monitor.report_render import write
@@ -51,8 +52,9 @@ class HttpSource:
 
 
 def collect(source: KpiSource, label: str, segment: str = "all", currency: str = "EUR", *,
-            trend: bool = True, step: Step | None = None) -> Report:
-    """Ask ``source`` for the period, its comparison periods and (``trend``) the sub-periods, and plot."""
+            trend: bool = True, step: Step | None = None, cohorts: CohortSource | None = None) -> Report:
+    """Ask ``source`` for the period, its comparison periods and (``trend``) the sub-periods, and plot;
+    with ``cohorts``, the cohort section too (with the trends: it is a table and a plot)."""
     periods.kind(label)  # a bad label fails here, before any query
     labels = (label, periods.previous(label), periods.year_earlier(label))
     total = len(set(labels)) + (PLOT_COUNT if trend else 0)
@@ -78,6 +80,10 @@ def collect(source: KpiSource, label: str, segment: str = "all", currency: str =
             done += 1
             if step:
                 step(f"plot {plot.name}", done, total)
+        if cohorts is not None:
+            if step:
+                step("cohorts", done, total)
+            report.cohorts = collect_cohorts(cohorts, a, segment)
     return report
 
 
@@ -104,6 +110,7 @@ def report_command(args: argparse.Namespace, loaded: LoadedSettings, console: Co
     with Progress(console=err, transient=True, disable=not err.is_terminal) as progress:
         task = progress.add_task("report", total=None)
         report = collect(source, args.period, args.segment, settings.currency, trend=not args.json,
+                         cohorts=None if args.json else HttpCohorts(source.url),
                          step=lambda what, done, total: progress.update(task, description=what, completed=done,
                                                                         total=total))
     if args.json:

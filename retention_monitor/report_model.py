@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from retention_monitor.report_cohorts import Cohorts
 from retention_monitor.report_periods import Change, change
 from retention_monitor.report_plots import Plot, value
 
@@ -80,6 +81,7 @@ class Report:
     answers: tuple[Answer, Answer, Answer]  # the period, the previous one, the one a year earlier
     trend: list[tuple[str, Answer]] = field(default_factory=list)
     plots: list[Plot] = field(default_factory=list)
+    cohorts: Cohorts | None = None  # None: the source answers no cohort query
 
     @property
     def labels(self) -> tuple[str, str, str]:

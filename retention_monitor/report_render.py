@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import base64
 import html
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from retention_monitor.report_cohorts import TITLES, table_html, table_markdown
 from retention_monitor.report_model import Report
 from retention_monitor.report_periods import Change
-from retention_monitor.report_plots import value
+from retention_monitor.report_plots import Plot, value
 
 UNDEFINED = "—"
 Answer = Mapping[str, Any]
@@ -203,6 +204,12 @@ def to_markdown(report: Report, images: Mapping[str, str]) -> str:
     out = [f"# Retention report {report.labels[0]}", "", _subtitle(report), "", *table(kpi_section(report))]
     if report.plots:
         out += ["## Trends", "", *(f"![{p.title}]({images[p.name]})\n" for p in report.plots)]
+    if report.cohorts is not None:
+        c = report.cohorts
+        out += ["## Cohorts", "", c.note, ""]
+        out += [line for title, t in zip(TITLES, (c.customers, c.revenue), strict=True) if t
+                for line in table_markdown(title, t)]
+        out += [f"![{c.plot.title}]({images[c.plot.name]})\n"] if c.plot else []
     for s in detail_sections(report):
         out += table(s)
     return "\n".join(out)
@@ -213,7 +220,9 @@ h1{margin:0 0 4px}.sub{color:#666;font-size:13px;margin-bottom:16px}h2{margin:24
 table{border-collapse:collapse;font-size:13px}td,th{padding:3px 10px;border-bottom:1px solid #e3e3e3}
 td:not(:first-child),th:not(:first-child){text-align:right}th{background:#f3f4f6}
 .good{color:#1f7a6d}.bad{color:#c0392b}.note{color:#666;font-size:12px;margin-top:4px}
-.plots{display:grid;grid-template-columns:1fr 1fr;gap:12px}figure{margin:0}figure img{width:100%}"""
+.plots{display:grid;grid-template-columns:1fr 1fr;gap:12px}figure{margin:0}figure img{width:100%}
+h3{margin:16px 0 6px;font-size:15px}
+table.cohorts td:not(:first-child),table.cohorts th:not(:first-child){text-align:center;min-width:52px}"""
 
 
 def to_html(report: Report) -> str:
@@ -230,14 +239,25 @@ def to_html(report: Report) -> str:
         grid = f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>" if s.rows else ""
         return f"<h2>{e(s.title)}</h2>{grid}" + (f'<p class="note">{e(s.note)}</p>' if s.note else "")
 
-    figures = "".join(
-        f'<figure><img alt="{e(p.title)}" src="data:image/png;base64,{base64.b64encode(p.png).decode()}"></figure>'
-        for p in report.plots)
-    plots = f'<h2>Trends</h2><div class="plots">{figures}</div>' if report.plots else ""
+    def figure(p: Plot) -> str:
+        png = base64.b64encode(p.png).decode()
+        return f'<figure><img alt="{e(p.title)}" src="data:image/png;base64,{png}"></figure>'
+
+    plots = f'<h2>Trends</h2><div class="plots">{"".join(map(figure, report.plots))}</div>' if report.plots else ""
+    plots += _cohorts_html(report, figure)
     title = f"Retention report {report.labels[0]}"
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{e(title)}</title>'
             f"<style>{_CSS}</style></head><body><h1>{e(title)}</h1><div class=\"sub\">{e(_subtitle(report))}</div>"
             f"{table(kpi_section(report))}{plots}{''.join(table(s) for s in detail_sections(report))}</body></html>\n")
+
+
+def _cohorts_html(report: Report, figure: Callable[[Plot], str]) -> str:
+    c = report.cohorts
+    if c is None:
+        return ""
+    tables = "".join(table_html(title, t) for title, t in zip(TITLES, (c.customers, c.revenue), strict=True) if t)
+    curves = f'<div class="plots">{figure(c.plot)}</div>' if c.plot else ""
+    return f'<h2>Cohorts</h2><p class="note">{html.escape(c.note)}</p>{tables}{curves}'
 
 
 def write(report: Report, path: Path, fmt_name: str) -> list[Path]:
@@ -246,8 +266,9 @@ def write(report: Report, path: Path, fmt_name: str) -> list[Path]:
     if fmt_name == "html":
         path.write_text(to_html(report), encoding="utf-8")
         return [path]
-    images = {p.name: f"{path.stem}-{p.name}.png" for p in report.plots}
-    for p in report.plots:
+    plots = [*report.plots, *([report.cohorts.plot] if report.cohorts and report.cohorts.plot else [])]
+    images = {p.name: f"{path.stem}-{p.name}.png" for p in plots}
+    for p in plots:
         (path.parent / images[p.name]).write_bytes(p.png)
     path.write_text(to_markdown(report, images), encoding="utf-8")
     return [path, *(path.parent / name for name in images.values())]

@@ -1,4 +1,4 @@
-"""The worker's HTTP endpoints: ``/kpis``, ``/alerts``, ``/at-risk``, ``/ready``, ``/metrics``.
+"""The worker's HTTP endpoints: ``/kpis``, ``/cohorts``, ``/alerts``, ``/at-risk``, ``/ready``, ``/metrics``.
 
 Each answers from what the worker already holds (the KPI store, the alert engine, the at-risk
 registry); a bad query parameter gets a 400 with one line naming it and what is allowed.
@@ -27,6 +27,7 @@ from streams.at_risk.tracker import RiskTracker
 from streams.cluster.coordinator import Cluster
 from streams.cluster.http import questions_of
 from streams.follow.follower import ChangelogFollower
+from streams.web.cohorts import cohorts_response
 
 ABC_SEGMENTS = ("abc:A", "abc:B", "abc:C")
 
@@ -52,6 +53,10 @@ def register_pages(app: faust.App, runtime: Runtime, calendar: CalendarSettings,
     @app.page("/kpis")
     async def kpis(web: Any, request: Any) -> Any:
         return await kpi_response(web, request, runtime, calendar, thresholds)
+
+    @app.page("/cohorts")
+    async def cohorts(web: Any, request: Any) -> Any:
+        return await cohorts_response(web, request, runtime.cluster, runtime.segmenter, calendar)
 
     @app.page("/alerts")
     async def alerts_view(web: Any, request: Any) -> Any:

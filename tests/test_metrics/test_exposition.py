@@ -111,6 +111,37 @@ def test_no_kpi_series_before_the_first_event() -> None:
     assert reg.get_sample_value("retention_customers_active", {"segment": "all"}) is None
 
 
+def test_cohort_gauges_are_the_last_13_months_with_relative_labels() -> None:
+    # NOW is 15 February 2025: c0..c9 signed up 100 days before, on 7 November 2024 (3 months ago); c0 churned
+    # 2 days ago. c1 ordered 100 EUR 3 days ago and 46 EUR (50 USD) 1 day ago, 10 EUR refunded: nothing in
+    # November, so revenue retention is undefined (no series).
+    reg = registry_for(shop(), ["all", "plan:pro"])
+    for seg in ("all", "plan:pro"):
+        assert reg.get_sample_value("retention_cohort_customers", {"segment": seg, "cohort_offset": "3"}) == 10
+        assert reg.get_sample_value("retention_cohort_customers", {"segment": seg, "cohort_offset": "0"}) == 0
+        cell = {"segment": seg, "cohort_offset": "3"}
+        assert [reg.get_sample_value("retention_cohort_customer_retention_ratio", {**cell, "cohort_age": str(k)})
+                for k in range(5)] == [1.0, 1.0, 1.0, 0.9, None]  # age 3: February, to date
+        assert reg.get_sample_value("retention_cohort_customer_retention_ratio",
+                                    {"segment": seg, "cohort_offset": "0", "cohort_age": "0"}) is None
+    assert reg.get_sample_value("retention_cohort_revenue_retention_ratio",
+                                {"segment": "all", "cohort_offset": "3", "cohort_age": "3"}) is None
+    names = {s.name for fam in reg.collect() for s in fam.samples}
+    offsets = {s.labels["cohort_offset"] for fam in reg.collect() for s in fam.samples
+               if s.name == "retention_cohort_customers"}
+    assert offsets == {str(o) for o in range(13)}
+    assert "retention_cohort_revenue_retention_ratio" not in names  # no November revenue: undefined everywhere
+
+
+def test_cohort_revenue_gauges_for_all_only() -> None:
+    p = shop().send(event("order.placed", datetime(2024, 11, 20, tzinfo=UTC),
+                          {"customer_id": "c2", "order_id": "n1", "amount": 200, "currency": "EUR"}))
+    reg = registry_for(p, ["all", "plan:pro"])
+    cell = {"cohort_offset": "3", "cohort_age": "3"}
+    assert reg.get_sample_value("retention_cohort_revenue_retention_ratio", {**cell, "segment": "all"}) == 136 / 200
+    assert reg.get_sample_value("retention_cohort_revenue_retention_ratio", {**cell, "segment": "plan:pro"}) is None
+
+
 def test_owner_spreads_segments_and_is_stable() -> None:
     segments = ["all", "plan:free", "plan:basic", "plan:pro", "plan:enterprise", "plan:other", "region:eu"]
     owners = {s: owner(s, 4) for s in segments}

@@ -132,6 +132,20 @@ def test_dashboard_structure() -> None:
             assert not metric.endswith("_ratio"), f"{title}: {expr} should read the recorded series"
 
 
+def test_cohort_tables_spread_the_relative_labels_into_a_matrix() -> None:
+    overview = dashboards.build_all()["retention-overview.json"]
+    tables = [p for p in overview["panels"] if p["type"] == "table"]
+    assert [p["title"] for p in tables] == ["Customer retention by cohort ($segment)",
+                                            "Revenue retention by cohort (all customers)"]
+    for p in tables:
+        assert [(t["instant"], t["range"], t["format"]) for t in p["targets"]] == [(True, False, "table")]
+        assert [t["id"] for t in p["transformations"]] == ["convertFieldType", "sortBy", "groupingToMatrix"]
+        assert p["transformations"][2]["options"] == {"rowField": "cohort_offset", "columnField": "cohort_age",
+                                                      "valueField": "Value"}
+        assert p["options"]["sortBy"] == [{"displayName": "cohort_offset\\cohort_age", "desc": False}]
+        assert p["fieldConfig"]["defaults"]["custom"]["cellOptions"]["type"] == "color-background"
+
+
 def test_every_dashboard_has_the_datasource_variable_and_no_fixed_uid() -> None:
     for path in (ROOT / "deploy" / "grafana").rglob("*.json"):
         text = path.read_text()

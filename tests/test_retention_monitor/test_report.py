@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cohort_events import PipelineCohorts
 from fixtures import PurePipeline, free_port, json_server, seed_example
 from PIL import Image, ImageChops, ImageStat
 
@@ -28,7 +29,7 @@ from retention_monitor.cli import main
 from retention_monitor.report import collect
 from retention_monitor.report_model import KPIS, Report
 from retention_monitor.report_periods import Change, change, previous, trend, year_earlier
-from retention_monitor.report_plots import PLOT_COUNT, tick_labels
+from retention_monitor.report_plots import PLOT_COUNT, Plot, tick_labels
 from retention_monitor.report_render import duration, fmt, fmt_change, kpi_section, to_markdown, write
 from streams.producers.simulate import Simulator
 
@@ -54,8 +55,14 @@ def simulated() -> PurePipeline:
 @pytest.fixture(scope="module")
 def year_report(simulated: PurePipeline) -> tuple[Report, list[tuple[str, int, int]]]:
     steps: list[tuple[str, int, int]] = []
-    report = collect(simulated, "2025", step=lambda what, done, total: steps.append((what, done, total)))
+    report = collect(simulated, "2025", step=lambda what, done, total: steps.append((what, done, total)),
+                     cohorts=PipelineCohorts(simulated))
     return report, steps
+
+
+def every_plot(report: Report) -> list[Plot]:
+    """The trend plots, then the cohort curves."""
+    return [*report.plots, *([report.cohorts.plot] if report.cohorts and report.cohorts.plot else [])]
 
 
 # -- which periods are compared ----------------------------------------------------------------------
@@ -214,7 +221,8 @@ def test_year_report_asks_for_every_sub_period_and_draws_every_plot(
     assert all(png_size(p.png) == PLOT_PX for p in report.plots)
     # 2024 is both the previous period and the year earlier: asked for once
     assert [what for what, _, _ in steps[:3]] == ["KPIs 2025", "KPIs 2024", "KPIs 2025-01"]
-    assert steps[-1] == ("plot first-response", 2 + 12 + PLOT_COUNT, 2 + 12 + PLOT_COUNT)
+    assert steps[-2:] == [("plot first-response", 2 + 12 + PLOT_COUNT, 2 + 12 + PLOT_COUNT),
+                          ("cohorts", 2 + 12 + PLOT_COUNT, 2 + 12 + PLOT_COUNT)]
     assert [done for _, done, _ in steps] == sorted(done for _, done, _ in steps)
 
 
@@ -223,12 +231,14 @@ def test_markdown_links_png_files_next_to_it(year_report: tuple[Report, Any], tm
     written = write(report, tmp_path / "review.md", "md")
     text = (tmp_path / "review.md").read_text(encoding="utf-8")
     links = re.findall(r"!\[[^]]+\]\(([^)]+)\)", text)
-    assert links == [f"review-{p.name}.png" for p in report.plots]
+    assert links == [f"review-{p.name}.png" for p in every_plot(report)]
     assert written == [tmp_path / "review.md", *(tmp_path / link for link in links)]
     assert all(png_size((tmp_path / link).read_bytes()) == PLOT_PX for link in links)
     # The simulation starts in July 2024: 2024 had no customers at its start, so its retention is undefined.
     assert re.search(r"^\| retention rate \| \d+\.\d % \| — \| — \| — \|$", text, re.MULTILINE), text[:2000]
-    for title in ("Churn reasons", "ABC classes", "first response and resolution", "backlog, reopens and complaints",
+    assert "| 2025-01 | " in text  # the cohort table: the simulated customers of January 2025
+    for title in ("Cohorts", "Customer retention", "Revenue retention", "Churn reasons", "ABC classes",
+                  "first response and resolution", "backlog, reopens and complaints",
                   "Feedback, NPS and CSAT", "Sales-team retention"):
         assert title in text
 
@@ -239,7 +249,7 @@ def test_html_is_one_file_with_the_plots_embedded(year_report: tuple[Report, Any
     assert sorted(tmp_path.iterdir()) == [tmp_path / "review.html"]
     page = (tmp_path / "review.html").read_text(encoding="utf-8")
     embedded = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
-    assert [base64.b64decode(data) for data in embedded] == [p.png for p in report.plots]
+    assert [base64.b64decode(data) for data in embedded] == [p.png for p in every_plot(report)]
     assert "<script" not in page
     assert "http" not in page  # nothing to fetch: the file stands alone
 
@@ -248,10 +258,13 @@ def test_html_is_one_file_with_the_plots_embedded(year_report: tuple[Report, Any
 
 
 def kpi_server(source: PurePipeline) -> AbstractContextManager[str]:
-    """``GET /kpis`` answered by the in-process pipeline, like a worker's web port."""
+    """``GET /kpis`` and ``GET /cohorts`` answered by the in-process pipeline, like a worker's web port."""
 
     def answer(path: str) -> tuple[int, Any]:
-        query = urllib.parse.parse_qs(urllib.parse.urlsplit(path).query)
+        url = urllib.parse.urlsplit(path)
+        query = urllib.parse.parse_qs(url.query)
+        if url.path == "/cohorts":
+            return 200, PipelineCohorts(source).cohorts({k: v[0] for k, v in query.items()})
         return 200, source.answer(query["period"][0], query.get("segment", ["all"])[0])
 
     return json_server(answer)
@@ -270,7 +283,7 @@ def test_cli_writes_the_report_and_prints_json(simulated: PurePipeline, tmp_path
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         ["q2.html", "retention-report-2025-Q2.md", *(f"retention-report-2025-Q2-{name}.png" for name in
                                                       ("retention", "customers", "satisfaction", "revenue",
-                                                       "complaints", "first-response"))])
+                                                       "complaints", "first-response", "cohorts"))])
     assert [data[k]["label"] for k in ("period", "previous", "year_earlier")] == ["2025-Q2", "2025-Q1", "2024-Q2"]
     assert data["segment"] == "plan:pro"
     expected = simulated.answer("2025-Q2", "plan:pro")["kpis"]["churn_rate"]
@@ -347,7 +360,7 @@ def test_html_report_of_a_simulated_year_renders_in_chromium_with_the_plots(
     dom = chromium(tmp_path, "dom", "--dump-dom", probed.as_uri())
     assert dom.returncode == 0, dom.stderr[-2000:]
     probes = [[int(n) for n in p.split(",")] for p in re.findall(r'data-probe="([-\d,]+)"', dom.stdout)]
-    assert len(probes) == PLOT_COUNT, dom.stdout[:500]
+    assert len(probes) == PLOT_COUNT + 1, dom.stdout[:500]  # and the cohort curves
     assert all(p[:3] == [1, *PLOT_PX] for p in probes), probes
 
     shot = tmp_path / "screenshot.png"
@@ -356,7 +369,7 @@ def test_html_report_of_a_simulated_year_renders_in_chromium_with_the_plots(
     with Image.open(shot) as raw:
         image = raw.convert("RGB")
     assert image.size == (WIDTH, HEIGHT)
-    for plot, (_, _, _, x, y, w, h) in zip(report.plots, probes, strict=True):
+    for plot, (_, _, _, x, y, w, h) in zip(every_plot(report), probes, strict=True):
         assert x >= 0, (plot.name, x)
         assert y >= 0, (plot.name, y)
         assert x + w <= WIDTH, (plot.name, x, w)

@@ -21,6 +21,7 @@ from fixtures import (
     encode,
     event,
     free_port,
+    get_json,
     isolated_env,
     poll,
     produce,
@@ -90,6 +91,13 @@ EXPECTED: dict[str, dict[str, Any]] = {
                    "refund": 1.0, "return": 0.0, "net": 20.0, "nps": 100 * (1 - 0) / 2, "responses": (1, 1, 0),
                    "active": 12, "clv": 20.0},
 }
+# Monthly cohorts as of the newest event (10 March): December's 44 pro customers, 33 of them left at the end of
+# January (c0..c10 churned in January), 31 at the end of February (c11, c12) and now; January's 12 basic ones,
+# all still active. Active customers per age, from 2024-12 to 2025-03:
+COHORTS = {"all": {"2024-12": [44, 33, 31, 31], "2025-01": [12, 12, 12], "2025-02": [0, 0], "2025-03": [0]},
+           "plan:basic": {"2024-12": [0, 0, 0, 0], "2025-01": [12, 12, 12], "2025-02": [0, 0], "2025-03": [0]}}
+COHORT_GAUGES = {"all": {"3": [44, 33, 31, 31], "2": [12, 12, 12]}, "plan:pro": {"3": [44, 33, 31, 31], "2": [0, 0, 0]},
+                 "plan:basic": {"3": [0, 0, 0, 0], "2": [12, 12, 12]}}
 QUERY_INPUTS = {  # B, E, N, L, R, orders, order amount, refund amount
     "all": (44, 43, 12, 13, 0, 4, 196.0, 10.0),
     "region:other": (44, 43, 12, 13, 0, 4, 196.0, 10.0),
@@ -128,6 +136,14 @@ def expected_series() -> dict[tuple[str, Series], float | None]:
     out["all", series("retention_complaints_per_1000_active_customers", **q)] = 0.0
     out["all", series("retention_first_response_seconds", **q, quantile="0.5")] = None  # no ticket
     out["all", series("retention_sales_rep_retention_ratio", **q)] = None  # no rep
+    # the cohort gauges: December is 3 months before March, January 2; nobody churned in its sign-up month, so
+    # the cohort's size is its age-0 count
+    for seg, by_offset in COHORT_GAUGES.items():
+        for offset, active in by_offset.items():
+            out[seg, series("retention_cohort_customers", segment=seg, cohort_offset=offset)] = float(active[0])
+            for age, n in enumerate(active):
+                out[seg, series("retention_cohort_customer_retention_ratio", segment=seg, cohort_offset=offset,
+                                cohort_age=str(age))] = n / active[0] if active[0] else None
     return out
 
 
@@ -175,6 +191,18 @@ def query(worker: WorkerProcess, segment: str) -> dict[str, Any]:
         "inputs": (i["B"], i["E"], i["N"], i["L"], i["R"], i["orders"], i["order_amount"], i["refund_amount"]),
         "responses": (i["nps_promoters"], i["nps_passives"], i["nps_detractors"]),
     }
+
+
+def cohorts(worker: WorkerProcess, segment: str) -> dict[str, Any]:
+    answer = get_json(f"{worker.url}/cohorts?from=2024-12&to=2025-03&segment={segment}")
+    return {row["cohort"]: [cell["numerator"] for cell in row["ages"]] for row in answer["cohorts"]}
+
+
+def check_cohorts(workers: list[WorkerProcess]) -> None:
+    """The cohort tables of COHORTS from every worker: each adds the others' sums, asked over HTTP."""
+    for segment, table in COHORTS.items():
+        for w in workers:
+            converge(partial(cohorts, w, segment), table, f"the {segment} cohorts from {w.url}")
 
 
 def expected_query(segment: str) -> dict[str, Any]:
@@ -227,7 +255,7 @@ def test_two_workers_share_the_partitions_and_export_each_series_once(stack: str
             ans_b.pop("worker")
             assert ans_a == ans_b, segment
             assert ans_a["kpis"]["lost_by_reason"] == ({"price": 13} if EXPECTED[segment]["lost"] else {})
-
+        check_cohorts([a, b])  # and the cohort tables
         parts_a, parts_b = owned(a), owned(b)
         assert sorted(parts_a + parts_b) == [0, 1, 2, 3]
         assert parts_a

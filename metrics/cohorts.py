@@ -1,0 +1,161 @@
+"""Cohort retention: customers grouped by the period they signed up in, and what share of them (and of
+their revenue) is still there 0, 1, 2 ... periods later. Definitions: docs/contract/kpis.md, "Cohorts".
+
+A store answers one question for a whole table (:func:`table`): per cohort, its customers, how many
+of them are active at the end of each age, and their net revenue in each age — plain counts and sums of
+the store's own customers, so the answers of several stores (a worker's partitions, or every worker)
+merge by adding them up, cell by cell. The shares are formed only from the merged sums (:func:`cohorts_plan`).
+
+Everything is read from the lifecycle and commerce facts (:mod:`metrics.facts`) by customer (``who``):
+the sign-up (``NEW``) gives a customer's cohort and sign-up segment; ``NEW`` and ``REACTIVATED`` raise,
+``LOST`` lowers whether it is active; ``ORDER`` minus ``REFUND`` is its net revenue. Vectorised per kind
+with numpy: no loop over customers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import numpy.typing as npt
+
+from core.errors import PeriodError
+from core.periods import from_us
+from metrics import facts as F
+from metrics.cohort_grid import KINDS, Grid, grid
+from metrics.day_columns import NO_VALUE
+from metrics.index import FactIndex
+from metrics.kpis import money, ratio
+from metrics.planning import Plan, newest
+from metrics.segments import ALL
+
+I64 = npt.NDArray[np.int64]
+# how each lifecycle fact changes "is active" (weights are +1, or -1 for a retracted fact)
+_ACTIVITY = ((F.NEW, 1), (F.REACTIVATED, 1), (F.LOST, -1))
+_REVENUE = ((F.ORDER, 1), (F.REFUND, -1))
+
+
+def signups(index: FactIndex, segment: str, start: int, end: int) -> tuple[I64, I64]:
+    """``(who, sign-up time)`` of the customers who signed up in ``[start, end)`` in ``segment``, sorted by
+    who. A retracted sign-up (a late, earlier one replaced it) nets out with the fact it retracts."""
+    t, _v, combos, who, weights = index.scan(F.NEW, start, end)
+    keep = index.member(segment)[combos]
+    who, t, combos, weights = who[keep], t[keep], combos[keep], weights[keep]
+    if (weights < 0).any():  # net each fact (who, time, combination) over its additions and retractions
+        order = np.lexsort((combos, t, who))
+        who, t, combos, weights = who[order], t[order], combos[order], weights[order]
+        starts = _starts((who, t, combos))
+        alive = starts[np.add.reduceat(weights, starts) > 0] if len(starts) else starts
+        who, t = who[alive], t[alive]
+    order = np.lexsort((t, who))
+    who, t = who[order], t[order]
+    first = _starts((who,))  # a customer has one sign-up; were there two, the earlier would count
+    return who[first], t[first]
+
+
+def _starts(columns: tuple[I64, ...]) -> I64:
+    """Where a run of equal rows begins in sorted ``columns``."""
+    if not len(columns[0]):
+        return np.zeros(0, np.int64)
+    changed = np.zeros(len(columns[0]) - 1, np.bool_)
+    for col in columns:
+        changed |= col[1:] != col[:-1]
+    return np.flatnonzero(np.r_[True, changed])
+
+
+def _add(out: I64, index: FactIndex, kinds: Sequence[tuple[str, int]], *, cohort_of: tuple[I64, I64],
+         edges: I64, until: int, values: bool) -> None:
+    """Add each fact of ``kinds`` of a cohort's customer to ``out[cohort, age]``: its sign times its weight
+    (times its value with ``values``); facts before the customer's cohort period count nowhere."""
+    who, cohort = cohort_of
+    everyone = index.member(ALL)  # every lifecycle and order fact counts for "all": each once
+    for kind, sign in kinds:
+        t, v, combos, customers, weights = index.scan(kind, int(edges[0]), until)
+        if not len(who) or not len(t):
+            continue
+        at = np.minimum(np.searchsorted(who, customers), len(who) - 1)
+        keep = everyone[combos] & (who[at] == customers)
+        c = cohort[at[keep]]
+        age = np.searchsorted(edges, t[keep], side="right") - 1 - c
+        amount = sign * weights[keep] * (np.where(v[keep] == NO_VALUE, 0, v[keep]) if values else 1)
+        ok = age >= 0
+        np.add.at(out, (c[ok], age[ok]), amount[ok])  # int64: sums of money stay exact
+
+
+def table(index: FactIndex, segment: str, bounds: Sequence[int], cohorts: int, until: int) -> list[list[Any]]:
+    """This store's part of a cohort table on the periods ``bounds`` (see :class:`metrics.cohort_grid.Grid`),
+    with the facts before ``until``: per cohort ``[customers, active at the end of age k (k = 0, 1, ...),
+    net revenue in age k (micro-units)]``, ages up to the last period. Merges by elementwise sums."""
+    edges = np.asarray(bounds, np.int64)
+    n = len(edges) - 1
+    if cohorts <= 0:
+        return []
+    who, signed = signups(index, segment, int(edges[0]), min(int(edges[cohorts]), until))
+    cohort = np.searchsorted(edges, signed, side="right") - 1
+    sizes = np.bincount(cohort, minlength=cohorts)
+    active = np.zeros((cohorts, n), np.int64)
+    revenue = np.zeros((cohorts, n), np.int64)
+    _add(active, index, _ACTIVITY, cohort_of=(who, cohort), edges=edges, until=until, values=False)
+    _add(revenue, index, _REVENUE, cohort_of=(who, cohort), edges=edges, until=until, values=True)
+    active = np.cumsum(active, axis=1)  # changes per age -> active at the end of each age
+    return [[int(sizes[c]), active[c, : n - c].tolist(), revenue[c, : n - c].tolist()] for c in range(cohorts)]
+
+
+@dataclass(frozen=True)
+class CohortQuery:
+    """A cohort table asked for: cohorts ``first`` .. ``last`` (labels of unit ``by``; ``None``: up to the
+    current period) of ``segment``."""
+
+    by: str
+    first: str
+    last: str | None
+    segment: str = ALL
+    kind: str = "customers"
+
+    def check(self) -> None:
+        """Raise :class:`PeriodError` naming the bad part (before any store is asked)."""
+        if self.kind not in KINDS:
+            raise PeriodError(f"cohort kind {self.kind!r} is not one of {', '.join(KINDS)}")
+        if self.segment.startswith("abc:"):  # see docs/contract/kpis.md, "Cohorts"
+            raise PeriodError(f"segment {self.segment!r}: cohorts are by sign-up segment (all or DIMENSION:VALUE); "
+                              "an ABC class is a customer's CLV rank now, which its retention itself decides")
+        grid(self.by, self.first, self.last, 0, ZoneInfo("UTC"))  # the labels and their order
+
+
+def table_plan(query: CohortQuery, tz: ZoneInfo, as_of_us: int | None = None) -> Plan[tuple[Grid, list[list[Any]]]]:
+    """The grid of ``query`` and the merged rows of :func:`table`; ``as_of_us`` defaults to just after the
+    newest event any store holds (event time: a replay of last year shows last year's table as it ended)."""
+    query.check()
+    if as_of_us is None:
+        found = yield from newest()
+        as_of_us = 0 if found is None else found + 1
+    g = grid(query.by, query.first, query.last, as_of_us, tz)
+    rows = (yield [("cohorts", query.segment, list(g.bounds), g.cohorts, g.as_of_us)])[0] if g.cohorts else []
+    return g, rows
+
+
+def cohorts_plan(query: CohortQuery, tz: ZoneInfo, as_of_us: int | None = None) -> Plan[dict[str, Any]]:
+    """The cohort table of ``query`` as JSON-able rows (see :func:`table_plan`)."""
+    g, rows = yield from table_plan(query, tz, as_of_us)
+    return {
+        "by": query.by, "kind": query.kind, "segment": query.segment, "from": query.first, "to": query.last,
+        "as_of": from_us(g.as_of_us).isoformat(),
+        "cohorts": [row_of(g, c, row, query.kind) for c, row in enumerate(rows)],
+    }
+
+
+def row_of(g: Grid, c: int, row: list[Any], kind: str) -> dict[str, Any]:
+    """Cohort ``c`` of a merged table as JSON: the shares of ``kind`` per age, with what they are made of."""
+    size, active, revenue = row
+    cells = []
+    for k in range(len(active)):
+        num, den = (active[k], size) if kind == "customers" else (revenue[k], revenue[0])
+        value = ratio(num, den) if kind == "customers" or den > 0 else None  # no revenue to retain
+        cells.append({"age": k, "value": value, "numerator": num if kind == "customers" else money(num),
+                      "denominator": den if kind == "customers" else money(den),
+                      "provisional": g.bounds[c + k + 1] > g.as_of_us})
+    return {"cohort": g.labels[c], "start": from_us(g.bounds[c]).isoformat(), "customers": size,
+            "provisional": g.bounds[c + 1] > g.as_of_us, "ages": cells}
