@@ -38,22 +38,20 @@ _ACTIVITY = ((F.NEW, 1), (F.REACTIVATED, 1), (F.LOST, -1))
 _REVENUE = ((F.ORDER, 1), (F.REFUND, -1))
 
 
-def signups(index: FactIndex, segment: str, start: int, end: int) -> tuple[I64, I64]:
-    """``(who, sign-up time)`` of the customers who signed up in ``[start, end)`` in ``segment``, sorted by
-    who. A retracted sign-up (a late, earlier one replaced it) nets out with the fact it retracts."""
+def signups(index: FactIndex, start: int, end: int) -> tuple[I64, I64, I64]:
+    """``(who, sign-up time, sign-up combination)`` of the customers who signed up in ``[start, end)``, sorted
+    by who. A retracted sign-up (a late, earlier one replaced it) nets out with the fact it retracts."""
     t, _v, combos, who, weights = index.scan(F.NEW, start, end)
-    keep = index.member(segment)[combos]
-    who, t, combos, weights = who[keep], t[keep], combos[keep], weights[keep]
     if (weights < 0).any():  # net each fact (who, time, combination) over its additions and retractions
         order = np.lexsort((combos, t, who))
         who, t, combos, weights = who[order], t[order], combos[order], weights[order]
         starts = _starts((who, t, combos))
         alive = starts[np.add.reduceat(weights, starts) > 0] if len(starts) else starts
-        who, t = who[alive], t[alive]
+        who, t, combos = who[alive], t[alive], combos[alive]
     order = np.lexsort((t, who))
-    who, t = who[order], t[order]
+    who, t, combos = who[order], t[order], combos[order]
     first = _starts((who,))  # a customer has one sign-up; were there two, the earlier would count
-    return who[first], t[first]
+    return who[first], t[first], combos[first]
 
 
 def _starts(columns: tuple[I64, ...]) -> I64:
@@ -66,12 +64,24 @@ def _starts(columns: tuple[I64, ...]) -> I64:
     return np.flatnonzero(np.r_[True, changed])
 
 
-def _add(out: I64, index: FactIndex, kinds: Sequence[tuple[str, int]], *, cohort_of: tuple[I64, I64],
-         edges: I64, until: int, values: bool) -> None:
-    """Add each fact of ``kinds`` of a cohort's customer to ``out[cohort, age]``: its sign times its weight
-    (times its value with ``values``); facts before the customer's cohort period count nowhere."""
+@dataclass(frozen=True)
+class _Cells:
+    """Facts of the cohorts' customers as cells: the customer (its position in the sign-ups), the
+    cohort, the age, and what the fact adds there."""
+
+    customer: I64
+    cohort: I64
+    age: I64
+    amount: I64
+
+
+def _cells(index: FactIndex, kinds: Sequence[tuple[str, int]], *, cohort_of: tuple[I64, I64],
+           edges: I64, until: int, values: bool) -> _Cells:
+    """Each fact of ``kinds`` of a cohort's customer: its sign times its weight (times its value with
+    ``values``) at ``(cohort, age)``; facts before the customer's cohort period count nowhere."""
     who, cohort = cohort_of
     everyone = index.member(ALL)  # every lifecycle and order fact counts for "all": each once
+    parts: list[tuple[I64, I64, I64, I64]] = []
     for kind, sign in kinds:
         t, v, combos, customers, weights = index.scan(kind, int(edges[0]), until)
         if not len(who) or not len(t):
@@ -82,26 +92,48 @@ def _add(out: I64, index: FactIndex, kinds: Sequence[tuple[str, int]], *, cohort
         age = np.searchsorted(edges, t[keep], side="right") - 1 - c
         amount = sign * weights[keep] * (np.where(v[keep] == NO_VALUE, 0, v[keep]) if values else 1)
         ok = age >= 0
-        np.add.at(out, (c[ok], age[ok]), amount[ok])  # int64: sums of money stay exact
+        parts.append((at[keep][ok], c[ok], age[ok], amount[ok]))
+    if not parts:
+        empty = np.zeros(0, np.int64)
+        return _Cells(empty, empty, empty, empty)
+    return _Cells(*(np.concatenate([p[i] for p in parts]).astype(np.int64) for i in range(4)))
 
 
-def table(index: FactIndex, segment: str, bounds: Sequence[int], cohorts: int, until: int) -> list[list[Any]]:
-    """This store's part of a cohort table on the periods ``bounds`` (see :class:`metrics.cohort_grid.Grid`),
-    with the facts before ``until``: per cohort ``[customers, active at the end of age k (k = 0, 1, ...),
-    net revenue in age k (micro-units)]``, ages up to the last period. Merges by elementwise sums."""
+def _sum(cells: _Cells, mine: npt.NDArray[np.bool_], shape: tuple[int, int]) -> I64:
+    out = np.zeros(shape, np.int64)
+    keep = mine[cells.customer]
+    np.add.at(out, (cells.cohort[keep], cells.age[keep]), cells.amount[keep])  # int64: money stays exact
+    return out
+
+
+def tables(index: FactIndex, segments: Sequence[str], bounds: Sequence[int], cohorts: int,
+           until: int) -> list[list[list[Any]]]:
+    """This store's part of the cohort table of each of ``segments`` on the periods ``bounds`` (see
+    :class:`metrics.cohort_grid.Grid`), with the facts before ``until``: per cohort ``[customers, active at
+    the end of age k (k = 0, 1, ...), net revenue in age k (micro-units)]``, ages up to the last period.
+    One scan serves every segment (a customer is in the segments of its sign-up). Merges by sums."""
     edges = np.asarray(bounds, np.int64)
     n = len(edges) - 1
     if cohorts <= 0:
-        return []
-    who, signed = signups(index, segment, int(edges[0]), min(int(edges[cohorts]), until))
+        return [[] for _ in segments]
+    who, signed, combos = signups(index, int(edges[0]), min(int(edges[cohorts]), until))
     cohort = np.searchsorted(edges, signed, side="right") - 1
-    sizes = np.bincount(cohort, minlength=cohorts)
-    active = np.zeros((cohorts, n), np.int64)
-    revenue = np.zeros((cohorts, n), np.int64)
-    _add(active, index, _ACTIVITY, cohort_of=(who, cohort), edges=edges, until=until, values=False)
-    _add(revenue, index, _REVENUE, cohort_of=(who, cohort), edges=edges, until=until, values=True)
-    active = np.cumsum(active, axis=1)  # changes per age -> active at the end of each age
-    return [[int(sizes[c]), active[c, : n - c].tolist(), revenue[c, : n - c].tolist()] for c in range(cohorts)]
+    active_cells = _cells(index, _ACTIVITY, cohort_of=(who, cohort), edges=edges, until=until, values=False)
+    revenue_cells = _cells(index, _REVENUE, cohort_of=(who, cohort), edges=edges, until=until, values=True)
+    out = []
+    for segment in segments:
+        mine = index.member(segment)[combos]
+        sizes = np.bincount(cohort[mine], minlength=cohorts)
+        active = np.cumsum(_sum(active_cells, mine, (cohorts, n)), axis=1)  # changes -> active at each age's end
+        revenue = _sum(revenue_cells, mine, (cohorts, n))
+        out.append([[int(sizes[c]), active[c, : n - c].tolist(), revenue[c, : n - c].tolist()]
+                    for c in range(cohorts)])
+    return out
+
+
+def table(index: FactIndex, segment: str, bounds: Sequence[int], cohorts: int, until: int) -> list[list[Any]]:
+    """:func:`tables` of one segment."""
+    return tables(index, [segment], bounds, cohorts, until)[0]
 
 
 @dataclass(frozen=True)

@@ -99,9 +99,7 @@ class GaugeBoard(Collector):
             if segments_then == key and time.monotonic() - began < COHORT_REUSE_FACTOR * took:
                 return rows
         began = time.monotonic()
-        rows = []
-        for segment in key:
-            rows += await self.run_plan(cohort_rows(segment, now, self.tz))
+        rows = await self.run_plan(cohort_rows(list(key), now, self.tz))
         self._cohorts = (began, time.monotonic() - began, key, rows)
         return rows
 

@@ -10,8 +10,8 @@ from core.periods import WINDOWS, window
 from metrics import facts as F
 from metrics import kpis as K
 from metrics.abc_classes import AbcSummary
-from metrics.cohort_grid import recent
-from metrics.cohorts import CohortQuery, row_of, table_plan
+from metrics.cohort_grid import grid, recent
+from metrics.cohorts import row_of
 from metrics.planning import Plan, plan
 from metrics.segments import ALL
 from metrics.store import oldest_pending_reply
@@ -128,19 +128,23 @@ def gauge_plans(segments: list[str], now: int, tz: ZoneInfo, currency: str) -> l
     return [rows_of(seg) for seg in segments] + ([global_of()] if ALL in segments else [])
 
 
-def cohort_rows(segment: str, now: int, tz: ZoneInfo) -> Plan[list[Row]]:
-    """The cohort gauges of ``segment`` at ``now``: cohort sizes and customer retention; revenue retention
-    for ``all`` only (it is the KPI of the cohort's money, where a segment's few customers make it noisy)."""
-    query = CohortQuery("month", recent("month", now, tz, COHORT_OFFSETS - 1), None, segment)
-    g, table = yield from table_plan(query, tz, now)
+def cohort_rows(segments: list[str], now: int, tz: ZoneInfo) -> Plan[list[Row]]:
+    """The cohort gauges of ``segments`` at ``now``, from one question (one scan per store for all of them):
+    cohort sizes and customer retention; revenue retention for ``all`` only (it is the KPI of the cohort's
+    money, where a segment's few customers make it noisy)."""
+    g = grid("month", recent("month", now, tz, COHORT_OFFSETS - 1), None, now, tz)
+    if not g.cohorts:
+        return []
+    tables = (yield [("cohort_tables", list(segments), list(g.bounds), g.cohorts, g.as_of_us)])[0]
     rows: list[Row] = []
-    for c, merged in enumerate(table):
-        offset = str(g.cohorts - 1 - c)
-        rows.append(("cohort_customers", [segment, offset], merged[0]))
-        kinds = (("cohort_retention", "customers"), ("cohort_revenue", "revenue"))
-        for key, kind in kinds if segment == ALL else kinds[:1]:
-            for cell in row_of(g, c, merged, kind)["ages"][:COHORT_AGES]:
-                _put(rows, key, [segment, offset, str(cell["age"])], cell["value"])
+    for segment, table in zip(segments, tables, strict=True):
+        for c, merged in enumerate(table):
+            offset = str(g.cohorts - 1 - c)
+            rows.append(("cohort_customers", [segment, offset], merged[0]))
+            kinds = (("cohort_retention", "customers"), ("cohort_revenue", "revenue"))
+            for key, kind in kinds if segment == ALL else kinds[:1]:
+                for cell in row_of(g, c, merged, kind)["ages"][:COHORT_AGES]:
+                    _put(rows, key, [segment, offset, str(cell["age"])], cell["value"])
     return rows
 
 

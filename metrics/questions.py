@@ -49,6 +49,9 @@ class Source(Protocol):
     def cohort_table(self, segment: str, bounds: Sequence[int], cohorts: int, until: int) -> list[Any]:
         """Per cohort: customers, active at the end of each age, net revenue per age (:mod:`metrics.cohorts`)."""
 
+    def cohort_tables(self, segments: Sequence[str], bounds: Sequence[int], cohorts: int, until: int) -> list[Any]:
+        """:meth:`cohort_table` of several segments from one scan (the gauges ask for all of them)."""
+
 
 def bin_edges(lo: int, hi: int, bins: int) -> list[int]:
     """``bins`` integer ranges covering ``[lo, hi)`` (some empty when the range is narrow)."""
@@ -132,6 +135,7 @@ ANSWERS: dict[str, Callable[..., Any]] = {
     "tie_values": lambda s, at, v, lo, hi: _between(_ties(s, at, v), lo, hi),
     "abc_summary": _abc_summary,
     "cohorts": lambda s, seg, bounds, n, until: s.cohort_table(seg, bounds, n, until),
+    "cohort_tables": lambda s, segs, bounds, n, until: s.cohort_tables(segs, bounds, n, until),
 }
 
 
@@ -163,7 +167,7 @@ MERGES: dict[str, Callable[[Sequence[Any]], Any]] = {
     "first": _least,
     "span": lambda parts: [sum(p[0] for p in parts), _least([p[1] for p in parts]), _most([p[2] for p in parts])],
     "histogram": _elementwise, "clv_histogram": _elementwise, "tie_histogram": _elementwise,
-    "abc_summary": _elementwise, "cohorts": _elementwise,
+    "abc_summary": _elementwise, "cohorts": _elementwise, "cohort_tables": _elementwise,
     "values": lambda parts: sorted(v for p in parts for v in p),
     "tie_values": lambda parts: sorted(v for p in parts for v in p),
     "clv_values": lambda parts: sorted((row for p in parts for row in p), key=lambda r: (-r[0], r[1])),

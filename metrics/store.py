@@ -20,6 +20,7 @@ from metrics import facts as F
 from metrics.abc_classes import CLASSES, AbcSummary, Cut, class_codes
 from metrics.blob import Delta
 from metrics.cohorts import table as cohort_table
+from metrics.cohorts import tables as cohort_tables
 from metrics.facts import Context, Fact
 from metrics.index import FactIndex
 from metrics.keytable import KeyTable
@@ -179,6 +180,10 @@ class KpiStore:
     def cohort_table(self, segment: str, bounds: Sequence[int], cohorts: int, until: int) -> list[Any]:
         return self._memo(("cohorts", segment, tuple(bounds), cohorts, until),  # type: ignore[no-any-return]
                           lambda: cohort_table(self.index, segment, bounds, cohorts, until))
+
+    def cohort_tables(self, segments: Sequence[str], bounds: Sequence[int], cohorts: int, until: int) -> list[Any]:
+        return self._memo(("cohort_tables", tuple(segments), tuple(bounds), cohorts, until),  # type: ignore[no-any-return]
+                          lambda: cohort_tables(self.index, segments, bounds, cohorts, until))
 
     def _known(self, at_us: int) -> tuple[I64, I64]:
         """``(who, clv)`` of every customer known at ``at_us``: signed up or ordered before it."""
