@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
+from dataclasses import dataclass
 from typing import Any
 
 from aiokafka.conn import create_conn
@@ -20,18 +21,33 @@ from core.slices import KafkaSettings
 from streams.kafka.clients import client_options
 
 
-async def explain(kafka: KafkaSettings, error: BaseException | None = None, timeout_s: float = 10.0) -> str:
+@dataclass(frozen=True)
+class Diagnosis:
+    """What is wrong, and whether the broker answers but refuses these settings (credentials, TLS): a
+    configuration to fix (exit 2) rather than a service to bring up (exit 3)."""
+
+    text: str
+    settings: bool
+
+
+async def diagnose(kafka: KafkaSettings, error: BaseException | None = None, timeout_s: float = 10.0) -> Diagnosis:
     """``cannot reach Kafka at …: <cause>; <what to check>`` (never the password); ``error`` is what the
     client raised, reported when a fresh connection succeeds."""
     servers = [hostport.strip() for hostport in kafka.bootstrap.split(",")]
     for hostport in servers:
-        cause = await _try(kafka, hostport, timeout_s)
-        if cause is not None:
+        failure = await _try(kafka, hostport, timeout_s)
+        if failure is not None:
             where = f"{hostport}: " if len(servers) > 1 else ""
-            return _scrub(kafka, f"cannot reach Kafka at {kafka.bootstrap}: {where}{cause}")
+            text = _scrub(kafka, f"cannot reach Kafka at {kafka.bootstrap}: {where}{_cause(kafka, failure)}")
+            return Diagnosis(text, isinstance(failure, _REFUSED_SETTINGS))
     # reachable now: the failure was transient, or came after the handshake
     text = f"cannot use Kafka at {kafka.bootstrap}, though it accepts connections"
-    return _scrub(kafka, text + (f" ({type(error).__name__}: {error})" if error is not None else ""))
+    return Diagnosis(_scrub(kafka, text + (f" ({type(error).__name__}: {error})" if error is not None else "")), False)
+
+
+async def explain(kafka: KafkaSettings, error: BaseException | None = None, timeout_s: float = 10.0) -> str:
+    """:func:`diagnose`'s text."""
+    return (await diagnose(kafka, error, timeout_s)).text
 
 
 def _scrub(kafka: KafkaSettings, text: str) -> str:
@@ -39,7 +55,7 @@ def _scrub(kafka: KafkaSettings, text: str) -> str:
     return text.replace(kafka.sasl_password, MASK) if kafka.sasl_password else text
 
 
-async def _try(kafka: KafkaSettings, hostport: str, timeout_s: float) -> str | None:
+async def _try(kafka: KafkaSettings, hostport: str, timeout_s: float) -> Exception | None:
     host, _, port = hostport.rpartition(":")
     options = client_options(kafka)
     try:
@@ -49,11 +65,14 @@ async def _try(kafka: KafkaSettings, hostport: str, timeout_s: float) -> str | N
             sasl_plain_password=options.get("sasl_plain_password"), request_timeout_ms=int(timeout_s * 1000),
         ), timeout_s)
     except Exception as exc:
-        return _cause(kafka, exc)
+        return exc
     # Awaited: a TLS shutdown still under way when the event loop ends leaks its socket.
     with contextlib.suppress(Exception):
         await asyncio.wait_for(conn.close(), timeout_s)
     return None
+
+
+_REFUSED_SETTINGS = (SaslAuthenticationFailed, UnsupportedSaslMechanismError, ssl.SSLError)
 
 
 def _cause(kafka: KafkaSettings, exc: Any) -> str:

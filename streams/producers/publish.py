@@ -25,7 +25,7 @@ from rich.text import Text
 from core.slices import KafkaSettings, TopicSettings
 from streams.exceptions import BrokerUnreachable, PublishError
 from streams.kafka.clients import client_options
-from streams.kafka.diagnose import explain
+from streams.kafka.diagnose import diagnose
 from streams.producers.simulate import Simulator, topic_for
 
 Message = tuple[str, bytes | None, bytes]
@@ -108,7 +108,8 @@ async def start_producer(kafka: KafkaSettings, producer: Any) -> Any:
         await producer.start()
     except (KafkaError, OSError) as exc:
         await producer.stop()
-        raise BrokerUnreachable(await explain(kafka, exc)) from exc
+        found = await diagnose(kafka, exc)
+        raise (PublishError if found.settings else BrokerUnreachable)(found.text) from exc
     return producer
 
 
