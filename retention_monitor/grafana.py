@@ -125,6 +125,14 @@ class Row:
     panels: tuple[Panel, ...]
 
 
+def _variable(name: str, label: str, default: str, kind: str, **fields: Any) -> JSON:
+    """What every template variable has (one value, no "All"), and its own ``fields``; keys sorted as
+    Grafana exports them."""
+    common = {"current": {"selected": True, "text": default, "value": default}, "hide": 0, "includeAll": False,
+              "label": label, "multi": False, "name": name, "skipUrlSync": False, "type": kind}
+    return dict(sorted({**common, **fields}.items()))
+
+
 @dataclass(frozen=True)
 class CustomVariable:
     """A template variable with a fixed list of values."""
@@ -135,18 +143,8 @@ class CustomVariable:
     default: str
 
     def to_json(self) -> JSON:
-        return {
-            "current": {"selected": True, "text": self.default, "value": self.default},
-            "hide": 0,
-            "includeAll": False,
-            "label": self.label,
-            "multi": False,
-            "name": self.name,
-            "options": [{"selected": v == self.default, "text": v, "value": v} for v in self.values],
-            "query": ",".join(self.values),
-            "skipUrlSync": False,
-            "type": "custom",
-        }
+        return _variable(self.name, self.label, self.default, "custom", query=",".join(self.values),
+                         options=[{"selected": v == self.default, "text": v, "value": v} for v in self.values])
 
 
 @dataclass(frozen=True)
@@ -159,23 +157,8 @@ class QueryVariable:
     default: str
 
     def to_json(self) -> JSON:
-        return {
-            "current": {"selected": True, "text": self.default, "value": self.default},
-            "datasource": dict(DATASOURCE),
-            "definition": self.query,
-            "hide": 0,
-            "includeAll": False,
-            "label": self.label,
-            "multi": False,
-            "name": self.name,
-            "options": [],
-            "query": self.query,
-            "refresh": 2,
-            "regex": "",
-            "skipUrlSync": False,
-            "sort": 1,
-            "type": "query",
-        }
+        return _variable(self.name, self.label, self.default, "query", datasource=dict(DATASOURCE),
+                         definition=self.query, options=[], query=self.query, refresh=2, regex="", sort=1)
 
 
 @dataclass(frozen=True)
@@ -188,20 +171,8 @@ class DatasourceVariable:
     default: str = "default"
 
     def to_json(self) -> JSON:
-        return {
-            "current": {"selected": True, "text": self.default, "value": self.default},
-            "hide": 0,
-            "includeAll": False,
-            "label": self.label,
-            "multi": False,
-            "name": self.name,
-            "options": [],
-            "query": "prometheus",
-            "refresh": 1,
-            "regex": "",
-            "skipUrlSync": False,
-            "type": "datasource",
-        }
+        return _variable(self.name, self.label, self.default, "datasource", options=[], query="prometheus",
+                         refresh=1, regex="")
 
 
 Variable = CustomVariable | QueryVariable | DatasourceVariable

@@ -12,8 +12,6 @@ from metrics.facts import context
 from metrics.lateness import newest_by_stream, stream_of
 from metrics.records import CustomerState, Rec, decode_state, encode_state
 from streams.apply.processor import APPLIED, DUPLICATE, MICRO, Delta, Outcome, Update, lateness_rule
-from streams.contract.decode import Event
-from streams.exceptions import AmountTooLarge
 from streams.route.records import Recorder
 
 
@@ -80,15 +78,6 @@ class ReferenceProcessor:
         if old.records:  # a state stored before states carried their facts
             return blob.encode(derive(old.records, self.ctx).facts)
         return EMPTY_FACTS
-
-    def apply(self, stored: bytes | None, event: Event) -> tuple[Outcome, Update | None]:
-        """One event (tests, replays): its outcome and the key's update (``None`` if unprocessable)."""
-        try:
-            record = self.recorder.record(event)
-        except AmountTooLarge as exc:
-            return Outcome("unprocessable", str(exc)), None
-        update = self.apply_records(stored, [record])
-        return update.outcomes[0], update
 
 
 EMPTY_FACTS = blob.encode([])
