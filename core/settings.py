@@ -101,7 +101,7 @@ class Settings:
     checkpoint_interval: str = "5m"
     data_dir: str = "~/.local/share/retention-monitor/worker"
     max_message_bytes: int = 1_048_576
-    route: RouteMode = "process"  # the route stage in a child process (a second core) or in the worker's loop
+    route: RouteMode = "loop"  # "process": the route stage in a child process (a second core; opt-in)
     alert_rules: str = ""
     alert_interval: str = "10s"
     alert_resend: str = "1m"

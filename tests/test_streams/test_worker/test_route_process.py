@@ -55,7 +55,7 @@ def new_customers(worker: WorkerProcess) -> Any:
 
 
 def test_a_worker_killed_with_9_leaves_no_route_process_and_loses_nothing(stack: str) -> None:
-    env = isolated_env(RETENTION_CLOCK="event")
+    env = isolated_env(RETENTION_CLOCK="event", RETENTION_ROUTE="process")
     produce(stack, signups(env, 0, 40))
     worker = WorkerProcess(env).start()
     try:
@@ -73,7 +73,7 @@ def test_a_worker_killed_with_9_leaves_no_route_process_and_loses_nothing(stack:
 
 
 def test_a_killed_route_process_is_replaced_and_reports_to_the_worker(stack: str) -> None:
-    env = isolated_env(RETENTION_CLOCK="event")
+    env = isolated_env(RETENTION_CLOCK="event", RETENTION_ROUTE="process")
     with running_worker(env) as worker:
         produce(stack, signups(env, 0, 20))
         poll(lambda: new_customers(worker) == 20, 60, "the first 20 sign-ups")
