@@ -83,6 +83,7 @@ def apply_steps(
         store = KpiStore(processor.ctx)
         for key, entry in written:
             apply_entry(store, partition_of(key, settings.partitions), key, entry)
+        store.index.flush()  # buffered writes reach the day columns on the next read: count that too
         return store
 
     t_apply, updates = timed(apply, repeat)

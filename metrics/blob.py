@@ -54,9 +54,13 @@ def checksum(blob: bytes) -> int:
 @dataclass(frozen=True, slots=True)
 class Delta:
     """A key's fact set went from the one with checksum ``before`` to the one with checksum ``after``;
-    ``removed`` and ``added`` are the difference. Readers holding ``before`` apply it; others cannot."""
+    ``removed`` and ``added`` are the difference, as blobs (what the changelog carries). Readers holding
+    ``before`` apply it; others cannot."""
 
     before: int
     after: int
-    removed: list[Fact]
-    added: list[Fact]
+    removed: bytes
+    added: bytes
+
+
+NO_FACTS = encode([])

@@ -11,6 +11,7 @@ from __future__ import annotations
 import bisect
 import sys
 from array import array
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -31,9 +32,30 @@ def day_of(t: int) -> int:
     return t // DAY_US
 
 
-# The columns of a day's facts: name in a checkpoint file, attribute, dtype.
-_COLUMNS = (("t", "times", np.int64), ("v", "values", np.int64), ("c", "combos", np.uint16),
-            ("who", "customers", np.int64), ("w", "weights", np.int8))
+def in_range(t: I64, start: int | None, end: int | None) -> npt.NDArray[np.bool_]:
+    """Which of the times ``t`` are in ``[start, end)`` (an open end when ``None``)."""
+    mask = np.ones(len(t), np.bool_)
+    if start is not None:
+        mask &= t >= start
+    if end is not None:
+        mask &= t < end
+    return mask
+
+
+def bincount(c: npt.NDArray[Any], weights: I64, n: int) -> I64:
+    """Exact integer sums of ``weights`` per combination (float64 is exact below 2**53)."""
+    if not len(c):
+        return np.zeros(n, np.int64)
+    return np.rint(np.bincount(c, weights=weights, minlength=n)[:n]).astype(np.int64)
+
+
+def isin_sorted(values: I64, sorted_unique: I64) -> npt.NDArray[np.bool_]:
+    """``np.isin`` for a sorted array of unique values, without hashing either side."""
+    if not len(sorted_unique):
+        return np.zeros(len(values), np.bool_)
+    at = np.minimum(np.searchsorted(sorted_unique, values), len(sorted_unique) - 1)
+    found: npt.NDArray[np.bool_] = sorted_unique[at] == values
+    return found
 
 
 class DayColumns:
@@ -105,13 +127,14 @@ class DayTotals:
         self.pending_weights = array("b")
         self.pending_values = array("q")
 
-    def add(self, day: int, combo: int, weight: int, value: int) -> None:
+    def queue(self, day: int, combos: bytes, weights: bytes, values: bytes) -> None:
+        """Queue the writes of ``len(weights)`` facts of ``day`` (the columns' bytes) for the next fold."""
+        self.pending_days.extend(array("q", (day,)) * len(weights))
+        self.pending_combos.frombytes(combos)
+        self.pending_weights.frombytes(weights)
+        self.pending_values.frombytes(values)
         if len(self.pending_days) >= FOLD_AT:  # queries fold too; this bounds the memory between them
             self.fold(0)
-        self.pending_days.append(day)
-        self.pending_combos.append(combo)
-        self.pending_weights.append(weight)
-        self.pending_values.append(value)
 
     def fold(self, combos: int) -> None:
         if not self.pending_days and self.count.shape[1] >= combos:
@@ -165,6 +188,25 @@ class KindColumns:
             chunk = self.chunks[day] = DayColumns()
             bisect.insort(self.days, day)
         return chunk
+
+    def append(self, day: int, columns: tuple[bytes, bytes, bytes, bytes, bytes], negatives: int,
+               bounds: tuple[int, int, int]) -> None:
+        """Append facts of ``day``: the bytes of their ``COLUMNS``, how many are retractions, and their
+        ``(min time, max time, max value)``."""
+        times, values, combos, customers, weights = columns
+        chunk = self.chunk(day)
+        min_t, max_t, max_v = bounds
+        chunk.bound(min_t, max_v)
+        chunk.bound(max_t, max_v)
+        chunk.times.frombytes(times)
+        chunk.values.frombytes(values)
+        chunk.combos.frombytes(combos)
+        chunk.customers.frombytes(customers)
+        chunk.weights.frombytes(weights)
+        self.agg.queue(day, combos, weights, values)
+        chunk.negatives += negatives
+        if negatives and chunk.negatives * 3 > len(chunk) and len(chunk) > 48:
+            chunk.compact()  # retractions are a third of the day: fold them into what they cancel
 
     def days_between(self, first: int, last: int) -> list[int]:
         """Days with facts, ``first <= d <= last``."""

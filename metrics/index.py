@@ -5,22 +5,41 @@ Design notes: docs/architecture.md, "metrics/index.py".
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import retention_native
 
-from metrics.day_columns import COLUMNS, DAY_US, I64, LOW_BITS, NO_VALUE, KindColumns, day_of
+from metrics.day_columns import (
+    COLUMNS,
+    DAY_US,
+    I64,
+    LOW_BITS,
+    NO_VALUE,
+    KindColumns,
+    bincount,
+    day_of,
+    in_range,
+    isin_sorted,
+)
 from metrics.facts import Fact, Keys
+
+FLUSH_AT = 1 << 16  # buffered fact rows: bounds the memory between two reads
 
 
 class FactIndex:
     """Facts of many customers; implements :class:`metrics.kpis.FactView`."""
 
     def __init__(self) -> None:
+        # Writes go to a compiled buffer (interned kinds and combinations, one push per fact set) and
+        # reach the day columns grouped by (kind, day) on the next read: appending fact by fact in
+        # Python was most of the store's CPU per event.
+        self._buffer = retention_native.FactBuffer()
+        self._flushing = threading.Lock()  # a store may be read in a thread (a partition given away)
         self._kinds: dict[str, KindColumns] = {}
-        self._combo_ids: dict[Keys, int] = {}
         self._combos: list[Keys] = []
         self._members: dict[str, npt.NDArray[np.bool_]] = {}
         self._cache: dict[tuple[Any, ...], Any] = {}
@@ -31,42 +50,44 @@ class FactIndex:
     # -- writes ----------------------------------------------------------------------------------
 
     def combo(self, keys: Keys) -> int:
-        cid = self._combo_ids.get(keys)
-        if cid is None:
-            cid = self._combo_ids[keys] = len(self._combos)
-            self._combos.append(keys)
-            self._members.clear()
+        cid: int = self._buffer.combo(keys)
+        if cid >= len(self._combos):
+            self._learn_combos()
         return cid
 
     def add(self, facts: Iterable[Fact], who: int, weight: int = 1) -> None:
         """Add (``weight=1``) or retract (``weight=-1``) facts of customer ``who``."""
-        kinds, combo = self._kinds, self.combo
-        for t, kind, keys, value in facts:
-            k = kinds.get(kind)
-            if k is None:
-                k = kinds[kind] = KindColumns()
-            day = t // DAY_US
-            combo_id = combo(keys)
-            stored = NO_VALUE if value is None else value
-            chunk = k.chunks.get(day) or k.chunk(day)
-            if t > chunk.max_t or t < chunk.min_t or stored > chunk.max_v:
-                chunk.bound(t, stored)
-            chunk.times.append(t)
-            chunk.values.append(stored)
-            chunk.combos.append(combo_id)
-            chunk.customers.append(who)
-            chunk.weights.append(weight)
-            k.agg.add(day, combo_id, weight, stored)
-            self.facts += weight
-            if weight < 0:
-                chunk.negatives += 1
-                if chunk.negatives * 3 > len(chunk) and len(chunk) > 48:
-                    chunk.compact()
-        self.version += 1
+        self._wrote(self._buffer.push_facts(facts if isinstance(facts, list) else list(facts), who, weight))
 
-    def apply(self, removed: Iterable[Fact], added: Iterable[Fact], who: int = 0) -> None:
-        self.add(removed, who, -1)
-        self.add(added, who, 1)
+    def add_blob(self, blob: bytes, who: int, weight: int = 1) -> None:
+        """The same for the facts of a blob (:mod:`metrics.blob`), without decoding them in Python."""
+        self._wrote(self._buffer.push_blob(blob, who, weight))
+
+    def _wrote(self, buffered: int) -> None:
+        self.version += 1
+        if buffered >= FLUSH_AT:
+            self.flush()
+
+    def flush(self) -> None:
+        """Move the buffered writes into the day columns (every read does this first)."""
+        if not len(self._buffer) and self._buffer.combo_count() == len(self._combos):
+            return
+        with self._flushing:
+            drained, net = self._buffer.drain()
+            self._learn_combos()
+            for kind, groups in drained:
+                k = self._kinds.get(kind)
+                if k is None:
+                    k = self._kinds[kind] = KindColumns()
+                for day, t, v, c, who, w, negatives, min_t, max_t, max_v in groups:
+                    k.append(day, (t, v, c, who, w), negatives, (min_t, max_t, max_v))
+            self.facts += net
+
+    def _learn_combos(self) -> None:
+        new = self._buffer.combos_from(len(self._combos))
+        if new:
+            self._combos.extend(new)
+            self._members.clear()
 
     # -- FactView --------------------------------------------------------------------------------
 
@@ -89,13 +110,14 @@ class FactIndex:
 
     def values(self, segment: str, kind: str, start: int | None, end: int | None) -> I64:
         """The values of the facts in ``[start, end)``, sorted."""
+        self.flush()
         k = self._kinds.get(kind)
         if k is None or (start is not None and end is not None and start >= end):
             return np.zeros(0, np.int64)
         member = self.member(segment)
         value_parts, weight_parts = [], []
         for _day, (times, values, combos, _customers, weights) in self._chunks(k, start, end):
-            mask = _in_range(times, start, end) & member[combos]
+            mask = in_range(times, start, end) & member[combos]
             value_parts.append(values[mask])
             weight_parts.append(weights[mask])
         if not value_parts:
@@ -114,10 +136,12 @@ class FactIndex:
         return int(self.values(segment, kind, start, end)[rank - 1])
 
     def kinds(self, segment: str, prefix: str) -> set[str]:
+        self.flush()
         return {kind for kind in self._kinds if kind.startswith(prefix)}
 
     def first(self, segment: str, kind: str) -> int | None:
         """The earliest time of a fact of ``kind`` that is still there."""
+        self.flush()
         k = self._kinds.get(kind)
         if k is None or not k.days:
             return None
@@ -136,16 +160,19 @@ class FactIndex:
         return int(times[self.member(segment)[combos]].min())
 
     def __len__(self) -> int:
+        self.flush()
         return self.facts
 
     def nbytes(self) -> int:
         """Bytes of the fact columns as allocated (not the per-day totals or query caches)."""
+        self.flush()
         return sum(chunk.nbytes() for k in self._kinds.values() for chunk in k.chunks.values())
 
     # -- segments and combinations ------------------------------------------------------------
 
     def member(self, segment: str) -> npt.NDArray[np.bool_]:
         """For each combination id: does it count for ``segment``?"""
+        self.flush()
         mask = self._members.get(segment)
         if mask is None:
             mask = np.array([segment in keys for keys in self._combos] + [False], dtype=np.bool_)
@@ -153,6 +180,7 @@ class FactIndex:
         return mask
 
     def combos(self) -> list[Keys]:
+        self.flush()
         return list(self._combos)
 
     # -- ABC support: per-customer columns -----------------------------------------------------
@@ -160,10 +188,11 @@ class FactIndex:
     def scan(self, kind: str, start: int | None, end: int | None) -> tuple[I64, I64, I64, I64, I64]:
         """``(time, value, combination, customer, weight)`` of every fact of ``kind`` in ``[start, end)``,
         retractions included as rows of weight -1 (sums over them are net)."""
+        self.flush()
         k = self._kinds.get(kind)
         parts = [] if k is None else [
             [col[mask] for col in cols] for _day, cols in self._chunks(k, start, end)
-            if (mask := _in_range(cols[0], start, end)).any()
+            if (mask := in_range(cols[0], start, end)).any()
         ]
         t, v, c, who, w = (np.concatenate([p[i] for p in parts]).astype(np.int64) if parts else np.zeros(0, np.int64)
                            for i in range(5))
@@ -176,6 +205,7 @@ class FactIndex:
 
     def facts_of(self, customer: int) -> list[Fact]:
         """Every fact ``customer`` has in the index (a scan of all of it: for rare repairs)."""
+        self.flush()
         out: list[Fact] = []
         for kind, k in self._kinds.items():
             for day in k.days:
@@ -194,6 +224,7 @@ class FactIndex:
     def subset(self, whos: I64, segment: str, of: str) -> FactIndex:
         """A new index of the facts of the customers ``whos`` that count for segment ``of``,
         relabelled as segment ``segment`` (e.g. the ``abc:A`` customers' share of ``all``)."""
+        self.flush()
         out = FactIndex()
         cid = out.combo((segment,))
         member = self.member(of)
@@ -231,30 +262,23 @@ class FactIndex:
 
     def _extend(self, kind: str, day: int, *, times: I64, values: I64, combos: npt.NDArray[np.uint16], customers: I64,
                 weights: npt.NDArray[np.int8]) -> None:
+        if not len(times):
+            return
         k = self._kinds.get(kind)
         if k is None:
             k = self._kinds[kind] = KindColumns()
-        chunk = k.chunk(day)
-        if len(times):
-            chunk.bound(int(times.min()), int(values.max()))
-            chunk.bound(int(times.max()), int(values.max()))
-        chunk.times.frombytes(times.astype(np.int64).tobytes())
-        chunk.values.frombytes(values.astype(np.int64).tobytes())
-        chunk.combos.frombytes(combos.astype(np.uint16).tobytes())
-        chunk.customers.frombytes(customers.astype(np.int64).tobytes())
-        chunk.weights.frombytes(weights.astype(np.int8).tobytes())
-        chunk.negatives += int((weights < 0).sum())
-        agg = k.agg
-        agg.pending_days.frombytes(np.full(len(times), day, np.int64).tobytes())
-        agg.pending_combos.frombytes(combos.astype(np.uint16).tobytes())
-        agg.pending_weights.frombytes(weights.astype(np.int8).tobytes())
-        agg.pending_values.frombytes(values.astype(np.int64).tobytes())
+        columns = (times.astype(np.int64).tobytes(), values.astype(np.int64).tobytes(),
+                   combos.astype(np.uint16).tobytes(), customers.astype(np.int64).tobytes(),
+                   weights.astype(np.int8).tobytes())
+        bounds = (int(times.min()), int(times.max()), int(values.max()))
+        k.append(day, columns, int((weights < 0).sum()), bounds)
         self.facts += int(weights.astype(np.int64).sum())
 
     # -- checkpoints ---------------------------------------------------------------------------
 
     def to_arrays(self) -> tuple[list[str], list[Keys], dict[str, npt.NDArray[Any]]]:
         """Kinds, combinations and, per kind ``i``, its chunks as concatenated columns (``k{i}_…``)."""
+        self.flush()
         kinds = list(self._kinds)
         arrays: dict[str, npt.NDArray[Any]] = {}
         for i, kind in enumerate(kinds):
@@ -292,6 +316,7 @@ class FactIndex:
 
     def _vector(self, what: str, kind: str, start: int | None, end: int | None) -> Any:
         """Per-combination result of ``what`` over ``[start, end)``, cached until the next write."""
+        self.flush()
         if self._cache_version != self.version:
             self._cache, self._cache_version = {}, self.version
         key = (what, kind, start, end)
@@ -334,13 +359,13 @@ class FactIndex:
             if chunk is None or not len(chunk):
                 continue
             times, values, combos, _customers, weights = chunk.columns()
-            mask = _in_range(times, start, end)
+            mask = in_range(times, start, end)
             combos_in, weights_in = combos[mask], weights[mask].astype(np.int64)
-            count += _bincount(combos_in, weights_in, n)
+            count += bincount(combos_in, weights_in, n)
             if sums:
                 values_in = np.where(values[mask] == NO_VALUE, 0, values[mask])
-                hi += _bincount(combos_in, weights_in * (values_in >> 32), n)
-                lo += _bincount(combos_in, weights_in * (values_in & LOW_BITS), n)
+                hi += bincount(combos_in, weights_in * (values_in >> 32), n)
+                lo += bincount(combos_in, weights_in * (values_in & LOW_BITS), n)
         return np.stack([hi, lo]) if sums else count
 
     def _inside(self, k: KindColumns, start: int | None, end: int | None, n: int) -> Any:
@@ -355,34 +380,9 @@ class FactIndex:
             if chunk.max_v < end:
                 continue
             times, values, combos, _customers, weights = chunk.columns()
-            mask = _in_range(times, start, end) & (values >= end)
-            count -= _bincount(combos[mask], weights[mask].astype(np.int64), n)
+            mask = in_range(times, start, end) & (values >= end)
+            count -= bincount(combos[mask], weights[mask].astype(np.int64), n)
         return count
-
-
-def _in_range(t: I64, start: int | None, end: int | None) -> npt.NDArray[np.bool_]:
-    mask = np.ones(len(t), np.bool_)
-    if start is not None:
-        mask &= t >= start
-    if end is not None:
-        mask &= t < end
-    return mask
-
-
-def _bincount(c: npt.NDArray[Any], weights: I64, n: int) -> I64:
-    """Exact integer sums of ``weights`` per combination (float64 is exact below 2**53)."""
-    if not len(c):
-        return np.zeros(n, np.int64)
-    return np.rint(np.bincount(c, weights=weights, minlength=n)[:n]).astype(np.int64)
-
-
-def isin_sorted(values: I64, sorted_unique: I64) -> npt.NDArray[np.bool_]:
-    """``np.isin`` for a sorted array of unique values, without hashing either side."""
-    if not len(sorted_unique):
-        return np.zeros(len(values), np.bool_)
-    at = np.minimum(np.searchsorted(sorted_unique, values), len(sorted_unique) - 1)
-    found: npt.NDArray[np.bool_] = sorted_unique[at] == values
-    return found
 
 
 def build(facts: Iterable[Fact], who: int = 0) -> FactIndex:

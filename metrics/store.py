@@ -21,7 +21,7 @@ from metrics.abc_classes import CLASSES, AbcSummary, Cut, class_codes
 from metrics.blob import Delta
 from metrics.cohorts import table as cohort_table
 from metrics.cohorts import tables as cohort_tables
-from metrics.facts import Context, Fact
+from metrics.facts import Context
 from metrics.index import FactIndex
 from metrics.keytable import KeyTable
 from metrics.kpis import all_kpis
@@ -56,9 +56,9 @@ class KpiStore:
 
     # -- writes ----------------------------------------------------------------------------------
 
-    def update(self, partition: int, key: bytes, delta: Delta, full: Callable[[], list[Fact]],
+    def update(self, partition: int, key: bytes, delta: Delta, full: Callable[[], bytes],
                newest_us: int | None = None) -> bool:
-        """Move ``key``'s facts by ``delta``; ``full()`` is the key's whole new fact set, used for a key
+        """Move ``key``'s facts by ``delta``; ``full()`` is the key's whole new fact set (a blob), used for a key
         this store has not seen, and to repair one whose facts are not those ``delta`` starts from (an
         entry compacted away under the reader, say): then its facts are looked up in the index and
         replaced, and the call returns False. ``newest_us``: the key's newest event time."""
@@ -69,17 +69,17 @@ class KpiStore:
         held = table.get(who)
         consistent = True
         if held is None:
-            self.index.add(full(), who, 1)
+            self.index.add_blob(full(), who, 1)
             if not key.startswith(REP_PREFIX):
                 self.customer_counts[partition] = self.customer_counts.get(partition, 0) + 1
         elif held == delta.after:  # already there (a redelivered changelog entry)
             pass
         elif held == delta.before:
-            self.index.add(delta.removed, who, -1)
-            self.index.add(delta.added, who, 1)
+            self.index.add_blob(delta.removed, who, -1)
+            self.index.add_blob(delta.added, who, 1)
         else:
             self.index.add(self.index.facts_of(who), who, -1)
-            self.index.add(full(), who, 1)
+            self.index.add_blob(full(), who, 1)
             consistent = False
         table.put(who, delta.after)
         if newest_us is not None and newest_us > self.newest_by_partition.get(partition, newest_us - 1):

@@ -2,6 +2,8 @@
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod blob;
+mod buffer;
+mod columns;
 mod engine;
 mod mp;
 mod omap;
@@ -132,5 +134,6 @@ impl PyEngine {
 #[pymodule]
 fn retention_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyEngine>()?;
+    m.add_class::<buffer::PyBuffer>()?;
     Ok(())
 }

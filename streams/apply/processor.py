@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import retention_native
 
 from core.slices import FactSettings
+from metrics.blob import Delta
 from metrics.facts import context
 from metrics.lateness import Lateness
 from metrics.records import Rec
@@ -34,17 +35,6 @@ class Outcome:
 
     status: str
     detail: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class Delta:
-    """The key's fact set went from checksum ``before`` to ``after``; ``removed`` and ``added`` are the
-    difference as fact blobs (what the changelog carries)."""
-
-    before: int
-    after: int
-    removed: bytes
-    added: bytes
 
 
 @dataclass(frozen=True, slots=True)

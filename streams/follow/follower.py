@@ -30,7 +30,7 @@ from streams.telemetry import BatchHistogram, Buckets
 from streams.wire import Change, decode_change
 
 log = logging.getLogger(__name__)
-EMPTY_CHECKSUM = blob.checksum(blob.encode([]))
+EMPTY_CHECKSUM = blob.checksum(blob.NO_FACTS)
 TOPIC_WAIT_TRIES = 300  # a minute; then the follower fails and is restarted
 
 
@@ -199,11 +199,11 @@ def apply_entry(store: KpiStore, partition: int, key: bytes, value: bytes | None
     had to be replaced because the entry's delta did not start from them. A tombstone (the monitor
     writes none) removes the key's facts."""
     if value is None:
-        store.update(partition, key, blob.Delta(0, EMPTY_CHECKSUM, [], []), list)
+        store.update(partition, key, blob.Delta(0, EMPTY_CHECKSUM, blob.NO_FACTS, blob.NO_FACTS), lambda: blob.NO_FACTS)
         return None
     change = decode_change(value)
-    delta = blob.Delta(change.before, change.after, blob.decode(change.removed), blob.decode(change.added))
-    if not store.update(partition, key, delta, lambda: blob.decode(decode_state(change.state).facts),
+    delta = blob.Delta(change.before, change.after, change.removed, change.added)
+    if not store.update(partition, key, delta, lambda: decode_state(change.state).facts,
                         change.newest_us) and on_repair is not None:
         on_repair(key)
     return change

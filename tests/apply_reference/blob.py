@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 
-from metrics.blob import Delta, checksum, decode, encode
+from metrics.blob import checksum, decode, encode
 from metrics.facts import Fact
 
-__all__ = ["Delta", "changed", "difference", "encode"]
+__all__ = ["FactDelta", "changed", "difference", "encode"]
+
+
+@dataclass(frozen=True, slots=True)
+class FactDelta:
+    """A fact set went from checksum ``before`` to ``after`` by removing and adding these facts."""
+
+    before: int
+    after: int
+    removed: list[Fact]
+    added: list[Fact]
 
 
 def difference(old: list[Fact], new: list[Fact]) -> tuple[list[Fact], list[Fact]]:
@@ -19,10 +30,10 @@ def difference(old: list[Fact], new: list[Fact]) -> tuple[list[Fact], list[Fact]
     return list((before - after).elements()), list((after - before).elements())
 
 
-def changed(old_blob: bytes, new_blob: bytes, new: list[Fact]) -> Delta:
+def changed(old_blob: bytes, new_blob: bytes, new: list[Fact]) -> FactDelta:
     """The delta from ``old_blob`` to ``new_blob`` (whose facts are ``new``)."""
     if old_blob == new_blob:
         same = checksum(new_blob)
-        return Delta(same, same, [], [])
+        return FactDelta(same, same, [], [])
     removed, added = difference(decode(old_blob), new)
-    return Delta(checksum(old_blob), checksum(new_blob), removed, added)
+    return FactDelta(checksum(old_blob), checksum(new_blob), removed, added)

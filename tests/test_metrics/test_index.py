@@ -1,13 +1,16 @@
 """The columnar fact index agrees with brute force over a multiset of weighted facts: across day
-boundaries, with negative and huge times and values, retractions, and segment combinations."""
+boundaries, with negative and huge times and values, retractions, and segment combinations, whether
+facts are written as tuples or as blobs (both go through the compiled write buffer)."""
 
 from __future__ import annotations
 
 from collections import Counter
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from metrics.blob import encode
 from metrics.day_columns import DAY_US, day_of
 from metrics.facts import Fact
 from metrics.index import FactIndex, build
@@ -53,25 +56,44 @@ def _check(index: FactIndex, items: Counter[tuple[Fact, int]], start: int | None
             assert index.first(segment, kind) == (min(alive) if alive else None)
 
 
+def _write(index: FactIndex, written: list[Fact], who: int, weight: int, as_blob: bool) -> None:
+    if as_blob:
+        index.add_blob(encode(written), who, weight)
+    else:
+        index.add(written, who, weight)
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.data())
 def test_index_matches_brute_force(data: st.DataObject) -> None:
     index, items = FactIndex(), Counter[tuple[Fact, int]]()
     for _ in range(data.draw(st.integers(0, 60))):
         who = data.draw(st.integers(0, 3))
+        as_blob = data.draw(st.booleans())
         if items and data.draw(st.booleans()):
             fact, who = data.draw(st.sampled_from(sorted(items, key=repr)))
-            index.add([fact], who, -1)  # a retraction is only ever of a fact that is there
+            _write(index, [fact], who, -1, as_blob)  # a retraction is only ever of a fact that is there
             items[(fact, who)] -= 1
             items += Counter()  # drop zeros
         else:
-            fact = data.draw(facts)
-            index.add([fact], who, 1)
-            items[(fact, who)] += 1
+            written = data.draw(st.lists(facts, min_size=0, max_size=3))
+            _write(index, written, who, 1, as_blob)
+            items.update((fact, who) for fact in written)
         if data.draw(st.booleans()):  # queries in between exercise the lazy folds and the cache
             _check(index, items, data.draw(bounds), data.draw(bounds))
     _check(index, items, data.draw(bounds), data.draw(bounds))
     assert len(index) == sum(items.values())
+    for who in range(4):
+        assert Counter(index.facts_of(who)) == Counter({f: n for (f, w), n in items.items() if w == who})
+
+
+def test_a_bad_blob_is_refused_and_writes_nothing() -> None:
+    index = build([(5, "order", ("all",), 100)], who=1)
+    good = encode([(6, "order", ("all",), 30), (7, "order", ("all",), 40)])
+    with pytest.raises(ValueError, match="truncated"):
+        index.add_blob(good[:-3], who=2)
+    assert index.count("all", "order", None, None) == 1
+    assert index.facts_of(2) == []
 
 
 def test_retractions_compact_and_keep_answers() -> None:
@@ -83,6 +105,9 @@ def test_retractions_compact_and_keep_answers() -> None:
         churn: Fact = (DAY_US + 100 + i, "pending", ("all",), None)
         index.add([churn], who=2)
         index.add([churn], who=2, weight=-1)
+        if i % 50 == 0:
+            index.flush()  # writes reach the day columns in groups: compaction must hold across them
+    index.flush()
     chunk = index._kinds["pending"].chunks[1]
     assert len(chunk) < 200  # without compaction: 1010 rows
     assert index.count("all", "pending", None, None) == 10
