@@ -18,10 +18,11 @@ from alerts.cohort import CohortCell, cohort_plan, judge
 from alerts.engine import AlertEngine
 from alerts.evaluate import step
 from alerts.exceptions import RuleError
-from alerts.rules import Rule, parse_rule
+from alerts.rules import Rule, load_rules, parse_rule
 from alerts.state import AlertState
 from core.periods import to_us
 from metrics.planning import Plan, run
+from retention_monitor.alerts_cli import condition
 
 UTC = ZoneInfo("UTC")
 NOW_US = to_us(datetime.fromisoformat(DECAY_NOW)) + 1  # just after the newest event, as with clock = "event"
@@ -149,6 +150,15 @@ def test_the_engine_observes_cohort_and_kpi_rules_in_rule_order_and_reuses_cohor
     assert asked.count("cohort_tables") == 1  # the second pass reused the tables (they took next to no time)
     asyncio.run(engine.dry_run(NOW_US))
     assert asked.count("cohort_tables") == 2  # a dry run (`alerts test`) never reuses them
+
+
+def test_the_shipped_rule() -> None:
+    (shipped,) = [r for r in load_rules() if r.name == "CohortRetentionDrop"]
+    assert (shipped.kind, shipped.kpi, shipped.window, shipped.age, shipped.newest, shipped.previous) == (
+        "cohort", "cohort_customer_retention", "month", 1, 2, 6)
+    assert (shipped.op, shipped.threshold, shipped.min_customers, shipped.severity) == (">", 0.2, 50, "warning")
+    assert condition(shipped) == ("cohort_customer_retention at age 1: the newest 2 completed month cohorts > 20% "
+                                  "below the previous 6 (each >= 50 customers)")
 
 
 @pytest.mark.parametrize(("change", "message"), [
