@@ -85,10 +85,11 @@ def documented_alerts() -> dict[str, set[str]]:
 
 
 def demo_traffic(scenario: str = "steady") -> list[dict[str, Any]]:
-    """What the demo command publishes, with ``scenario`` in the live traffic (as ``--scenario``)."""
+    """What the demo command publishes with ``--scenario``: in the live traffic, and in the history too if it
+    shapes the history (cohort-decay)."""
     settings = Settings()
     sim = Simulator(settings.facts, settings.topics, seed=7, customers=CUSTOMERS)
-    messages = demo.history(sim, NOW_US, HISTORY)
+    messages = demo.history(sim, NOW_US, HISTORY, scenario)
     demo.go_live(sim, NOW_US, HISTORY, RATE, scenario)
     messages += sim.events(start_us=NOW_US, end_us=END_US, rate=RATE)
     return [json.loads(value) for _, _, value in messages]
