@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
@@ -270,6 +271,11 @@ class WorkerProcess:
                 self.proc.wait()
 
 
+def another_worker(env: dict[str, str], suffix: str = "-b") -> dict[str, str]:
+    """The settings of another worker of the same app id as ``env``: its own web port and data dir."""
+    return {**env, "RETENTION_WEB_PORT": str(free_port()), "RETENTION_DATA_DIR": env["RETENTION_DATA_DIR"] + suffix}
+
+
 @contextmanager
 def running_worker(env: dict[str, str]) -> Iterator[WorkerProcess]:
     worker = WorkerProcess(env)
@@ -277,6 +283,11 @@ def running_worker(env: dict[str, str]) -> Iterator[WorkerProcess]:
         yield worker.start()
     finally:
         worker.stop()
+
+
+def lifecycle_messages(env: dict[str, str], events: list[dict[str, Any]]) -> list[tuple[str, bytes | None, bytes]]:
+    """Customer events for :func:`produce`: on the lifecycle topic of ``env``, keyed by customer."""
+    return [(env["RETENTION_TOPIC_LIFECYCLE"], e["data"]["customer_id"].encode(), encode(e)) for e in events]
 
 
 def produce(bootstrap: str, messages: list[tuple[str, bytes | None, bytes]]) -> None:
@@ -392,6 +403,13 @@ receivers:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def am_alerts(am_url: str, name: str) -> list[dict[str, Any]]:
+    """The alerts called ``name`` that the Alertmanager at ``am_url`` holds (``GET /api/v2/alerts``)."""
+    query = urllib.parse.quote(f'alertname="{name}"')
+    alerts: list[dict[str, Any]] = get_json(f"{am_url}/api/v2/alerts?filter={query}")
+    return alerts
 
 
 # -- Prometheus samples and convergence ---------------------------------------------------------

@@ -13,7 +13,6 @@ import json
 import shutil
 import subprocess
 import time
-import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -28,11 +27,12 @@ from fixtures import (
     Receiver,
     WorkerProcess,
     alertmanager,
-    encode,
+    am_alerts,
     event,
     free_port,
     get_json,
     isolated_env,
+    lifecycle_messages,
     poll,
     produce,
 )
@@ -93,12 +93,6 @@ def prometheus_server(tmp: Path, rules: Path, worker: str, am_url: str) -> Itera
         proc.wait(timeout=30)
 
 
-def am_alerts(am_url: str, name: str) -> list[dict[str, Any]]:
-    query = urllib.parse.quote(f'alertname="{name}"')
-    alerts: list[dict[str, Any]] = get_json(f"{am_url}/api/v2/alerts?filter={query}")
-    return alerts
-
-
 def am_groups(am_url: str, name: str) -> list[list[dict[str, Any]]]:
     """The alerts of every Alertmanager group holding an alert called ``name``."""
     groups = get_json(f"{am_url}/api/v2/alerts/groups")
@@ -117,8 +111,7 @@ def breach(bootstrap: str, env: dict[str, str]) -> None:
     """6 of 20 customers lost in the last day: churn 30 % > 20 %, with B = 20 >= min_samples."""
     signups = [event("customer.signed_up", T0 - timedelta(days=5), {"customer_id": f"c{i}"}) for i in range(20)]
     churns = [event("customer.churned", T0 - timedelta(hours=i), {"customer_id": f"c{i}"}) for i in range(6)]
-    topic = env["RETENTION_TOPIC_LIFECYCLE"]
-    produce(bootstrap, [(topic, e["data"]["customer_id"].encode(), encode(e)) for e in signups + churns])
+    produce(bootstrap, lifecycle_messages(env, signups + churns))
 
 
 def both_paths_deliver(worker: WorkerProcess, prom: str, labels: dict[str, str]) -> None:
