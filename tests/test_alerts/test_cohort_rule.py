@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import io
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -13,6 +15,7 @@ from cohort_events import DECAY_NOW, decay_events
 from fixtures import PurePipeline
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from rich.console import Console
 
 from alerts.cohort import CohortCell, cohort_plan, judge
 from alerts.engine import AlertEngine
@@ -20,8 +23,11 @@ from alerts.evaluate import step
 from alerts.exceptions import RuleError
 from alerts.rules import Rule, load_rules, parse_rule
 from alerts.state import AlertState
+from core.config import LoadedSettings
 from core.periods import to_us
+from core.settings import Settings
 from metrics.planning import Plan, run
+from retention_monitor import alerts_cli
 from retention_monitor.alerts_cli import condition
 
 UTC = ZoneInfo("UTC")
@@ -159,6 +165,25 @@ def test_the_shipped_rule() -> None:
     assert (shipped.op, shipped.threshold, shipped.min_customers, shipped.severity) == (">", 0.2, 50, "warning")
     assert condition(shipped) == ("cohort_customer_retention at age 1: the newest 2 completed month cohorts > 20% "
                                   "below the previous 6 (each >= 50 customers)")
+
+
+def test_alerts_test_says_why_a_cohort_rule_would_fire_or_not(monkeypatch: pytest.MonkeyPatch) -> None:
+    def row(**fields: Any) -> dict[str, Any]:
+        return {"rule": "CohortDrop", "kind": "cohort", "segment": "all", "would_fire": False, "value": 0.6,
+                "baseline": 0.9, "z_score": None, "drop": 1 / 3, "samples": 10, "min_samples": 0,
+                "min_customers": 10, "cohorts": ["2025-04", "2025-05"], "undefined": False, **fields}
+
+    answer = {"period": {"label": "2025-07-02", "end": "2025-07-03T00:00:00+00:00"}, "rules": [
+        row(would_fire=True), row(undefined=True, value=None, cohorts=[], samples=0),
+        row(undefined=True, samples=4), row(undefined=True, value=None)]}
+    monkeypatch.setattr(alerts_cli, "get_json", lambda *args, **kwargs: answer)
+    out = io.StringIO()
+    args = argparse.Namespace(url="http://w", period="2025-07-02", json=False)
+    assert alerts_cli.alerts_test(args, LoadedSettings(Settings(), {}), Console(file=out, width=200)) == 0
+    text = out.getvalue()
+    for why in ("condition holds (drop 33.3%, cohorts 2025-04, 2025-05)", "too few completed cohorts",
+                "a cohort of only 4 customers < 10", "undefined retention"):
+        assert why in text
 
 
 @pytest.mark.parametrize(("change", "message"), [
