@@ -22,20 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fixtures import (
-    Fatal,
-    Receiver,
-    WorkerProcess,
-    alertmanager,
-    am_alerts,
-    event,
-    free_port,
-    get_json,
-    isolated_env,
-    lifecycle_messages,
-    poll,
-    produce,
-)
+from alert_fixtures import Receiver, alertmanager, am_alerts
+from fixtures import Fatal, WorkerProcess, event, free_port, get_json, isolated_env, lifecycle_messages, poll, produce
 
 from alerts import prometheus
 from alerts.delivery import rfc3339
@@ -43,7 +31,7 @@ from alerts.delivery import rfc3339
 pytestmark = pytest.mark.integration
 
 STACK_ALERTMANAGER = "http://127.0.0.1:9093"
-GROUP_INTERVAL_S = 2  # of the test's own Alertmanager (fixtures.alertmanager)
+GROUP_INTERVAL_S = 2  # of the test's own Alertmanager (alert_fixtures.alertmanager)
 T0 = datetime(2025, 3, 10, 12, tzinfo=UTC)
 
 

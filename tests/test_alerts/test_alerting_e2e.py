@@ -14,18 +14,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from fixtures import (
-    ROOT,
-    Receiver,
-    WorkerProcess,
-    alertmanager,
-    another_worker,
-    event,
-    isolated_env,
-    lifecycle_messages,
-    poll,
-    produce,
-)
+from alert_fixtures import Receiver, alertmanager
+from fixtures import ROOT, WorkerProcess, another_worker, event, isolated_env, lifecycle_messages, poll, produce
 from redis import Redis
 
 from metrics.gauges import owner

@@ -10,19 +10,9 @@ import uuid
 from pathlib import Path
 
 import pytest
+from alert_fixtures import Receiver, alertmanager, am_alerts
 from cohort_events import decay_events
-from fixtures import (
-    Receiver,
-    WorkerProcess,
-    alertmanager,
-    am_alerts,
-    another_worker,
-    get_json,
-    isolated_env,
-    lifecycle_messages,
-    poll,
-    produce,
-)
+from fixtures import WorkerProcess, another_worker, get_json, isolated_env, lifecycle_messages, poll, produce
 
 pytestmark = pytest.mark.integration
 
