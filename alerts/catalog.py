@@ -5,6 +5,9 @@ NPS…): a rule's ``min_samples`` keeps a handful of answers from paging anyone.
 
 Live KPIs (:data:`LIVE`, rules with ``window: now``) are counts as they stand now rather than over an
 event-time window: the customers at risk by ABC class, with the class's size as the sample size.
+
+Cohort KPIs (:data:`COHORT`, ``kind: cohort`` rules) are the shares of a cohort table
+(:mod:`metrics.cohorts`): customer retention, or revenue retention, at one age; see :mod:`alerts.cohort`.
 """
 
 from __future__ import annotations
@@ -123,3 +126,7 @@ LIVE: dict[str, LiveReader] = {
     "customers_at_risk_b": _at_risk("B"),
     "customers_at_risk_c": _at_risk("C"),
 }
+
+
+# KPI of a cohort rule -> the cohort table it reads (metrics.cohort_grid.KINDS)
+COHORT: dict[str, str] = {"cohort_customer_retention": "customers", "cohort_revenue_retention": "revenue"}

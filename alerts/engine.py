@@ -15,8 +15,10 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
+from zoneinfo import ZoneInfo
 
 from alerts.catalog import Live
+from alerts.cohort import cohort_plan
 from alerts.delivery import Alert, AlertmanagerClient
 from alerts.evaluate import Observation, observe, step
 from alerts.rules import Rule
@@ -26,6 +28,11 @@ from metrics.planning import Runner, plan
 
 log = logging.getLogger(__name__)
 MIN_ENDS_AHEAD_S = 300.0
+# Cohort rules read whole cohort tables (a scan of every lifecycle and order fact since the oldest cohort):
+# between evaluations their observations are reused for this many times what they took, as the cohort
+# gauges are (metrics/exposition.py), so a large store does not spend its event loop on them every second.
+COHORT_REUSE_FACTOR = 10.0
+UTC = ZoneInfo("UTC")
 
 
 @dataclass(frozen=True)
@@ -85,6 +92,7 @@ class AlertEngine:
         client: AlertmanagerClient,
         timing: Timing = Timing(),
         live: Callable[[], Live | None] | None = None,
+        tz: ZoneInfo = UTC,
     ) -> None:
         self.rules = rules
         self.run_plan = run
@@ -96,13 +104,34 @@ class AlertEngine:
         self.client = client
         self.timing = timing
         self.live = live
+        self.tz = tz  # where cohort periods (weeks, months, quarters) start
         self.evaluations = 0
+        self._cohorts: tuple[float, float, list[Observation]] | None = None  # began, took, observations
 
-    async def observe(self, end_us: int, segments: Callable[[str], bool]) -> list[Observation]:
-        """What every rule sees on the segments ``segments`` accepts, for windows ending at ``end_us``."""
+    async def observe(self, end_us: int, segments: Callable[[str], bool], *, reuse: bool = False) -> list[Observation]:
+        """What every rule sees on the segments ``segments`` accepts, for windows ending at ``end_us``, in rule
+        order; with ``reuse``, cohort rules may be seen as they were a moment ago (:data:`COHORT_REUSE_FACTOR`)."""
         live = self.live() if self.live is not None else None
         pairs = [(rule, segment) for rule in self.rules for segment in self.targets[rule.name] if segments(segment)]
-        return await self.run_plan(plan(lambda view: [observe(view, rule, seg, end_us, live) for rule, seg in pairs]))
+        kpis = [(rule, segment) for rule, segment in pairs if rule.kind != "cohort"]
+        seen = await self.run_plan(plan(lambda view: [observe(view, rule, seg, end_us, live) for rule, seg in kpis]))
+        cohorts = [(rule, segment) for rule, segment in pairs if rule.kind == "cohort"]
+        if cohorts:
+            seen += await self._cohort_observations(cohorts, end_us, reuse)
+        found = {(o.rule.name, o.segment): o for o in seen}
+        return [found[rule.name, segment] for rule, segment in pairs]
+
+    async def _cohort_observations(self, pairs: list[tuple[Rule, str]], end_us: int, reuse: bool) -> list[Observation]:
+        cached = self._cohorts
+        if reuse and cached is not None:
+            began, took, seen = cached
+            if [(o.rule, o.segment) for o in seen] == pairs and time.monotonic() - began < COHORT_REUSE_FACTOR * took:
+                return seen
+        began = time.monotonic()
+        seen = await self.run_plan(cohort_plan(pairs, end_us, self.tz))
+        if reuse:
+            self._cohorts = (began, time.monotonic() - began, seen)
+        return seen
 
     async def dry_run(self, end_us: int) -> list[Observation]:
         """What every rule sees on every configured segment for windows ending at ``end_us``
@@ -116,7 +145,7 @@ class AlertEngine:
         if end is None:
             return []
         owned = set(self.owned())
-        seen = await self.observe(end, owned.__contains__)
+        seen = await self.observe(end, owned.__contains__, reuse=True)
         for obs in seen:
             await self._advance(obs, now)
         self.evaluations += 1

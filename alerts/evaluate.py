@@ -1,7 +1,7 @@
 """Pure alert evaluation: what a rule sees in a fact view now, and the pending/firing state machine.
 
 ``observe`` reads the KPI windows a rule needs from any :class:`metrics.kpis.FactView` (a live KPI
-from the :class:`alerts.catalog.Live` counts it is given); ``step``
+from the :class:`alerts.catalog.Live` counts it is given; cohort rules: :mod:`alerts.cohort`); ``step``
 advances one rule-and-segment state with the same ``for`` / ``keep_firing_for`` semantics as
 Prometheus. Neither touches Redis, Kafka or the clock: the caller passes ``now``.
 """
@@ -20,8 +20,8 @@ from alerts.state import AlertState
 from core.periods import ROLLING
 from metrics import kpis as K
 
-_OPS: dict[str, Callable[[float, float], bool]] = {">": operator.gt, ">=": operator.ge, "<": operator.lt,
-                                                   "<=": operator.le}
+OPS: dict[str, Callable[[float, float], bool]] = {">": operator.gt, ">=": operator.ge, "<": operator.lt,
+                                                  "<=": operator.le}
 DAY_US = 86_400_000_000
 
 
@@ -37,12 +37,14 @@ class Observation:
     samples: int
     baseline: float | None = None
     z_score: float | None = None
+    drop: float | None = None  # cohort rules: 1 - value / baseline
+    cohorts: tuple[str, ...] = ()  # cohort rules: the newest cohorts compared
 
     def context(self) -> dict[str, Any]:
         """Values for the rule's summary/description templates."""
         return {"value": self.value, "baseline": self.baseline, "samples": self.samples,
                 "window": self.rule.window, "segment": self.segment, "threshold": self.rule.threshold,
-                "z_score": self.z_score}
+                "z_score": self.z_score, "drop": self.drop, "cohorts": ", ".join(self.cohorts)}
 
 
 def read(view: K.FactView, rule: Rule, segment: str, end_us: int, days: int) -> Reading:
@@ -51,14 +53,16 @@ def read(view: K.FactView, rule: Rule, segment: str, end_us: int, days: int) -> 
 
 def observe(view: K.FactView, rule: Rule, segment: str, now_us: int, live: Live | None = None) -> Observation:
     """Evaluate ``rule`` on ``segment`` for windows ending at ``now_us`` (a live KPI: as ``live`` says;
-    undefined without it)."""
+    undefined without it). Cohort rules read cohort tables instead: :func:`alerts.cohort.cohort_plan`."""
+    if rule.kind == "cohort":
+        raise ValueError(f"{rule.name}: a cohort rule is observed with alerts.cohort.cohort_plan")
     if rule.kpi in LIVE:
         current = LIVE[rule.kpi](live) if live is not None else Reading(None, 0)
     else:
         current = read(view, rule, segment, now_us, ROLLING[rule.window])
     if current.value is None or current.samples < rule.min_samples:
         return Observation(rule, segment, None, current.value, current.samples)
-    compare = _OPS[rule.op]
+    compare = OPS[rule.op]
     if rule.kind == "static":
         return Observation(rule, segment, compare(current.value, rule.threshold), current.value, current.samples)
     days = ROLLING[rule.window]
@@ -88,7 +92,7 @@ def _anomaly(view: K.FactView, rule: Rule, segment: str, now_us: int, current: R
         z = 0.0 if current.value == mean else math.copysign(math.inf, current.value - mean)
     else:
         z = (current.value - mean) / stdev
-    breached = _OPS[rule.op](z, rule.z if rule.op in (">", ">=") else -rule.z)
+    breached = OPS[rule.op](z, rule.z if rule.op in (">", ">=") else -rule.z)
     return Observation(rule, segment, breached, current.value, current.samples, mean, z)
 
 

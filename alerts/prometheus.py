@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from alerts import prometheus_cohort as cohort
 from alerts.rules import DEFAULT_RULES, Rule, load_rules
 from core.settings import Settings
 
@@ -40,6 +41,7 @@ class Gauge:
     sum_without: str | None = None  # a label to sum away first (e.g. complaints by category)
     samples: str | None = None  # "nps" | "customers" | None (sample size not exported)
     windowed: bool = True
+    all_only: bool = False  # a segment label, but series for segment all only
 
 
 GAUGES: dict[str, Gauge] = {
@@ -63,6 +65,7 @@ GAUGES: dict[str, Gauge] = {
                                                windowed=False) for c in "ABC"},
     **{f"customers_at_risk_share_{c.lower()}": Gauge("retention_customers_at_risk_ratio", (f'class="{c}"',),
                                                      segmented=False, windowed=False) for c in "ABC"},
+    **{kpi: Gauge(metric, windowed=False, all_only=kpi in cohort.ALL_ONLY) for kpi, metric in cohort.METRICS.items()},
 }
 
 
@@ -112,20 +115,18 @@ def _rule(rule: Rule) -> tuple[list[str], dict[str, Any] | None]:
     if rule.kind == "anomaly":
         return [f"{head}: skipped, anomaly rules are evaluated in the stream only "
                 "(their trailing buckets are not exported)."], None
+    if rule.kind == "cohort" and (why := cohort.unexpressible(rule)):
+        return [f"{head}: skipped, {why}; evaluated in the stream only."], None
     gauge = GAUGES.get(rule.kpi)
     if gauge is None:
         return [f"{head}: skipped, the KPI is not exported as a gauge; evaluated in the stream only."], None
-    notes: list[str] = []
-    segments = rule.segments
-    if not gauge.segmented:
-        dropped = [s for s in segments if s != "all"]
-        segments = tuple(s for s in segments if s == "all")
-        if dropped:
-            notes.append(f"{head}: segments {', '.join(dropped)} are evaluated in the stream only "
-                         "(the gauge has no segment label).")
-        if not segments:
-            return [*notes, f"{head}: skipped."], None
+    segments, notes = _exported(rule, gauge, head)
+    if not segments:
+        return [*notes, f"{head}: skipped."], None
     seg = _segment_matcher(segments) if gauge.segmented else None
+    if rule.kind == "cohort":
+        assert seg is not None  # the cohort gauges have a segment label
+        return notes, {"alert": rule.name, "expr": cohort.expression(rule, seg), **_meta(rule, gauge)}
     value = _select(gauge, rule.window, seg)
     if rule.kind == "static":
         expr = f"{value} {rule.op} {_num(rule.threshold)}"
@@ -143,6 +144,16 @@ def _rule(rule: Rule) -> tuple[list[str], dict[str, Any] | None]:
                              "of the segment during the window (not exported).")
             expr = f"(\n{_indent(expr)}\n)\nand on(segment)\n{samples} >= {rule.min_samples}"
     return notes, {"alert": rule.name, "expr": expr, **_meta(rule, gauge)}
+
+
+def _exported(rule: Rule, gauge: Gauge, head: str) -> tuple[tuple[str, ...], list[str]]:
+    """The rule's segments the gauge has series for, and a note naming the others."""
+    if gauge.segmented and not gauge.all_only:
+        return rule.segments, []
+    kept = tuple(s for s in rule.segments if s == "all")
+    dropped = [s for s in rule.segments if s != "all"]
+    why = "the gauge has no segment label" if not gauge.segmented else "the gauge is exported for all only"
+    return kept, [f"{head}: segments {', '.join(dropped)} are evaluated in the stream only ({why})."] if dropped else []
 
 
 def _meta(rule: Rule, gauge: Gauge) -> dict[str, Any]:
@@ -242,6 +253,9 @@ def _template(rule: Rule, gauge: Gauge, text: str) -> str:
             continue
         if name == "value":
             out.append("{{ " + _fmt("$value", spec or "") + " }}")
+        elif rule.kind == "cohort" and seg is not None and name in ("baseline", "samples", "drop"):
+            part = {"baseline": cohort.baseline, "samples": cohort.smallest, "drop": cohort.drop}[name]
+            out.append(_queried(part(rule, seg), gauge, spec or (".0f" if name == "samples" else "")))
         elif name == "baseline" and rule.kind == "change" and rule.baseline_window:
             out.append(_queried(_baseline_expr(rule, gauge, seg).replace("\n", " "), gauge, spec or ""))
         elif name == "samples" and (samples := _samples_expr(gauge, rule.window, seg)) is not None:
@@ -252,7 +266,7 @@ def _template(rule: Rule, gauge: Gauge, text: str) -> str:
             out.append("{{ $labels.segment }}" if gauge.segmented else "all")
         elif name == "threshold":
             out.append(format(rule.threshold, spec or ""))
-        else:  # z_score (anomaly rules only), or a sample size that is not exported
+        else:  # z_score (anomaly rules only), cohort labels (the gauges' are relative), or an unexported sample size
             out.append("?")
     return "".join(out)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -35,6 +36,11 @@ def condition(rule: Rule) -> str:
         if rule.delta:
             base = f"{base} {'+' if rule.delta > 0 else '-'} {abs(rule.delta):g}"
         text = f"{rule.kpi} {rule.op} {base}"
+    elif rule.kind == "cohort":
+        text = (f"{rule.kpi} at age {rule.age}: the newest {rule.newest} completed {rule.window} cohorts "
+                f"{rule.op} {rule.threshold:.0%} below the previous {rule.previous}")
+        if rule.min_customers:
+            text += f" (each >= {rule.min_customers} customers)"
     else:
         sign = "+" if rule.op.startswith(">") else "-"
         text = f"{rule.kpi} {rule.op} mean {sign} {rule.z:g} sd of the last {rule.buckets} x {rule.window}"
@@ -100,15 +106,28 @@ def alerts_test(args: argparse.Namespace, loaded: LoadedSettings, console: Conso
     for col in ("rule", "segment", "would fire", "value", "baseline / z", "samples", "why"):
         table.add_column(col)
     for r in answer["rules"]:
-        if r["undefined"]:
-            why = "undefined KPI" if r["value"] is None else f"only {r['samples']} samples < {r['min_samples']}"
-        else:
-            why = "condition holds" if r["would_fire"] else "condition does not hold"
+        why = _why(r)
         base = r["z_score"] if r["kind"] == "anomaly" else r["baseline"]
         table.add_row(r["rule"], r["segment"], "[red]yes" if r["would_fire"] else "no", _num(r["value"]),
                       _num(base), str(r["samples"]), why)
     console.print(table)
     return 0
+
+
+def _why(row: dict[str, Any]) -> str:
+    """Why a rule of ``alerts test`` would fire or not, in a few words."""
+    if not row["undefined"]:
+        why = "condition holds" if row["would_fire"] else "condition does not hold"
+        if row["kind"] == "cohort":
+            why += f" (drop {row['drop']:.1%}, cohorts {', '.join(row['cohorts'])})"
+        return why
+    if row["kind"] == "cohort":
+        if not row["cohorts"]:
+            return "too few completed cohorts"
+        if row["samples"] < row["min_customers"]:
+            return f"a cohort of only {row['samples']} customers < {row['min_customers']}"
+        return "undefined retention"
+    return "undefined KPI" if row["value"] is None else f"only {row['samples']} samples < {row['min_samples']}"
 
 
 def _num(value: float | None) -> str:

@@ -76,7 +76,8 @@ def _add_traffic(sub: Any) -> None:
 
     sim = sub.add_parser("simulate", help="publish realistic simulated traffic (seeded)")
     sim.add_argument("--seed", type=int, default=42)
-    sim.add_argument("--scenario", default="steady", help="steady, churn-spike, nps-drop, complaint-surge")
+    sim.add_argument("--scenario", default="steady",
+                     help="steady, churn-spike, nps-drop, complaint-surge, cohort-decay")
     sim.add_argument("--rate", type=_positive_float, default=200.0, help="events per second (default: 200)")
     sim.add_argument("--duration", type=_positive_float, help="seconds of live traffic (default: until Ctrl-C)")
     sim.add_argument("--count", type=_positive_int, help="number of events instead of a duration")
@@ -102,7 +103,8 @@ def _add_demo(sub: Any) -> None:
                       help="events of history over the last 90 days, published first (default: 30000)")
     demo.add_argument("--customers", type=_positive_int, default=3000, help="customer population (default: 3000)")
     demo.add_argument("--scenario", default="steady",
-                      help="live traffic: steady, churn-spike, nps-drop, complaint-surge (default: steady)")
+                      help="steady, churn-spike, nps-drop, complaint-surge (live traffic), cohort-decay "
+                           "(history and live traffic) (default: steady)")
     demo.add_argument("--keep", action="store_true", help="leave the worker running afterwards")
 
 

@@ -324,7 +324,7 @@ def demo(args: argparse.Namespace, loaded: LoadedSettings, console: Console) -> 
         now = time.time_ns() // 1000
         sim = Simulator(settings.facts, settings.topics, seed=int(now // 1_000_000), scenario="steady",
                         customers=args.customers)
-        history = traffic.history(sim, now, args.history)
+        history = traffic.history(sim, now, args.history, args.scenario)
         console.print(f"publishing {len(history):,} events of history (a base of {args.customers:,} customers, "
                       f"then the last {traffic.HISTORY_DAYS} days) ...")
         asyncio.run(produce(settings.kafka, history, total=len(history)))

@@ -1,8 +1,10 @@
-"""The hand-computed cohort example of docs/contract/kpis.md ("Cohorts"): its events and its tables; and the
-cohort query of the in-process pipeline.
+"""The hand-computed cohort example of docs/contract/kpis.md ("Cohorts"): its events and its tables; the
+cohort query of the in-process pipeline; and cohorts whose month-1 retention decays, for the cohort alert rule.
 
 Shared by the golden tests (tests/test_metrics/test_cohorts_golden.py) and the same numbers through
-the real broker (tests/test_streams/test_worker/test_cohorts_kafka.py).
+the real broker (tests/test_streams/test_worker/test_cohorts_kafka.py); the decaying cohorts by the cohort
+rule's tests in process (tests/test_alerts/test_cohort_rule.py) and through Kafka and Alertmanager
+(tests/test_alerts/test_cohort_alert_e2e.py).
 """
 
 from __future__ import annotations
@@ -78,3 +80,26 @@ class PipelineCohorts:
     def cohorts(self, params: Mapping[str, str]) -> dict[str, Any]:
         query, as_of = query_of(params, Segmenter(self.pipeline.settings.segments))
         return run(cohorts_plan(query, ZoneInfo(self.pipeline.settings.timezone), as_of), self.pipeline.ask)
+
+
+# Month cohorts 2025-01 .. 2025-06 of 10 customers each, signing up on the 5th; in the month after (age 1),
+# 1 of 10 churn in January to March, 4 of 10 in April and May. June's 5 churns on 1 July fall in its age 1
+# still running: "now" is just after the newest event, a sign-up on 2 July. Month-1 retention of the
+# cohorts that completed it: 0.9, 0.9, 0.9, 0.6, 0.6 (June's 0.5 is provisional).
+DECAY_CHURNED = {"2025-01": 1, "2025-02": 1, "2025-03": 1, "2025-04": 4, "2025-05": 4, "2025-06": 5}
+DECAY_SIZE = 10
+DECAY_NOW = "2025-07-02T00:00:00Z"
+
+
+def decay_events(prefix: str = "d") -> list[dict[str, Any]]:
+    """The decaying cohorts above, in time order; customer ids start with ``prefix``."""
+    signups, churns = [], []
+    for month, churned in DECAY_CHURNED.items():
+        year, number = (int(x) for x in month.split("-"))
+        after = f"{year + number // 12}-{number % 12 + 1:02d}"
+        for i in range(DECAY_SIZE):
+            cid = f"{prefix}{month}-{i}"
+            signups.append(signup(cid, f"{month}-05T00:00:00Z"))
+            if i < churned:
+                churns.append(lifecycle("churned", cid, f"{after}-{10 if month < '2025-06' else '01'}T00:00:00Z"))
+    return sorted([*signups, *churns, signup(f"{prefix}-now", DECAY_NOW)], key=lambda e: e["time"])

@@ -7,7 +7,6 @@ import atexit
 import itertools
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -270,6 +269,11 @@ class WorkerProcess:
                 self.proc.wait()
 
 
+def another_worker(env: dict[str, str], suffix: str = "-b") -> dict[str, str]:
+    """The settings of another worker of the same app id as ``env``: its own web port and data dir."""
+    return {**env, "RETENTION_WEB_PORT": str(free_port()), "RETENTION_DATA_DIR": env["RETENTION_DATA_DIR"] + suffix}
+
+
 @contextmanager
 def running_worker(env: dict[str, str]) -> Iterator[WorkerProcess]:
     worker = WorkerProcess(env)
@@ -277,6 +281,11 @@ def running_worker(env: dict[str, str]) -> Iterator[WorkerProcess]:
         yield worker.start()
     finally:
         worker.stop()
+
+
+def lifecycle_messages(env: dict[str, str], events: list[dict[str, Any]]) -> list[tuple[str, bytes | None, bytes]]:
+    """Customer events for :func:`produce`: on the lifecycle topic of ``env``, keyed by customer."""
+    return [(env["RETENTION_TOPIC_LIFECYCLE"], e["data"]["customer_id"].encode(), encode(e)) for e in events]
 
 
 def produce(bootstrap: str, messages: list[tuple[str, bytes | None, bytes]]) -> None:
@@ -324,74 +333,6 @@ def consume_all(bootstrap: str, topic: str, want: int, timeout: float = 30) -> l
         return out
 
     return asyncio.run(run())
-
-
-# -- a real Alertmanager for alert tests, and a webhook receiver behind it --------------------------
-
-
-class Receiver:
-    """A webhook receiver that records every Alertmanager notification and when it arrived."""
-
-    def __init__(self) -> None:
-        self.notifications: list[dict[str, Any]] = []
-        self.times: list[float] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                receiver.notifications.append(json.loads(body))
-                receiver.times.append(time.monotonic())
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def received(self, name: str, status: str) -> list[tuple[float, dict[str, Any]]]:
-        """``(arrival time, alert)`` of every notified alert called ``name`` with ``status``."""
-        return [(t, a) for t, n in zip(list(self.times), list(self.notifications), strict=False)
-                for a in n["alerts"] if a["labels"]["alertname"] == name and a["status"] == status]
-
-    def alerts(self, name: str, status: str) -> list[dict[str, Any]]:
-        return [a for _, a in self.received(name, status)]
-
-
-@contextmanager
-def alertmanager(tmp: Path, receiver_port: int, port: int | None = None) -> Iterator[str]:
-    """A real Alertmanager (on ``port``, default a free one) with short grouping times, routing
-    everything to the receiver; yields its URL."""
-    port = port or free_port()
-    config = tmp / "alertmanager.yml"
-    config.write_text(f"""
-route:
-  receiver: pager
-  group_by: [alertname, kpi, segment]
-  group_wait: 1s
-  group_interval: 2s
-  repeat_interval: 1h
-receivers:
-  - name: pager
-    webhook_configs:
-      - url: http://127.0.0.1:{receiver_port}/pager
-        send_resolved: true
-""")
-    binary = shutil.which("prometheus-alertmanager")
-    assert binary, "the stack installs prometheus-alertmanager"
-    proc = subprocess.Popen([binary, f"--config.file={config}", f"--storage.path={tmp / 'am-data'}",
-                             f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address="],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        poll(lambda: get_json(f"{url}/api/v2/status"), 30, "alertmanager to start")
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 # -- Prometheus samples and convergence ---------------------------------------------------------

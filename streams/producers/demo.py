@@ -21,8 +21,11 @@ HISTORY_DAYS = 90
 _DAY_US = 86_400_000_000
 
 
-def history(sim: Simulator, now_us: int, events: int) -> list[Message]:
-    """The base (signed up over the year before) and about ``events`` events of the last 90 days."""
+def history(sim: Simulator, now_us: int, events: int, scenario: str = "steady") -> list[Message]:
+    """The base (signed up over the year before) and about ``events`` events of the last 90 days, under
+    ``scenario`` if it shapes the history (cohort-decay: a cohort's retention shows only months later),
+    else steady."""
+    sim.scenario = SCENARIOS[scenario] if SCENARIOS[scenario].history else SCENARIOS["steady"]
     start = now_us - HISTORY_DAYS * _DAY_US
     base = list(sim.existing_base(start - BASE_DAYS * _DAY_US, start))
     rate = events / (HISTORY_DAYS * 86_400)

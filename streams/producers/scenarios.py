@@ -1,5 +1,5 @@
 """The simulator's scenarios: how traffic deviates from normal in the middle of a run (churn spike,
-NPS drop, complaint surge), for demos and for the alerts each one should fire."""
+NPS drop, complaint surge) or over all of it (cohort decay), for demos and for the alerts each one should fire."""
 
 from __future__ import annotations
 
@@ -20,6 +20,8 @@ class Scenario:
     complaint_category: str | None = None
     reply_delay_factor: float = 1.0
     survey_factor: float = 1.0  # NPS and CSAT responses: unhappy customers answer more surveys
+    young_churn: float = 0.0  # share of the customers signing up inside the window who churn within about a month
+    history: bool = False  # the demo's history runs under it too (a cohort's retention shows months later)
 
 
 SCENARIOS: dict[str, Scenario] = {
@@ -38,5 +40,12 @@ SCENARIOS: dict[str, Scenario] = {
         complaint_factor=6.0,
         complaint_category="delivery",
         reply_delay_factor=3.0,
+    ),
+    "cohort-decay": Scenario(
+        "newer cohorts retain worse: 45% of the customers signing up in the demo's history and live traffic "
+        "churn within about a month",
+        window=(0.0, 1.0),
+        young_churn=0.45,
+        history=True,
     ),
 }

@@ -80,10 +80,10 @@ def rfc3339(time_us: int) -> str:
 class Simulator:
     """Customers, tickets, surveys, feedback and reps evolving under one named :class:`Scenario`.
 
-    ``invalid_ratio`` mixes in malformed messages; ``delay_scale`` < 1 shortens follow-up delays and
-    ``pace`` < 1 makes sign-ups, plan changes, churn, win-backs, team changes and tickets rarer per event
-    (a scenario's deviation still comes in full), so that fast live traffic is customers' activity
-    without months' worth of comings and goings (``streams.producers.demo``).
+    ``invalid_ratio`` mixes in malformed messages; ``delay_scale`` < 1 shortens follow-up delays (but a
+    scheduled churn's, see :meth:`_later`) and ``pace`` < 1 makes sign-ups, plan changes, churn, win-backs,
+    team changes and tickets rarer per event (a scenario's deviation still comes in full), so that fast live
+    traffic is customers' activity without months' worth of comings and goings (``streams.producers.demo``).
     """
 
     def __init__(
@@ -165,7 +165,8 @@ class Simulator:
             raise ValueError("factor must be > 0")
         self.delay_scale /= factor
         for due in self.pending:
-            due.due_us = now_us + max(0, round((due.due_us - now_us) / factor))
+            if not due.type.startswith("customer."):  # lifecycle keeps its pace per day (see _later)
+                due.due_us = now_us + max(0, round((due.due_us - now_us) / factor))
         heapq.heapify(self.pending)
 
     def emit(self, time_us: int, progress: float = 0.0) -> Message:
@@ -176,7 +177,10 @@ class Simulator:
             return self._invalid(time_us)
         while self.pending and self.pending[0].due_us <= time_us:
             due = heapq.heappop(self.pending)
-            if self._still_sensible(due):
+            if due.type == "customer.churned":  # a young customer's churn (cohort-decay), if still a customer
+                if due.data["customer_id"] in self.active:
+                    return self._message(time_us, *self._churn(due.data["customer_id"]))
+            elif self._still_sensible(due):
                 return self._message(time_us, due.type, due.data)
         while True:
             picked = self.rng.choices(self._actions, self._weights())[0]()
@@ -199,7 +203,9 @@ class Simulator:
 
     def _later(self, now_us: int, median_us: float, event_type: str, data: dict[str, Any]) -> None:
         # Log-normal delays: most replies come within the median, a long tail takes many times longer.
-        delay = median_us * self.delay_scale * math.exp(self.rng.gauss(0.0, 0.8))
+        # Lifecycle events keep the history's pace per day, as sign-ups and churn do (``pace``).
+        scale = 1.0 if event_type.startswith("customer.") else self.delay_scale
+        delay = median_us * scale * math.exp(self.rng.gauss(0.0, 0.8))
         due = now_us + max(1, int(delay))
         heapq.heappush(self.pending, _FollowUp(due, next(self.serial), event_type, data))
 
@@ -332,6 +338,8 @@ class Simulator:
         ticket = _pick(data, "customer_id", "ticket_id")
         if event_type == "order.placed":
             self._after_order(now, roll, data)
+        elif event_type == "customer.signed_up" and self._anomaly and roll < self.scenario.young_churn:
+            self._later(now, 12 * _DAY, "customer.churned", {"customer_id": data["customer_id"]})
         elif event_type == "order.returned" and "amount" in data and roll < 0.8:
             # A return without an amount is an exchange: no money goes back.
             self._later(now, 1 * _DAY, "order.refunded", dict(data))

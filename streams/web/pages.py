@@ -109,7 +109,9 @@ async def alerts_response(web: Any, request: Any, runtime: Runtime, calendar: Ca
         {"rule": o.rule.name, "kind": o.rule.kind, "kpi": o.rule.kpi, "window": o.rule.window,
          "segment": o.segment, "severity": o.rule.severity, "would_fire": bool(o.breached),
          "value": o.value, "baseline": o.baseline, "z_score": o.z_score, "samples": o.samples,
-         "min_samples": o.rule.min_samples, "undefined": o.breached is None}
+         "min_samples": o.rule.min_samples, "undefined": o.breached is None,
+         **({"drop": o.drop, "cohorts": list(o.cohorts), "min_customers": o.rule.min_customers}
+            if o.rule.kind == "cohort" else {})}
         for o in observations
     ]
     return web.json({"period": {"label": period.label, "end": period.end.isoformat()}, "rules": rows})

@@ -51,6 +51,7 @@ def new_alerting(runtime: Runtime, alerting: AlertSettings) -> Alerting:
                          owned=runtime.owned_segments, segments=[*runtime.segmenter.all_keys()],
                          now_us=runtime.cluster_now_us, state=state, client=client,
                          timing=Timing(alerting.interval_s, alerting.resend_s),
-                         live=runtime.risk.live_counts if runtime.risk is not None else None)
+                         live=runtime.risk.live_counts if runtime.risk is not None else None,
+                         tz=runtime.calendar.tz)
     runtime.alerts = engine
     return Alerting(engine, client, state, posts=alerting.posts)

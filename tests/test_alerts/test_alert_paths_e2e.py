@@ -13,7 +13,6 @@ import json
 import shutil
 import subprocess
 import time
-import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -23,19 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fixtures import (
-    Fatal,
-    Receiver,
-    WorkerProcess,
-    alertmanager,
-    encode,
-    event,
-    free_port,
-    get_json,
-    isolated_env,
-    poll,
-    produce,
-)
+from alert_fixtures import Receiver, alertmanager, am_alerts
+from fixtures import Fatal, WorkerProcess, event, free_port, get_json, isolated_env, lifecycle_messages, poll, produce
 
 from alerts import prometheus
 from alerts.delivery import rfc3339
@@ -43,7 +31,7 @@ from alerts.delivery import rfc3339
 pytestmark = pytest.mark.integration
 
 STACK_ALERTMANAGER = "http://127.0.0.1:9093"
-GROUP_INTERVAL_S = 2  # of the test's own Alertmanager (fixtures.alertmanager)
+GROUP_INTERVAL_S = 2  # of the test's own Alertmanager (alert_fixtures.alertmanager)
 T0 = datetime(2025, 3, 10, 12, tzinfo=UTC)
 
 
@@ -93,12 +81,6 @@ def prometheus_server(tmp: Path, rules: Path, worker: str, am_url: str) -> Itera
         proc.wait(timeout=30)
 
 
-def am_alerts(am_url: str, name: str) -> list[dict[str, Any]]:
-    query = urllib.parse.quote(f'alertname="{name}"')
-    alerts: list[dict[str, Any]] = get_json(f"{am_url}/api/v2/alerts?filter={query}")
-    return alerts
-
-
 def am_groups(am_url: str, name: str) -> list[list[dict[str, Any]]]:
     """The alerts of every Alertmanager group holding an alert called ``name``."""
     groups = get_json(f"{am_url}/api/v2/alerts/groups")
@@ -117,8 +99,7 @@ def breach(bootstrap: str, env: dict[str, str]) -> None:
     """6 of 20 customers lost in the last day: churn 30 % > 20 %, with B = 20 >= min_samples."""
     signups = [event("customer.signed_up", T0 - timedelta(days=5), {"customer_id": f"c{i}"}) for i in range(20)]
     churns = [event("customer.churned", T0 - timedelta(hours=i), {"customer_id": f"c{i}"}) for i in range(6)]
-    topic = env["RETENTION_TOPIC_LIFECYCLE"]
-    produce(bootstrap, [(topic, e["data"]["customer_id"].encode(), encode(e)) for e in signups + churns])
+    produce(bootstrap, lifecycle_messages(env, signups + churns))
 
 
 def both_paths_deliver(worker: WorkerProcess, prom: str, labels: dict[str, str]) -> None:

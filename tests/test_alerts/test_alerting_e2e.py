@@ -12,21 +12,10 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
-from fixtures import (
-    ROOT,
-    Receiver,
-    WorkerProcess,
-    alertmanager,
-    encode,
-    event,
-    free_port,
-    isolated_env,
-    poll,
-    produce,
-)
+from alert_fixtures import Receiver, alertmanager
+from fixtures import ROOT, WorkerProcess, another_worker, event, isolated_env, lifecycle_messages, poll, produce
 from redis import Redis
 
 from metrics.gauges import owner
@@ -58,10 +47,6 @@ rules:
     return path
 
 
-def lifecycle(env: dict[str, str], events: list[dict[str, Any]]) -> list[tuple[str, bytes | None, bytes]]:
-    return [(env["RETENTION_TOPIC_LIFECYCLE"], e["data"]["customer_id"].encode(), encode(e)) for e in events]
-
-
 def test_churn_spike_pages_once_survives_a_restart_and_resolves(stack: str, tmp_path: Path) -> None:
     receiver = Receiver()
     name = f"E2EChurnSpike{uuid.uuid4().hex[:8]}"
@@ -70,15 +55,14 @@ def test_churn_spike_pages_once_survives_a_restart_and_resolves(stack: str, tmp_
                             RETENTION_ALERT_RULES=str(rule_file(tmp_path, name)),
                             RETENTION_ALERT_INTERVAL="1s", RETENTION_ALERT_RESEND="2s")
         a = WorkerProcess(base).start()
-        b = WorkerProcess({**base, "RETENTION_WEB_PORT": str(free_port()),
-                           "RETENTION_DATA_DIR": base["RETENTION_DATA_DIR"] + "-b"})
+        b = WorkerProcess(another_worker(base))
         try:
             b.start()
             poll(lambda: len(a.kpis("2025")["worker"]["partitions"]) + len(b.kpis("2025")["worker"]["partitions"])
                  == 4, 60, "both workers to share the partitions")
             signups = [event("customer.signed_up", T0 - timedelta(days=5), {"customer_id": f"c{i}"}) for i in range(20)]
             churns = [event("customer.churned", T0 - timedelta(hours=i), {"customer_id": f"c{i}"}) for i in range(6)]
-            produce(stack, lifecycle(base, signups + churns))
+            produce(stack, lifecycle_messages(base, signups + churns))
             published = time.monotonic()
 
             firing = poll(lambda: receiver.received(name, "firing"), 60, "the churn spike page")
@@ -118,7 +102,7 @@ def test_churn_spike_pages_once_survives_a_restart_and_resolves(stack: str, tmp_
 
             # recovery: enough new customers for the next day's window that churn falls below 20 %
             later = [event("customer.signed_up", T0 + timedelta(days=2), {"customer_id": f"n{i}"}) for i in range(30)]
-            produce(stack, lifecycle(base, later))
+            produce(stack, lifecycle_messages(base, later))
             resolved = poll(lambda: receiver.received(name, "resolved"), 60, "the resolved notification")
             assert resolved[0][1]["labels"]["alertname"] == name
             pages = {a_["startsAt"] for a_ in receiver.alerts(name, "firing")}

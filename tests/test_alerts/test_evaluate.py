@@ -131,5 +131,5 @@ def test_undefined_or_too_few_samples_does_not_keep_pending() -> None:
 def test_shipped_rules_cover_the_required_alerts() -> None:
     names = {r.name for r in load_rules()}
     assert {"ChurnRateHigh", "ChurnSpike", "NpsLow", "NpsDrop", "CsatLow", "FirstResponseSlow", "ComplaintSurge",
-            "RefundRateHigh"} <= names
-    assert {r.kind for r in load_rules()} == {"static", "change", "anomaly"}
+            "RefundRateHigh", "CohortRetentionDrop"} <= names
+    assert {r.kind for r in load_rules()} == {"static", "change", "anomaly", "cohort"}

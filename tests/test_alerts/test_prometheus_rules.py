@@ -204,6 +204,48 @@ def test_anomaly_rules_are_skipped_with_a_comment() -> None:
     assert yaml.safe_load(prometheus.render([anomaly]))["groups"][0]["rules"] == []
 
 
+def cohort_rule(**fields: Any) -> Rule:
+    return rule(**{"name": "Cohorts", "kind": "cohort", "kpi": "cohort_customer_retention", "window": "month",
+                   "age": 1, "newest": 2, "previous": 3, "threshold": 0.25, "segments": ["all", "plan:*"],
+                   "summary": "{value:.0%}, {drop:.0%} below {baseline:.0%} ({samples} customers, {cohorts})",
+                   **fields})
+
+
+def test_cohort_rules_compare_the_cohort_gauges_by_offset() -> None:
+    (out,) = rendered(cohort_rule(min_customers=50))["groups"][0]["rules"]
+    seg = 'segment=~"all|plan:.*"'
+    share = "retention_cohort_customer_retention_ratio{cohort_age=\"1\",cohort_offset=~\"%s\"," + seg + "}"
+    newest = f"avg by (segment) (max by (segment, cohort_offset) ({share % '2|3'}))"
+    baseline = f"avg by (segment) (max by (segment, cohort_offset) ({share % '4|5|6'}))"
+    assert out["expr"].split("\nand on(segment)\n") == [
+        f"{newest}\n  <\n0.75 * {baseline}",  # offset 1's month 1 is this month: never compared
+        f"count by (segment) (max by (segment, cohort_offset) ({share % '2|3|4|5|6'})) == 5",
+        f"{baseline} > 0",
+        "min by (segment) (max by (segment, cohort_offset) (retention_cohort_customers"
+        f'{{cohort_offset=~"2|3|4|5|6",{seg}}})) >= 50']
+    assert out["labels"] == {"severity": "critical", "kpi": "cohort_customer_retention", "window": "month"}
+    summary = out["annotations"]["summary"]
+    assert summary.startswith("{{ $value | humanizePercentage }}, {{ with printf `1 - avg by (segment)")
+    assert summary.endswith("customers, ?)")  # cohort labels: the gauges' offsets are relative
+    assert prometheus.expressible(cohort_rule())
+    (at_least,) = rendered(cohort_rule(op=">="))["groups"][0]["rules"]
+    assert "\n  <=\n0.75 * " in at_least["expr"]
+
+
+def test_cohort_rules_the_gauges_cannot_express_are_skipped_with_a_comment() -> None:
+    weekly, long = cohort_rule(name="Weekly", window="week"), cohort_rule(name="Long", age=6, previous=6)
+    revenue = cohort_rule(name="Revenue", kpi="cohort_revenue_retention")
+    text = prometheus.render([weekly, long, revenue])
+    assert ("# Weekly (cohort cohort_customer_retention over week): skipped, the cohort gauges hold monthly "
+            "cohorts, not weeks; evaluated in the stream only.") in text
+    assert "# Long (cohort cohort_customer_retention over month): skipped, the cohort gauges reach back 12" in text
+    assert ("# Revenue (cohort cohort_revenue_retention over month): segments plan:* are evaluated in the stream "
+            "only (the gauge is exported for all only).") in text
+    (out,) = yaml.safe_load(text)["groups"][0]["rules"]
+    assert 'retention_cohort_revenue_retention_ratio{cohort_age="1",cohort_offset=~"2|3",segment="all"}' in out["expr"]
+    assert not prometheus.expressible(weekly)
+
+
 def test_unexported_sample_sizes_and_segments_are_noted() -> None:
     csat = rule(kpi="csat", op="<", threshold=0.7, min_samples=30, summary="{value:.0%} ({samples} responses)")
     slow = rule(name="Slow", kpi="first_response_p90_seconds", window="1d", threshold=14400,
@@ -257,7 +299,8 @@ def test_alert_labels_are_the_stream_engines(name: str) -> None:
     assert {"alertname": body["alert"], **kept, **body["labels"]} == engine
     # aggregations name what they keep: job, instance or any target label a scrape adds never reach the alert
     assert "without" not in body["expr"]
-    assert all(by in ("by (segment)", "by (segment, category)", "by (class)", "by (category)")
+    assert all(by in ("by (segment)", "by (segment, category)", "by (class)", "by (category)",
+                      "by (segment, cohort_offset)")
                for by in re.findall(r"by \([^)]*\)", body["expr"]))
 
 

@@ -12,18 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fixtures import (
-    Receiver,
-    alertmanager,
-    converge,
-    encode,
-    event,
-    free_port,
-    isolated_env,
-    poll,
-    produce,
-    running_worker,
-)
+from alert_fixtures import Receiver, alertmanager
+from fixtures import converge, encode, event, free_port, isolated_env, poll, produce, running_worker
 from redis import Redis
 
 pytestmark = pytest.mark.integration

@@ -20,18 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fixtures import (
-    PurePipeline,
-    Receiver,
-    WorkerProcess,
-    alertmanager,
-    converge,
-    free_port,
-    isolated_env,
-    poll,
-    produce,
-    samples,
-)
+from alert_fixtures import Receiver, alertmanager
+from fixtures import PurePipeline, WorkerProcess, converge, free_port, isolated_env, poll, produce, samples
 
 from core.config import load_settings
 from core.settings import Settings

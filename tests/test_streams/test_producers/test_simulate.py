@@ -19,9 +19,10 @@ CURRENCIES = frozenset(SETTINGS.rates)
 RATE = 0.05
 
 
-def _run(scenario: str = "steady", seed: int = 1, count: int = 20_000, **kw: float) -> list[tuple[str, bytes, bytes]]:
+def _run(scenario: str = "steady", seed: int = 1, count: int = 20_000, rate: float = RATE,
+         **kw: float) -> list[tuple[str, bytes, bytes]]:
     sim = Simulator(SETTINGS.facts, SETTINGS.topics, seed=seed, scenario=scenario, customers=500, **kw)
-    return list(sim.events(START_US, count=count, rate=RATE))
+    return list(sim.events(START_US, count=count, rate=rate))
 
 
 def _decoded(messages: list[tuple[str, bytes, bytes]]) -> list[Event]:
@@ -108,6 +109,42 @@ def test_nps_drop_raises_detractor_share() -> None:
     assert detractor_share("nps-drop") > detractor_share("steady") + 0.25
 
 
+_DAY_US = 86_400_000_000
+
+
+def _churn_within(scenario: str, days: int) -> tuple[float, list[float]]:
+    """Of the customers signing up in the first 30 days: the share churned within ``days`` of signing up,
+    and those churns' delays in days (0.005 events/s: 30,000 events span about 70 days)."""
+    signed, delays = {}, []
+    for e in _decoded(_run(scenario, count=30_000, rate=0.005)):
+        cid = getattr(e.data, "customer_id", "")
+        if e.type == "customer.signed_up" and e.time_us < START_US + 30 * _DAY_US:
+            signed[cid] = e.time_us
+        elif e.type == "customer.churned" and cid in signed and e.time_us - signed[cid] < days * _DAY_US:
+            delays.append((e.time_us - signed.pop(cid)) / _DAY_US)
+    return len(delays) / (len(signed) + len(delays)), sorted(delays)
+
+
+def test_cohort_decay_churns_young_customers_within_about_a_month() -> None:
+    decayed, delays = _churn_within("cohort-decay", 40)
+    steady, _ = _churn_within("steady", 40)
+    assert decayed > steady + 0.3, (decayed, steady)
+    assert 6 < delays[len(delays) // 2] < 20  # a median of 12 days, and the background churn of any age
+
+
+def test_lifecycle_follow_ups_keep_their_pace_when_the_rest_speeds_up() -> None:
+    sim = Simulator(SETTINGS.facts, SETTINGS.topics, seed=5, scenario="cohort-decay", customers=200)
+    now = START_US + 3_000_000_000
+    for second in range(3000):  # the demo's history, briefly: the scenario on, one event a second
+        sim.emit(START_US + second * 1_000_000, 0.5)
+    before = {(f.type, f.seq): f.due_us - now for f in sim.pending}
+    assert any(kind == "customer.churned" for kind, _ in before)
+    sim.speed_up(now, 1000.0)  # as go_live does: replies and refunds come sooner, young customers' churn not
+    for f in sim.pending:
+        expected = before[f.type, f.seq] if f.type == "customer.churned" else before[f.type, f.seq] / 1000
+        assert f.due_us - now == pytest.approx(expected, abs=1), f
+
+
 def test_invalid_ratio_mixes_in_messages_that_decode_rejects() -> None:
     messages = _run(count=4000, invalid_ratio=0.1)
     rejected = collections.Counter(
@@ -118,7 +155,7 @@ def test_invalid_ratio_mixes_in_messages_that_decode_rejects() -> None:
 
 
 def test_scenarios_registry_and_argument_checks() -> None:
-    assert {"steady", "churn-spike", "nps-drop", "complaint-surge"} <= set(SCENARIOS)
+    assert {"steady", "churn-spike", "nps-drop", "complaint-surge", "cohort-decay"} <= set(SCENARIOS)
     with pytest.raises(ValueError, match="unknown scenario"):
         Simulator(SETTINGS.facts, SETTINGS.topics, seed=1, scenario="meteor", customers=10)
     with pytest.raises(ValueError, match="rate"):
