@@ -1,5 +1,7 @@
 # The compiled apply step (src/lib.rs; streams/apply/processor.py calls it) and the fact index's
 # write buffer (src/buffer.rs; metrics/index.py).
+from collections.abc import Callable
+
 from metrics.facts import Fact, Keys
 from metrics.records import Rec
 
@@ -24,6 +26,17 @@ class Engine:
     def apply_packed(
         self, stored: bytes | None, packed: bytes
     ) -> tuple[Statuses, bytes | None, int | None, int, int, bytes, bytes]: ...
+    def apply_packs(
+        self, packs: list[bytes], get_many: Callable[[list[bytes]], list[bytes | None]]
+    ) -> tuple[
+        list[tuple[bytes, bytes, bytes]],
+        list[tuple[int, int]],
+        int,
+        list[tuple[str, int]],
+        bytes,
+        list[tuple[int, int, str]],
+        list[int],
+    ]: ...
 
 class FactBuffer:
     def __init__(self) -> None: ...

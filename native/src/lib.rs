@@ -7,6 +7,7 @@ mod columns;
 mod engine;
 mod mp;
 mod omap;
+mod packs;
 mod prune;
 mod records;
 mod replay;
@@ -129,6 +130,47 @@ impl PyEngine {
             .map_err(PyValueError::new_err)?;
         to_py(py, u)
     }
+
+    /// One partition's packs (``streams.wire.Routed`` lists) applied; ``get_many(keys)`` gives the
+    /// stored states of the keys. Returns ``(changes [(key, state, entry)], [(type code, events)],
+    /// duplicates, [(ignored reason, events)], event times (int64 bytes), too late [(pack, index,
+    /// why)], oldest input timestamp per pack)``.
+    fn apply_packs<'py>(
+        &self,
+        py: Python<'py>,
+        packs: Vec<Vec<u8>>,
+        get_many: &Bound<'py, PyAny>,
+    ) -> PyResult<Applied<'py>> {
+        let views: Vec<&[u8]> = packs.iter().map(Vec::as_slice).collect();
+        let grouped = packs::group(&views).map_err(PyValueError::new_err)?;
+        let keys: Vec<Bound<'py, PyBytes>> = grouped.keys.iter().map(|k| PyBytes::new(py, k)).collect();
+        let stored: Vec<Option<Vec<u8>>> = get_many.call1((keys,))?.extract()?;
+        if stored.len() != grouped.keys.len() {
+            return Err(PyValueError::new_err("get_many returned a state count unlike the key count"));
+        }
+        let oldest = grouped.oldest.clone();
+        let inner = &self.inner;
+        let applied = py.detach(|| packs::apply(inner, grouped, stored)).map_err(PyValueError::new_err)?;
+        Ok(applied_to_py(py, applied, oldest))
+    }
+}
+
+type Applied<'py> = (
+    Vec<(Bound<'py, PyBytes>, Bound<'py, PyBytes>, Bound<'py, PyBytes>)>,
+    Vec<(u8, i64)>,
+    i64,
+    Vec<(&'static str, i64)>,
+    Bound<'py, PyBytes>,
+    Vec<(usize, usize, String)>,
+    Vec<i64>,
+);
+
+fn applied_to_py(py: Python<'_>, a: packs::Applied, oldest: Vec<i64>) -> Applied<'_> {
+    let changes =
+        a.changes.iter().map(|(k, s, e)| (PyBytes::new(py, k), PyBytes::new(py, s), PyBytes::new(py, e))).collect();
+    let times: Vec<u8> = a.times.iter().flat_map(|t| t.to_ne_bytes()).collect();
+    (changes, a.types.into_iter().collect(), a.duplicates, a.ignored.into_iter().collect(), PyBytes::new(py, &times),
+     a.too_late, oldest)
 }
 
 #[pymodule]

@@ -11,6 +11,8 @@ reference it is checked against, byte for byte, lives in the tests (``tests/appl
 
 from __future__ import annotations
 
+from array import array
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import retention_native
@@ -19,7 +21,7 @@ from core.slices import FactSettings
 from metrics.blob import Delta
 from metrics.facts import context
 from metrics.lateness import Lateness
-from metrics.records import Rec
+from metrics.records import TYPE_CODES, Rec
 from streams.contract.decode import Event
 from streams.exceptions import AmountTooLarge
 from streams.route.records import Recorder
@@ -46,6 +48,25 @@ class Update:
     state: bytes | None
     newest_us: int | None
     delta: Delta | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """What one partition's packs did: the changelog entries ``(key, state, entry)`` of the changed keys
+    in first-seen order; the counted events per type name, repeats, ignored ones per reason and their
+    event times; the too-late events as ``(pack, index, why)``; each pack's oldest input timestamp."""
+
+    changes: list[tuple[bytes, bytes, bytes]]
+    events: dict[str, int]
+    duplicates: int
+    ignored: dict[str, int]
+    times_us: list[int]
+    too_late: list[tuple[int, int, str]]
+    oldest_ms: list[int]
+
+
+TYPE_NAMES: dict[int, str] = {int(code): name for name, code in TYPE_CODES.items()}
+GetMany = Callable[[list[bytes]], list[bytes | None]]
 
 
 def lateness_rule(facts: FactSettings) -> Lateness:
@@ -78,6 +99,13 @@ class Processor:
         if state is None:
             return Update(outcomes, None, newest)
         return Update(outcomes, state, newest, Delta(before, after, removed, added))
+
+    def apply_packs(self, packs: list[bytes], get_many: GetMany) -> Applied:
+        """A partition's packs (``streams.wire`` batches of routed events) applied to the keys' states,
+        which ``get_many`` reads (once, for every key of the packs)."""
+        changes, types, duplicates, ignored, times, too_late, oldest = self._engine.apply_packs(packs, get_many)
+        return Applied(changes, {TYPE_NAMES[code]: n for code, n in types}, duplicates, dict(ignored),
+                       array("q", times).tolist(), too_late, oldest)
 
     def apply(self, stored: bytes | None, event: Event) -> tuple[Outcome, Update | None]:
         """One event (tests, replays): its outcome and the key's update (``None`` if unprocessable)."""

@@ -12,16 +12,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from metrics.records import TYPE_CODES
-from streams.apply.processor import Processor, change_entry
+from streams.apply.processor import Processor
 from streams.apply.stores import PartitionStore, open_store
 from streams.contract.decode import Rejection
 from streams.ports import LogReader, Producer
 from streams.wire import Routed, decode_batch, decode_change
 
 log = logging.getLogger(__name__)
-
-TYPE_NAMES: dict[int, str] = {int(code): name for name, code in TYPE_CODES.items()}
 
 Reject = Callable[[Routed, Rejection], Awaitable[None]]
 Changed = Callable[[list[tuple[int, bytes, bytes | None]]], None]
@@ -168,38 +165,21 @@ class ApplyStage:
     def _apply(self, store: PartitionStore, values: list[tuple[bytes, float]], counts: Counts,
                rejects: list[Awaitable[None]]) -> list[tuple[bytes, bytes, bytes]]:
         """The changelog entries ``(key, state, entry)`` of one partition's packs; counts and rejects."""
-        by_key: dict[bytes, list[Routed]] = {}
-        for value, written_at in values:
-            oldest = 0
-            for routed in decode_batch(value):
-                by_key.setdefault(routed.key, []).append(routed)
-                if routed.timestamp_ms and (not oldest or routed.timestamp_ms < oldest):
-                    oldest = routed.timestamp_ms
-            if self.on_timing is not None and oldest and written_at:
-                self.on_timing("route", max(written_at - oldest / 1000, 0.0))
-        changes: list[tuple[bytes, bytes, bytes]] = []
-        apply_records, events, times = self.processor.apply_records, counts.events, counts.event_times_us
-        for (key, items), stored in zip(by_key.items(), store.get_many(list(by_key)), strict=True):
-            update = apply_records(stored, [item.rec for item in items])
-            first_ts = 0
-            for item, outcome in zip(items, update.outcomes, strict=True):
-                status = outcome.status
-                if status == "too_late":
-                    rejects.append(self.reject(item, Rejection("too_late", f"event {item.rec.id!r}: {outcome.detail}")))
-                    continue
-                name = TYPE_NAMES[item.rec.type]
-                events[name] = events.get(name, 0) + 1
-                times.append(item.rec.time_us)
-                if status == "duplicate":
-                    counts.duplicates += 1
-                    continue
-                if status == "ignored":
-                    counts.ignored[outcome.detail] = counts.ignored.get(outcome.detail, 0) + 1
-                if not first_ts or item.timestamp_ms < first_ts:
-                    first_ts = item.timestamp_ms
-            if update.state is not None and update.delta is not None:
-                changes.append((key, update.state, change_entry(update, first_ts)))
-        return changes
+        applied = self.processor.apply_packs([value for value, _ in values], store.get_many)
+        if self.on_timing is not None:
+            for (_, written_at), oldest in zip(values, applied.oldest_ms, strict=True):
+                if oldest and written_at:
+                    self.on_timing("route", max(written_at - oldest / 1000, 0.0))
+        for name, n in applied.events.items():
+            counts.events[name] = counts.events.get(name, 0) + n
+        counts.duplicates += applied.duplicates
+        for reason, n in applied.ignored.items():
+            counts.ignored[reason] = counts.ignored.get(reason, 0) + n
+        counts.event_times_us += applied.times_us
+        for pack, index, why in applied.too_late:  # rare: only these are decoded here
+            item = decode_batch(values[pack][0])[index]
+            rejects.append(self.reject(item, Rejection("too_late", f"event {item.rec.id!r}: {why}")))
+        return applied.changes
 
     async def _write(self, partition: int, changes: list[tuple[bytes, bytes, bytes]]) -> int:
         """Write the changelog entries; return the offset after the last one (once acknowledged)."""

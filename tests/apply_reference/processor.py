@@ -4,14 +4,24 @@ to check the compiled :class:`streams.apply.processor.Processor` against, byte f
 
 from __future__ import annotations
 
-from apply_reference import blob
+from apply_reference import blob, stage
 from apply_reference.prune import prune
 from apply_reference.replay import derive
 from core.slices import FactSettings
 from metrics.facts import context
 from metrics.lateness import newest_by_stream, stream_of
 from metrics.records import CustomerState, Rec, decode_state, encode_state
-from streams.apply.processor import APPLIED, DUPLICATE, MICRO, Delta, Outcome, Update, lateness_rule
+from streams.apply.processor import (
+    APPLIED,
+    DUPLICATE,
+    MICRO,
+    Applied,
+    Delta,
+    GetMany,
+    Outcome,
+    Update,
+    lateness_rule,
+)
 from streams.route.records import Recorder
 
 
@@ -24,6 +34,9 @@ class ReferenceProcessor:
         self.history_us = facts.history_s * MICRO
         self.lateness = lateness_rule(facts)
         self.recorder = Recorder(facts.currency, facts.rates)
+
+    def apply_packs(self, packs: list[bytes], get_many: GetMany) -> Applied:
+        return stage.apply_packs(self, packs, get_many)
 
     def apply_records(self, stored: bytes | None, records: list[Rec]) -> Update:
         """Apply ``records`` (one key's, in arrival order) to the stored state ``stored``."""
