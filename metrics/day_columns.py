@@ -181,6 +181,7 @@ class KindColumns:
         self.chunks: dict[int, DayColumns] = {}
         self.days: list[int] = []  # sorted keys of chunks
         self.agg = DayTotals()
+        self.nbytes = 0  # what the chunks' columns hold allocated, kept up to date (a scrape reads it)
 
     def chunk(self, day: int) -> DayColumns:
         chunk = self.chunks.get(day)
@@ -194,6 +195,8 @@ class KindColumns:
         """Append facts of ``day``: the bytes of their ``COLUMNS``, how many are retractions, and their
         ``(min time, max time, max value)``."""
         times, values, combos, customers, weights = columns
+        chunk = self.chunks.get(day)
+        held = 0 if chunk is None else chunk.nbytes()
         chunk = self.chunk(day)
         min_t, max_t, max_v = bounds
         chunk.bound(min_t, max_v)
@@ -207,6 +210,13 @@ class KindColumns:
         chunk.negatives += negatives
         if negatives and chunk.negatives * 3 > len(chunk) and len(chunk) > 48:
             chunk.compact()  # retractions are a third of the day: fold them into what they cancel
+        self.nbytes += chunk.nbytes() - held
+
+    def compact(self, day: int) -> None:
+        chunk = self.chunks[day]
+        held = chunk.nbytes()
+        chunk.compact()
+        self.nbytes += chunk.nbytes() - held
 
     def days_between(self, first: int, last: int) -> list[int]:
         """Days with facts, ``first <= d <= last``."""

@@ -23,6 +23,10 @@ from metrics.planning import Runner, abc
 from metrics.segments import ALL
 
 ABC_REUSE_FACTOR = 10
+# The pause after a refresh, in what the refresh took: it holds the event loop, so with many customers it
+# may take at most a fifth of it and the apply path keeps the rest (a refresh of 0.5 s then runs every
+# 2.5 s, well inside Prometheus's scrape interval).
+REFRESH_PAUSE_FACTOR = 4
 # Cohort gauges move with the month, not the second, and a computation reads every lifecycle and order fact of
 # 13 months: one is reused while younger than this many times what it took (as the ABC ranking), so they cost
 # at most about a tenth of the gauge loop's time, and are fresh within a second on a small store.
@@ -35,10 +39,10 @@ class GaugeBoard(Collector):
 
     Computing every gauge asks the whole cluster (``run``, see :mod:`metrics.planning`) and, with many
     customers, ranks all of them for ABC: too long for a scrape. :meth:`run` computes a snapshot at most
-    every ``min_interval`` seconds, or twice what the last one took. A scrape returns the last snapshot,
-    less the series of segments this worker no longer owns: a lost partition stops its series at once.
-    ``now()`` is the instant windows end at (epoch µs), or ``None`` before any event: then no KPI
-    series is exported (undefined, not 0).
+    every ``min_interval`` seconds, or :data:`REFRESH_PAUSE_FACTOR` times what the last one took. A
+    scrape returns the last snapshot, less the series of segments this worker no longer owns: a lost
+    partition stops its series at once. ``now()`` is the instant windows end at (epoch µs), or ``None``
+    before any event: then no KPI series is exported (undefined, not 0).
     """
 
     def __init__(self, segments: Callable[[], list[str]], now: Callable[[], Awaitable[int | None]], *, tz: ZoneInfo,
@@ -57,7 +61,7 @@ class GaugeBoard(Collector):
                 await self.refresh()
             except Unavailable as exc:  # a rebalance: the last snapshot stays, with its timestamp
                 log.info("KPI gauges not refreshed: %s", exc)
-            await asyncio.sleep(max(self.min_interval, 2 * self.wall_seconds))
+            await asyncio.sleep(max(self.min_interval, REFRESH_PAUSE_FACTOR * self.wall_seconds))
 
     async def refresh(self) -> None:
         """Compute a new snapshot of every gauge of the owned segments."""

@@ -155,7 +155,7 @@ class FactIndex:
         if chunk.negatives:
             # Fold retractions into what they cancel, once: every later call (the gauges ask on every
             # refresh, e.g. for the oldest ticket awaiting a reply) then reads only live facts.
-            chunk.compact()
+            k.compact(day)
         times, _, combos, _, _ = chunk.columns()
         return int(times[self.member(segment)[combos]].min())
 
@@ -166,7 +166,7 @@ class FactIndex:
     def nbytes(self) -> int:
         """Bytes of the fact columns as allocated (not the per-day totals or query caches)."""
         self.flush()
-        return sum(chunk.nbytes() for k in self._kinds.values() for chunk in k.chunks.values())
+        return sum(k.nbytes for k in self._kinds.values())
 
     # -- segments and combinations ------------------------------------------------------------
 

@@ -83,6 +83,8 @@ def test_index_matches_brute_force(data: st.DataObject) -> None:
             _check(index, items, data.draw(bounds), data.draw(bounds))
     _check(index, items, data.draw(bounds), data.draw(bounds))
     assert len(index) == sum(items.values())
+    # the byte count kept up to date on every append and compaction is what the chunks hold
+    assert index.nbytes() == sum(chunk.nbytes() for k in index._kinds.values() for chunk in k.chunks.values())
     for who in range(4):
         assert Counter(index.facts_of(who)) == Counter({f: n for (f, w), n in items.items() if w == who})
 
