@@ -23,15 +23,12 @@ from alerts.delivery import Alert, AlertmanagerClient
 from alerts.evaluate import Observation, observe, step
 from alerts.rules import Rule
 from alerts.state import AlertState, StateStore
+from metrics.cohorts import REUSE_FACTOR
 from metrics.exceptions import Unavailable
 from metrics.planning import Runner, plan
 
 log = logging.getLogger(__name__)
 MIN_ENDS_AHEAD_S = 300.0
-# Cohort rules read whole cohort tables (a scan of every lifecycle and order fact since the oldest cohort):
-# between evaluations their observations are reused for this many times what they took, as the cohort
-# gauges are (metrics/exposition.py), so a large store does not spend its event loop on them every second.
-COHORT_REUSE_FACTOR = 10.0
 UTC = ZoneInfo("UTC")
 
 
@@ -110,7 +107,7 @@ class AlertEngine:
 
     async def observe(self, end_us: int, segments: Callable[[str], bool], *, reuse: bool = False) -> list[Observation]:
         """What every rule sees on the segments ``segments`` accepts, for windows ending at ``end_us``, in rule
-        order; with ``reuse``, cohort rules may be seen as they were a moment ago (:data:`COHORT_REUSE_FACTOR`)."""
+        order; with ``reuse``, cohort rules may be seen as they were a moment ago (:data:`REUSE_FACTOR`)."""
         live = self.live() if self.live is not None else None
         pairs = [(rule, segment) for rule in self.rules for segment in self.targets[rule.name] if segments(segment)]
         kpis = [(rule, segment) for rule, segment in pairs if rule.kind != "cohort"]
@@ -125,7 +122,7 @@ class AlertEngine:
         cached = self._cohorts
         if reuse and cached is not None:
             began, took, seen = cached
-            if [(o.rule, o.segment) for o in seen] == pairs and time.monotonic() - began < COHORT_REUSE_FACTOR * took:
+            if [(o.rule, o.segment) for o in seen] == pairs and time.monotonic() - began < REUSE_FACTOR * took:
                 return seen
         began = time.monotonic()
         seen = await self.run_plan(cohort_plan(pairs, end_us, self.tz))

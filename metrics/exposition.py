@@ -17,6 +17,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from metrics.abc_classes import AbcSummary
+from metrics.cohorts import REUSE_FACTOR
 from metrics.exceptions import Unavailable
 from metrics.gauges import GAUGES, Row, abc_rows, cohort_rows, gauge_plans
 from metrics.planning import Runner, abc
@@ -27,10 +28,6 @@ ABC_REUSE_FACTOR = 10
 # may take at most a fifth of it and the apply path keeps the rest (a refresh of 0.5 s then runs every
 # 2.5 s, well inside Prometheus's scrape interval).
 REFRESH_PAUSE_FACTOR = 4
-# Cohort gauges move with the month, not the second, and a computation reads every lifecycle and order fact of
-# 13 months: one is reused while younger than this many times what it took (as the ABC ranking), so they cost
-# at most about a tenth of the gauge loop's time, and are fresh within a second on a small store.
-COHORT_REUSE_FACTOR = 10
 log = logging.getLogger(__name__)
 
 
@@ -96,11 +93,11 @@ class GaugeBoard(Collector):
         return summary
 
     async def cohorts(self, segments: list[str], now: int) -> list[Row]:
-        """The cohort gauges of ``segments``, reused for :data:`COHORT_REUSE_FACTOR` times what they took."""
+        """The cohort gauges of ``segments``, reused for :data:`REUSE_FACTOR` times what they took."""
         cached, key = self._cohorts, tuple(sorted(segments))
         if cached is not None:
             began, took, segments_then, rows = cached
-            if segments_then == key and time.monotonic() - began < COHORT_REUSE_FACTOR * took:
+            if segments_then == key and time.monotonic() - began < REUSE_FACTOR * took:
                 return rows
         began = time.monotonic()
         rows = await self.run_plan(cohort_rows(list(key), now, self.tz))
