@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from rich.console import Console
@@ -35,11 +36,19 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--json", action="store_true", help="print the raw JSON answer")
 
 
-def fetch(url: str, args: argparse.Namespace, timeout: float = 30.0) -> dict[str, Any]:
+def fetch(url: str, args: argparse.Namespace, headers: Mapping[str, str], timeout: float = 30.0) -> dict[str, Any]:
     """``GET {url}/cohorts``; raises :class:`QueryError` (or BadRequest) with a one-line reason."""
     params = {"by": args.by, "from": args.first, "segment": args.segment, "kind": args.kind}
     params |= {name: value for name, value in (("to", args.last), ("as_of", args.as_of)) if value}
-    return get_json(url, "/cohorts", params, timeout)
+    return get_json(url, "/cohorts", params, timeout, headers)
+
+
+def recent(url: str, year: int, month: int, months: int, headers: Mapping[str, str]) -> dict[str, Any]:
+    """The monthly customer cohorts of the ``months`` months up to ``year-month`` (the demo's summary)."""
+    index = year * 12 + month - 1 - (months - 1)
+    first = f"{index // 12}-{index % 12 + 1:02d}"
+    return get_json(url, "/cohorts", {"by": "month", "from": first, "segment": "all", "kind": "customers"}, 30.0,
+                    headers)
 
 
 def shade_rgb(value: float | None) -> tuple[int, int, int]:
@@ -82,7 +91,7 @@ def table(answer: dict[str, Any]) -> Table:
 def cohorts(args: argparse.Namespace, loaded: LoadedSettings, console: Console) -> int:
     settings = loaded.settings
     url = args.url or f"http://{settings.web_host}:{settings.web_port}"
-    answer = fetch(url, args)
+    answer = fetch(url, args, settings.web.auth_header)
     if args.json:
         console.print_json(json.dumps(answer))
     else:

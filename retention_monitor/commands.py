@@ -21,6 +21,7 @@ from rich.table import Table
 
 from core.config import LoadedSettings, env_name, redacted
 from core.settings import Settings
+from retention_monitor import cohorts_cli
 from retention_monitor import stack as stack_mod
 from retention_monitor.exceptions import QueryError, StackError, UsageError
 from retention_monitor.stack.config import StackConfig
@@ -350,8 +351,11 @@ def _show_demo_results(settings: Settings, cfg: StackConfig, url: str, console: 
     today = from_us(time.time_ns() // 1000).astimezone(settings.tz)
     month = f"{today.year}-{today.month:02d}"
     console.print(kpi_table(fetch_kpis(url, month, "all", headers=settings.web.auth_header), settings.currency))
+    console.print(cohorts_cli.table(cohorts_cli.recent(url, today.year, today.month, 6, settings.web.auth_header)))
     console.print("Where to look:")
     console.print(f"  metrics     {url}/metrics")
+    console.print(f"  cohorts     retention-monitor cohorts --from {today.year - 1}-{today.month:02d}  "
+                  "(--kind revenue: net revenue retention)")
     console.print(f"  KPI query   {url}/kpis?period={month}&segment=plan:pro  "
                   f"or  retention-monitor kpis --period {today.year}-Q{(today.month - 1) // 3 + 1}")
     console.print(f"  Prometheus  http://127.0.0.1:{cfg.prometheus_port}/graph?g0.expr=retention_customer_churn_ratio")

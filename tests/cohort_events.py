@@ -13,7 +13,8 @@ from collections.abc import Mapping
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from fixtures import PurePipeline, event
+from fixtures import event
+from pure_pipeline import PurePipeline
 
 from metrics.cohorts import cohorts_plan
 from metrics.planning import run

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from fixtures import PurePipeline, event
+from fixtures import event
 from hypothesis import strategies as st
+from pure_pipeline import PurePipeline
 
 CUSTOMERS = [f"k{i}" for i in range(5)]
 DAYS = [f"2024-12-{d:02d}" for d in (1, 15, 31)] + [f"2025-{m:02d}-{d:02d}" for m in (1, 2, 3) for d in (1, 14, 28)]

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 import yaml
-from fixtures import PurePipeline
+from pure_pipeline import PurePipeline
 
 from alerts import prometheus
 from alerts.catalog import Live

@@ -12,9 +12,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from cohort_events import DECAY_NOW, decay_events
-from fixtures import PurePipeline
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pure_pipeline import PurePipeline
 from rich.console import Console
 
 from alerts.cohort import CohortCell, cohort_plan, judge

@@ -6,7 +6,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from fixtures import PurePipeline, event
+from fixtures import event
+from pure_pipeline import PurePipeline
 
 from alerts.evaluate import Observation, observe, step
 from alerts.rules import Rule, load_rules, parse_rule

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from cohort_events import EXPECTED_CUSTOMERS, EXPECTED_REVENUE, EXPECTED_SIZES, order, shop_events, signup
-from fixtures import PurePipeline
+from pure_pipeline import PurePipeline
 
 from core.errors import PeriodError
 from core.periods import to_us

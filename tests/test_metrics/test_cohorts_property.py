@@ -7,9 +7,10 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from fixtures import PurePipeline, event
+from fixtures import event
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pure_pipeline import PurePipeline
 
 from core.periods import to_us
 from metrics.cohort_grid import Grid, grid

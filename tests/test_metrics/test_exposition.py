@@ -7,8 +7,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from fixtures import PurePipeline, event
+from fixtures import event
 from prometheus_client import CollectorRegistry
+from pure_pipeline import PurePipeline
 
 from core.periods import to_us
 from metrics.exposition import GaugeBoard

@@ -6,7 +6,8 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from fixtures import PurePipeline, event
+from fixtures import event
+from pure_pipeline import PurePipeline
 
 from core.settings import Settings
 

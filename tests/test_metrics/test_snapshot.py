@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from fixtures import PurePipeline, seed_example
+from fixtures import seed_example
+from pure_pipeline import PurePipeline
 from test_streams.test_pipeline import PERIODS
 
 from core.settings import Settings

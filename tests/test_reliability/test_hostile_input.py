@@ -13,19 +13,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import pytest
-from fixtures import (
-    PurePipeline,
-    consume_all,
-    converge,
-    encode,
-    event,
-    isolated_env,
-    poll,
-    produce,
-    running_worker,
-)
+from fixtures import consume_all, converge, encode, event, isolated_env, poll, produce, running_worker
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pure_pipeline import PurePipeline
 
 from core.config import load_settings
 from streams.contract.decode import REASONS

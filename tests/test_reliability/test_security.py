@@ -29,18 +29,9 @@ import pytest
 from aiokafka.errors import KafkaConnectionError
 from aiokafka.helpers import create_ssl_context
 from certs import Leaf, issue, make_ca
-from fixtures import (
-    ROOT,
-    PurePipeline,
-    converge,
-    encode,
-    free_port,
-    isolated_env,
-    poll,
-    running_worker,
-    seed_example,
-)
+from fixtures import ROOT, converge, encode, free_port, isolated_env, poll, running_worker, seed_example
 from prometheus_client import CollectorRegistry
+from pure_pipeline import PurePipeline
 from redis import Redis
 
 from alerts.state import AlertState, StateMetrics, StateStore

@@ -21,7 +21,8 @@ from typing import Any
 
 import pytest
 from alert_fixtures import Receiver, alertmanager
-from fixtures import PurePipeline, WorkerProcess, converge, free_port, isolated_env, poll, produce, samples
+from fixtures import WorkerProcess, converge, free_port, isolated_env, poll, produce, samples
+from pure_pipeline import PurePipeline
 
 from core.config import load_settings
 from core.settings import Settings

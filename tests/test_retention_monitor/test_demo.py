@@ -26,3 +26,5 @@ def test_demo_runs_worker_and_traffic_and_shows_where_to_look(stack: str) -> Non
     assert "repeat purchase rate" in out
     assert f"http://127.0.0.1:{env['RETENTION_WEB_PORT']}/metrics" in out
     assert "active customers at end" in out
+    assert "cohorts by month: share of customers active" in out  # the table of the last six sign-up months
+    assert "retention-monitor cohorts --from" in out

@@ -20,8 +20,9 @@ from typing import Any
 
 import pytest
 from cohort_events import PipelineCohorts
-from fixtures import PurePipeline, free_port, json_server, seed_example
+from fixtures import free_port, json_server, seed_example
 from PIL import Image, ImageChops, ImageStat
+from pure_pipeline import PurePipeline
 
 from core.errors import PeriodError
 from core.settings import Settings

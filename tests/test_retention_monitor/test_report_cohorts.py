@@ -6,8 +6,8 @@ import io
 import re
 
 from cohort_events import PipelineCohorts, shop_events
-from fixtures import PurePipeline
 from PIL import Image
+from pure_pipeline import PurePipeline
 
 from retention_monitor.cohorts_cli import shade_rgb
 from retention_monitor.report import collect

@@ -7,10 +7,11 @@ from fractions import Fraction
 from typing import Any
 
 import pytest
-from fixtures import PurePipeline, encode, event, seed_example
+from fixtures import encode, event, seed_example
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from mixed import PERIODS, mixed_events, snapshot
+from pure_pipeline import PurePipeline
 
 from core.settings import Settings
 from metrics.lateness import stream_of

@@ -9,10 +9,10 @@ from typing import Any
 
 from apply_reference.processor import ReferenceProcessor
 from apply_reference.stage import apply_packs as apply_packs_reference
-from fixtures import PurePipeline
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mixed import mixed_events, snapshot
+from pure_pipeline import PurePipeline
 
 from core.settings import Settings
 from metrics.records import CustomerState, Rec, T, decode_state, encode_state

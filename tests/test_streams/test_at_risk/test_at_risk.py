@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 from aiokafka.errors import KafkaConnectionError
-from fixtures import PurePipeline, event
+from fixtures import event
 from prometheus_client import CollectorRegistry
+from pure_pipeline import PurePipeline
 
 from core.periods import to_us
 from core.settings import Settings

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 from aiokafka import TopicPartition
-from fixtures import PurePipeline, event
+from fixtures import event
+from pure_pipeline import PurePipeline
 
 from core.settings import Settings
 from streams.follow.follower import ChangelogFollower

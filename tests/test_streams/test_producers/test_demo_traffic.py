@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fixtures import PurePipeline
+from demo_traffic import CUSTOMERS, DAY_US, END_US, NOW_US, demo_messages
+from pure_pipeline import PurePipeline
 
 from alerts.cohort import cohort_plan
 from alerts.evaluate import observe
@@ -23,13 +24,9 @@ from core.settings import Settings
 from metrics.planning import run as run_plan
 from streams.producers import demo
 from streams.producers.scenarios import SCENARIOS
-from streams.producers.simulate import Simulator, rfc3339
+from streams.producers.simulate import rfc3339
 
 ROOT = Path(__file__).resolve().parents[3]
-NOW_US = 1_796_360_400_000_000  # 2026-12-04T05:00:00Z, early in a month as in the issue's demo run
-DAY_US = 86_400_000_000
-CUSTOMERS, HISTORY, RATE, LIVE_S = 3000, 30_000, 200.0, 30  # the demo command's defaults
-END_US = NOW_US + LIVE_S * 1_000_000
 PERIODS = {"month": "2026-11", "to date": "2026-12", "quarter": "2026-Q4"}
 DOC = ROOT / "docs" / "demo.md"
 # A row of the ranges: | figure | low, an en dash, high, unit (%, h or none) | periods, comma-separated |
@@ -85,14 +82,7 @@ def documented_alerts() -> dict[str, set[str]]:
 
 
 def demo_traffic(scenario: str = "steady") -> list[dict[str, Any]]:
-    """What the demo command publishes with ``--scenario``: in the live traffic, and in the history too if it
-    shapes the history (cohort-decay)."""
-    settings = Settings()
-    sim = Simulator(settings.facts, settings.topics, seed=7, customers=CUSTOMERS)
-    messages = demo.history(sim, NOW_US, HISTORY, scenario)
-    demo.go_live(sim, NOW_US, HISTORY, RATE, scenario)
-    messages += sim.events(start_us=NOW_US, end_us=END_US, rate=RATE)
-    return [json.loads(value) for _, _, value in messages]
+    return [json.loads(value) for _, _, value in demo_messages(scenario)]
 
 
 def run(events: list[dict[str, Any]]) -> PurePipeline:

@@ -93,6 +93,10 @@ def test_api_token_on_two_workers(stack: str) -> None:
                                           "bearer token (401); set api_token or api_token_file (RETENTION_API_TOKEN) "
                                           "to the worker's token")
         assert cli("at-risk", "--url", a.url, "--json", env=env_a).returncode == 0
+        cohorts = cli("cohorts", "--from", "2025-01", "--to", "2025-03", "--url", a.url, "--json", env=env_a)
+        assert cohorts.returncode == 0, cohorts.stderr
+        assert [row["cohort"] for row in json.loads(cohorts.stdout)["cohorts"]] == ["2025-01", "2025-02", "2025-03"]
+        assert cli("cohorts", "--from", "2025-01", "--url", a.url, env=no_token).returncode == 2
     finally:
         a.stop()
         b.stop()
