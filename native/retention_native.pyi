@@ -23,9 +23,6 @@ class Engine:
     def apply_records(
         self, stored: bytes | None, records: list[Rec]
     ) -> tuple[Statuses, bytes | None, int | None, int, int, bytes, bytes]: ...
-    def apply_packed(
-        self, stored: bytes | None, packed: bytes
-    ) -> tuple[Statuses, bytes | None, int | None, int, int, bytes, bytes]: ...
     def apply_packs(
         self, packs: list[bytes], get_many: Callable[[list[bytes]], list[bytes | None]]
     ) -> tuple[

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from ledger import Ledger, data_dir
 from prometheus_client.parser import text_string_to_metric_families
@@ -294,6 +294,20 @@ def create_topics(bootstrap: str, names: list[str]) -> None:
             await admin.close()
 
     asyncio.run(run())
+
+
+def topic_size(bootstrap: str, topic: str, partitions: int) -> int:
+    """The sum of the end offsets of ``topic``'s ``partitions`` now: how many records it has had."""
+    async def run() -> int:
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+        await consumer.start()
+        try:
+            ends = await consumer.end_offsets([TopicPartition(topic, p) for p in range(partitions)])
+            return sum(ends.values())
+        finally:
+            await consumer.stop()
+
+    return asyncio.run(run())
 
 
 def consume_all(bootstrap: str, topic: str, want: int, timeout: float = 30) -> list[Any]:

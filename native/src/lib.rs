@@ -14,7 +14,7 @@ mod replay;
 mod segments;
 
 use crate::engine::{Engine, Outcome, Update};
-use crate::records::{read_rec, valid_type, Rec};
+use crate::records::{valid_type, Rec};
 use crate::replay::Ctx;
 use crate::segments::Segmenter;
 use pyo3::exceptions::PyValueError;
@@ -111,23 +111,6 @@ impl PyEngine {
     ) -> PyResult<Bound<'py, PyTuple>> {
         let recs = records.iter().map(|o| rec_from_py(&o)).collect::<PyResult<Vec<Rec>>>()?;
         let u = self.inner.apply_records(stored, recs).map_err(PyValueError::new_err)?;
-        to_py(py, u)
-    }
-
-    /// The same, the new records given as the msgpack of their list (as in the routed packs).
-    fn apply_packed<'py>(&self, py: Python<'py>, stored: Option<&[u8]>, packed: &[u8]) -> PyResult<Bound<'py, PyTuple>> {
-        let inner = &self.inner;
-        let u = py
-            .detach(|| -> Result<Update, String> {
-                let mut r = mp::Rd::new(packed);
-                let n = r.array()?;
-                let mut recs = Vec::with_capacity(n);
-                for _ in 0..n {
-                    recs.push(read_rec(&mut r)?);
-                }
-                inner.apply_records(stored, recs)
-            })
-            .map_err(PyValueError::new_err)?;
         to_py(py, u)
     }
 
