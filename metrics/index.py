@@ -76,12 +76,16 @@ class FactIndex:
             drained, net = self._buffer.drain()
             self._learn_combos()
             for kind, groups in drained:
-                k = self._kinds.get(kind)
-                if k is None:
-                    k = self._kinds[kind] = KindColumns()
+                k = self._kind(kind)
                 for day, t, v, c, who, w, negatives, min_t, max_t, max_v in groups:
                     k.append(day, (t, v, c, who, w), negatives, (min_t, max_t, max_v))
             self.facts += net
+
+    def _kind(self, kind: str) -> KindColumns:
+        k = self._kinds.get(kind)
+        if k is None:
+            k = self._kinds[kind] = KindColumns()
+        return k
 
     def _learn_combos(self) -> None:
         new = self._buffer.combos_from(len(self._combos))
@@ -264,9 +268,7 @@ class FactIndex:
                 weights: npt.NDArray[np.int8]) -> None:
         if not len(times):
             return
-        k = self._kinds.get(kind)
-        if k is None:
-            k = self._kinds[kind] = KindColumns()
+        k = self._kind(kind)
         columns = (times.astype(np.int64).tobytes(), values.astype(np.int64).tobytes(),
                    combos.astype(np.uint16).tobytes(), customers.astype(np.int64).tobytes(),
                    weights.astype(np.int8).tobytes())
