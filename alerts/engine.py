@@ -25,6 +25,7 @@ from alerts.rules import Rule
 from alerts.state import AlertState, StateStore
 from metrics.cohorts import REUSE_FACTOR
 from metrics.exceptions import Unavailable
+from metrics.exposition import REFRESH_PAUSE_FACTOR
 from metrics.planning import Runner, plan
 
 log = logging.getLogger(__name__)
@@ -180,7 +181,7 @@ class AlertEngine:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Evaluate after KPI changes (debounced) and at least every ``timing.interval`` seconds."""
-        last_eval, last_updates = 0.0, -1
+        last_eval, last_updates, took = 0.0, -1, 0.0
         while not stop.is_set():
             now = time.monotonic()
             changed = self.updates() != last_updates
@@ -193,5 +194,8 @@ class AlertEngine:
                     log.info("alert evaluation skipped: %s", exc)
                 except Exception:  # an evaluation bug must not stop alerting for the other rules next time
                     log.exception("alert evaluation failed")
+                took = time.monotonic() - now
+            # With live traffic the inputs change all the time: an evaluation holds the event loop, so
+            # it may take at most as much of it as the gauges do.
             with contextlib.suppress(TimeoutError):  # the timer: wake up to look again
-                await asyncio.wait_for(stop.wait(), timeout=self.timing.debounce)
+                await asyncio.wait_for(stop.wait(), timeout=max(self.timing.debounce, REFRESH_PAUSE_FACTOR * took))

@@ -178,7 +178,7 @@ def _check_runtime(settings: Settings, fail: Fail) -> None:
 
 
 def _check_alerts(settings: Settings, fail: Fail) -> None:
-    for name in ("alert_interval", "alert_resend"):
+    for name in ("gauge_interval", "alert_interval", "alert_resend"):
         try:
             if parse_duration(getattr(settings, name)) <= 0:
                 raise ValueError("must be positive")

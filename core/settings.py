@@ -102,6 +102,7 @@ class Settings:
     data_dir: str = "~/.local/share/retention-monitor/worker"
     max_message_bytes: int = 1_048_576
     route: RouteMode = "loop"  # "process": the route stage in a child process (a second core; opt-in)
+    gauge_interval: str = "5s"
     alert_rules: str = ""
     alert_interval: str = "10s"
     alert_resend: str = "1m"

@@ -164,6 +164,7 @@ def isolated_env(**extra: str) -> dict[str, str]:
         "RETENTION_TOPIC_AT_RISK": f"t-{tag}.at_risk",
         "RETENTION_WEB_PORT": str(free_port()),
         "RETENTION_DATA_DIR": str(data_dir(tag)),
+        "RETENTION_GAUGE_INTERVAL": "1s",  # tests poll the gauges: no need to wait for Prometheus's cadence
     }
     env.update(extra)
     return env

@@ -17,7 +17,7 @@ from faust.sensors.prometheus import setup_prometheus_sensors
 from faust.types import TP
 from prometheus_client import CollectorRegistry
 
-from core.settings import Settings
+from core.settings import Settings, parse_duration
 from metrics import snapshot
 from metrics.store import KpiStore
 from streams.apply.processor import Processor
@@ -63,7 +63,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
 
     register_pages(app, runtime, settings.calendar, thresholds)
     setup_prometheus_sensors(app, pattern="/faust-metrics", registry=registry, name_prefix="retention_faust")
-    start_background(runtime, settings.currency, thresholds)
+    start_background(runtime, settings.currency, thresholds, parse_duration(settings.gauge_interval))
     return runtime
 
 

@@ -75,12 +75,12 @@ async def warm(runtime: Runtime, partition: int) -> None:
         log.warning("could not restore partition %d yet", partition, exc_info=True)
 
 
-def start_background(runtime: Runtime, currency: str, thresholds: tuple[float, float]) -> None:
+def start_background(runtime: Runtime, currency: str, thresholds: tuple[float, float], interval_s: float) -> None:
     """The KPI gauges, computed off the scrape path; the event loop's stall and GC pause times; Faust's
     pauses of the apply agent's partitions."""
     registry = runtime.registry
     board = GaugeBoard(runtime.owned_segments, runtime.cluster_now_us, tz=runtime.calendar.tz, currency=currency,
-                       thresholds=thresholds, run=runtime.cluster)
+                       thresholds=thresholds, run=runtime.cluster, min_interval=interval_s)
     registry.register(board)
     loop_watch = LoopWatch.create(registry)
     runtime.app.sensors.add(BufferFullSensor(registry))
