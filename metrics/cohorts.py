@@ -27,7 +27,7 @@ from core.periods import from_us
 from metrics import facts as F
 from metrics.cohort_grid import KINDS, Grid, grid
 from metrics.day_columns import NO_VALUE
-from metrics.index import FactIndex
+from metrics.frozen import Read, Scans
 from metrics.kpis import money, ratio
 from metrics.planning import Plan, newest
 from metrics.segments import ALL
@@ -44,7 +44,7 @@ _ACTIVITY = ((F.NEW, 1), (F.REACTIVATED, 1), (F.LOST, -1))
 _REVENUE = ((F.ORDER, 1), (F.REFUND, -1))
 
 
-def signups(index: FactIndex, start: int, end: int) -> tuple[I64, I64, I64]:
+def signups(index: Scans, start: int, end: int) -> tuple[I64, I64, I64]:
     """``(who, sign-up time, sign-up combination)`` of the customers who signed up in ``[start, end)``, sorted
     by who. A retracted sign-up (a late, earlier one replaced it) nets out with the fact it retracts."""
     t, _v, combos, who, weights = index.scan(F.NEW, start, end)
@@ -81,7 +81,7 @@ class _Cells:
     amount: I64
 
 
-def _cells(index: FactIndex, kinds: Sequence[tuple[str, int]], *, cohort_of: tuple[I64, I64],
+def _cells(index: Scans, kinds: Sequence[tuple[str, int]], *, cohort_of: tuple[I64, I64],
            edges: I64, until: int, values: bool) -> _Cells:
     """Each fact of ``kinds`` of a cohort's customer: its sign times its weight (times its value with
     ``values``) at ``(cohort, age)``; facts before the customer's cohort period count nowhere."""
@@ -112,7 +112,14 @@ def _sum(cells: _Cells, mine: npt.NDArray[np.bool_], shape: tuple[int, int]) -> 
     return out
 
 
-def tables(index: FactIndex, segments: Sequence[str], bounds: Sequence[int], cohorts: int,
+def reads(bounds: Sequence[int], cohorts: int, until: int) -> list[Read]:
+    """The scans :func:`tables` makes."""
+    start = int(bounds[0])
+    return [(F.NEW, start, min(int(bounds[cohorts]), until)),
+            *((kind, start, until) for kind, _ in (*_ACTIVITY, *_REVENUE))]
+
+
+def tables(index: Scans, segments: Sequence[str], bounds: Sequence[int], cohorts: int,
            until: int) -> list[list[list[Any]]]:
     """This store's part of the cohort table of each of ``segments`` on the periods ``bounds`` (see
     :class:`metrics.cohort_grid.Grid`), with the facts before ``until``: per cohort ``[customers, active at
@@ -137,7 +144,7 @@ def tables(index: FactIndex, segments: Sequence[str], bounds: Sequence[int], coh
     return out
 
 
-def table(index: FactIndex, segment: str, bounds: Sequence[int], cohorts: int, until: int) -> list[list[Any]]:
+def table(index: Scans, segment: str, bounds: Sequence[int], cohorts: int, until: int) -> list[list[Any]]:
     """:func:`tables` of one segment."""
     return tables(index, [segment], bounds, cohorts, until)[0]
 

@@ -202,11 +202,6 @@ class FactIndex:
                            for i in range(5))
         return t, v, c, who, w
 
-    def by_customer(self, kind: str, end: int | None) -> tuple[I64, I64, I64]:
-        """``(customer, weight, weight * value)`` of every fact of ``kind`` before ``end``."""
-        _times, values, _combos, customers, weights = self.scan(kind, None, end)
-        return customers, weights, np.where(values == NO_VALUE, 0, values) * weights
-
     def facts_of(self, customer: int) -> list[Fact]:
         """Every fact ``customer`` has in the index (a scan of all of it: for rare repairs)."""
         self.flush()

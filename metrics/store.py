@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -17,21 +18,40 @@ import numpy.typing as npt
 
 from core.periods import Period
 from metrics import facts as F
+from metrics import ranking
 from metrics.abc_classes import CLASSES, AbcSummary, Cut, class_codes
 from metrics.blob import Delta
+from metrics.cohorts import reads as cohort_reads
 from metrics.cohorts import table as cohort_table
 from metrics.cohorts import tables as cohort_tables
 from metrics.facts import Context
+from metrics.frozen import Frozen
 from metrics.index import FactIndex
 from metrics.keytable import KeyTable
 from metrics.kpis import all_kpis
 from metrics.planning import Plan, abc, abc_label, parse_abc_label, plan, run
+from metrics.questions import Question
 from metrics.questions import answer as answer_question
 from metrics.segments import ALL
 
 REP_PREFIX = b"rep:"
 I64 = npt.NDArray[np.int64]
-EMPTY = np.zeros(0, np.int64)
+Key = tuple[Any, ...]  # of a memoized answer
+Answers = list[tuple[Key, Any]]
+# Questions answered from the CLV ranking (see metrics.questions)
+CLV_QUESTIONS = frozenset({"clv_span", "clv_histogram", "clv_values", "tie_histogram", "tie_values", "abc_summary"})
+
+
+@dataclass(frozen=True)
+class Deferred:
+    """Long answers of one state of a store's index (``version``), from copies: call it on any thread,
+    and hand what it returns to :meth:`KpiStore.remember`."""
+
+    version: tuple[int, int]
+    jobs: list[Callable[[], Answers]]
+
+    def __call__(self) -> Answers:
+        return [answer for job in self.jobs for answer in job()]
 
 
 def who_of(key: bytes) -> int:
@@ -51,7 +71,7 @@ class KpiStore:
         self.customer_counts: dict[int, int] = {}
         self.newest_by_partition: dict[int, int] = {}  # the newest event time of each partition's keys
         self.updates = 0
-        self._cache: dict[tuple[Any, ...], Any] = {}
+        self._cache: dict[Key, Any] = {}
         self._cache_version: tuple[int, int] = (0, -1)  # the index it holds answers of (object, version)
 
     # -- writes ----------------------------------------------------------------------------------
@@ -133,13 +153,18 @@ class KpiStore:
 
     # -- the questions of metrics.questions ------------------------------------------------------
 
-    def _memo(self, key: tuple[Any, ...], compute: Callable[[], Any]) -> Any:
+    def _answers(self) -> dict[Key, Any]:
+        """The memoized answers of the index as it is now."""
         version = (id(self.index), self.index.version)
         if self._cache_version != version:
             self._cache, self._cache_version = {}, version
-        if key not in self._cache:
-            self._cache[key] = compute()
-        return self._cache[key]
+        return self._cache
+
+    def _memo(self, key: Key, compute: Callable[[], Any]) -> Any:
+        answers = self._answers()
+        if key not in answers:
+            answers[key] = compute()
+        return answers[key]
 
     def _view(self, segment: str) -> FactIndex:
         if not segment.startswith("abc:"):
@@ -187,33 +212,10 @@ class KpiStore:
 
     def _known(self, at_us: int) -> tuple[I64, I64]:
         """``(who, clv)`` of every customer known at ``at_us``: signed up or ordered before it."""
-        return self._memo(("known", at_us), lambda: self._clv(at_us))  # type: ignore[no-any-return]
-
-    def _clv(self, at_us: int) -> tuple[I64, I64]:
-        parts = [self.index.by_customer(kind, at_us) for kind in (F.ORDER, F.REFUND, F.NEW)]
-        whos = np.concatenate([who for who, _, _ in parts])
-        if not len(whos):
-            return EMPTY, EMPTY
-        (_, order_w, order_v), (_, _, refund_v), (_, new_w, _) = parts
-        money = np.concatenate([order_v, -refund_v, np.zeros(len(new_w), np.int64)])
-        # A refund does not make a customer known; an order or a sign-up does.
-        known_w = np.concatenate([order_w, np.zeros(len(refund_v), np.int64), new_w])
-        uniq, inverse = np.unique(whos, return_inverse=True)
-        net = np.zeros(len(uniq), np.int64)
-        np.add.at(net, inverse, money)
-        known = np.zeros(len(uniq), np.int64)
-        np.add.at(known, inverse, known_w)
-        keep = known > 0
-        return uniq[keep], net[keep]
+        return self._memo(("known", at_us), lambda: ranking.known(self.index, at_us))  # type: ignore[no-any-return]
 
     def clv_ranking(self, at_us: int) -> tuple[I64, I64]:
-        def ranked() -> tuple[I64, I64]:
-            who, clv = self._known(at_us)
-            order = np.lexsort((who, -clv))
-            order = order[clv[order] > 0]
-            return clv[order], who[order]
-
-        return self._memo(("ranking", at_us), ranked)  # type: ignore[no-any-return]
+        return self._memo(("ranking", at_us), lambda: ranking.ranked(*self._known(at_us)))  # type: ignore[no-any-return]
 
     def nonpositive_customers(self, at_us: int) -> int:
         return int((self._known(at_us)[1] <= 0).sum())
@@ -221,6 +223,49 @@ class KpiStore:
     def ask(self, questions: list[tuple[Any, ...]]) -> list[Any]:
         """This store's answers (for a cluster: not merged with the other workers')."""
         return [answer_question(self, q) for q in questions]
+
+    def prepare(self, questions: list[Question]) -> Deferred | None:
+        """The long part of answering ``questions`` — cohort tables and CLV rankings not computed yet —
+        as a call that may run on another thread: it works on copies of the facts it reads, taken now.
+        Hand what it returns to :meth:`remember`, then :meth:`ask` finds them. ``None``: nothing long."""
+        jobs: dict[Key, Callable[[], Answers]] = {}
+        for q in questions:
+            long = self._long(q)
+            if long is not None and long[0] not in self._answers():
+                jobs.setdefault(*long)
+        return Deferred((id(self.index), self.index.version), list(jobs.values())) if jobs else None
+
+    def remember(self, version: tuple[int, int], answers: Answers) -> None:
+        """Keep what a :class:`Deferred` of this index computed, unless the index changed meanwhile."""
+        if version == (id(self.index), self.index.version):
+            self._answers().update(answers)
+
+    def _long(self, q: Question) -> tuple[Key, Callable[[], Answers]] | None:
+        name, first = q[0], q[1] if len(q) > 1 else None
+        if name in ("cohorts", "cohort_tables"):
+            return self._long_cohorts(q)
+        if name in CLV_QUESTIONS:
+            return self._long_ranking(int(q[1]))
+        if isinstance(first, str) and first.startswith("abc:"):  # a class's facts: the ranking first
+            return self._long_ranking(parse_abc_label(first)[1])
+        return None
+
+    def _long_cohorts(self, q: Question) -> tuple[Key, Callable[[], Answers]]:
+        name, segments, bounds, cohorts, until = q
+        one = name == "cohorts"
+        key = (name, segments if one else tuple(segments), tuple(bounds), cohorts, until)
+        frozen = Frozen(self.index, cohort_reads(bounds, cohorts, until), [ALL, *([segments] if one else segments)])
+        compute = cohort_table if one else cohort_tables
+        return key, lambda: [(key, compute(frozen, segments, bounds, cohorts, until))]
+
+    def _long_ranking(self, at: int) -> tuple[Key, Callable[[], Answers]]:
+        frozen = Frozen(self.index, ranking.reads(at))
+
+        def rank() -> Answers:
+            known = ranking.known(frozen, at)
+            return [(("known", at), known), (("ranking", at), ranking.ranked(*known))]
+
+        return ("ranking", at), rank
 
     def classes(self, at_us: int, cuts: list[Cut]) -> tuple[I64, npt.NDArray[np.int8]]:
         """``(who, class index)`` of this store's customers known at ``at_us``, sorted by who."""

@@ -8,6 +8,7 @@ import atexit
 import json
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -68,8 +69,9 @@ class PurePipeline:
 
     def __init__(self, settings: Settings | None = None, workers: int = 1,
                  on_entry: Callable[[int, bytes, bytes], None] | None = None,
-                 processor: Callable[[FactSettings], Processor] = Processor) -> None:
+                 processor: Callable[[FactSettings], Processor] = Processor, deferred: bool = False) -> None:
         self.settings = settings or Settings(allowed_lateness="3650d")
+        self.deferred = deferred  # long answers computed on another thread, as a worker does
         self.on_entry = on_entry
         self.topics = self.settings.topics
         self.log = MemoryLog(self.topics.partitions)
@@ -167,6 +169,13 @@ class PurePipeline:
 
     def ask(self, questions: list[Question]) -> list[Any]:
         """The merged answers of every worker's KPI store, as a cluster gives them."""
+        if self.deferred:
+            for store in self.stores:
+                prepared = store.prepare(list(questions))
+                if prepared is not None:
+                    with ThreadPoolExecutor(1) as pool:
+                        store.remember(prepared.version, pool.submit(prepared).result())
+                    assert store.prepare(list(questions)) is None, "a long answer computed but not kept"
         return ask_all(self.stores, questions)
 
     def answer(self, period: str, segment: str = "all") -> Any:

@@ -115,3 +115,10 @@ def test_order_duplicates_and_workers_never_change_a_table(
     rnd.shuffle(mixed)
     assert tables(PurePipeline().send(*mixed)) == expected
     assert tables(PurePipeline(workers=3).send(*mixed)) == expected
+
+
+@settings(max_examples=40, deadline=None)
+@given(lifecycle_events())
+def test_tables_computed_on_another_thread_are_the_same(events: list[dict[str, Any]]) -> None:
+    # A worker computes cohort tables from copies of the facts on a thread of its own.
+    assert tables(PurePipeline(deferred=True, workers=2).send(*events)) == tables(PurePipeline().send(*events))

@@ -14,6 +14,7 @@ from metrics.blob import encode
 from metrics.day_columns import DAY_US, day_of
 from metrics.facts import Fact
 from metrics.index import FactIndex, build
+from metrics.ranking import by_customer
 
 KINDS = ("order", "pair")
 COMBOS: tuple[tuple[str, ...], ...] = (("all", "plan:pro"), ("all", "plan:free"), ("plan:pro",), ("all",))
@@ -121,7 +122,7 @@ def test_per_customer_columns_and_subset() -> None:
     index.add([(6, "order", ("all",), 30), (9, "order", ("all",), 30)], who=2)
     index.add([(9, "order", ("all",), 30)], who=2, weight=-1)
     index.add([(9, "order", ("all",), 30)], who=2)
-    whos, weights, money = index.by_customer("order", 10)
+    whos, weights, money = by_customer(index, "order", 10)
     assert sorted(zip(whos.tolist(), weights.tolist(), money.tolist(), strict=True)) == [
         (1, 1, 50), (1, 1, 100), (2, -1, -30), (2, 1, 30), (2, 1, 30), (2, 1, 30)]
     sub = index.subset(whos=whos[whos == 2], segment="abc:A", of="all")

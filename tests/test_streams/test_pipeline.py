@@ -128,6 +128,13 @@ def test_order_duplicates_and_splitting_never_change_a_kpi(
     assert snapshot(PurePipeline(workers=2).send(*mixed)) == expected
 
 
+@settings(max_examples=60, deadline=None)
+@given(mixed_events())
+def test_rankings_computed_on_another_thread_give_the_same_kpis(events: list[dict[str, Any]]) -> None:
+    # A worker computes CLV rankings (ABC) from copies of the facts on a thread of its own.
+    assert snapshot(PurePipeline(deferred=True, workers=2).send(*events)) == snapshot(PurePipeline().send(*events))
+
+
 @settings(max_examples=120, deadline=None)
 @given(mixed_events())
 def test_identity_e_equals_b_plus_n_plus_r_minus_l(events: list[dict[str, Any]]) -> None:

@@ -1,0 +1,52 @@
+"""The CLV ranking of a store's customers at an instant: who is known (signed up or ordered) and their
+historical CLV, from the order, refund and sign-up facts before it; the base of the ABC classes."""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+from metrics import facts as F
+from metrics.day_columns import NO_VALUE
+from metrics.frozen import Read, Scans
+
+I64 = npt.NDArray[np.int64]
+EMPTY = np.zeros(0, np.int64)
+KINDS = (F.ORDER, F.REFUND, F.NEW)
+
+
+def reads(at_us: int) -> list[Read]:
+    """The scans :func:`known` makes."""
+    return [(kind, None, at_us) for kind in KINDS]
+
+
+def by_customer(source: Scans, kind: str, end: int) -> tuple[I64, I64, I64]:
+    """``(customer, weight, weight * value)`` of every fact of ``kind`` before ``end``."""
+    _times, values, _combos, customers, weights = source.scan(kind, None, end)
+    return customers, weights, np.where(values == NO_VALUE, 0, values) * weights
+
+
+def known(source: Scans, at_us: int) -> tuple[I64, I64]:
+    """``(who, clv)`` of every customer known at ``at_us``, sorted by who; net CLV in micro-units."""
+    parts = [by_customer(source, kind, at_us) for kind in KINDS]
+    whos = np.concatenate([who for who, _, _ in parts])
+    if not len(whos):
+        return EMPTY, EMPTY
+    (_, order_w, order_v), (_, _, refund_v), (_, new_w, _) = parts
+    money = np.concatenate([order_v, -refund_v, np.zeros(len(new_w), np.int64)])
+    # A refund does not make a customer known; an order or a sign-up does.
+    known_w = np.concatenate([order_w, np.zeros(len(refund_v), np.int64), new_w])
+    uniq, inverse = np.unique(whos, return_inverse=True)
+    net = np.zeros(len(uniq), np.int64)
+    np.add.at(net, inverse, money)
+    weight = np.zeros(len(uniq), np.int64)
+    np.add.at(weight, inverse, known_w)
+    keep = weight > 0
+    return uniq[keep], net[keep]
+
+
+def ranked(who: I64, clv: I64) -> tuple[I64, I64]:
+    """``(clv, who)`` of the customers with a positive CLV, highest first (ties by who)."""
+    order = np.lexsort((who, -clv))
+    order = order[clv[order] > 0]
+    return clv[order], who[order]
