@@ -7,6 +7,7 @@ import numpy as np
 import numpy.typing as npt
 
 from metrics import facts as F
+from metrics.abc_classes import Cut, class_codes
 from metrics.day_columns import NO_VALUE
 from metrics.frozen import Read, Scans
 
@@ -50,3 +51,11 @@ def ranked(who: I64, clv: I64) -> tuple[I64, I64]:
     order = np.lexsort((who, -clv))
     order = order[clv[order] > 0]
     return clv[order], who[order]
+
+
+def classes(who: I64, clv: I64, cuts: list[Cut]) -> tuple[I64, npt.NDArray[np.int8]]:
+    """``(who, class index)`` of the customers :func:`known` gave, given the cluster's cut points."""
+    codes = np.full(len(who), 2, np.int8)
+    positive = clv > 0
+    codes[positive] = class_codes(clv[positive], who[positive], cuts)
+    return who, codes

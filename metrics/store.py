@@ -267,13 +267,9 @@ class KpiStore:
 
         return ("ranking", at), rank
 
-    def classes(self, at_us: int, cuts: list[Cut]) -> tuple[I64, npt.NDArray[np.int8]]:
-        """``(who, class index)`` of this store's customers known at ``at_us``, sorted by who."""
-        who, clv = self._known(at_us)
-        codes = np.full(len(who), 2, np.int8)
-        positive = clv > 0
-        codes[positive] = class_codes(clv[positive], who[positive], cuts)
-        return who, codes
+    def known(self, at_us: int) -> tuple[I64, I64]:
+        """``(who, clv)`` of this store's customers known at ``at_us``, sorted by who."""
+        return self._known(at_us)
 
     # -- the KPI query of this store alone (tests, one worker owning everything) ------------------
 

@@ -24,6 +24,7 @@ from prometheus_client.registry import Collector
 
 from core.periods import from_us
 from core.slices import RiskSettings
+from metrics import ranking
 from metrics.abc_classes import CLASSES, AbcSummary, Cut
 from metrics.exceptions import Unavailable
 from metrics.risk import US, RiskPolicy
@@ -258,7 +259,11 @@ class Classes:
         except Unavailable:  # a rebalance: keep the classes known, try again later
             self.next_at = time.monotonic() + MIN_REFRESH_S
             return False
-        self.whos, self.codes = self.store.classes(now_us, cuts)
+        # The ranking is in the store's memo, unless the follower wrote since: then from copies, off the loop.
+        prepared = self.store.prepare([("clv_span", now_us)])
+        fresh = dict(await asyncio.to_thread(prepared)) if prepared is not None else {}
+        who, clv = fresh[("known", now_us)] if fresh else self.store.known(now_us)
+        self.whos, self.codes = ranking.classes(who, clv, cuts)
         self.counts = summary.customers
         self.next_at = time.monotonic() + max(MIN_REFRESH_S, ABC_COST_FACTOR * (time.monotonic() - began))
         return True

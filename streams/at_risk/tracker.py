@@ -43,7 +43,7 @@ REVOKE_WAIT_S = 5.0
 RETRY_S = 1.0
 CHUNK = 500
 TICK_S = 1.0
-BACKOFF = 4.0
+BACKOFF = 9.0
 log = logging.getLogger(__name__)
 
 

@@ -15,8 +15,9 @@ from streams.kafka.clients import ssl_context
 from streams.web.auth import token_middlewares
 
 # Packs the apply agent takes per turn of the event loop, and the size of its buffer: a rebalance waits
-# for the buffer to drain (docs/architecture.md, "Batch sizes").
-TAKE_PACKS, TAKE_WITHIN_S = 64, 0.01
+# for the buffer to drain; and how long a turn waits for them: each turn costs a changelog round trip, so
+# live traffic goes in fewer, fuller turns (docs/architecture.md, "Batch sizes").
+TAKE_PACKS, TAKE_WITHIN_S = 64, 0.1
 SESSION_TIMEOUT_S = 10.0  # a crashed worker's partitions (and the series and alerts it owned) move after this
 
 
