@@ -306,7 +306,8 @@ def _measure(repeat: Repeat, position: int, system: str, idle: int | None, sink:
         result = Result(system, status="failed", events=backlog, notes=[f"{system}: {exc}"])
     console.print(
         f"{system}: {number(result.events_per_s)} events/s, CPU {number(result.cpu_us_per_event)} µs/event, "
-        f"latency p50/p99 {latency(result)} ({_cores(result.paced_cpu_cores)} while paced), "
+        f"latency p50/p99 {latency(result)} ({_cores(result.paced_cpu_cores)} while paced"
+        f"{'' if result.loop_stall_max_s is None else f', loop stalls ≤ {duration(result.loop_stall_max_s)}'}), "
         f"peak RSS {mib(result.peak_rss_bytes)}, "
         f"recovery {duration(result.recovery_s)} [{result.status}]"
     )

@@ -35,6 +35,7 @@ from bench.status import cpu_seconds, rss_bytes
 from bench.waiting import Paced, settle, wait_progress
 
 VISIBLE = "retention_event_visible_seconds"
+STALLS = "retention_event_loop_stall_seconds"
 
 
 @dataclass(frozen=True)
@@ -201,6 +202,7 @@ def _latency(setup: MonitorSetup, child: Child, backlog: int, paced: Paced, resu
         result.notes.append(f"monitor: no {VISIBLE} histogram, latency n/a")
         return
     result.offered_rate = paced.rate
+    stalls = parse_histogram(scrape(setup), STALLS) or []
     began, cpu0 = time.perf_counter(), cpu_seconds(child.pid) or 0.0
     sent = paced.send()
     target = backlog + paced.count
@@ -209,6 +211,8 @@ def _latency(setup: MonitorSetup, child: Child, backlog: int, paced: Paced, resu
                         last_words=child.tail)  # fmt: skip
     result.latency_drain_s = max(0.0, end.at - sent)
     result.paced_cpu_cores = ((cpu_seconds(child.pid) or 0.0) - cpu0) / max(1e-9, time.perf_counter() - began)
+    stalls = bucket_delta(stalls, parse_histogram(scrape(setup), STALLS) or [])
+    result.loop_stall_max_s = histogram_quantile(1.0, stalls)
     if not end.reached:
         result.notes.append(f"monitor: {target - end.count:,} paced events unprocessed after {limits.timeout:.0f} s")
 

@@ -146,6 +146,7 @@ class Result:
     latency_p99_s: float | None = None
     latency_drain_s: float | None = None  # last paced send → all processed: small when it kept up
     paced_cpu_cores: float | None = None  # CPU seconds per second while the paced slice was processed
+    loop_stall_max_s: float | None = None  # the monitor's longest event-loop stall then (its bucket's bound)
     peak_rss_bytes: float | None = None
     rss_after_bytes: float | None = None
     rss_idle_bytes: float | None = None

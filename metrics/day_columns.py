@@ -9,7 +9,6 @@ by a range boundary is scanned.
 from __future__ import annotations
 
 import bisect
-import sys
 from array import array
 from typing import Any
 
@@ -59,16 +58,18 @@ def isin_sorted(values: I64, sorted_unique: I64) -> npt.NDArray[np.bool_]:
 
 
 class DayColumns:
-    """The facts of one kind on one UTC day, as parallel arrays."""
+    """The facts of one kind on one UTC day, as parallel numpy arrays with room to grow.
 
-    __slots__ = ("combos", "customers", "max_t", "max_v", "min_t", "negatives", "times", "values", "weights")
+    Reads get views of the filled rows, not copies: an append writes only past them (or into new, larger
+    arrays), and :meth:`compact` replaces the arrays, so a view taken earlier never changes under its
+    reader — not even one on another thread (:mod:`metrics.frozen`).
+    """
+
+    __slots__ = ("_cols", "max_t", "max_v", "min_t", "n", "negatives")
 
     def __init__(self) -> None:
-        self.times = array("q")
-        self.values = array("q")
-        self.combos = array("H")
-        self.customers = array("q")
-        self.weights = array("b")
+        self._cols: list[npt.NDArray[Any]] = [np.zeros(0, dtype) for _, _, dtype in COLUMNS]
+        self.n = 0
         self.negatives = 0
         # bounds of everything ever appended: a window boundary outside them does not cut the day
         self.min_t = self.max_t = self.max_v = NO_VALUE
@@ -80,18 +81,26 @@ class DayColumns:
         self.max_v = max(self.max_v, v)
 
     def __len__(self) -> int:
-        return len(self.times)
+        return self.n
 
     def nbytes(self) -> int:
         """Bytes the columns hold allocated (rows, retracted ones until compacted, and growth room)."""
-        return sum(sys.getsizeof(column) for column in (self.times, self.values, self.combos, self.customers,
-                                                         self.weights))  # fmt: skip
+        return sum(column.nbytes for column in self._cols)
+
+    def extend(self, columns: tuple[bytes, ...]) -> None:
+        """Append rows given as the bytes of each of ``COLUMNS``."""
+        added = len(columns[-1])  # weights: one byte a row
+        end = self.n + added
+        if end > len(self._cols[0]):  # grow by an eighth, as Python's arrays do
+            room = max(end, len(self._cols[0]) + (len(self._cols[0]) >> 3) + 8)
+            self._cols = [_grown(column, self.n, room) for column in self._cols]
+        for column, raw in zip(self._cols, columns, strict=True):
+            column[self.n:end] = np.frombuffer(raw, column.dtype)
+        self.n = end
 
     def columns(self) -> tuple[I64, I64, npt.NDArray[np.uint16], I64, npt.NDArray[np.int8]]:
-        # Copies, not views: a view would pin the arrays' buffers and make the next append fail.
-        return (np.array(self.times, dtype=np.int64), np.array(self.values, dtype=np.int64),
-                np.array(self.combos, dtype=np.uint16), np.array(self.customers, dtype=np.int64),
-                np.array(self.weights, dtype=np.int8))
+        times, values, combos, customers, weights = (column[: self.n] for column in self._cols)
+        return times, values, combos, customers, weights
 
     def compact(self) -> None:
         """Drop facts cancelled by a later retraction (identical fact, weight -1)."""
@@ -104,12 +113,15 @@ class DayColumns:
         starts = np.flatnonzero(np.r_[True, changed])
         net = np.add.reduceat(weights.astype(np.int64), starts) if len(times) else np.zeros(0, np.int64)
         keep = np.repeat(starts, np.maximum(net, 0))
-        self.times = array("q", times[keep].tobytes())
-        self.values = array("q", values[keep].tobytes())
-        self.combos = array("H", combos[keep].tobytes())
-        self.customers = array("q", customers[keep].tobytes())
-        self.weights = array("b", np.ones(len(keep), np.int8).tobytes())
+        self._cols = [times[keep], values[keep], combos[keep], customers[keep], np.ones(len(keep), np.int8)]
+        self.n = len(keep)
         self.negatives = 0
+
+
+def _grown(column: npt.NDArray[Any], filled: int, room: int) -> npt.NDArray[Any]:
+    grown = np.empty(room, column.dtype)
+    grown[:filled] = column[:filled]
+    return grown
 
 
 class DayTotals:
@@ -194,18 +206,14 @@ class KindColumns:
                bounds: tuple[int, int, int]) -> None:
         """Append facts of ``day``: the bytes of their ``COLUMNS``, how many are retractions, and their
         ``(min time, max time, max value)``."""
-        times, values, combos, customers, weights = columns
+        _times, values, combos, _customers, weights = columns
         chunk = self.chunks.get(day)
         held = 0 if chunk is None else chunk.nbytes()
         chunk = self.chunk(day)
         min_t, max_t, max_v = bounds
         chunk.bound(min_t, max_v)
         chunk.bound(max_t, max_v)
-        chunk.times.frombytes(times)
-        chunk.values.frombytes(values)
-        chunk.combos.frombytes(combos)
-        chunk.customers.frombytes(customers)
-        chunk.weights.frombytes(weights)
+        chunk.extend(columns)
         self.agg.queue(day, combos, weights, values)
         chunk.negatives += negatives
         if negatives and chunk.negatives * 3 > len(chunk) and len(chunk) > 48:

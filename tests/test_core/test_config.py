@@ -41,6 +41,7 @@ def test_retention_table_in_a_shared_file(tmp_path: Path) -> None:
         ({"RETENTION_TIMEZONE": "Mars/Olympus"}, "RETENTION_TIMEZONE='Mars/Olympus': must be an IANA time zone"),
         ({"RETENTION_ALLOWED_LATENESS": "7 days"}, "RETENTION_ALLOWED_LATENESS='7 days': must be a duration"),
         ({"RETENTION_CLOCK": "sundial"}, "RETENTION_CLOCK='sundial': must be 'wall'"),
+        ({"RETENTION_GAUGE_INTERVAL": "0s"}, "RETENTION_GAUGE_INTERVAL='0s': must be a duration like 10s"),
         ({"RETENTION_ALERT_PATH": "grafana"}, "RETENTION_ALERT_PATH='grafana': must be 'stream' (the workers post"),
         ({"RETENTION_SEGMENTS": "plan=pro"}, "RETENTION_SEGMENTS=plan=pro: must be a JSON object"),
         ({"RETENTION_SEGMENTS": '{"plan": ["Pro Plan"]}'}, "RETENTION_SEGMENTS='plan:Pro Plan'"),

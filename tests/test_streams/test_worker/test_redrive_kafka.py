@@ -102,7 +102,8 @@ def test_redriven_dead_letters_count_once_and_a_second_redrive_sends_nothing(sta
         assert (rest["matched"], rest["redriven"], rest["already"], rest["failing"], rest["stopped_at_limit"]) == (
             4, 1, 2, {"missing_field": 1}, False)
         converge(lambda: _revenue(worker), (AFTER, AFTER), "revenue with the SEK orders, o5 once")
-        assert worker.metric_sum("retention_events_duplicate_total") == 1  # o5's SEK copy
+        # o5's SEK copy is a duplicate: it writes no changelog entry, so the revenue may show before it is counted
+        converge(lambda: worker.metric_sum("retention_events_duplicate_total"), 1.0, "o5's SEK copy a duplicate")
         dry_table = dlq(env, "redrive", "--dry-run", "--reason", "bad_currency", table=True)
         assert re.search(r"would be redriven\s*│\s*0 .*skipped: redriven before\s*│\s*3 ", dry_table, re.S), dry_table
         second = dlq(env, "redrive")
