@@ -231,8 +231,8 @@ class KpiStore:
         jobs: dict[Key, Callable[[], Answers]] = {}
         for q in questions:
             long = self._long(q)
-            if long is not None and long[0] not in self._answers():
-                jobs.setdefault(*long)
+            if long is not None and long[0] not in jobs and long[0] not in self._answers():
+                jobs[long[0]] = long[1]()  # the copies are taken only for what is still to compute
         return Deferred((id(self.index), self.index.version), list(jobs.values())) if jobs else None
 
     def remember(self, version: tuple[int, int], answers: Answers) -> None:
@@ -240,7 +240,8 @@ class KpiStore:
         if version == (id(self.index), self.index.version):
             self._answers().update(answers)
 
-    def _long(self, q: Question) -> tuple[Key, Callable[[], Answers]] | None:
+    def _long(self, q: Question) -> tuple[Key, Callable[[], Callable[[], Answers]]] | None:
+        """The memo key of ``q``'s long part, and what takes its copies and returns the work on them."""
         name, first = q[0], q[1] if len(q) > 1 else None
         if name in ("cohorts", "cohort_tables"):
             return self._long_cohorts(q)
@@ -250,22 +251,29 @@ class KpiStore:
             return self._long_ranking(parse_abc_label(first)[1])
         return None
 
-    def _long_cohorts(self, q: Question) -> tuple[Key, Callable[[], Answers]]:
+    def _long_cohorts(self, q: Question) -> tuple[Key, Callable[[], Callable[[], Answers]]]:
         name, segments, bounds, cohorts, until = q
         one = name == "cohorts"
         key = (name, segments if one else tuple(segments), tuple(bounds), cohorts, until)
-        frozen = Frozen(self.index, cohort_reads(bounds, cohorts, until), [ALL, *([segments] if one else segments)])
         compute = cohort_table if one else cohort_tables
-        return key, lambda: [(key, compute(frozen, segments, bounds, cohorts, until))]
 
-    def _long_ranking(self, at: int) -> tuple[Key, Callable[[], Answers]]:
-        frozen = Frozen(self.index, ranking.reads(at))
+        def freeze() -> Callable[[], Answers]:
+            frozen = Frozen(self.index, cohort_reads(bounds, cohorts, until), [ALL, *([segments] if one else segments)])
+            return lambda: [(key, compute(frozen, segments, bounds, cohorts, until))]
 
-        def rank() -> Answers:
-            known = ranking.known(frozen, at)
-            return [(("known", at), known), (("ranking", at), ranking.ranked(*known))]
+        return key, freeze
 
-        return ("ranking", at), rank
+    def _long_ranking(self, at: int) -> tuple[Key, Callable[[], Callable[[], Answers]]]:
+        def freeze() -> Callable[[], Answers]:
+            frozen = Frozen(self.index, ranking.reads(at))
+
+            def rank() -> Answers:
+                known = ranking.known(frozen, at)
+                return [(("known", at), known), (("ranking", at), ranking.ranked(*known))]
+
+            return rank
+
+        return ("ranking", at), freeze
 
     def known(self, at_us: int) -> tuple[I64, I64]:
         """``(who, clv)`` of this store's customers known at ``at_us``, sorted by who."""
