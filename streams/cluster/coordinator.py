@@ -16,7 +16,7 @@ from typing import Any, Protocol, TypeVar
 from metrics.exceptions import Unavailable
 from metrics.planning import Plan, run_async
 from metrics.questions import Question, merge
-from metrics.store import KpiStore
+from metrics.store import Answers, Deferred, KpiStore
 from streams.follow.holds import Holds
 
 T = TypeVar("T")
@@ -62,11 +62,20 @@ class LocalShare:
             chunk = list(questions[start:start + CHUNK])
             deferred = self.store.prepare(chunk)
             if deferred is not None:  # cohort tables, CLV rankings: seconds with a million customers
-                self.store.remember(deferred.version, await asyncio.to_thread(deferred))
+                self.store.remember(deferred.version, await self._beside(deferred, session))
             answers += self.store.ask(chunk)
             await asyncio.sleep(0)  # other work goes on between chunks
         self.check(partitions)  # not given away while answering
         return answers
+
+    async def _beside(self, deferred: Deferred, session: str) -> Answers:
+        """Run ``deferred`` on a thread, renewing the session's hold meanwhile: were its lease to run out,
+        the follower would write, and the answer computed from the copies could not be kept."""
+        task = asyncio.ensure_future(asyncio.to_thread(deferred))
+        while not task.done():
+            await asyncio.wait([task], timeout=self.holds.lease_s / 2)
+            await self.holds.hold(session)
+        return task.result()
 
 
 class Cluster:
