@@ -283,8 +283,9 @@ class FactIndex:
             chunks = [k.chunks[day] for day in k.days]
             arrays[f"k{i}_days"] = np.array(k.days, np.int64)
             arrays[f"k{i}_lens"] = np.array([len(c) for c in chunks], np.int64)
+            columns = [c.columns() for c in chunks]
             for j, (col, _attr, dtype) in enumerate(COLUMNS):
-                parts = [c.columns()[j] for c in chunks]
+                parts = [cols[j] for cols in columns]
                 arrays[f"k{i}_{col}"] = np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype)
         return kinds, list(self._combos), arrays
 

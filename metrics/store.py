@@ -54,6 +54,11 @@ class Deferred:
         return [answer for job in self.jobs for answer in job()]
 
 
+def _cohort_key(name: str, segments: str | Sequence[str], bounds: Sequence[int], cohorts: int, until: int) -> Key:
+    """The memo key of a cohort table question (one segment, or a list of them)."""
+    return (name, segments if isinstance(segments, str) else tuple(segments), tuple(bounds), cohorts, until)
+
+
 def who_of(key: bytes) -> int:
     """A stable id in ``[1, 2**62]`` of a customer key (the index stores it with every fact, for ABC)."""
     return (int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big") >> 2) + 1
@@ -203,11 +208,11 @@ class KpiStore:
         return self.newest_us
 
     def cohort_table(self, segment: str, bounds: Sequence[int], cohorts: int, until: int) -> list[Any]:
-        return self._memo(("cohorts", segment, tuple(bounds), cohorts, until),  # type: ignore[no-any-return]
+        return self._memo(_cohort_key("cohorts", segment, bounds, cohorts, until),  # type: ignore[no-any-return]
                           lambda: cohort_table(self.index, segment, bounds, cohorts, until))
 
     def cohort_tables(self, segments: Sequence[str], bounds: Sequence[int], cohorts: int, until: int) -> list[Any]:
-        return self._memo(("cohort_tables", tuple(segments), tuple(bounds), cohorts, until),  # type: ignore[no-any-return]
+        return self._memo(_cohort_key("cohort_tables", segments, bounds, cohorts, until),  # type: ignore[no-any-return]
                           lambda: cohort_tables(self.index, segments, bounds, cohorts, until))
 
     def _known(self, at_us: int) -> tuple[I64, I64]:
@@ -242,19 +247,18 @@ class KpiStore:
 
     def _long(self, q: Question) -> tuple[Key, Callable[[], Callable[[], Answers]]] | None:
         """The memo key of ``q``'s long part, and what takes its copies and returns the work on them."""
-        name, first = q[0], q[1] if len(q) > 1 else None
-        if name in ("cohorts", "cohort_tables"):
+        if q[0] in ("cohorts", "cohort_tables"):
             return self._long_cohorts(q)
-        if name in CLV_QUESTIONS:
+        if q[0] in CLV_QUESTIONS:
             return self._long_ranking(int(q[1]))
-        if isinstance(first, str) and first.startswith("abc:"):  # a class's facts: the ranking first
-            return self._long_ranking(parse_abc_label(first)[1])
+        if len(q) > 1 and isinstance(q[1], str) and q[1].startswith("abc:"):  # a class's facts: the ranking first
+            return self._long_ranking(parse_abc_label(q[1])[1])
         return None
 
     def _long_cohorts(self, q: Question) -> tuple[Key, Callable[[], Callable[[], Answers]]]:
         name, segments, bounds, cohorts, until = q
         one = name == "cohorts"
-        key = (name, segments if one else tuple(segments), tuple(bounds), cohorts, until)
+        key = _cohort_key(name, segments, bounds, cohorts, until)
         compute = cohort_table if one else cohort_tables
 
         def freeze() -> Callable[[], Answers]:
