@@ -35,6 +35,7 @@ from streams.at_risk.registry import (
     source_of,
 )
 from streams.kafka.clients import new_reader
+from streams.pacing import Slice
 from streams.ports import Producer
 from streams.wire import partition_of
 
@@ -42,6 +43,7 @@ RECHECK_US = DAY_US
 REVOKE_WAIT_S = 5.0
 RETRY_S = 1.0
 CHUNK = 500
+SWEEP_CHUNK = 100  # keys scored in one turn of a sweep: 10-30 ms
 TICK_S = 1.0
 BACKOFF = 9.0
 log = logging.getLogger(__name__)
@@ -132,7 +134,7 @@ class RiskTracker:
             for key, data in self.published.items():  # bounded by the customers at risk
                 if self.classes.of(key) != data.abc_class:
                     self.dirty.setdefault(key, (self._partition(key), None))
-        busy = self._step(now)
+        busy = self._step(now, Slice())
         if not busy and (self.sweep is not None or self.pending):
             busy = await self._sweep_step(now)
         await self._flush()
@@ -144,10 +146,12 @@ class RiskTracker:
     def _partition(self, key: bytes) -> int:
         return partition_of(key, self.partitions)
 
-    def _step(self, now: int) -> bool:
-        """Score a chunk of changed keys and of keys whose time has come; whether more are waiting."""
+    def _step(self, now: int, turn: Slice) -> bool:
+        """Score changed keys, then keys whose time has come, for one slice of the event loop (the
+        changed ones for half of it at most, so the timers are not starved); whether more are waiting."""
         n = 0
-        while self.dirty and n < CHUNK:
+        changed = Slice(turn.seconds / 2)
+        while self.dirty and n < CHUNK and not changed.over():
             key, (partition, state) = self.dirty.popitem()
             if partition not in self.live:  # taken back after a failed publish, and revoked since
                 continue
@@ -157,7 +161,7 @@ class RiskTracker:
             self._rescore(key, partition, state, now, "event")
             n += 1
         heap, due = self.heap, self.due
-        while heap and heap[0][0] <= now and n < 2 * CHUNK:
+        while heap and heap[0][0] <= now and n < 2 * CHUNK and not turn.over():
             t, key = heapq.heappop(heap)
             if due.get(key) != t:  # rescheduled since
                 continue
@@ -245,7 +249,7 @@ class RiskTracker:
                 if self._partition(key) == partition:
                     self.published[key] = data
             self.live.add(partition)
-            self.sweep = (partition, store, store.key_chunks(CHUNK))
+            self.sweep = (partition, store, store.key_chunks(SWEEP_CHUNK))
             log.info("partition %d: scoring every customer for risk (%d keys)", partition, len(store))
             return True
         partition, store, chunks = self.sweep

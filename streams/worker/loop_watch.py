@@ -26,7 +26,7 @@ TICK_S = 0.1  # ten observations a second: cheap, and finer than the latencies t
 STALL_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0)
 GC_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0)
 TIMED_GENERATIONS = frozenset({1, 2})  # generation 0 passes are frequent and short: timing them costs more
-HELD_S = 0.25  # a loop held this long is logged with where it was held
+HELD_S = 0.1  # a loop held this long is logged with where it was held
 FRAMES = 6  # frames shown: the innermost, then this project's own
 # This project's packages, wherever installed (a checkout or site-packages).
 OURS = tuple(f"{Path(__file__).resolve().parents[2]}/{package}/" for package in

@@ -99,3 +99,27 @@ def test_a_failed_batch_leaves_no_state_the_changelog_does_not_have() -> None:
         assert decode_change(entries[-1].value or b"").state == (await stage.store(p)).get(b"a")
 
     asyncio.run(run())
+
+
+def test_a_turn_applied_one_pack_at_a_time_ends_in_the_same_states(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A turn's packs are applied in slices; a later slice must read the states an earlier one made,
+    though they reach the store only once the changelog acknowledged them."""
+    plans = ("free", "pro", "team")
+    changes = [signup(c, "2025-01-01T10:00:00Z") for c in ("a", "b")] + [
+        event("customer.updated", f"2025-01-0{day}T10:00:00Z", {"customer_id": c, "segment": {"plan": plans[day % 3]}})
+        for day in range(2, 8) for c in ("a", "b")]
+
+    async def states(slice_bytes: int) -> dict[bytes, bytes | None]:
+        monkeypatch.setattr("streams.apply.stage.SLICE_BYTES", slice_bytes)
+        log = MemoryLog(TOPICS.partitions)
+        stage = new_stage(log, [])
+        packs = []
+        for change in changes:  # one pack each: every slice of one byte holds exactly one pack
+            packs += await route(log, change)
+        await stage.handle(packs)
+        return {key: (await stage.store(partition_of(key, TOPICS.partitions))).get(key) for key in (b"a", b"b")}
+
+    sliced, whole = asyncio.run(states(1)), asyncio.run(states(1 << 20))
+    assert sliced == whole
+    assert all(len(decode_state(state).records) == 7 for state in sliced.values() if state is not None)
+    assert None not in sliced.values()
