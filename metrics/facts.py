@@ -57,6 +57,7 @@ class Context:
     segmenter: Segmenter
     reasons: frozenset[str]
     categories: frozenset[str]
+    history_us: int  # a ticket resolved longer ago than this takes no more replies or reopens
 
 
 def context(facts: FactSettings) -> Context:
@@ -64,4 +65,5 @@ def context(facts: FactSettings) -> Context:
         segmenter=Segmenter(facts.segments),
         reasons=frozenset(facts.churn_reasons),
         categories=frozenset(facts.ticket_categories),
+        history_us=facts.history_s * 1_000_000,
     )

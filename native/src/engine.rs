@@ -111,7 +111,7 @@ impl Engine {
         if needs_sort {
             merged.sort_by(|a, b| a.key_cmp(b));
         }
-        let merged = prune(merged, newest_v - self.history_us)?;
+        let merged = prune(merged, newest_v - self.history_us, self.history_us)?;
         let derived = derive(&merged, &self.ctx);
         if !derived.ignored.is_empty() {
             for (o, id) in outcomes.iter_mut().zip(&record_ids) {

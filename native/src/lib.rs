@@ -93,6 +93,7 @@ impl PyEngine {
                     seg: Segmenter::new(dimensions),
                     reasons: reasons.into_iter().collect(),
                     categories: categories.into_iter().collect(),
+                    history_us,
                 },
                 lateness_us,
                 history_us,

@@ -12,6 +12,9 @@ impl<V> OMap<V> {
     pub fn new() -> Self {
         OMap { idx: HashMap::new(), items: Vec::new() }
     }
+    pub fn get(&self, k: &str) -> Option<&V> {
+        self.idx.get(k).map(|&i| &self.items[i].1)
+    }
     pub fn get_mut(&mut self, k: &str) -> Option<&mut V> {
         let i = *self.idx.get(k)?;
         Some(&mut self.items[i].1)

@@ -31,7 +31,9 @@ fn is_ticket(t: u8) -> bool {
     matches!(t, TICKET_OPENED_T | TICKET_REPLIED | TICKET_RESOLVED | TICKET_REOPENED)
 }
 
-pub fn prune(records: Vec<Rec>, cutoff: i64) -> R<Vec<Rec>> {
+/// `cutoff`: the history horizon; a resolved ticket is kept for `history_us` more, as long as a reply or
+/// reopen of it could still count (`replay.rs`, `ticket_resolved_too_long_ago`).
+pub fn prune(records: Vec<Rec>, cutoff: i64, history_us: i64) -> R<Vec<Rec>> {
     if records.is_empty() || records[0].time_us >= cutoff {
         return Ok(records);
     }
@@ -39,7 +41,7 @@ pub fn prune(records: Vec<Rec>, cutoff: i64) -> R<Vec<Rec>> {
     let mut keep: Vec<Rec> = old.iter().filter(|r| is_lifecycle(r.typ)).map(|r| (*r).clone()).collect();
     keep.extend(fold(&old, ORDER_PLACED, "~folded-orders", 2, &records)?);
     keep.extend(fold(&old, ORDER_REFUNDED, "~folded-refunds", 0, &records)?);
-    keep.extend(open_tickets(&records, cutoff));
+    keep.extend(open_tickets(&records, cutoff, cutoff.saturating_sub(history_us)));
     keep.extend(records.iter().filter(|r| r.time_us >= cutoff).cloned());
     keep.sort_by(|a, b| a.key_cmp(b)); // stable, as list.sort
     Ok(keep)
@@ -79,7 +81,7 @@ fn fold(old: &[&Rec], t: u8, folded_id: &str, skip_first: usize, records: &[Rec]
     Ok(out)
 }
 
-fn open_tickets(records: &[Rec], cutoff: i64) -> Vec<Rec> {
+fn open_tickets(records: &[Rec], cutoff: i64, closed_before: i64) -> Vec<Rec> {
     let mut by_ticket: Vec<(Option<&str>, Vec<&Rec>)> = Vec::new();
     let mut index: HashMap<Option<&str>, usize> = HashMap::new();
     for r in records.iter().filter(|r| is_ticket(r.typ)) {
@@ -96,7 +98,11 @@ fn open_tickets(records: &[Rec], cutoff: i64) -> Vec<Rec> {
     for (_, recs) in by_ticket {
         let opened = recs.iter().any(|r| r.typ == TICKET_OPENED_T);
         let last = recs[recs.len() - 1];
-        let done = last.time_us < cutoff && (last.typ == TICKET_RESOLVED || !opened);
+        let done = if opened {
+            last.typ == TICKET_RESOLVED && last.time_us < closed_before
+        } else {
+            last.time_us < cutoff
+        };
         if !done {
             out.extend(recs.iter().filter(|r| r.time_us < cutoff).map(|r| (*r).clone()));
         }

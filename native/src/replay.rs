@@ -12,6 +12,7 @@ pub struct Ctx {
     pub seg: Segmenter,
     pub reasons: HashSet<String>,
     pub categories: HashSet<String>,
+    pub history_us: i64,
 }
 
 #[derive(Default)]
@@ -22,6 +23,7 @@ struct Ticket {
     reply_keys: Option<Keys>,
     resolution_keys: Option<Keys>,
     resolved: bool,
+    resolved_at: i64,
     first_resolution_seen: bool,
 }
 
@@ -89,6 +91,12 @@ impl<'c> Replay<'c> {
     }
     fn ignore(&mut self, r: &Rec, reason: &'static str) {
         self.ignored.insert(r.id.clone(), reason);
+    }
+
+    /// Whether ticket `key` was resolved more than `history` before `t`: replies and reopens no longer
+    /// count, so pruning may drop the ticket without changing what a later record does.
+    fn closed(&self, key: &str, t: i64) -> bool {
+        self.tickets.get(key).is_some_and(|tk| tk.resolved && t - tk.resolved_at > self.ctx.history_us)
     }
 
     fn mv(&mut self, t: i64, segment: Option<&Vec<(String, String)>>) {
@@ -195,6 +203,9 @@ impl<'c> Replay<'c> {
             }
             TICKET_REPLIED => {
                 let key = r.ref_.as_deref().unwrap_or("");
+                if self.closed(key, t) {
+                    return self.ignore(r, "ticket_resolved_too_long_ago");
+                }
                 let Some(ticket) = self.tickets.get_mut(key).filter(|tk| tk.opened.is_some()) else {
                     return self.ignore(r, "reply_to_unknown_ticket");
                 };
@@ -220,6 +231,7 @@ impl<'c> Replay<'c> {
                     return self.ignore(r, "resolve_unknown_or_resolved_ticket");
                 };
                 ticket.resolved = true;
+                ticket.resolved_at = t;
                 let out = if ticket.waits_for_reply {
                     ticket.waits_for_reply = false;
                     ticket.reply_keys.clone()
@@ -243,6 +255,9 @@ impl<'c> Replay<'c> {
             }
             TICKET_REOPENED => {
                 let key = r.ref_.as_deref().unwrap_or("");
+                if self.closed(key, t) {
+                    return self.ignore(r, "ticket_resolved_too_long_ago");
+                }
                 let keys = self.keys.clone();
                 let Some(ticket) = self.tickets.get_mut(key).filter(|tk| tk.resolved) else {
                     return self.ignore(r, "reopen_not_resolved_ticket");

@@ -75,7 +75,7 @@ class ReferenceProcessor:
         merged = kept + added
         if (kept and min(r.sort_key() for r in added) < kept[-1].sort_key()) or len(added) > 1:
             merged.sort(key=Rec.sort_key)
-        merged = prune(merged, newest - self.history_us)
+        merged = prune(merged, newest - self.history_us, self.history_us)
         derived = derive(merged, self.ctx)
         if derived.ignored:
             outcomes = [Outcome("ignored", derived.ignored[rec.id]) if o is APPLIED and rec.id in derived.ignored

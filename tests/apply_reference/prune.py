@@ -16,15 +16,16 @@ FOLDED_ORDERS = "~folded-orders"
 FOLDED_REFUNDS = "~folded-refunds"
 
 
-def prune(records: list[Rec], cutoff: int) -> list[Rec]:
-    """``records`` (sorted) without what only periods before ``cutoff`` need; unchanged if nothing is old."""
+def prune(records: list[Rec], cutoff: int, history_us: int = 0) -> list[Rec]:
+    """``records`` (sorted) without what only periods before ``cutoff`` need; unchanged if nothing is old.
+    A resolved ticket stays ``history_us`` longer: until then a reply or reopen of it still counts."""
     if not records or records[0].time_us >= cutoff:
         return records
     old = [r for r in records if r.time_us < cutoff]
     keep = [r for r in old if r.type in _LIFECYCLE]
     keep += _fold(old, T.ORDER_PLACED, FOLDED_ORDERS, skip_first=2, records=records)
     keep += _fold(old, T.ORDER_REFUNDED, FOLDED_REFUNDS, skip_first=0, records=records)
-    keep += _open_tickets(records, cutoff)
+    keep += _open_tickets(records, cutoff, cutoff - history_us)
     out = keep + [r for r in records if r.time_us >= cutoff]
     out.sort(key=Rec.sort_key)
     return out
@@ -54,8 +55,9 @@ def _fold(old: list[Rec], type_: T, folded_id: str, skip_first: int, records: li
     return out
 
 
-def _open_tickets(records: list[Rec], cutoff: int) -> list[Rec]:
-    """The old records of tickets that still matter: open, reopened, or with records after ``cutoff``."""
+def _open_tickets(records: list[Rec], cutoff: int, closed_before: int) -> list[Rec]:
+    """The old records of tickets that still matter: open, reopened, resolved since ``closed_before``, or
+    with records after ``cutoff``; records of tickets never opened only until ``cutoff``."""
     by_ticket: dict[str | None, list[Rec]] = {}
     for r in records:
         if r.type in _TICKET:
@@ -63,7 +65,8 @@ def _open_tickets(records: list[Rec], cutoff: int) -> list[Rec]:
     out: list[Rec] = []
     for recs in by_ticket.values():
         opened = any(r.type is T.TICKET_OPENED for r in recs)
-        done = recs[-1].time_us < cutoff and (recs[-1].type is T.TICKET_RESOLVED or not opened)
+        last = recs[-1]
+        done = last.type is T.TICKET_RESOLVED and last.time_us < closed_before if opened else last.time_us < cutoff
         if not done:
             out.extend(r for r in recs if r.time_us < cutoff)
     return out

@@ -70,6 +70,7 @@ class _Ticket:
     reply_keys: tuple[str, ...] = ()
     resolution_keys: tuple[str, ...] = ()
     resolved: bool = False  # currently resolved (reopens clear it)
+    resolved_at: int = 0  # when it was resolved last
     first_resolution_seen: bool = False
 
 
@@ -185,8 +186,15 @@ class _Replay:
         ticket.reply_keys = ticket.resolution_keys = self.keys
         return None
 
+    def closed(self, ticket: _Ticket | None, t: int) -> bool:
+        """Resolved more than ``history`` before ``t``: replies and reopens no longer count, so pruning
+        may drop the ticket without changing what a later record does."""
+        return ticket is not None and ticket.resolved and t - ticket.resolved_at > self.ctx.history_us
+
     def ticket_replied(self, r: Rec) -> None:
         ticket = self.tickets.get(r.ref or "")
+        if self.closed(ticket, r.time_us):
+            return self.ignore(r, "ticket_resolved_too_long_ago")
         if ticket is None or ticket.opened is None:
             return self.ignore(r, "reply_to_unknown_ticket")
         if r.text != "agent" or ticket.replied:
@@ -205,7 +213,7 @@ class _Replay:
         ticket = self.tickets.get(r.ref or "")
         if ticket is None or ticket.opened is None or ticket.resolved:
             return self.ignore(r, "resolve_unknown_or_resolved_ticket")
-        ticket.resolved = True
+        ticket.resolved, ticket.resolved_at = True, r.time_us
         self.stop_waiting_for_reply(ticket, r.time_us)  # solved without a reply: nobody waits for one
         if not ticket.first_resolution_seen:
             ticket.first_resolution_seen = True
@@ -215,6 +223,8 @@ class _Replay:
 
     def ticket_reopened(self, r: Rec) -> None:
         ticket = self.tickets.get(r.ref or "")
+        if self.closed(ticket, r.time_us):
+            return self.ignore(r, "ticket_resolved_too_long_ago")
         if ticket is None or not ticket.resolved:
             return self.ignore(r, "reopen_not_resolved_ticket")
         ticket.resolved = False

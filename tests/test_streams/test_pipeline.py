@@ -15,7 +15,7 @@ from pure_pipeline import PurePipeline
 
 from core.settings import Settings
 from metrics.lateness import stream_of
-from metrics.records import TYPE_CODES
+from metrics.records import TYPE_CODES, T
 from streams.apply.processor import Processor
 from streams.contract.decode import Event, decode
 from streams.follow.follower import apply_entry
@@ -199,6 +199,23 @@ def without_reused_ids(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def without_replies_long_after_a_resolution(events: list[dict[str, Any]], history: timedelta) -> list[dict[str, Any]]:
+    """Drop replies to and reopens of a ticket resolved more than ``history`` before them: they count
+    no more (``ticket_resolved_too_long_ago``, so pruning may drop the ticket), and the pipelines compared
+    have different histories. Drops a few more than needed (any earlier resolution), never fewer."""
+    resolved: dict[tuple[Any, Any], list[datetime]] = {}
+    out = []
+    for e in events:
+        ticket, time = (e["data"].get("customer_id"), e["data"].get("ticket_id")), datetime.fromisoformat(e["time"])
+        if e["type"] == "ticket.resolved":
+            resolved.setdefault(ticket, []).append(time)
+        elif e["type"] in ("ticket.replied", "ticket.reopened") and any(
+                time - t > history for t in resolved.get(ticket, ())):
+            continue
+        out.append(e)
+    return out
+
+
 def comparable(answer: dict[str, Any]) -> dict[str, Any]:
     # Predicted CLV looks back 90 days from the period end, across the horizon: not covered.
     answer["kpis"].pop("clv_predicted_mean")
@@ -209,7 +226,8 @@ def comparable(answer: dict[str, Any]) -> dict[str, Any]:
 @settings(max_examples=150, deadline=None)
 @given(mixed_events())
 def test_pruning_beyond_the_history_keeps_every_kpi_of_later_periods(events: list[dict[str, Any]]) -> None:
-    in_order = without_reused_ids(sorted(events, key=lambda e: e["time"]))
+    in_order = without_replies_long_after_a_resolution(without_reused_ids(sorted(events, key=lambda e: e["time"])),
+                                                       timedelta(days=20))
     full = PurePipeline(Settings(allowed_lateness="20d", history="3650d")).send(*in_order)
     pruned = PurePipeline(Settings(allowed_lateness="20d", history="20d")).send(*in_order)
     # a response whose (pruned) item is gone is "ignored" rather than "applied": same KPIs
@@ -220,6 +238,30 @@ def test_pruning_beyond_the_history_keeps_every_kpi_of_later_periods(events: lis
     for period in ("2025-03-10T00:00:00Z/2025-04-01T00:00:00Z", "2025-03-28T23:00:00Z/2025-03-29T00:00:00Z"):
         for segment in ("all", "plan:pro", "plan:other", "abc:A"):
             assert comparable(pruned.answer(period, segment)) == comparable(full.answer(period, segment))
+
+
+def test_a_ticket_resolved_longer_ago_than_the_history_takes_no_reopen_however_batches_fall() -> None:
+    """Pruning drops a ticket resolved twice the history ago; a reopen more than the history after the
+    resolution is ignored whether or not the ticket was dropped before it arrived."""
+    settings = Settings(allowed_lateness="20d", history="30d")
+
+    def ticket(type_: str, time: str, **data: str) -> dict[str, Any]:
+        return event(type_, time, {"customer_id": "a", "ticket_id": "t", **data})
+
+    opened, resolved = ticket("ticket.opened", "2025-01-01T00:00:00Z", kind="request"), ticket(
+        "ticket.resolved", "2025-01-02T00:00:00Z")
+    later = event("customer.signed_up", "2025-03-10T00:00:00Z", {"customer_id": "a"})  # horizon: 8 February
+    reopen = ticket("ticket.reopened", "2025-03-10T00:00:00Z")
+    one_by_one = PurePipeline(settings).send(opened, resolved, later, reopen)
+    together = PurePipeline(settings).send(opened, resolved).send_batch(later, reopen)
+    assert one_by_one.statuses[-1] == "ignored"
+    assert not any(r.ref == "t" and r.type is not T.TICKET_REOPENED for r in one_by_one.state(b"a").records)
+    for period in ("2025-03", "2025-03-10"):  # periods after the horizon: exact
+        assert together.answer(period, "all") == one_by_one.answer(period, "all")
+        assert one_by_one.kpis(period)["reopens"] == 0
+    recent = PurePipeline(settings).send(opened, resolved, ticket("ticket.reopened", "2025-01-30T00:00:00Z"))
+    assert recent.statuses[-1] == "applied"
+    assert recent.kpis("2025-01")["reopens"] == 1
 
 
 def test_pruning_bounds_the_stored_records() -> None:
