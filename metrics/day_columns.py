@@ -57,6 +57,11 @@ def isin_sorted(values: I64, sorted_unique: I64) -> npt.NDArray[np.bool_]:
     return found
 
 
+def joined(parts: dict[str, list[npt.NDArray[Any]]]) -> dict[str, npt.NDArray[Any]]:
+    """Named lists of columns (:meth:`metrics.index.FactIndex.views`) as one array per name."""
+    return {name: np.concatenate(arrays) for name, arrays in parts.items()}
+
+
 class DayColumns:
     """The facts of one kind on one UTC day, as parallel numpy arrays with room to grow.
 

@@ -24,6 +24,7 @@ from metrics.day_columns import (
     day_of,
     in_range,
     isin_sorted,
+    joined,
 )
 from metrics.facts import Fact, Keys
 
@@ -275,19 +276,25 @@ class FactIndex:
 
     def to_arrays(self) -> tuple[list[str], list[Keys], dict[str, npt.NDArray[Any]]]:
         """Kinds, combinations and, per kind ``i``, its chunks as concatenated columns (``k{i}_…``)."""
+        kinds, combos, parts = self.views()
+        return kinds, combos, joined(parts)
+
+    def views(self) -> tuple[list[str], list[Keys], dict[str, list[npt.NDArray[Any]]]]:
+        """What :meth:`to_arrays` concatenates: per kind its days, chunk lengths and each chunk's column
+        views. Taking them is quick; as a view never changes under its reader (appends go past it,
+        compaction replaces the arrays), :func:`joined` may copy them on a thread while writes go on."""
         self.flush()
         kinds = list(self._kinds)
-        arrays: dict[str, npt.NDArray[Any]] = {}
+        parts: dict[str, list[npt.NDArray[Any]]] = {}
         for i, kind in enumerate(kinds):
             k = self._kinds[kind]
             chunks = [k.chunks[day] for day in k.days]
-            arrays[f"k{i}_days"] = np.array(k.days, np.int64)
-            arrays[f"k{i}_lens"] = np.array([len(c) for c in chunks], np.int64)
+            parts[f"k{i}_days"] = [np.array(k.days, np.int64)]
+            parts[f"k{i}_lens"] = [np.array([len(c) for c in chunks], np.int64)]
             columns = [c.columns() for c in chunks]
             for j, (col, _attr, dtype) in enumerate(COLUMNS):
-                parts = [cols[j] for cols in columns]
-                arrays[f"k{i}_{col}"] = np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype)
-        return kinds, list(self._combos), arrays
+                parts[f"k{i}_{col}"] = [cols[j] for cols in columns] or [np.zeros(0, dtype)]
+        return kinds, list(self._combos), parts
 
     @classmethod
     def from_arrays(cls, kinds: list[str], combos: list[Keys], arrays: dict[str, npt.NDArray[Any]]) -> FactIndex:

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from metrics.day_columns import joined
 from metrics.facts import FACTS_VERSION
 from metrics.index import FactIndex
 from metrics.keytable import KeyTable
@@ -30,10 +31,11 @@ FORMAT = 2  # 2: checksums, customers and newest event time per partition
 
 @dataclass
 class Checkpoint:
-    """What :func:`capture` takes from a store (in memory, quickly), for :func:`write` to save."""
+    """What :func:`capture` takes from a store (views and copies of small tables, quickly, on the event
+    loop), for :func:`write` to join and save (on a thread)."""
 
     meta: dict[str, Any]
-    arrays: dict[str, npt.NDArray[Any]]
+    parts: dict[str, list[npt.NDArray[Any]]]
 
 
 def fingerprint(settings: dict[str, Any]) -> str:
@@ -46,15 +48,15 @@ def fingerprint(settings: dict[str, Any]) -> str:
 
 def capture(store: KpiStore, positions: dict[int, int], print_: str) -> Checkpoint:
     """The store's facts and, per partition, its checksums and the changelog position they reflect."""
-    kinds, combos, arrays = store.index.to_arrays()
+    kinds, combos, parts = store.index.views()
     partitions = sorted(store.checksums)
     for p in partitions:
-        keys, values = store.checksums[p].to_arrays()
-        arrays |= {f"checksum_keys_{p}": keys, f"checksum_values_{p}": values}
+        keys, values = store.checksums[p].to_arrays()  # copies: the tables change in place
+        parts |= {f"checksum_keys_{p}": [keys], f"checksum_values_{p}": [values]}
     meta = {"format": FORMAT, "fingerprint": print_, "created": time.time(), "positions": positions,
             "kinds": kinds, "combos": [list(c) for c in combos], "partitions": partitions,
             "customers": store.customer_counts, "newest": store.newest_by_partition}
-    return Checkpoint(meta, arrays)
+    return Checkpoint(meta, parts)
 
 
 def write(checkpoint: Checkpoint, directory: Path) -> None:
@@ -63,7 +65,7 @@ def write(checkpoint: Checkpoint, directory: Path) -> None:
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     with (tmp / "facts.npz").open("wb") as fh:
-        np.savez(fh, *(), **checkpoint.arrays)  # type: ignore[arg-type]  # numpy's stub misreads **kwds
+        np.savez(fh, *(), **joined(checkpoint.parts))  # type: ignore[arg-type]  # numpy's stub misreads **kwds
     (tmp / "meta.json").write_text(json.dumps(checkpoint.meta))
     old = directory.with_name(directory.name + ".old")
     shutil.rmtree(old, ignore_errors=True)
