@@ -65,7 +65,9 @@ class RiskTracker:
         self.pending: list[int] = []  # partitions to sweep
         self.swept: set[int] = set()  # partitions scored end to end
         self.sweep: tuple[int, PartitionStore, Iterator[list[bytes]]] | None = None
-        self.dirty: dict[bytes, tuple[int, bytes | None]] = {}  # None: read the state from the store
+        # Changed keys with their partition: the state is read when a key's turn comes, so a backlog of
+        # changed keys holds no states, and a key changed many times is scored once.
+        self.dirty: dict[bytes, int] = {}
         self.heap: list[tuple[int, bytes]] = []
         self.due: dict[bytes, int] = {}
         self.published: dict[bytes, AtRiskData] = {}  # owned customers at risk, as last published
@@ -81,10 +83,8 @@ class RiskTracker:
         """The apply stage wrote these ``(partition, key, state)``: score them soon."""
         live, dirty = self.live, self.dirty
         for partition, key, _state in items:
-            # Only the key: the state is read from the store when the key's turn comes, so a backlog
-            # of changed keys holds no states (and a key changed many times is scored once).
             if partition in live and not key.startswith(REP_PREFIX):
-                dirty[key] = (partition, None)
+                dirty[key] = partition
         self.wake.set()
 
     async def revoked(self) -> None:
@@ -133,7 +133,7 @@ class RiskTracker:
         if await self.classes.refresh(now):
             for key, data in self.published.items():  # bounded by the customers at risk
                 if self.classes.of(key) != data.abc_class:
-                    self.dirty.setdefault(key, (self._partition(key), None))
+                    self.dirty.setdefault(key, self._partition(key))
         busy = self._step(now, Slice())
         if not busy and (self.sweep is not None or self.pending):
             busy = await self._sweep_step(now)
@@ -152,13 +152,11 @@ class RiskTracker:
         n = 0
         changed = Slice(turn.seconds / 2)
         while self.dirty and n < CHUNK and not changed.over():
-            key, (partition, state) = self.dirty.popitem()
+            key, partition = self.dirty.popitem()
             if partition not in self.live:  # taken back after a failed publish, and revoked since
                 continue
             store = self.apply.stores.get(partition)
-            if state is None and store is not None:
-                state = store.get(key)
-            self._rescore(key, partition, state, now, "event")
+            self._rescore(key, partition, None if store is None else store.get(key), now, "event")
             n += 1
         heap, due = self.heap, self.due
         while heap and heap[0][0] <= now and n < 2 * CHUNK and not turn.over():
@@ -222,7 +220,7 @@ class RiskTracker:
                     self.published.pop(key, None)
                 else:
                     self.published[key] = old
-                self.dirty[key] = (partition, None)
+                self.dirty[key] = partition
             await asyncio.sleep(RETRY_S)
             return
         finally:
