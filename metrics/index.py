@@ -282,7 +282,7 @@ class FactIndex:
     def views(self) -> tuple[list[str], list[Keys], dict[str, list[npt.NDArray[Any]]]]:
         """What :meth:`to_arrays` concatenates: per kind its days, chunk lengths and each chunk's column
         views. Taking them is quick; as a view never changes under its reader (appends go past it,
-        compaction replaces the arrays), :func:`joined` may copy them on a thread while writes go on."""
+        compaction replaces the arrays), they may be copied on a thread while writes go on."""
         self.flush()
         kinds = list(self._kinds)
         parts: dict[str, list[npt.NDArray[Any]]] = {}

@@ -13,6 +13,7 @@ import hashlib
 import json
 import shutil
 import time
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,6 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from metrics.day_columns import joined
 from metrics.facts import FACTS_VERSION
 from metrics.index import FactIndex
 from metrics.keytable import KeyTable
@@ -64,8 +64,11 @@ def write(checkpoint: Checkpoint, directory: Path) -> None:
     tmp = directory.with_name(directory.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    with (tmp / "facts.npz").open("wb") as fh:
-        np.savez(fh, *(), **joined(checkpoint.parts))  # type: ignore[arg-type]  # numpy's stub misreads **kwds
+    # np.savez's own format, written one column at a time: only one joined column is in memory at once
+    with zipfile.ZipFile(tmp / "facts.npz", "w", allowZip64=True) as archive:
+        for name, arrays in checkpoint.parts.items():
+            with archive.open(f"{name}.npy", "w", force_zip64=True) as out:
+                np.lib.format.write_array(out, np.concatenate(arrays), allow_pickle=False)
     (tmp / "meta.json").write_text(json.dumps(checkpoint.meta))
     old = directory.with_name(directory.name + ".old")
     shutil.rmtree(old, ignore_errors=True)

@@ -18,6 +18,7 @@ from streams.at_risk.registry import AtRiskCollector, Classes
 from streams.at_risk.tracker import RiskTracker, new_tracker
 from streams.kafka.transport import SharedProducer
 from streams.worker.backpressure import BufferFullSensor
+from streams.worker.heap_trim import trim_forever
 from streams.worker.loop_watch import LoopWatch
 from streams.worker.runtime import RETRY_SECONDS, Runtime
 
@@ -77,7 +78,7 @@ async def warm(runtime: Runtime, partition: int) -> None:
 
 def start_background(runtime: Runtime, currency: str, thresholds: tuple[float, float], interval_s: float) -> None:
     """The KPI gauges, computed off the scrape path; the event loop's stall and GC pause times; Faust's
-    pauses of the apply agent's partitions."""
+    pauses of the apply agent's partitions; freed heap pages handed back."""
     registry = runtime.registry
     board = GaugeBoard(runtime.owned_segments, runtime.cluster_now_us, tz=runtime.calendar.tz, currency=currency,
                        thresholds=thresholds, run=runtime.cluster, min_interval=interval_s)
@@ -92,6 +93,10 @@ def start_background(runtime: Runtime, currency: str, thresholds: tuple[float, f
     @runtime.app.task  # type: ignore[untyped-decorator]
     async def watch_loop() -> None:
         await loop_watch.run()
+
+    @runtime.app.task  # type: ignore[untyped-decorator]
+    async def trim_heap() -> None:
+        await trim_forever()
 
 
 def start_at_risk(runtime: Runtime, risk_settings: RiskSettings, kafka: KafkaSettings,
