@@ -221,8 +221,8 @@ class KindColumns:
         chunk.extend(columns)
         self.agg.queue(day, combos, weights, values)
         chunk.negatives += negatives
-        if negatives and chunk.negatives * 3 > len(chunk) and len(chunk) > 48:
-            chunk.compact()  # retractions are a third of the day: fold them into what they cancel
+        if negatives and chunk.negatives * 8 > len(chunk) and len(chunk) > 48:
+            chunk.compact()  # retractions are an eighth of the day: fold them into what they cancel
         self.nbytes += chunk.nbytes() - held
 
     def compact(self, day: int) -> None:

@@ -20,7 +20,7 @@ from streams.ports import LogReader, Producer
 from streams.wire import Routed, decode_batch, decode_change
 
 log = logging.getLogger(__name__)
-SLICE_BYTES = 64 * 1024  # packs applied between two looks at the event loop (a larger pack alone)
+SLICE_BYTES = 128 * 1024  # packs applied between two looks at the event loop (a larger pack alone)
 
 Reject = Callable[[Routed, Rejection], Awaitable[None]]
 Changed = Callable[[list[tuple[int, bytes, bytes | None]]], None]

@@ -13,7 +13,7 @@ import ctypes
 import ctypes.util
 from collections.abc import Callable
 
-INTERVAL_S = 30.0
+INTERVAL_S = 5.0  # a trim takes 3-30 ms on its thread
 
 
 def malloc_trim() -> Callable[[], int] | None:
