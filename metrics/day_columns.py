@@ -62,6 +62,14 @@ def joined(parts: dict[str, list[npt.NDArray[Any]]]) -> dict[str, npt.NDArray[An
     return {name: np.concatenate(arrays) for name, arrays in parts.items()}
 
 
+def scanned(days: list[tuple[Any, ...]], start: int | None, end: int | None) -> tuple[I64, I64, I64, I64, I64]:
+    """The rows of the days' columns in ``[start, end)``, joined, each column as int64."""
+    parts = [[col[mask] for col in cols] for cols in days if (mask := in_range(cols[0], start, end)).any()]
+    t, v, c, who, w = (np.concatenate([p[i] for p in parts]).astype(np.int64) if parts else np.zeros(0, np.int64)
+                       for i in range(5))
+    return t, v, c, who, w
+
+
 class DayColumns:
     """The facts of one kind on one UTC day, as parallel numpy arrays with room to grow.
 

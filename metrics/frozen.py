@@ -1,9 +1,9 @@
-"""Copies of the fact columns a long question reads, taken at one instant.
+"""The fact columns a long question reads, taken at one instant.
 
 A cohort table or a CLV ranking reads every lifecycle and order fact, then spends most of its time in
-numpy sorts and searches. Taking the copies is quick and happens where the index is written (the event
-loop); answering from them touches no shared state, so it may run on another thread while the loop goes
-on, and it still sees one state of the store.
+numpy sorts and searches. Taking the columns' views is quick and happens where the index is written (the
+event loop); as a view never changes, joining them and answering touches no shared state, so it may run
+on another thread while the loop goes on, and it still sees one state of the store.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
+from metrics.day_columns import scanned
 from metrics.index import FactIndex
 
 I64 = npt.NDArray[np.int64]
@@ -29,15 +30,19 @@ class Scans(Protocol):
 
 
 class Frozen:
-    """The scans ``reads`` and the segment masks of ``segments`` of ``index``, copied now; asking for
-    anything else is a :class:`KeyError` (a read the question's ``reads`` did not list)."""
+    """The scans ``reads`` and the segment masks of ``segments`` of ``index`` as they are now (views and
+    copies); asking for anything else is a :class:`KeyError` (a read the question's ``reads`` did not list)."""
 
     def __init__(self, index: FactIndex, reads: Iterable[Read], segments: Iterable[str] = ()) -> None:
-        self._scans = {read: index.scan(*read) for read in reads}
+        self._views = {read: index.scan_views(*read) for read in reads}
+        self._scans: dict[Read, tuple[I64, I64, I64, I64, I64]] = {}
         self._members = {segment: index.member(segment).copy() for segment in segments}
 
     def scan(self, kind: str, start: int | None, end: int | None) -> tuple[I64, I64, I64, I64, I64]:
-        return self._scans[(kind, start, end)]
+        read = (kind, start, end)
+        if read not in self._scans:  # joined where it is asked: on the thread
+            self._scans[read] = scanned(self._views[read], start, end)
+        return self._scans[read]
 
     def member(self, segment: str) -> npt.NDArray[np.bool_]:
         return self._members[segment]

@@ -25,6 +25,7 @@ from metrics.day_columns import (
     in_range,
     isin_sorted,
     joined,
+    scanned,
 )
 from metrics.facts import Fact, Keys
 
@@ -193,15 +194,14 @@ class FactIndex:
     def scan(self, kind: str, start: int | None, end: int | None) -> tuple[I64, I64, I64, I64, I64]:
         """``(time, value, combination, customer, weight)`` of every fact of ``kind`` in ``[start, end)``,
         retractions included as rows of weight -1 (sums over them are net)."""
+        return scanned(self.scan_views(kind, start, end), start, end)
+
+    def scan_views(self, kind: str, start: int | None, end: int | None) -> list[tuple[Any, ...]]:
+        """The column views of the days :meth:`scan` reads: quick, and they never change (see
+        :class:`metrics.day_columns.DayColumns`), so :func:`scanned` may run on another thread."""
         self.flush()
         k = self._kinds.get(kind)
-        parts = [] if k is None else [
-            [col[mask] for col in cols] for _day, cols in self._chunks(k, start, end)
-            if (mask := in_range(cols[0], start, end)).any()
-        ]
-        t, v, c, who, w = (np.concatenate([p[i] for p in parts]).astype(np.int64) if parts else np.zeros(0, np.int64)
-                           for i in range(5))
-        return t, v, c, who, w
+        return [] if k is None else [cols for _day, cols in self._chunks(k, start, end)]
 
     def facts_of(self, customer: int) -> list[Fact]:
         """Every fact ``customer`` has in the index (a scan of all of it: for rare repairs)."""

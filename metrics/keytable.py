@@ -57,16 +57,22 @@ class KeyTable:
         return self.get(who) is not None
 
     def _grow(self) -> None:
-        keys, values = self._keys, self._values
-        used = keys != _EMPTY
-        self._keys = np.zeros(len(keys) * 2, np.int64)
-        self._values = np.zeros(len(keys) * 2, np.int64)
-        self._len = 0
-        for key, value in zip(keys[used].tolist(), values[used].tolist(), strict=True):
-            slot = self._slot(key)
-            self._keys[slot] = key
-            self._values[slot] = value
-            self._len += 1
+        """Twice the slots; every key re-placed by linear probing, all keys a round (a Python loop over a
+        million keys held the event loop for half a second). A key moves on only from an occupied slot,
+        so no empty slot lies between a key's home and its place: :meth:`_slot` finds it."""
+        used = self._keys != _EMPTY
+        keys, values = self._keys[used], self._values[used]
+        mask = len(self._keys) * 2 - 1
+        self._keys, self._values = np.zeros(mask + 1, np.int64), np.zeros(mask + 1, np.int64)
+        slots, waiting = keys & mask, np.arange(len(keys))
+        while len(waiting):
+            free = waiting[self._keys[slots[waiting]] == _EMPTY]
+            taken, first = np.unique(slots[free], return_index=True)  # one key per free slot
+            placed = free[first]
+            self._keys[taken], self._values[taken] = keys[placed], values[placed]
+            waiting = np.setdiff1d(waiting, placed, assume_unique=True)
+            slots[waiting] = (slots[waiting] + 1) & mask
+        self._len = len(keys)
 
     def to_arrays(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
         return self._keys.copy(), self._values.copy()

@@ -30,3 +30,14 @@ def test_zero_and_negative_ids_are_refused() -> None:
     for bad in (0, -1, 2**63):
         with pytest.raises(ValueError, match="not in"):
             KeyTable().put(bad, 1)
+
+
+def test_keys_sharing_one_home_slot_survive_growth() -> None:
+    """Every key below has slot 0 as its home at any table size here: one long probe chain per growth."""
+    table = KeyTable(capacity=2)
+    keys = [i << 40 for i in range(1, 600)]
+    for i, who in enumerate(keys):
+        table.put(who, -i)
+    assert len(table) == len(keys)
+    assert [table.get(who) for who in keys] == [-i for i in range(len(keys))]
+    assert table.get(7 << 40) == -6 and table.get(1 << 39) is None
