@@ -228,4 +228,3 @@ def overlaid(get_many: GetMany, made: dict[bytes, bytes]) -> GetMany:
     if not made:
         return get_many
     return lambda keys: [made.get(key, value) for key, value in zip(keys, get_many(keys), strict=True)]
-
