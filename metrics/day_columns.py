@@ -62,6 +62,15 @@ def joined(parts: dict[str, list[npt.NDArray[Any]]]) -> dict[str, npt.NDArray[An
     return {name: np.concatenate(arrays) for name, arrays in parts.items()}
 
 
+def net_sorted(values: I64, weights: npt.NDArray[Any]) -> I64:
+    """``values`` sorted, each as often as its net weight (a retraction cancels an equal value)."""
+    if (weights > 0).all():
+        return np.sort(values)
+    uniq, inverse = np.unique(values, return_inverse=True)
+    net = np.bincount(inverse, weights=weights, minlength=len(uniq)).round().astype(np.int64)
+    return np.repeat(uniq, np.maximum(net, 0))
+
+
 def scanned(days: list[tuple[Any, ...]], start: int | None, end: int | None) -> tuple[I64, I64, I64, I64, I64]:
     """The rows of the days' columns in ``[start, end)``, joined, each column as int64."""
     parts = [[col[mask] for col in cols] for cols in days if (mask := in_range(cols[0], start, end)).any()]

@@ -14,7 +14,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-from metrics.day_columns import scanned
+from metrics.day_columns import net_sorted, scanned
 from metrics.index import FactIndex
 
 I64 = npt.NDArray[np.int64]
@@ -46,3 +46,10 @@ class Frozen:
 
     def member(self, segment: str) -> npt.NDArray[np.bool_]:
         return self._members[segment]
+
+
+def sorted_values(scans: Scans, segment: str, kind: str, start: int | None, end: int | None) -> I64:
+    """:meth:`metrics.index.FactIndex.values` from a scan: the values in ``[start, end)`` of ``segment``."""
+    _t, values, combos, _who, weights = scans.scan(kind, start, end)
+    mask = scans.member(segment)[combos]
+    return net_sorted(values[mask], weights[mask])

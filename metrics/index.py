@@ -25,6 +25,7 @@ from metrics.day_columns import (
     in_range,
     isin_sorted,
     joined,
+    net_sorted,
     scanned,
 )
 from metrics.facts import Fact, Keys
@@ -128,12 +129,7 @@ class FactIndex:
             weight_parts.append(weights[mask])
         if not value_parts:
             return np.zeros(0, np.int64)
-        all_values, all_weights = np.concatenate(value_parts), np.concatenate(weight_parts)
-        if (all_weights > 0).all():
-            return np.sort(all_values)
-        uniq, inverse = np.unique(all_values, return_inverse=True)
-        net = np.bincount(inverse, weights=all_weights, minlength=len(uniq)).round().astype(np.int64)
-        return np.repeat(uniq, np.maximum(net, 0))
+        return net_sorted(np.concatenate(value_parts), np.concatenate(weight_parts))
 
     def below(self, segment: str, kind: str, start: int, end: int, value: int) -> int:
         return int(np.searchsorted(self.values(segment, kind, start, end), value, side="left"))

@@ -91,8 +91,9 @@ def _clv_histogram(source: Source, at: int, lo: int, hi: int, bins: int) -> list
     clv, _ = _clv_rows(source, at, lo, hi)
     index = np.searchsorted(_edges(lo, hi, bins), clv, side="right") - 1
     counts = np.bincount(index, minlength=bins)[:bins]
-    sums = [int(clv[index == i].sum()) if counts[i] else 0 for i in range(bins)]
-    return [[int(c), s] for c, s in zip(counts, sums, strict=True)]
+    sums = np.zeros(bins, np.int64)
+    np.add.at(sums, index, clv)  # exact integer sums, one pass (a mask per bin took 0.3 s at 1M customers)
+    return [[int(c), int(s)] for c, s in zip(counts, sums, strict=True)]
 
 
 def _ties(source: Source, at: int, value: int) -> I64:
@@ -116,6 +117,9 @@ def _clv_span(source: Source, at: int) -> list[int | None]:
     return [n, int(clv.sum()), int(clv[-1]) if n else None, int(clv[0]) if n else None,
             source.nonpositive_customers(at)]
 
+
+# Questions answered from a kind's sorted values (:meth:`Source.sorted_values`): ``(name, segment, kind, a, b, …)``.
+VALUE_QUESTIONS = frozenset({"below", "span", "histogram", "values"})
 
 ANSWERS: dict[str, Callable[..., Any]] = {
     "count": lambda s, seg, kind, a, b: s.count(seg, kind, a, b),

@@ -25,12 +25,12 @@ from metrics.cohorts import reads as cohort_reads
 from metrics.cohorts import table as cohort_table
 from metrics.cohorts import tables as cohort_tables
 from metrics.facts import Context
-from metrics.frozen import Frozen
+from metrics.frozen import Frozen, sorted_values
 from metrics.index import FactIndex
 from metrics.keytable import KeyTable
 from metrics.kpis import all_kpis
 from metrics.planning import Plan, abc, abc_label, parse_abc_label, plan, run
-from metrics.questions import Question
+from metrics.questions import VALUE_QUESTIONS, Question
 from metrics.questions import answer as answer_question
 from metrics.segments import ALL
 
@@ -38,6 +38,7 @@ REP_PREFIX = b"rep:"
 I64 = npt.NDArray[np.int64]
 Key = tuple[Any, ...]  # of a memoized answer
 Answers = list[tuple[Key, Any]]
+Long = Callable[[], Callable[[], Answers]]  # takes the views now; returns the work to run on a thread
 # Questions answered from the CLV ranking (see metrics.questions)
 CLV_QUESTIONS = frozenset({"clv_span", "clv_histogram", "clv_values", "tie_histogram", "tie_values", "abc_summary"})
 
@@ -230,7 +231,8 @@ class KpiStore:
         return [answer_question(self, q) for q in questions]
 
     def prepare(self, questions: list[Question]) -> Deferred | None:
-        """The long part of answering ``questions`` — cohort tables and CLV rankings not computed yet —
+        """The long part of answering ``questions`` — cohort tables, CLV rankings and the sorted values
+        behind quantiles, not computed yet —
         as a call that may run on another thread: it works on copies of the facts it reads, taken now.
         Hand what it returns to :meth:`remember`, then :meth:`ask` finds them. ``None``: nothing long."""
         jobs: dict[Key, Callable[[], Answers]] = {}
@@ -245,7 +247,7 @@ class KpiStore:
         if version == (id(self.index), self.index.version):
             self._answers().update(answers)
 
-    def _long(self, q: Question) -> tuple[Key, Callable[[], Callable[[], Answers]]] | None:
+    def _long(self, q: Question) -> tuple[Key, Long] | None:
         """The memo key of ``q``'s long part, and what takes its copies and returns the work on them."""
         if q[0] in ("cohorts", "cohort_tables"):
             return self._long_cohorts(q)
@@ -253,9 +255,20 @@ class KpiStore:
             return self._long_ranking(int(q[1]))
         if len(q) > 1 and isinstance(q[1], str) and q[1].startswith("abc:"):  # a class's facts: the ranking first
             return self._long_ranking(parse_abc_label(q[1])[1])
+        if q[0] in VALUE_QUESTIONS:  # quantiles: a sort of every value of a kind in the range
+            return self._long_values(*q[1:5])
         return None
 
-    def _long_cohorts(self, q: Question) -> tuple[Key, Callable[[], Callable[[], Answers]]]:
+    def _long_values(self, segment: str, kind: str, start: int, end: int) -> tuple[Key, Long]:
+        key = ("values", segment, kind, start, end)
+
+        def freeze() -> Callable[[], Answers]:
+            frozen = Frozen(self.index, [(kind, start, end)], [segment])
+            return lambda: [(key, sorted_values(frozen, segment, kind, start, end))]
+
+        return key, freeze
+
+    def _long_cohorts(self, q: Question) -> tuple[Key, Long]:
         name, segments, bounds, cohorts, until = q
         one = name == "cohorts"
         key = _cohort_key(name, segments, bounds, cohorts, until)
@@ -267,7 +280,7 @@ class KpiStore:
 
         return key, freeze
 
-    def _long_ranking(self, at: int) -> tuple[Key, Callable[[], Callable[[], Answers]]]:
+    def _long_ranking(self, at: int) -> tuple[Key, Long]:
         def freeze() -> Callable[[], Answers]:
             frozen = Frozen(self.index, ranking.reads(at))
 

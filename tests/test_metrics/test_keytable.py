@@ -40,4 +40,5 @@ def test_keys_sharing_one_home_slot_survive_growth() -> None:
         table.put(who, -i)
     assert len(table) == len(keys)
     assert [table.get(who) for who in keys] == [-i for i in range(len(keys))]
-    assert table.get(7 << 40) == -6 and table.get(1 << 39) is None
+    assert table.get(7 << 40) == -6
+    assert table.get(1 << 39) is None
