@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
+import shutil
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import replace
+from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -85,8 +88,8 @@ async def delete_topics(bootstrap: str, doomed: Callable[[str], bool], request_t
         await admin.close()
 
 
-def delete_groups(bootstrap: str, marker: str) -> list[str]:
-    """Delete consumer groups whose id contains ``marker``; aiokafka's admin cannot, confluent-kafka can.
+def delete_groups(bootstrap: str, doomed: Callable[[str], bool]) -> list[str]:
+    """Delete consumer groups whose id is ``doomed``; aiokafka's admin cannot, confluent-kafka can.
 
     confluent-kafka comes with the ``bench`` extra (quixstreams); without it groups are left to expire.
     """
@@ -96,7 +99,7 @@ def delete_groups(bootstrap: str, marker: str) -> list[str]:
         return []
     admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 3})  # no info chatter on stderr
     listed = admin.list_consumer_groups(request_timeout=10).result()
-    groups = sorted(g.group_id for g in listed.valid if marker in g.group_id)
+    groups = sorted(g.group_id for g in listed.valid if doomed(g.group_id))
     if not groups:
         return []
     for future in admin.delete_consumer_groups(groups, request_timeout=10).values():
@@ -108,15 +111,46 @@ def delete_groups(bootstrap: str, marker: str) -> list[str]:
 logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # our own errors name the broker; its retries are noise
 
 
+# The tag each bench or soak run puts in every topic, group and app id it creates.
+RUN_TAG = re.compile(r"(bench|soak)-[0-9a-f]{8}")
+
+
 def clean_kafka(console: Console, bootstrap: str, marker: str) -> None:
     """Delete the topics and consumer groups whose names contain ``marker``; report, never raise."""
+    time.sleep(1.0)  # let the group coordinator notice the stopped members before deleting groups
+    _clean(console, bootstrap, lambda name: marker in name, marker)
+
+
+def clean_kept(console: Console, bootstrap: str, current: str, runs: Path) -> None:
+    """Delete what earlier runs kept with ``--keep`` (topics, groups, state under ``runs``).
+
+    Kept things last until the next run starts: a few kept million-customer runs are tens of GiB in
+    the broker, and a broker that crashed with them re-reads all of it before it serves again.
+    """
+    doomed = earlier_run(current)
+    _clean(console, bootstrap, doomed, "earlier runs")
+    remove_dirs(runs, doomed)
+
+
+def earlier_run(current: str) -> Callable[[str], bool]:
+    """Whether a topic, group or directory name belongs to a bench or soak run other than ``current``."""
+    return lambda name: bool(RUN_TAG.match(name)) and not name.startswith(current)
+
+
+def remove_dirs(parent: Path, doomed: Callable[[str], bool]) -> None:
+    for path in parent.glob("*"):
+        if path.is_dir() and doomed(path.name):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _clean(console: Console, bootstrap: str, doomed: Callable[[str], bool], what: str) -> None:
     try:
-        time.sleep(1.0)  # let the group coordinator notice the stopped members before deleting groups
-        groups = delete_groups(bootstrap, marker)
-        topics = asyncio.run(delete_topics(bootstrap, lambda topic: marker in topic))
-        console.print(f"[dim]clean-up: deleted {len(topics)} topics and {len(groups)} consumer groups of {marker}[/]")
+        groups = delete_groups(bootstrap, doomed)
+        topics = asyncio.run(delete_topics(bootstrap, doomed, 60.0))
+        if topics or groups:
+            console.print(f"[dim]clean-up: deleted {len(topics)} topics and {len(groups)} consumer groups of {what}[/]")
     except Exception as exc:  # clean-up must never hide the run's own outcome
-        console.print(f"[yellow]clean-up of {marker} in Kafka failed: {exc!r}[/]")
+        console.print(f"[yellow]clean-up of {what} in Kafka failed: {exc!r}[/]")
 
 
 def clean_redis(console: Console, tag: str) -> None:

@@ -40,7 +40,7 @@ from typing import Any
 
 from rich.console import Console
 
-from bench.broker import check, clean_kafka, clean_redis, create_topics, message_count, publish
+from bench.broker import check, clean_kafka, clean_kept, clean_redis, create_topics, message_count, publish
 from bench.children import ChildSpec, measure_child
 from bench.cli import BenchError, OneLineParser, choices_list, env_assignment, int_list, int_range, positive_float
 from bench.events import KINDS, MAX_CUSTOMERS, OUT, EventFile, describe, ensure_events, read_events
@@ -88,7 +88,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--seed", type=int_range(0, 2**31), default=7)
     add("--bootstrap", default=Settings().kafka_bootstrap, help="Kafka bootstrap servers")
     add("--output", type=Path, help="default bench/out/results.json (workers.json with --workers)")
-    add("--keep", action="store_true", help="keep the run's topics, groups and state for inspection")
+    add("--keep", action="store_true", help="keep the run's topics, groups and state until the next run starts")
     add("--workers", type=int_list(1, 64), metavar="N,N,…",
         help="instead of the systems: the backlog consumed by N monitor workers of one app id, for each N")  # fmt: skip
     add("--period", default="2025", help="with --workers: the /kpis period compared across workers")
@@ -212,6 +212,7 @@ def _main(args: argparse.Namespace, console: Console) -> int:
     if load >= 1.0:  # the systems get what the 2 cores have left: say so before the numbers
         console.print(f"[yellow]load average {load:.1f} before the run: other processes compete for the CPU[/]")
     run = Run(args, console, events, systems, load_before=os.getloadavg())
+    clean_kept(console, args.bootstrap, run.tag, run.dir.parent)
     sink: AlertSink | None = None
     try:
         if args.workers:

@@ -37,7 +37,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from bench.broker import check, clean_kafka, clean_redis, create_topics
+from bench.broker import check, clean_kafka, clean_kept, clean_redis, create_topics
 from bench.cli import BenchError, OneLineParser, env_assignment, int_range, positive_float
 from bench.events import KINDS, MAX_CUSTOMERS, OUT
 from bench.monitor import AlertSink, MonitorSetup, processed_probe, visible_count, wait_ready
@@ -106,7 +106,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
              "while others edit this checkout)")  # fmt: skip
     add("--output", type=Path, default=OUT / "soak.json")
     add("--plot", type=Path, default=OUT / "soak.png")
-    add("--keep", action="store_true", help="keep the run's topics, groups and state for inspection")
+    add("--keep", action="store_true", help="keep the run's topics, groups and state until the next run starts")
     args = parser.parse_args(argv)
     if args.warmup_minutes >= args.minutes:
         parser.error(f"argument --warm-up-minutes: {args.warmup_minutes:g} leaves nothing of --minutes "
@@ -150,6 +150,7 @@ def _main(args: argparse.Namespace, console: Console) -> int:
     asyncio.run(check(args.bootstrap))
     tag = f"soak-{uuid.uuid4().hex[:8]}"
     run_dir = OUT / "runs" / tag
+    clean_kept(console, args.bootstrap, tag, run_dir.parent)
     topics, dlq = [f"{tag}.{kind}" for kind in KINDS], f"{tag}.dlq"
     load_before = os.getloadavg()
     if load_before[0] >= 1.0:

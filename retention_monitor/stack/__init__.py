@@ -106,7 +106,7 @@ async def _ensure(s: Service, report: Report) -> ServiceStatus:
         if await s.probe():
             return ServiceStatus(s.name, True, s.address, pid, "already running" + file_warning(pid))
         report("running, waiting until ready")
-        await wait_ready(s, pid)
+        await wait_ready(s, pid, report)
         return ServiceStatus(s.name, True, s.address, pid, f"ready after {time.monotonic() - started:.1f}s")
     busy = [port for port in s.ports if port_in_use(port)]
     if busy:
@@ -120,7 +120,7 @@ async def _ensure(s: Service, report: Report) -> ServiceStatus:
         raise_file_limit(pid, s.open_files)
     report(f"pid {pid}, waiting until ready")
     try:
-        await wait_ready(s, pid)
+        await wait_ready(s, pid, report)
     except BaseException:
         await stop(s.pid_file, 5.0)
         raise

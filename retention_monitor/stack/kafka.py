@@ -22,6 +22,7 @@ from .config import StackConfig
 from .process import Report, Service, port_in_use
 
 READY_MARKER = b"Kafka Server started"
+LOADED_MARKER = b"Completed load of Log("  # one line per partition log loaded (or recovered) at start-up
 JVM_OPTS = ["-Xms128m", "-Xmx512m", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-Djava.awt.headless=true"]
 LOGGING_JARS = [("ch.qos.reload4j", "reload4j", "1.2.25"), ("org.slf4j", "slf4j-reload4j", "1.7.36")]
 COPY_DEPS = "org.apache.maven.plugins:maven-dependency-plugin:3.6.1:copy-dependencies"
@@ -60,7 +61,7 @@ group.initial.rebalance.delay.ms=0
 num.network.threads=2
 num.io.threads=2
 background.threads=2
-num.recovery.threads.per.data.dir=1
+num.recovery.threads.per.data.dir=2
 log.cleaner.threads=1
 log.cleaner.dedupe.buffer.size=8388608
 """
@@ -120,15 +121,40 @@ def override_properties(text: str, values: Mapping[str, str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+class LogTail:
+    """The complete lines a log file gained since ``offset``; a roll-over starts again at the top."""
+
+    def __init__(self, path: Path, offset: int) -> None:
+        self.path, self.offset = path, offset
+
+    def read(self) -> bytes:
+        try:
+            with self.path.open("rb") as log:
+                if self.path.stat().st_size < self.offset:
+                    self.offset = 0
+                log.seek(self.offset)
+                chunk = log.read()
+        except OSError:
+            return b""
+        end = chunk.rfind(b"\n") + 1
+        self.offset += end
+        return chunk[:end]
+
+
 class Kafka(Service):
     name = "kafka"
     ready_timeout = 120.0
+    # After a crash the broker re-reads every partition's last segment: tens of GiB take minutes.
+    ready_cap = 1800.0
     stop_timeout = 30.0
     # Every partition holds its segment files open; Kafka's operations guide asks for 100,000 or more.
     # At a distribution's usual 1,024 or 20,000 the broker fails its log directory and stops.
     open_files = 100_000
 
-    _log_offset: int | None = None  # server.log size when this interpreter started the broker
+    _tail: LogTail | None = None  # server.log from where this interpreter started the broker
+    _started = False
+    _loaded = 0  # partition logs loaded since that start
+    _partitions = 0  # partition directories at that start
 
     def __init__(self, cfg: StackConfig, security: BrokerSecurity | None = None) -> None:
         super().__init__(cfg)
@@ -180,7 +206,14 @@ class Kafka(Service):
             await asyncio.to_thread(self._format, cluster_id)
         elif f"cluster.id={cluster_id}" not in meta.read_text():
             raise StackError(f"{meta} belongs to another cluster id than {self.dir / 'cluster.id'}; remove {self.data}")
-        self._log_offset = self.server_log.stat().st_size if self.server_log.exists() else 0
+        self.watch_log()
+
+    def watch_log(self) -> None:
+        """Read readiness and progress from the broker log written from now on (a start is coming)."""
+        self._tail = LogTail(self.server_log, self.server_log.stat().st_size if self.server_log.exists() else 0)
+        self._started, self._loaded = False, 0
+        partitions = self.data.glob("*-*") if self.data.is_dir() else ()
+        self._partitions = sum(1 for p in partitions if p.is_dir() and p.name.rpartition("-")[2].isdigit())
 
     @property
     def data(self) -> Path:
@@ -235,8 +268,12 @@ class Kafka(Service):
         return text if self.security is None else override_properties(text, self.security.overrides(ctl))
 
     async def probe(self) -> bool:
-        if self._log_offset is not None and not self._started_in_log(self._log_offset):
-            return False
+        if self._tail is not None:
+            new = self._tail.read()
+            self._loaded += new.count(LOADED_MARKER)
+            self._started = self._started or READY_MARKER in new
+            if not self._started:
+                return False
         if not port_in_use(self.cfg.kafka_port):  # spares aiokafka's connection-error logging
             return False
         options = self.security.probe_options if self.security is not None else {}
@@ -254,15 +291,10 @@ class Kafka(Service):
                 await asyncio.wait_for(conn.close(), 3)
         return True
 
-    def _started_in_log(self, offset: int) -> bool:
-        try:
-            with self.server_log.open("rb") as log:
-                if self.server_log.stat().st_size < offset:  # rolled over since the start: all of it is new
-                    offset = 0
-                log.seek(offset)
-                return READY_MARKER in log.read()
-        except OSError:
-            return False
+    def progress(self) -> str | None:
+        if self._tail is None or self._loaded == 0:
+            return None
+        return f"loading logs: {min(self._loaded, self._partitions):,} of {self._partitions:,} partitions"
 
 
 def _run(cmd: list[str], what: str, limit: float) -> None:

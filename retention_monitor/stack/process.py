@@ -38,7 +38,8 @@ class Service(ABC):
 
     name: str = ""
     apt_packages: ClassVar[dict[str, str]] = {}  # binary -> Debian package that provides it
-    ready_timeout: float = 30.0
+    ready_timeout: float = 30.0  # how long start-up may go without visible progress
+    ready_cap: float = 0.0  # how long start-up may take while it shows progress (at least ready_timeout)
     stop_timeout: float = 10.0
     open_files: int | None = None  # open-file limit to lift the process to, when the default is too low
 
@@ -76,6 +77,10 @@ class Service(ABC):
     @abstractmethod
     async def probe(self) -> bool:
         """One quick readiness check; never raises."""
+
+    def progress(self) -> str | None:
+        """What start-up has done so far, when the service tells (a recovering broker does); never raises."""
+        return None
 
 
 def start_time(pid: int) -> str | None:
@@ -215,21 +220,35 @@ async def poll_until(check: Callable[[], Awaitable[bool]], seconds: float) -> bo
         interval = min(interval * 1.5, 0.5)
 
 
-async def wait_ready(service: Service, pid: int) -> None:
-    """Poll ``service.probe`` until ready; fail fast when the process exits, or at the deadline."""
-    died = False
+async def wait_ready(service: Service, pid: int, report: Report | None = None) -> None:
+    """Poll ``service.probe`` until ready; fail when the process exits or start-up stalls.
+
+    A broker recovering a large log directory after a crash is slow but busy: while its progress
+    changes it may take up to ``ready_cap``; it fails after ``ready_timeout`` without progress.
+    """
+    started = time.monotonic()
+    seen, moved = service.progress(), started
+    state = ""  # "ready", "died" or "stalled" once decided
 
     async def check() -> bool:
-        nonlocal died
+        nonlocal seen, moved, state
         if running_pid(service.pid_file) != pid:
-            died = True
-            return True
-        return await service.probe()
+            state = "died"
+        elif await service.probe():
+            state = "ready"
+        elif (now := service.progress()) != seen:
+            seen, moved = now, time.monotonic()
+            if report is not None and now is not None:
+                report(now)
+        elif time.monotonic() - moved > service.ready_timeout:
+            state = "stalled"
+        return state != ""
 
-    ready = await poll_until(check, service.ready_timeout)
-    if died or not ready:
-        why = "exited during start-up" if died else f"not ready after {service.ready_timeout:.0f}s"
-        raise StackError(f"{service.name} {why}: {last_line(service.log_file)} (see {service.log_file})")
+    await poll_until(check, max(service.ready_cap, service.ready_timeout))
+    if state != "ready":
+        why = "exited during start-up" if state == "died" else f"not ready after {time.monotonic() - started:.0f}s"
+        where = f" at {seen}" if seen is not None and state != "died" else ""
+        raise StackError(f"{service.name} {why}{where}: {last_line(service.log_file)} (see {service.log_file})")
 
 
 def last_line(path: Path) -> str:
