@@ -91,9 +91,11 @@ class AlertEngine:
         timing: Timing = Timing(),
         live: Callable[[], Live | None] | None = None,
         tz: ZoneInfo = UTC,
+        pinned: Runner | None = None,
     ) -> None:
         self.rules = rules
         self.run_plan = run
+        self.run_pinned = pinned or run  # for cohort tables: no store stops writing while they are computed
         self.updates = updates
         self.owned = owned
         self.targets = {r.name: expand(r.segments, segments) for r in rules}
@@ -126,7 +128,7 @@ class AlertEngine:
             if [(o.rule, o.segment) for o in seen] == pairs and time.monotonic() - began < REUSE_FACTOR * took:
                 return seen
         began = time.monotonic()
-        seen = await self.run_plan(cohort_plan(pairs, end_us, self.tz))
+        seen = await self.run_pinned(cohort_plan(pairs, end_us, self.tz))
         if reuse:
             self._cohorts = (began, time.monotonic() - began, seen)
         return seen

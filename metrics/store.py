@@ -55,7 +55,7 @@ class Deferred:
         return [answer for job in self.jobs for answer in job()]
 
 
-def _cohort_key(name: str, segments: str | Sequence[str], bounds: Sequence[int], cohorts: int, until: int) -> Key:
+def cohort_key(name: str, segments: str | Sequence[str], bounds: Sequence[int], cohorts: int, until: int) -> Key:
     """The memo key of a cohort table question (one segment, or a list of them)."""
     return (name, segments if isinstance(segments, str) else tuple(segments), tuple(bounds), cohorts, until)
 
@@ -209,11 +209,11 @@ class KpiStore:
         return self.newest_us
 
     def cohort_table(self, segment: str, bounds: Sequence[int], cohorts: int, until: int) -> list[Any]:
-        return self._memo(_cohort_key("cohorts", segment, bounds, cohorts, until),  # type: ignore[no-any-return]
+        return self._memo(cohort_key("cohorts", segment, bounds, cohorts, until),  # type: ignore[no-any-return]
                           lambda: cohort_table(self.index, segment, bounds, cohorts, until))
 
     def cohort_tables(self, segments: Sequence[str], bounds: Sequence[int], cohorts: int, until: int) -> list[Any]:
-        return self._memo(_cohort_key("cohort_tables", segments, bounds, cohorts, until),  # type: ignore[no-any-return]
+        return self._memo(cohort_key("cohort_tables", segments, bounds, cohorts, until),  # type: ignore[no-any-return]
                           lambda: cohort_tables(self.index, segments, bounds, cohorts, until))
 
     def _known(self, at_us: int) -> tuple[I64, I64]:
@@ -230,15 +230,16 @@ class KpiStore:
         """This store's answers (for a cluster: not merged with the other workers')."""
         return [answer_question(self, q) for q in questions]
 
-    def prepare(self, questions: list[Question]) -> Deferred | None:
+    def prepare(self, questions: list[Question], known: dict[Key, Any] | None = None) -> Deferred | None:
         """The long part of answering ``questions`` — cohort tables, CLV rankings and the sorted values
-        behind quantiles, not computed yet —
+        behind quantiles, not computed yet (not in ``known``, by default what this state remembers) —
         as a call that may run on another thread: it works on copies of the facts it reads, taken now.
         Hand what it returns to :meth:`remember`, then :meth:`ask` finds them. ``None``: nothing long."""
         jobs: dict[Key, Callable[[], Answers]] = {}
+        done = self._answers() if known is None else known
         for q in questions:
             long = self._long(q)
-            if long is not None and long[0] not in jobs and long[0] not in self._answers():
+            if long is not None and long[0] not in jobs and long[0] not in done:
                 jobs[long[0]] = long[1]()  # the copies are taken only for what is still to compute
         return Deferred((id(self.index), self.index.version), list(jobs.values())) if jobs else None
 
@@ -271,7 +272,7 @@ class KpiStore:
     def _long_cohorts(self, q: Question) -> tuple[Key, Long]:
         name, segments, bounds, cohorts, until = q
         one = name == "cohorts"
-        key = _cohort_key(name, segments, bounds, cohorts, until)
+        key = cohort_key(name, segments, bounds, cohorts, until)
         compute = cohort_table if one else cohort_tables
 
         def freeze() -> Callable[[], Answers]:

@@ -9,13 +9,15 @@ partitions are missing and why (a rebalance, a worker restoring, one that does n
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, TypeVar
 
-from metrics.exceptions import Unavailable
+from metrics.exceptions import NotPinned, Unavailable
+from metrics.pinned import Pinned, pinnable
 from metrics.planning import Plan, run_async
-from metrics.questions import Question, merge
+from metrics.questions import Question, answer, merge
 from metrics.store import Answers, Deferred, KpiStore
 from streams.follow.holds import Holds
 from streams.pacing import Slice
@@ -23,6 +25,7 @@ from streams.pacing import Slice
 T = TypeVar("T")
 
 CHUNK = 20  # questions answered between two looks at the event loop: most take well under a millisecond
+PINNED = "pin-"  # starts the id of a session that keeps its long results instead of holding stores
 
 
 class Transport(Protocol):
@@ -40,6 +43,7 @@ class LocalShare:
     def __init__(self, store: KpiStore, owned: Callable[[], frozenset[int] | None],
                  caught: Callable[[], set[int]], holds: Holds) -> None:
         self.store, self.owned, self.caught, self.holds = store, owned, caught, holds
+        self._pins: dict[str, tuple[float, Pinned]] = {}  # session -> (lease end, its kept results)
 
     def check(self, partitions: Sequence[int]) -> None:
         """Raise :class:`Unavailable` unless this worker can answer for exactly ``partitions`` now."""
@@ -57,17 +61,49 @@ class LocalShare:
     async def ask(self, partitions: Sequence[int], questions: Sequence[Question], session: str) -> list[Any]:
         """The answers of this worker's share, all rounds of ``session`` from one state of the store."""
         self.check(partitions)
+        if session.startswith(PINNED):
+            answers = await self._pinned(list(questions), session)
+        else:
+            answers = await self._held(list(questions), session)
+        self.check(partitions)  # not given away while answering
+        return answers
+
+    async def release(self, session: str) -> None:
+        """The session's answer is known: the store may change again, its kept results go."""
+        self._pins.pop(session, None)
+        await self.holds.release(session)
+
+    async def _held(self, questions: list[Question], session: str) -> list[Any]:
         await self.holds.hold(session)
         answers: list[Any] = []
         turn = Slice()
         for start in range(0, len(questions), CHUNK):
-            chunk = list(questions[start:start + CHUNK])
+            chunk = questions[start:start + CHUNK]
             deferred = self.store.prepare(chunk)
             if deferred is not None:  # cohort tables, CLV rankings: seconds with a million customers
                 self.store.remember(deferred.version, await self._beside(deferred, session))
             answers += self.store.ask(chunk)
             await turn.breathe()  # other work goes on between chunks
-        self.check(partitions)  # not given away while answering
+        return answers
+
+    async def _pinned(self, questions: list[Question], session: str) -> list[Any]:
+        """Answers from the session's kept results (:mod:`metrics.pinned`); the follower writes meanwhile."""
+        if not all(pinnable(q) for q in questions):
+            raise NotPinned(f"a kept-results session asked {sorted({q[0] for q in questions if not pinnable(q)})}")
+        now = time.monotonic()
+        pin = self._pins.pop(session, (0.0, Pinned()))[1]
+        self._pins = {s: kept for s, kept in self._pins.items() if kept[0] > now}  # abandoned sessions
+        deferred = self.store.prepare(questions, pin.results)
+        if deferred is not None:
+            computed = await asyncio.to_thread(deferred)
+            pin.results.update(computed)
+            self.store.remember(deferred.version, computed)
+        self._pins[session] = (time.monotonic() + self.holds.lease_s, pin)
+        answers: list[Any] = []
+        turn = Slice()
+        for start in range(0, len(questions), CHUNK):
+            answers += [answer(pin, q) for q in questions[start:start + CHUNK]]
+            await turn.breathe()
         return answers
 
     async def _beside(self, deferred: Deferred, session: str) -> Answers:
@@ -117,12 +153,19 @@ class Cluster:
 
     async def __call__(self, job: Plan[T]) -> T:
         """Run ``job`` on the whole cluster: every round sees the same state of every worker's share."""
-        session = uuid.uuid4().hex
+        return await self._run(job, uuid.uuid4().hex)
+
+    async def pinned(self, job: Plan[T]) -> T:
+        """Run ``job``, which asks only pinnable questions (:mod:`metrics.pinned`): every round sees the
+        same state of each long result, and no worker stops following its changelog meanwhile."""
+        return await self._run(job, PINNED + uuid.uuid4().hex)
+
+    async def _run(self, job: Plan[T], session: str) -> T:
         try:
             return await run_async(job, lambda questions: self.ask(questions, session))
         finally:
             for url in self._asked.pop(session, ()):
                 if url == self.me:
-                    await self.local.holds.release(session)
+                    await self.local.release(session)
                 else:  # not awaited: the answer is known, the lease would end it anyway
                     asyncio.get_running_loop().create_task(self.transport.release(url, session))

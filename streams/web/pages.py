@@ -147,7 +147,7 @@ async def partials_response(web: Any, request: Any, runtime: Runtime) -> Any:
     try:
         body = msgspec.json.decode(await request.read())
         if "release" in body:  # the answer is known: the store may change again
-            await runtime.cluster.local.holds.release(str(body["release"]))
+            await runtime.cluster.local.release(str(body["release"]))
             return web.json({"released": body["release"]})
         partitions, questions, session = [int(p) for p in body["partitions"]], questions_of(body), str(body["session"])
     except (msgspec.DecodeError, KeyError, TypeError, ValueError) as exc:

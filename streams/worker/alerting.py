@@ -52,6 +52,6 @@ def new_alerting(runtime: Runtime, alerting: AlertSettings) -> Alerting:
                          now_us=runtime.cluster_now_us, state=state, client=client,
                          timing=Timing(alerting.interval_s, alerting.resend_s),
                          live=runtime.risk.live_counts if runtime.risk is not None else None,
-                         tz=runtime.calendar.tz)
+                         tz=runtime.calendar.tz, pinned=runtime.cluster.pinned)
     runtime.alerts = engine
     return Alerting(engine, client, state, posts=alerting.posts)

@@ -81,7 +81,8 @@ def start_background(runtime: Runtime, currency: str, thresholds: tuple[float, f
     pauses of the apply agent's partitions; freed heap pages handed back."""
     registry = runtime.registry
     board = GaugeBoard(runtime.owned_segments, runtime.cluster_now_us, tz=runtime.calendar.tz, currency=currency,
-                       thresholds=thresholds, run=runtime.cluster, min_interval=interval_s)
+                       thresholds=thresholds, run=runtime.cluster, min_interval=interval_s,
+                       pinned=runtime.cluster.pinned)
     registry.register(board)
     loop_watch = LoopWatch.create(registry)
     runtime.app.sensors.add(BufferFullSensor(registry))
@@ -105,7 +106,7 @@ def start_at_risk(runtime: Runtime, risk_settings: RiskSettings, kafka: KafkaSet
     registry = runtime.registry
 
     async def ranking(at_us: int) -> tuple[list[Cut], AbcSummary]:
-        return await runtime.cluster(abc(at_us, thresholds))
+        return await runtime.cluster.pinned(abc(at_us, thresholds))
 
     risk = new_tracker(risk_settings, runtime.topics, kafka, apply=runtime.apply, producer=producer,
                        classes=Classes(runtime.store, ranking), now_us=runtime.now_us,
