@@ -1,15 +1,28 @@
-"""Sharing the worker's one event loop: long work gives the loop back every ``SLICE_S``.
+"""Sharing the worker's CPU: long work gives the event loop back every ``SLICE_S``, and work beside the
+loop runs at the lowest priority.
 
 Route relays, apply turns, the follower, KPI answers and at-risk scoring all run on one loop, so a
 piece of work that holds it delays every other stage's events (``retention_event_loop_stall_seconds``).
 Each stage cuts its work into small steps and calls :meth:`Slice.breathe` between them: a yield only
 when the loop has been held for a slice, so short work pays nothing for it.
+
+Work that takes seconds — a cohort scan or a CLV ranking of a million customers, a checkpoint — runs
+:func:`beside` the loop on threads at nice 19: the kernel gives them what the loop, the route process
+and a broker on the same machine leave (numpy's sorts and searches release the GIL meanwhile).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+T = TypeVar("T")
 
 SLICE_S = 0.02  # the loop is given back at least this often: far under the 100 ms an operator would notice
 
@@ -30,3 +43,25 @@ class Slice:
         if self.over():
             await asyncio.sleep(0)
             self.since = time.perf_counter()
+
+
+BACKGROUND_NICE = 19
+_background: list[ThreadPoolExecutor] = []
+
+
+def _lower_priority() -> None:
+    """Lower the calling thread's CPU priority (Linux: a thread has a nice value of its own)."""
+    with contextlib.suppress(OSError, AttributeError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BACKGROUND_NICE)
+
+
+def background() -> ThreadPoolExecutor:
+    """The threads for work beside the event loop; two, so a checkpoint never waits for a ranking."""
+    if not _background:
+        _background.append(ThreadPoolExecutor(2, "background", initializer=_lower_priority))
+    return _background[0]
+
+
+async def beside(work: Callable[[], T]) -> T:
+    """``work()`` on a background thread, at the lowest CPU priority."""
+    return await asyncio.get_running_loop().run_in_executor(background(), work)

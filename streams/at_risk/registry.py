@@ -29,6 +29,7 @@ from metrics.abc_classes import CLASSES, AbcSummary, Cut
 from metrics.exceptions import Unavailable
 from metrics.risk import US, RiskPolicy
 from metrics.store import KpiStore, who_of
+from streams.pacing import beside
 
 ABC_COST_FACTOR = 50  # recompute the ABC classes at most once per 50 times what it costs (<= 2 % of the loop)
 MIN_REFRESH_S = 1.0
@@ -261,7 +262,7 @@ class Classes:
             return False
         # The ranking is in the store's memo, unless the follower wrote since: then from copies, off the loop.
         prepared = self.store.prepare([("clv_span", now_us)])
-        fresh = dict(await asyncio.to_thread(prepared)) if prepared is not None else {}
+        fresh = dict(await beside(prepared)) if prepared is not None else {}
         who, clv = fresh[("known", now_us)] if fresh else self.store.known(now_us)
         self.whos, self.codes = ranking.classes(who, clv, cuts)
         self.counts = summary.customers

@@ -20,7 +20,7 @@ from metrics.planning import Plan, run_async
 from metrics.questions import Question, answer, merge
 from metrics.store import Answers, Deferred, KpiStore
 from streams.follow.holds import Holds
-from streams.pacing import Slice
+from streams.pacing import Slice, beside
 
 T = TypeVar("T")
 
@@ -95,7 +95,7 @@ class LocalShare:
         self._pins = {s: kept for s, kept in self._pins.items() if kept[0] > now}  # abandoned sessions
         deferred = self.store.prepare(questions, pin.results)
         if deferred is not None:
-            computed = await asyncio.to_thread(deferred)
+            computed = await beside(deferred)
             pin.results.update(computed)
             self.store.remember(deferred.version, computed)
         self._pins[session] = (time.monotonic() + self.holds.lease_s, pin)
@@ -109,7 +109,7 @@ class LocalShare:
     async def _beside(self, deferred: Deferred, session: str) -> Answers:
         """Run ``deferred`` on a thread, renewing the session's hold meanwhile: were its lease to run out,
         the follower would write, and the answer computed from the copies could not be kept."""
-        task = asyncio.ensure_future(asyncio.to_thread(deferred))
+        task = asyncio.ensure_future(beside(deferred))
         while not task.done():
             await asyncio.wait([task], timeout=self.holds.lease_s / 2)
             await self.holds.hold(session)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from metrics import snapshot
 from metrics.store import KpiStore
+from streams.pacing import beside
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,7 @@ class Checkpointer:
             return
         self._at, self._records = time.monotonic(), records
         taken = snapshot.capture(self.store, positions, cp.fingerprint)  # consistent: between batches
-        self._writing = asyncio.get_running_loop().create_task(asyncio.to_thread(snapshot.write, taken, cp.directory))
+        self._writing = asyncio.get_running_loop().create_task(beside(lambda: snapshot.write(taken, cp.directory)))
 
     def now(self, positions: dict[int, int]) -> None:
         """Write one now (a clean stop), so the restart reads nothing twice."""

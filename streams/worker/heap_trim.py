@@ -13,6 +13,8 @@ import ctypes
 import ctypes.util
 from collections.abc import Callable
 
+from streams.pacing import beside
+
 INTERVAL_S = 5.0  # a trim takes 3-30 ms on its thread
 
 
@@ -36,4 +38,4 @@ async def trim_forever(interval_s: float = INTERVAL_S) -> None:
         return
     while True:
         await asyncio.sleep(interval_s)
-        await asyncio.to_thread(trim)  # a walk over the heap: not on the event loop
+        await beside(trim)  # a walk over the heap: not on the event loop

@@ -1,0 +1,35 @@
+"""How the worker shares its CPU: slices of the event loop, and work beside it at the lowest priority."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import pytest
+
+from streams.pacing import BACKGROUND_NICE, Slice, beside
+
+
+def niceness() -> tuple[str, int]:
+    return threading.current_thread().name, os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+
+@pytest.mark.asyncio
+async def test_work_beside_the_loop_runs_on_a_background_thread_at_the_lowest_priority() -> None:
+    name, nice = await beside(niceness)
+    assert name.startswith("background")
+    assert nice == BACKGROUND_NICE
+    assert niceness()[1] < BACKGROUND_NICE  # the event loop's own thread keeps its priority
+
+
+@pytest.mark.asyncio
+async def test_a_slice_gives_the_loop_back_only_once_it_is_used_up() -> None:
+    turn = Slice(seconds=3600.0)
+    assert not turn.over()
+    since = turn.since
+    await turn.breathe()
+    assert turn.since == since  # not used up: no yield, nothing reset
+    turn.seconds = 0.0
+    assert turn.over()
+    await turn.breathe()
+    assert turn.since > since
