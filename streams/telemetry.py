@@ -6,13 +6,14 @@ Counted once per batch (one ``labels()`` lookup per label, not per event); the K
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
@@ -183,3 +184,22 @@ class ConsumerMetrics(Collector):
             for topic, partition, n in lag():
                 fam.add_metric([stage, topic, str(partition)], n)
         yield fam
+
+
+class _Collected(Collector):
+    """Families collected already, to be rendered elsewhere."""
+
+    def __init__(self, families: list[Metric]) -> None:
+        self.families = families
+
+    def collect(self) -> Iterator[Metric]:
+        return iter(self.families)
+
+
+async def exposition(registry: CollectorRegistry) -> bytes:
+    """What ``/metrics`` serves. The values are collected on the event loop, as the collectors read state
+    the loop changes; the text is rendered on a thread: escaping and formatting every sample took
+    0.15-0.25 s of the loop a scrape with a million customers."""
+    collected = CollectorRegistry(auto_describe=False)
+    collected.register(_Collected(list(registry.collect())))
+    return await asyncio.to_thread(generate_latest, collected)

@@ -12,7 +12,7 @@ import faust
 import msgspec
 from aiohttp.web import Response as AioResponse
 from faust.web import View
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
 
 from alerts.engine import AlertEngine
 from core.errors import PeriodError
@@ -27,6 +27,7 @@ from streams.at_risk.tracker import RiskTracker
 from streams.cluster.coordinator import Cluster
 from streams.cluster.http import questions_of
 from streams.follow.follower import ChangelogFollower
+from streams.telemetry import exposition
 from streams.web.cohorts import cohorts_response
 
 ABC_SEGMENTS = ("abc:A", "abc:B", "abc:C")
@@ -81,7 +82,7 @@ def register_pages(app: faust.App, runtime: Runtime, calendar: CalendarSettings,
 
     @app.page("/metrics")
     async def metrics(web: Any, request: Any) -> Any:
-        return AioResponse(body=generate_latest(runtime.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+        return AioResponse(body=await exposition(runtime.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
 def period_of(request: Any, calendar: CalendarSettings) -> Period | str:

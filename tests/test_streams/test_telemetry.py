@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from streams.telemetry import LAG_BUCKETS, BatchHistogram, ConsumerMetrics, PipelineMetrics
+from streams.telemetry import LAG_BUCKETS, BatchHistogram, ConsumerMetrics, PipelineMetrics, exposition
 
 
 def test_pipeline_counters_have_prometheus_names() -> None:
@@ -63,3 +63,14 @@ def test_a_batch_histogram_exposes_what_a_histogram_does(values: list[float], cu
     assert samples.keys() == expected.keys()
     for key, value in expected.items():
         assert samples[key] == pytest.approx(value, rel=1e-9, abs=1e-6), key
+
+
+@pytest.mark.asyncio
+async def test_the_exposition_rendered_on_a_thread_is_what_prometheus_client_renders() -> None:
+    registry = CollectorRegistry()
+    metrics = PipelineMetrics.create(registry)
+    metrics.events.labels("order.placed").inc(3)
+    visible = BatchHistogram("retention_test_seconds", "test", LAG_BUCKETS, ["stage"], registry=registry)
+    visible.labels("apply").observe_many([0.2, 0.7, 30.0])
+    ConsumerMetrics(registry).register("route", lambda: [("orders", 0, 5)])
+    assert await exposition(registry) == generate_latest(registry)
