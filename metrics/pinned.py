@@ -11,7 +11,7 @@ ask anything else hold the store instead (:mod:`streams.follow.holds`).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import numpy.typing as npt
@@ -43,7 +43,7 @@ class Pinned:
         except KeyError:
             raise NotPinned(f"no kept result for {key[0]!r} (ask pinnable questions only)") from None
 
-    def _live(self, name: str) -> Any:
+    def _live(self, name: str) -> NoReturn:
         raise NotPinned(f"{name!r} reads the live store: ask it in a session that holds the store")
 
     def clv_ranking(self, at_us: int) -> tuple[I64, I64]:
@@ -62,19 +62,19 @@ class Pinned:
         return self._get(cohort_key("cohort_tables", segments, bounds, cohorts, until))  # type: ignore[no-any-return]
 
     def count(self, segment: str, kind: str, start: int | None, end: int | None) -> int:
-        return self._live("count")  # type: ignore[no-any-return]
+        self._live("count")
 
     def total(self, segment: str, kind: str, start: int | None, end: int | None) -> int:
-        return self._live("total")  # type: ignore[no-any-return]
+        self._live("total")
 
     def inside(self, segment: str, kind: str, start: int, end: int) -> int:
-        return self._live("inside")  # type: ignore[no-any-return]
+        self._live("inside")
 
     def kinds(self, segment: str, prefix: str) -> set[str]:
-        return self._live("kinds")  # type: ignore[no-any-return]
+        self._live("kinds")
 
     def first(self, segment: str, kind: str) -> int | None:
-        return self._live("first")  # type: ignore[no-any-return]
+        self._live("first")
 
     def newest(self) -> int | None:
-        return self._live("newest")  # type: ignore[no-any-return]
+        self._live("newest")

@@ -59,7 +59,8 @@ class LocalShare:
             raise Unavailable(f"partitions {sorted(leaving)} given away are still being forgotten")
 
     async def ask(self, partitions: Sequence[int], questions: Sequence[Question], session: str) -> list[Any]:
-        """The answers of this worker's share, all rounds of ``session`` from one state of the store."""
+        """The answers of this worker's share: all rounds of ``session`` from one state of the store, or,
+        for a pinned session, each long result from one state (:mod:`metrics.pinned`)."""
         self.check(partitions)
         if session.startswith(PINNED):
             answers = await self._pinned(list(questions), session)
