@@ -8,6 +8,7 @@ import logging
 import re
 import shutil
 import time
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
@@ -111,8 +112,13 @@ def delete_groups(bootstrap: str, doomed: Callable[[str], bool]) -> list[str]:
 logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # our own errors name the broker; its retries are noise
 
 
-# The tag each bench or soak run puts in every topic, group and app id it creates.
+# The tag each bench or soak run puts in every topic, group and app id it creates (see new_tag).
 RUN_TAG = re.compile(r"(bench|soak)-[0-9a-f]{8}")
+
+
+def new_tag(kind: str) -> str:
+    """A run's unique tag, ``kind`` being ``bench`` or ``soak``: what :data:`RUN_TAG` recognises."""
+    return f"{kind}-{uuid.uuid4().hex[:8]}"
 
 
 def clean_kafka(console: Console, bootstrap: str, marker: str) -> None:

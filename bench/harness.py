@@ -31,7 +31,6 @@ import os
 import shutil
 import signal
 import sys
-import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,7 +39,7 @@ from typing import Any
 
 from rich.console import Console
 
-from bench.broker import check, clean_kafka, clean_kept, clean_redis, create_topics, message_count, publish
+from bench.broker import check, clean_kafka, clean_kept, clean_redis, create_topics, message_count, new_tag, publish
 from bench.children import ChildSpec, measure_child
 from bench.cli import BenchError, OneLineParser, choices_list, env_assignment, int_list, int_range, positive_float
 from bench.events import KINDS, MAX_CUSTOMERS, OUT, EventFile, describe, ensure_events, read_events
@@ -134,7 +133,7 @@ class Run:
     events: EventFile
     systems: list[str]
     load_before: tuple[float, float, float] = (0.0, 0.0, 0.0)
-    tag: str = field(default_factory=lambda: f"bench-{uuid.uuid4().hex[:8]}")
+    tag: str = field(default_factory=lambda: new_tag("bench"))
 
     @property
     def dir(self) -> Path:

@@ -26,7 +26,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
@@ -37,7 +36,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from bench.broker import check, clean_kafka, clean_kept, clean_redis, create_topics
+from bench.broker import check, clean_kafka, clean_kept, clean_redis, create_topics, new_tag
 from bench.cli import BenchError, OneLineParser, env_assignment, int_range, positive_float
 from bench.events import KINDS, MAX_CUSTOMERS, OUT
 from bench.monitor import AlertSink, MonitorSetup, processed_probe, visible_count, wait_ready
@@ -148,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(args: argparse.Namespace, console: Console) -> int:
     asyncio.run(check(args.bootstrap))
-    tag = f"soak-{uuid.uuid4().hex[:8]}"
+    tag = new_tag("soak")
     run_dir = OUT / "runs" / tag
     clean_kept(console, args.bootstrap, tag, run_dir.parent)
     topics, dlq = [f"{tag}.{kind}" for kind in KINDS], f"{tag}.dlq"

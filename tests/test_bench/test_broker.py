@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.broker import earlier_run, remove_dirs
+from bench.broker import earlier_run, new_tag, remove_dirs
 
 
 def test_only_other_runs_names_count_as_left_over() -> None:
@@ -15,6 +15,8 @@ def test_only_other_runs_names_count_as_left_over() -> None:
     assert not doomed("retention.lifecycle")
     assert not doomed("test-12345678-events")  # the test suite cleans up after itself
     assert not doomed("my-bench-12345678")  # a run tag starts the name
+    assert doomed(new_tag("bench") + "-r01.lifecycle")
+    assert doomed(new_tag("soak") + "-monitor")
 
 
 def test_kept_state_directories_of_earlier_runs_are_removed(tmp_path: Path) -> None:
