@@ -4,6 +4,7 @@ in a session that asks only long questions, keeping what it computed while the s
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -35,13 +36,14 @@ async def test_a_long_answer_that_outlives_the_lease_keeps_the_follower_out_and_
         prepared = prepare(questions)
         if prepared is None:
             return None
-        return Deferred(prepared.version, [lambda: (time.sleep(0.6), prepared())[1]])  # three leases long
+        return Deferred(prepared.version, [lambda: (started.set(), time.sleep(0.6), prepared())[2]])  # three leases
 
     store.prepare = slow  # type: ignore[method-assign]
+    started = threading.Event()
     writes: list[float] = []
 
     async def follower() -> None:  # waits for the store as the changelog follower does
-        await asyncio.sleep(0.05)
+        assert await asyncio.to_thread(started.wait, 10)  # the long answer is being computed
         await holds.writable()
         writes.append(time.monotonic())
 
@@ -73,13 +75,14 @@ async def test_a_pinned_session_lets_the_follower_write_and_keeps_what_it_comput
         prepared = prepare(questions, known)
         if prepared is None:
             return None
-        return Deferred(prepared.version, [lambda: (time.sleep(0.6), prepared())[1]])
+        return Deferred(prepared.version, [lambda: (started.set(), time.sleep(0.6), prepared())[2]])
 
     store.prepare = slow  # type: ignore[method-assign]
+    started = threading.Event()
     writes: list[float] = []
 
     async def follower() -> None:
-        await asyncio.sleep(0.05)
+        assert await asyncio.to_thread(started.wait, 10)  # the long answer is being computed
         await holds.writable()
         writes.append(time.monotonic())
 
