@@ -1,5 +1,5 @@
 """Sharing the worker's CPU: long work gives the event loop back every ``SLICE_S``, and work beside the
-loop runs at the lowest priority.
+loop runs at a slightly lower priority.
 
 Route relays, apply turns, the follower, KPI answers and at-risk scoring all run on one loop, so a
 piece of work that holds it delays every other stage's events (``retention_event_loop_stall_seconds``).
@@ -7,8 +7,13 @@ Each stage cuts its work into small steps and calls :meth:`Slice.breathe` betwee
 when the loop has been held for a slice, so short work pays nothing for it.
 
 Work that takes seconds — a cohort scan or a CLV ranking of a million customers, a checkpoint — runs
-:func:`beside` the loop on threads at nice 19: the kernel gives them what the loop, the route process
-and a broker on the same machine leave (numpy's sorts and searches release the GIL meanwhile).
+:func:`beside` the loop on threads at nice ``BACKGROUND_NICE``: the route process and a broker on the same
+machine come first while numpy's sorts and searches run with the GIL released.
+
+Only slightly lower: while such a thread runs Python it holds the GIL, and when the cores are busy the
+kernel may take it off the CPU right then. At nice 19 it then waited so long for its next turn that the
+loop, waiting for the GIL, stalled 0.1-0.4 s at a time; at nice 2 no longer than at nice 0
+(``python -m bench.priority``, docs/performance.md).
 """
 
 from __future__ import annotations
@@ -45,12 +50,12 @@ class Slice:
             self.since = time.perf_counter()
 
 
-BACKGROUND_NICE = 19
+BACKGROUND_NICE = 2  # see the module text: not lower
 _background: list[ThreadPoolExecutor] = []
 
 
 def _lower_priority() -> None:
-    """Lower the calling thread's CPU priority (Linux: a thread has a nice value of its own)."""
+    """Lower the calling thread's CPU priority a little (Linux: a thread has a nice value of its own)."""
     with contextlib.suppress(OSError, AttributeError):
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BACKGROUND_NICE)
 
@@ -63,5 +68,5 @@ def background() -> ThreadPoolExecutor:
 
 
 async def beside(work: Callable[[], T]) -> T:
-    """``work()`` on a background thread, at the lowest CPU priority."""
+    """``work()`` on a background thread, at nice ``BACKGROUND_NICE``."""
     return await asyncio.get_running_loop().run_in_executor(background(), work)

@@ -1,4 +1,4 @@
-"""How the worker shares its CPU: slices of the event loop, and work beside it at the lowest priority."""
+"""How the worker shares its CPU: slices of the event loop, and work beside it at a lower priority."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ def niceness() -> tuple[str, int]:
 
 
 @pytest.mark.asyncio
-async def test_work_beside_the_loop_runs_on_a_background_thread_at_the_lowest_priority() -> None:
+async def test_work_beside_the_loop_runs_on_a_background_thread_at_a_lower_priority() -> None:
     name, nice = await beside(niceness)
     assert name.startswith("background")
     assert nice == BACKGROUND_NICE
