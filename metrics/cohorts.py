@@ -9,7 +9,8 @@ merge by adding them up, cell by cell. The shares are formed only from the merge
 Everything is read from the lifecycle and commerce facts (:mod:`metrics.facts`) by customer (``who``):
 the sign-up (``NEW``) gives a customer's cohort and sign-up segment; ``NEW`` and ``REACTIVATED`` raise,
 ``LOST`` lowers whether it is active; ``ORDER`` minus ``REFUND`` is its net revenue. Vectorised per kind
-with numpy: no loop over customers.
+with numpy: no loop over customers; each fact's customer is found among the sign-ups by a compiled hash
+lookup (``retention_native.positions``: a binary search of millions of facts was half of a table's time).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import numpy.typing as npt
+import retention_native
 
 from core.errors import PeriodError
 from core.periods import from_us
@@ -92,8 +94,8 @@ def _cells(index: Scans, kinds: Sequence[tuple[str, int]], *, cohort_of: tuple[I
         t, v, combos, customers, weights = index.scan(kind, int(edges[0]), until)
         if not len(who) or not len(t):
             continue
-        at = np.minimum(np.searchsorted(who, customers), len(who) - 1)
-        keep = everyone[combos] & (who[at] == customers)
+        at = np.frombuffer(retention_native.positions(who.tobytes(), customers.tobytes()), np.int64)
+        keep = everyone[combos] & (at >= 0)
         c = cohort[at[keep]]
         age = np.searchsorted(edges, t[keep], side="right") - 1 - c
         amount = sign * weights[keep] * (np.where(v[keep] == NO_VALUE, 0, v[keep]) if values else 1)

@@ -1,5 +1,5 @@
-# The compiled apply step (src/lib.rs; streams/apply/processor.py calls it) and the fact index's
-# write buffer (src/buffer.rs; metrics/index.py).
+# The compiled apply step (src/lib.rs; streams/apply/processor.py calls it), the fact index's write
+# buffer (src/buffer.rs; metrics/index.py) and the cohort tables' customer lookup (src/lookup.rs).
 from collections.abc import Callable
 
 from metrics.facts import Fact, Keys
@@ -44,3 +44,5 @@ class FactBuffer:
     def push_blob(self, blob: bytes, who: int, w: int) -> int: ...
     def __len__(self) -> int: ...
     def drain(self) -> tuple[list[tuple[str, list[Group]]], int]: ...
+
+def positions(keys: bytes, needles: bytes) -> bytes: ...

@@ -5,6 +5,7 @@ mod blob;
 mod buffer;
 mod columns;
 mod engine;
+mod lookup;
 mod mp;
 mod omap;
 mod packs;
@@ -157,9 +158,26 @@ fn applied_to_py(py: Python<'_>, a: packs::Applied, oldest: Vec<i64>) -> Applied
      a.too_late, oldest)
 }
 
+fn int64s(b: &[u8]) -> PyResult<Vec<i64>> {
+    if b.len() % 8 != 0 {
+        return Err(PyValueError::new_err(format!("{} bytes are not a whole number of int64", b.len())));
+    }
+    Ok(b.chunks_exact(8).map(|c| i64::from_ne_bytes(c.try_into().expect("8 bytes"))).collect())
+}
+
+/// Position of each int64 of ``needles`` in ``keys`` (distinct int64s), -1 where absent; int64 bytes in
+/// and out, computed without the GIL (a cohort scan runs beside the event loop).
+#[pyfunction]
+fn positions<'py>(py: Python<'py>, keys: &[u8], needles: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
+    let (keys, needles) = (int64s(keys)?, int64s(needles)?);
+    let out: Vec<u8> = py.detach(|| lookup::positions(&keys, &needles).iter().flat_map(|p| p.to_ne_bytes()).collect());
+    Ok(PyBytes::new(py, &out))
+}
+
 #[pymodule]
 fn retention_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyEngine>()?;
     m.add_class::<buffer::PyBuffer>()?;
+    m.add_function(wrap_pyfunction!(positions, m)?)?;
     Ok(())
 }

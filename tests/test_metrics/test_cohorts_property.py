@@ -1,5 +1,6 @@
 """Cohort tables against a plain per-customer replay of the events, and unchanged by arrival order,
-duplicates and the number of workers (hypothesis)."""
+duplicates and the number of workers; the compiled customer lookup they use against a binary search
+(hypothesis)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import numpy as np
+import retention_native
 from fixtures import event
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -122,3 +125,24 @@ def test_order_duplicates_and_workers_never_change_a_table(
 def test_tables_computed_on_another_thread_are_the_same(events: list[dict[str, Any]]) -> None:
     # A worker computes cohort tables from copies of the facts on a thread of its own.
     assert tables(PurePipeline(deferred=True, workers=2).send(*events)) == tables(PurePipeline().send(*events))
+
+
+def searched(keys: list[int], needles: list[int]) -> list[int]:
+    """The lookup the compiled one replaced: a binary search in the sorted keys, -1 where absent."""
+    order = np.argsort(keys)
+    ranked = np.asarray(keys, np.int64)[order]
+    at = np.minimum(np.searchsorted(ranked, needles), max(len(keys) - 1, 0))
+    return [int(order[a]) if len(keys) and ranked[a] == n else -1 for a, n in zip(at, needles, strict=True)]
+
+
+INT64 = st.integers(-(2**63), 2**63 - 1)
+
+
+@given(st.lists(INT64, unique=True, max_size=300), st.lists(INT64, max_size=300), st.data())
+@settings(max_examples=300, deadline=None)
+def test_compiled_customer_lookup_finds_what_a_binary_search_finds(keys: list[int], others: list[int],
+                                                                    data: st.DataObject) -> None:
+    needles = others + data.draw(st.lists(st.sampled_from(keys), max_size=300)) if keys else others
+    found = np.frombuffer(retention_native.positions(np.asarray(keys, np.int64).tobytes(),
+                                                     np.asarray(needles, np.int64).tobytes()), np.int64)
+    assert found.tolist() == searched(keys, needles)
