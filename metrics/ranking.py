@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
+import retention_native
 
 from metrics import facts as F
 from metrics.abc_classes import Cut, class_codes
@@ -37,11 +38,10 @@ def known(source: Scans, at_us: int) -> tuple[I64, I64]:
     money = np.concatenate([order_v, -refund_v, np.zeros(len(new_w), np.int64)])
     # A refund does not make a customer known; an order or a sign-up does.
     known_w = np.concatenate([order_w, np.zeros(len(refund_v), np.int64), new_w])
-    uniq, inverse = np.unique(whos, return_inverse=True)
-    net = np.zeros(len(uniq), np.int64)
-    np.add.at(net, inverse, money)
-    weight = np.zeros(len(uniq), np.int64)
-    np.add.at(weight, inverse, known_w)
+    # per customer, by a compiled hash table without the GIL: np.unique's sort of millions of facts took
+    # most of a ranking's time
+    distinct, sums = retention_native.sums_by_key(whos.tobytes(), [money.tobytes(), known_w.tobytes()])
+    uniq, net, weight = (np.frombuffer(b, np.int64) for b in (distinct, *sums))
     keep = weight > 0
     return uniq[keep], net[keep]
 

@@ -1,5 +1,6 @@
 # The compiled apply step (src/lib.rs; streams/apply/processor.py calls it), the fact index's write
-# buffer (src/buffer.rs; metrics/index.py) and the cohort tables' customer lookup (src/lookup.rs).
+# buffer (src/buffer.rs; metrics/index.py) and the long answers' lookups by customer (src/lookup.rs:
+# metrics/cohorts.py, metrics/ranking.py).
 from collections.abc import Callable
 
 from metrics.facts import Fact, Keys
@@ -46,3 +47,4 @@ class FactBuffer:
     def drain(self) -> tuple[list[tuple[str, list[Group]]], int]: ...
 
 def positions(keys: bytes, needles: bytes) -> bytes: ...
+def sums_by_key(keys: bytes, columns: list[bytes]) -> tuple[bytes, list[bytes]]: ...

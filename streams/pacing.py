@@ -10,10 +10,10 @@ Work that takes seconds — a cohort scan or a CLV ranking of a million customer
 :func:`beside` the loop on threads at nice ``BACKGROUND_NICE``: the route process and a broker on the same
 machine come first while numpy's sorts and searches run with the GIL released.
 
-Only slightly lower: while such a thread runs Python it holds the GIL, and when the cores are busy the
-kernel may take it off the CPU right then. At nice 19 it then waited so long for its next turn that the
-loop, waiting for the GIL, stalled 0.1-0.4 s at a time; at nice 2 no longer than at nice 0
-(``python -m bench.priority``, docs/performance.md).
+Only slightly lower: while such a thread runs Python it holds the GIL, and when every core is busy the
+kernel may take it off the CPU right then. At nice 19 it can then wait so long for its next turn that
+the loop, waiting for the GIL, stalls: 0.1-0.4 s at a time with both cores of a 2-core machine busy,
+against none at nice 2 (``python -m bench.priority``; docs/performance.md).
 """
 
 from __future__ import annotations

@@ -170,14 +170,37 @@ fn int64s(b: &[u8]) -> PyResult<Vec<i64>> {
 #[pyfunction]
 fn positions<'py>(py: Python<'py>, keys: &[u8], needles: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
     let (keys, needles) = (int64s(keys)?, int64s(needles)?);
-    let out: Vec<u8> = py.detach(|| lookup::positions(&keys, &needles).iter().flat_map(|p| p.to_ne_bytes()).collect());
+    let out = py.detach(|| int64_bytes(&lookup::positions(&keys, &needles)));
     Ok(PyBytes::new(py, &out))
 }
+
+fn int64_bytes(values: &[i64]) -> Vec<u8> {
+    values.iter().flat_map(|x| x.to_ne_bytes()).collect()
+}
+
+/// The distinct int64s of ``keys``, ascending, and per key the sum of each of ``columns`` (int64 bytes,
+/// as long as ``keys``) over its rows; without the GIL (a CLV ranking runs beside the event loop).
+#[pyfunction]
+fn sums_by_key<'py>(py: Python<'py>, keys: &[u8], columns: Vec<Vec<u8>>) -> PyResult<SumsByKey<'py>> {
+    let keys = int64s(keys)?;
+    let columns = columns.iter().map(|c| int64s(c)).collect::<PyResult<Vec<Vec<i64>>>>()?;
+    if let Some(c) = columns.iter().find(|c| c.len() != keys.len()) {
+        return Err(PyValueError::new_err(format!("a column of {} values for {} keys", c.len(), keys.len())));
+    }
+    let (distinct, sums) = py.detach(|| {
+        let (distinct, sums) = lookup::sums_by_key(&keys, &columns);
+        (int64_bytes(&distinct), sums.iter().map(|s| int64_bytes(s)).collect::<Vec<_>>())
+    });
+    Ok((PyBytes::new(py, &distinct), sums.iter().map(|s| PyBytes::new(py, s)).collect()))
+}
+
+type SumsByKey<'py> = (Bound<'py, PyBytes>, Vec<Bound<'py, PyBytes>>);
 
 #[pymodule]
 fn retention_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyEngine>()?;
     m.add_class::<buffer::PyBuffer>()?;
     m.add_function(wrap_pyfunction!(positions, m)?)?;
+    m.add_function(wrap_pyfunction!(sums_by_key, m)?)?;
     Ok(())
 }
