@@ -2,7 +2,7 @@
 cores are busy: the thread holds the GIL while it runs Python, and a low-priority thread that the kernel
 takes off the CPU while holding it stops every other thread of the process until it runs again.
 
-    .venv/bin/python -m bench.priority [--nice 0 2 19] [--hogs 2] [--seconds 15]
+    .venv/bin/python -m bench.priority [--nice 0,2,5,19] [--hogs 2] [--seconds 15]
 
 Per nice value: a thread at that nice value builds dicts (pure Python, GIL held) while ``--hogs``
 processes spin at nice 0 and the main thread takes small steps (a little work, a 2 ms sleep); the table
@@ -11,7 +11,6 @@ shows how long a step took (median, p99, longest) and how many took 100 ms or mo
 
 from __future__ import annotations
 
-import argparse
 import os
 import subprocess
 import sys
@@ -21,6 +20,8 @@ from dataclasses import dataclass
 
 from rich.console import Console
 from rich.table import Table
+
+from bench.cli import OneLineParser, int_list, int_range
 
 STEP_SLEEP_S = 0.002
 
@@ -70,10 +71,11 @@ def probe(nice: int, hogs: int, seconds: float) -> Steps:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--nice", type=int, nargs="+", default=[0, 2, 5, 19], choices=range(20), metavar="N")
-    parser.add_argument("--hogs", type=int, default=os.cpu_count() or 2, help="spinning processes (default: cores)")
-    parser.add_argument("--seconds", type=float, default=15.0, help="per nice value")
+    parser = OneLineParser(prog="bench.priority", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--nice", type=int_list(0, 19), default=[0, 2, 5, 19], help="nice values, e.g. 0,2,19")
+    parser.add_argument("--hogs", type=int_range(0, 64), default=os.cpu_count() or 2,
+                        help="spinning processes (default: the cores)")
+    parser.add_argument("--seconds", type=int_range(1, 3600), default=15, help="per nice value")
     args = parser.parse_args(argv)
     table = Table(title=f"event-loop steps beside a GIL-holding thread, {args.hogs} spinning processes")
     for column in ("thread nice", "steps", "p50 ms", "p99 ms", "longest ms", "steps >= 100 ms"):
