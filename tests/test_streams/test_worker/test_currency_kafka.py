@@ -39,6 +39,9 @@ def worker(stack: str) -> Iterator[tuple[WorkerProcess, dict[str, str]]]:
                         for ev in events])
         converge(lambda: w.metric_sum("retention_events_total") + w.metric_sum("retention_events_rejected_total"),
                  float(len(events)), "every event applied or dead-lettered")
+        # applied is not yet visible: the KPI store follows the changelog a moment later
+        converge(lambda: [Decimal(str(w.kpis("2025-Q1")["inputs"][k])) for k in ("order_amount", "refund_amount")],
+                 [sum(Decimal(a) for a in AMOUNTS), Decimal(REFUNDED)], "the orders and the refund in the KPI store")
         yield w, env
 
 
