@@ -230,8 +230,7 @@ class FactIndex:
                 times, values, combos, customers, weights = k.chunks[day].columns()
                 if not len(wanted):
                     break
-                pos = np.minimum(np.searchsorted(wanted, customers), len(wanted) - 1)
-                mask = member[combos] & (wanted[pos] == customers)
+                mask = member[combos] & isin_sorted(customers, wanted)
                 if mask.any():
                     relabelled = np.full(int(mask.sum()), cid, np.uint16)
                     out._extend(kind, day, times=times[mask], values=values[mask], combos=relabelled,
