@@ -17,7 +17,7 @@ from streams.web.auth import token_middlewares
 # Packs the apply agent takes per turn of the event loop, and the size of its buffer: a rebalance waits
 # for the buffer to drain; and how long a turn waits for them: each turn costs a changelog round trip, so
 # live traffic goes in fewer, fuller turns (docs/architecture.md, "Batch sizes").
-TAKE_PACKS, TAKE_WITHIN_S = 64, 0.1
+TAKE_PACKS, TAKE_WITHIN_S = 128, 0.1
 SESSION_TIMEOUT_S = 10.0  # a crashed worker's partitions (and the series and alerts it owned) move after this
 
 
@@ -55,7 +55,7 @@ def new_faust_app(kafka: KafkaSettings, topics: TopicSettings, storage: StorageS
         # A rebalance waits for the batch in hand (and its changelog writes): the next owner of the
         # partition must read them when it restores (streams/apply/stage.py).
         stream_wait_empty=True,
-        stream_buffer_maxsize=TAKE_PACKS,
+        stream_buffer_maxsize=4 * TAKE_PACKS,
         broker_session_timeout=SESSION_TIMEOUT_S,
         broker_heartbeat_interval=2.0,
     )

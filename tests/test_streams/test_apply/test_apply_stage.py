@@ -101,25 +101,27 @@ def test_a_failed_batch_leaves_no_state_the_changelog_does_not_have() -> None:
     asyncio.run(run())
 
 
-def test_a_turn_applied_one_pack_at_a_time_ends_in_the_same_states(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A turn's packs are applied in slices; a later slice must read the states an earlier one made,
-    though they reach the store only once the changelog acknowledged them."""
+def test_a_customer_s_packs_in_one_turn_end_in_the_states_of_one_turn_each() -> None:
+    """A turn applies all of a partition's packs in one call: the later packs of a customer must build
+    on the states the earlier ones made, though those reach the store only once acknowledged."""
     plans = ("free", "pro", "team")
     changes = [signup(c, "2025-01-01T10:00:00Z") for c in ("a", "b")] + [
         event("customer.updated", f"2025-01-0{day}T10:00:00Z", {"customer_id": c, "segment": {"plan": plans[day % 3]}})
         for day in range(2, 8) for c in ("a", "b")]
 
-    async def states(slice_bytes: int) -> dict[bytes, bytes | None]:
-        monkeypatch.setattr("streams.apply.stage.SLICE_BYTES", slice_bytes)
+    async def states(together: bool) -> dict[bytes, bytes | None]:
         log = MemoryLog(TOPICS.partitions)
         stage = new_stage(log, [])
         packs = []
-        for change in changes:  # one pack each: every slice of one byte holds exactly one pack
-            packs += await route(log, change)
-        await stage.handle(packs)
-        return {key: (await stage.store(partition_of(key, TOPICS.partitions))).get(key) for key in (b"a", b"b")}
+        for change in changes:  # one pack each
+            packs.append(await route(log, change))
+        for turn in ([[pack for made in packs for pack in made]] if together else packs):
+            await stage.handle(turn)
+        got = {key: (await stage.store(partition_of(key, TOPICS.partitions))).get(key) for key in (b"a", b"b")}
+        stage.close()
+        return got
 
-    sliced, whole = asyncio.run(states(1)), asyncio.run(states(1 << 20))
-    assert sliced == whole
-    assert all(len(decode_state(state).records) == 7 for state in sliced.values() if state is not None)
-    assert None not in sliced.values()
+    one_turn, turns = asyncio.run(states(True)), asyncio.run(states(False))
+    assert one_turn == turns
+    assert all(len(decode_state(state).records) == 7 for state in one_turn.values() if state is not None)
+    assert None not in one_turn.values()
