@@ -1,10 +1,12 @@
-# The compiled apply step (src/lib.rs; streams/apply/processor.py calls it), the fact index's write
-# buffer (src/buffer.rs; metrics/index.py) and the long answers' lookups by customer (src/lookup.rs:
+# The compiled apply step (src/lib.rs; streams/apply/processor.py calls it), the route stage's fast
+# path (src/route.rs; streams/route/stage.py), the fact index's write buffer (src/buffer.rs;
+# metrics/index.py) and the long answers' lookups by customer (src/lookup.rs:
 # metrics/cohorts.py, metrics/ranking.py).
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from metrics.facts import Fact, Keys
 from metrics.records import Rec
+from streams.ports import InputMessage
 
 Statuses = list[tuple[str, str]] | None
 # day, then the bytes of the columns t, v, c, who, w, then negatives, min t, max t, max v
@@ -35,6 +37,17 @@ class Engine:
         list[tuple[int, int, str]],
         list[int],
     ]: ...
+
+class Fetch:
+    def __init__(self) -> None: ...
+    def __len__(self) -> int: ...
+    def fill(self, slot: int, partition: int, routed: bytes, raw: int) -> None: ...
+    def drop(self, slot: int) -> None: ...
+    def packs(self, pack_bytes: int) -> list[tuple[int, bytes]]: ...
+
+class Router:
+    def __init__(self, reporting: str, rates: list[tuple[str, float]], partitions: int, max_bytes: int) -> None: ...
+    def scan(self, fetch: Fetch, records: Sequence[InputMessage], topic: str, source: int) -> list[int]: ...
 
 class FactBuffer:
     def __init__(self) -> None: ...

@@ -47,6 +47,11 @@ def encode_batch(events: list[Routed]) -> bytes:
     return _ENCODER.encode(events)
 
 
+def encode_routed(event: Routed) -> bytes:
+    """One routed event; a pack (:func:`encode_batch`) is an array header and its events' bytes."""
+    return _ENCODER.encode(event)
+
+
 def decode_batch(value: bytes) -> list[Routed]:
     return _BATCH.decode(value)
 

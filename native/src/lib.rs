@@ -4,7 +4,9 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod blob;
 mod buffer;
 mod columns;
+mod contract;
 mod engine;
+mod json;
 mod lookup;
 mod mp;
 mod omap;
@@ -12,6 +14,8 @@ mod packs;
 mod prune;
 mod records;
 mod replay;
+mod rfc3339;
+mod route;
 mod segments;
 
 use crate::engine::{Engine, Outcome, Update};
@@ -200,6 +204,8 @@ type SumsByKey<'py> = (Bound<'py, PyBytes>, Vec<Bound<'py, PyBytes>>);
 fn retention_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyEngine>()?;
     m.add_class::<buffer::PyBuffer>()?;
+    m.add_class::<route::Router>()?;
+    m.add_class::<route::Fetch>()?;
     m.add_function(wrap_pyfunction!(positions, m)?)?;
     m.add_function(wrap_pyfunction!(sums_by_key, m)?)?;
     Ok(())
