@@ -1,11 +1,12 @@
-"""CPU per event of each step of a worker's hot path, without Kafka: the compiled apply step next to its
-Python reference (the code it replaced, kept in tests/apply_reference), on one simulated event file.
+"""CPU per event of each step of a worker's hot path, without Kafka: the compiled steps next to their
+Python references (the code they replaced, kept in tests/), on one simulated event file.
 
     .venv/bin/python -m bench.hotpath [--customers 20000] [--events 200000] [--batch 8] [--repeat 3] [--json F]
 
-Steps: decode (validation), record, apply (one key's events in chunks of up to ``--batch``, as a fetch
-groups them), change entry, KPI store update (what the follower does with the entry). CPU time
-(``process_time``), best of ``--repeat``; both implementations must produce the same bytes (checked).
+Steps: route (validation, record and pack: the compiled fast path against msgspec and the Python
+recorder), apply (one key's events in chunks of up to ``--batch``, as a fetch groups them), change
+entry, KPI store update (what the follower does with the entry). CPU time (``process_time``), best of
+``--repeat``; the compiled and the reference apply step must write the same bytes (checked).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+import retention_native
 from rich.console import Console
 from rich.table import Table
 
@@ -29,11 +31,16 @@ from streams.apply.processor import Processor, Update, change_entry
 from streams.contract.decode import Event, decode
 from streams.contract.events import partition_key
 from streams.follow.follower import apply_entry
+from streams.memory import MemoryLog, Message, Partition
 from streams.producers.simulate import Simulator
+from streams.route.dead_letters import DeadLetters
+from streams.route.records import Recorder
+from streams.route.stage import PACK_BYTES, RouteStage
 from streams.wire import partition_of
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from apply_reference.processor import ReferenceProcessor
+from route_reference.stage import reference_route
 
 R = TypeVar("R")
 Chunks = list[tuple[bytes, list[Rec]]]
@@ -99,19 +106,42 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     messages = [v for _, _, v in sim.events(start_us=1_735_689_600_000_000, count=args.events,
                                              rate=args.events / (365 * 86_400))]
     currencies = frozenset(settings.rates)
-    t_decode, decoded = timed(lambda: [decode(v, currencies) for v in messages], args.repeat)
-    events = [e for e in decoded if isinstance(e, Event)]
+    events = [e for e in (decode(v, currencies) for v in messages) if isinstance(e, Event)]
     compiled = Processor(settings.facts)
-    t_record, recs = timed(lambda: [compiled.recorder.record(e) for e in events], args.repeat)
+    recs = [compiled.recorder.record(e) for e in events]
     n = len(recs)
     chunks = chunks_of([partition_key(e.data).encode() for e in events], recs, args.batch)
-    shared = {"decode": t_decode / len(messages) * 1e6, "record": t_record / n * 1e6}
     fast, fast_entries = apply_steps(compiled, chunks, settings, n, args.repeat)
     slow, slow_entries = apply_steps(ReferenceProcessor(settings.facts), chunks, settings, n, args.repeat)
     if fast_entries != slow_entries:
         raise SystemExit("hotpath: the compiled and the reference apply step wrote different changelog entries")
+    fast_route, slow_route = route_steps(messages, settings, args.repeat)
     return {"events": n, "customers": args.customers, "chunks": len(chunks), "batch": args.batch,
-            "shared": shared, "compiled": fast, "reference": slow}
+            "compiled": {"route": fast_route} | fast, "reference": {"route": slow_route} | slow}
+
+
+def route_steps(messages: list[bytes], settings: Settings, repeat: int) -> tuple[float, float]:
+    """CPU µs per event of the route stage's compiled fast path and of its Python reference (every message
+    through msgspec, recorded, packed) over ``messages`` as one fetch; both must cut the same packs."""
+    stage = RouteStage(recorder=Recorder(settings.currency, settings.rates), producer=MemoryLog(),
+                       rekeyed=settings.topics.rekeyed, partitions=settings.partitions,
+                       dead_letters=DeadLetters(MemoryLog(), settings.topics.dlq, lambda reasons: None),
+                       max_bytes=1 << 20)
+    records = [Message(None, value, offset, 0) for offset, value in enumerate(messages)]
+    batch = {Partition(settings.topics.lifecycle, 0): records}
+
+    def fast() -> list[tuple[int, bytes]]:
+        fetch = retention_native.Fetch()
+        for tp, records in batch.items():
+            if stage.router.scan(fetch, records, tp.topic, tp.partition):
+                raise SystemExit("hotpath: the route stage's fast path declined some of the simulator's events")
+        return fetch.packs(PACK_BYTES)
+
+    t_fast, packs = timed(fast, repeat)
+    t_slow, (reference, _) = timed(lambda: reference_route(stage, batch), repeat)
+    if sorted(packs) != sorted(reference):
+        raise SystemExit("hotpath: the route stage's fast path and its reference cut different packs")
+    return t_fast / len(messages) * 1e6, t_slow / len(messages) * 1e6
 
 
 def show(result: dict[str, Any]) -> None:
@@ -119,13 +149,11 @@ def show(result: dict[str, Any]) -> None:
                         f"(chunks of ≤ {result['batch']} per key, mean {result['events'] / result['chunks']:.2f})")
     for column in ("step", "reference (Python)", "compiled", "ratio"):
         table.add_column(column, justify="left" if column == "step" else "right")
-    for step, us in result["shared"].items():
-        table.add_row(step, f"{us:.2f}", f"{us:.2f}", "")
     for step, us in result["compiled"].items():
         before = result["reference"][step]
         table.add_row(step, f"{before:.2f}", f"{us:.2f}", f"{before / us:.1f}x")
-    total_before = sum(result["shared"].values()) + sum(result["reference"].values())
-    total_after = sum(result["shared"].values()) + sum(result["compiled"].values())
+    total_before = sum(result["reference"].values())
+    total_after = sum(result["compiled"].values())
     table.add_row("total", f"{total_before:.2f}", f"{total_after:.2f}", f"{total_before / total_after:.2f}x")
     Console().print(table)
 
