@@ -130,8 +130,14 @@ impl PyEngine {
         packs: Vec<Vec<u8>>,
         get_many: &Bound<'py, PyAny>,
     ) -> PyResult<Applied<'py>> {
-        let views: Vec<&[u8]> = packs.iter().map(Vec::as_slice).collect();
-        let grouped = packs::group(&views).map_err(PyValueError::new_err)?;
+        // Decoding and grouping the packs is most of a big turn's work outside the apply itself: without
+        // the GIL, so a turn on the apply thread never holds the event loop up.
+        let grouped = py
+            .detach(|| {
+                let views: Vec<&[u8]> = packs.iter().map(Vec::as_slice).collect();
+                packs::group(&views)
+            })
+            .map_err(PyValueError::new_err)?;
         let keys: Vec<Bound<'py, PyBytes>> = grouped.keys.iter().map(|k| PyBytes::new(py, k)).collect();
         let stored: Vec<Option<Vec<u8>>> = get_many.call1((keys,))?.extract()?;
         if stored.len() != grouped.keys.len() {
