@@ -155,11 +155,12 @@ class ApplyStage:
         except BaseException:
             self._trusted -= set(by_partition)
             raise
-        for (store, changes, _), next_offset in zip(written, offsets, strict=True):
-            if changes:
-                store.write(((key, state) for key, state, _ in changes), next_offset)
-                if self.on_changed is not None:
-                    self.on_changed([(store.partition, key, state) for key, state, _ in changes])
+        done = [(store, changes, end) for (store, changes, _), end in zip(written, offsets, strict=True) if changes]
+        if self.on_changed is not None:
+            for store, changes, _ in done:
+                self.on_changed([(store.partition, key, state) for key, state, _ in changes])
+        # A turn of 128 packs writes tens of thousands of states: on the stage's thread, not the loop's.
+        await asyncio.get_running_loop().run_in_executor(self._executor(), _persist, done)
         self.on_counts(counts)
         if self.on_timing is not None:
             self.on_timing("apply", time.time() - began)
@@ -171,10 +172,8 @@ class ApplyStage:
         The packs go in one call on the stage's own thread: the state reads (RocksDB's multi-get) and
         the compiled step release the GIL, so they use the second core while the loop follows the
         changelog and fetches; one call (not one per pack) keeps the GIL hand-overs few."""
-        if self._thread is None:
-            self._thread = ThreadPoolExecutor(1, thread_name_prefix="retention-apply")
         packed = [value for value, _ in values]
-        applied = await asyncio.get_running_loop().run_in_executor(self._thread, self.processor.apply_packs,
+        applied = await asyncio.get_running_loop().run_in_executor(self._executor(), self.processor.apply_packs,
                                                                    packed, store.get_many)
         if self.on_timing is not None:
             for (_, written_at), oldest in zip(values, applied.oldest_ms, strict=True):
@@ -191,6 +190,12 @@ class ApplyStage:
             rejects.append(self.reject(item, Rejection("too_late", f"event {item.rec.id!r}: {why}")))
         return applied.changes
 
+    def _executor(self) -> ThreadPoolExecutor:
+        """The stage's one thread: reads, applies and writes of the states keep their order on it."""
+        if self._thread is None:
+            self._thread = ThreadPoolExecutor(1, thread_name_prefix="retention-apply")
+        return self._thread
+
     async def _write(self, partition: int, changes: list[tuple[bytes, bytes, bytes]]) -> int:
         """Write the changelog entries; return the offset after the last one (once acknowledged)."""
         if not changes:
@@ -204,3 +209,9 @@ class ApplyStage:
         for store in self.stores.values():
             store.close()
         self.stores.clear()
+
+
+def _persist(done: list[tuple[PartitionStore, list[tuple[bytes, bytes, bytes]], int]]) -> None:
+    """The acknowledged states of a turn into their stores, each with the changelog offset it is now at."""
+    for store, changes, next_offset in done:
+        store.write(((key, state) for key, state, _ in changes), next_offset)
