@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.apply.stores import open_store
+from streams.apply.stores import WRITE_BATCH, open_store
 
 KEYS = st.binary(min_size=1, max_size=6)
 STATES = st.one_of(st.none(), st.binary(max_size=40))
@@ -28,3 +28,19 @@ def test_get_many_is_get_for_each(url: str, tmp_path: Path) -> None:
             store.close()
 
     check()
+
+
+def test_a_write_larger_than_a_batch_is_whole_after_a_reopen(tmp_path: Path) -> None:
+    """RocksDB gets a turn's states a batch at a time: all of them, deletions and the offset are there."""
+    store = open_store("rocksdb://", 0, tmp_path / "state")
+    n = 2 * WRITE_BATCH + 7
+    store.write(((b"k%d" % i, b"s%d" % i) for i in range(n)), 5)
+    store.write(((b"k%d" % i, None) for i in range(0, n, 3)), 9)
+    store.close()
+    again = open_store("rocksdb://", 0, tmp_path / "state")
+    try:
+        assert again.next_offset == 9
+        assert again.get_many([b"k%d" % i for i in range(n)]) == [
+            None if i % 3 == 0 else b"s%d" % i for i in range(n)]
+    finally:
+        again.close()
