@@ -156,11 +156,12 @@ class ApplyStage:
             self._trusted -= set(by_partition)
             raise
         done = [(store, changes, end) for (store, changes, _), end in zip(written, offsets, strict=True) if changes]
+        # A turn of 128 packs writes tens of thousands of states: on the stage's thread, not the loop's.
+        # Only then are they announced: at-risk scoring reads them from the store.
+        await asyncio.get_running_loop().run_in_executor(self._executor(), _persist, done)
         if self.on_changed is not None:
             for store, changes, _ in done:
                 self.on_changed([(store.partition, key, state) for key, state, _ in changes])
-        # A turn of 128 packs writes tens of thousands of states: on the stage's thread, not the loop's.
-        await asyncio.get_running_loop().run_in_executor(self._executor(), _persist, done)
         self.on_counts(counts)
         if self.on_timing is not None:
             self.on_timing("apply", time.time() - began)
