@@ -28,7 +28,7 @@ from streams.wire import Routed, encode_routed, partition_of
 log = logging.getLogger(__name__)
 
 PACK_BYTES = 128 * 1024  # a pack's raw payload (~500 events, ~20 ms to apply); more packs beyond it
-Decoded = tuple[Routed | None, Rejection | None, bytes | None]  # routed or rejected, and the bytes kept
+Decoded = tuple[Routed | Rejection, bytes | None]  # routed or rejected, and the bytes kept of the message
 
 
 class RouteStage:
@@ -55,12 +55,12 @@ class RouteStage:
             base = len(fetch)
             for i in self.router.scan(fetch, records, tp.topic, tp.partition):
                 r = records[i]
-                routed, rejection, value = self._decode(r, tp.topic, tp.partition)
-                if rejection is None:
-                    assert routed is not None
-                    fetch.fill(base + i, partition_of(routed.key, self.partitions), encode_routed(routed),
-                               len(routed.raw))
+                result, value = self._decode(r, tp.topic, tp.partition)
+                if isinstance(result, Routed):
+                    fetch.fill(base + i, partition_of(result.key, self.partitions), encode_routed(result),
+                               len(result.raw))
                     continue
+                rejection = result
                 fetch.drop(base + i)
                 rejected[rejection.reason] = rejected.get(rejection.reason, 0) + 1
                 # A binary-mode event is dead-lettered in structured form: its ce_* headers no longer apply
@@ -84,17 +84,16 @@ class RouteStage:
             else:
                 result = decode(value, self.currencies, self.max_bytes)
             if isinstance(result, Rejection):
-                return None, result, value
+                return result, value
             key = partition_key(result.data).encode()
             raw = value or b""  # a decoded event had bytes
-            return Routed(key, self.recorder.record(result), raw, topic, source_partition, r.offset, r.timestamp), \
-                None, value
+            return Routed(key, self.recorder.record(result), raw, topic, source_partition, r.offset, r.timestamp), value
         except AmountTooLarge as exc:
-            return None, Rejection("unprocessable", str(exc)), value
+            return Rejection("unprocessable", str(exc)), value
         except Exception as exc:  # decode() maps every known problem; a bug must still lose nothing
             log.error("could not route a message (%s); dead-lettered as unprocessable", type(exc).__name__)
             log.debug("routing failure", exc_info=True)  # may quote the message
-            return None, Rejection("unprocessable", f"{type(exc).__name__}: {str(exc)[:500]}"), value
+            return Rejection("unprocessable", f"{type(exc).__name__}: {str(exc)[:500]}"), value
 
 
 def _is_binary_mode(header: str) -> bool:

@@ -4,7 +4,6 @@ cut at ``PACK_BYTES`` of raw payload."""
 
 from __future__ import annotations
 
-from streams.contract.decode import Rejection
 from streams.ports import Batch
 from streams.route.stage import PACK_BYTES, RouteStage
 from streams.wire import Routed, encode_batch, partition_of
@@ -18,12 +17,11 @@ def reference_route(stage: RouteStage, batch: Batch) -> tuple[list[tuple[int, by
     letters: list[Letter] = []
     for tp, records in batch.items():
         for r in records:
-            routed, rejection, value = stage._decode(r, tp.topic, tp.partition)
-            if routed is not None:
-                packs.setdefault(partition_of(routed.key, stage.partitions), []).append(routed)
+            result, value = stage._decode(r, tp.topic, tp.partition)
+            if isinstance(result, Routed):
+                packs.setdefault(partition_of(result.key, stage.partitions), []).append(result)
             else:
-                assert isinstance(rejection, Rejection)
-                letters.append((value, rejection.reason, (tp.topic, tp.partition, r.offset)))
+                letters.append((value, result.reason, (tp.topic, tp.partition, r.offset)))
     return [(partition, encode_batch(pack)) for partition, pending in packs.items() for pack in _split(pending)], \
         letters
 
