@@ -5,8 +5,10 @@ Python references (the code they replaced, kept in tests/), on one simulated eve
 
 Steps: route (validation, record and pack: the compiled fast path against msgspec and the Python
 recorder), apply (one key's events in chunks of up to ``--batch``, as a fetch groups them), change
-entry, KPI store update (what the follower does with the entry). CPU time (``process_time``), best of
-``--repeat``; the compiled and the reference apply step must write the same bytes (checked).
+entry, KPI store update (what the follower does with the entries: its compiled fast path against
+every entry through ``apply_entry``). CPU time (``process_time``), best of
+``--repeat``; the compiled and the reference apply step must write the same bytes, and the two
+followers' stores hold the same (checked).
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ from metrics.store import KpiStore
 from streams.apply.processor import Processor, Update, change_entry
 from streams.contract.decode import Event, decode
 from streams.contract.events import partition_key
-from streams.follow.follower import apply_entry
+from streams.follow.follower import BATCH as FOLLOW_BATCH
+from streams.follow.follower import apply_entries, apply_entry
 from streams.memory import MemoryLog, Message, Partition
 from streams.producers.simulate import Simulator
 from streams.route.dead_letters import DeadLetters
@@ -71,8 +74,8 @@ def chunks_of(keys: list[bytes], recs: list[Rec], batch: int) -> Chunks:
 
 
 def apply_steps(
-    processor: Any, chunks: Chunks, settings: Settings, n: int, repeat: int
-) -> tuple[dict[str, float], list[bytes]]:
+    processor: Any, chunks: Chunks, settings: Settings, n: int, repeat: int, *, compiled: bool
+) -> tuple[dict[str, float], list[bytes], tuple[int, ...]]:
     def apply() -> list[tuple[bytes, Update]]:
         table: dict[bytes, bytes] = {}
         out = []
@@ -88,16 +91,31 @@ def apply_steps(
 
     def follow() -> KpiStore:
         store = KpiStore(processor.ctx)
-        for key, entry in written:
-            apply_entry(store, partition_of(key, settings.partitions), key, entry)
+        for p, records in fetched:
+            if compiled:
+                apply_entries(store, p, records)
+            else:
+                for record in records:
+                    apply_entry(store, p, record.key, record.value)
         store.index.flush()  # buffered writes reach the day columns on the next read: count that too
         return store
 
     t_apply, updates = timed(apply, repeat)
     t_entry, written = timed(entries, repeat)
-    t_follow, _ = timed(follow, repeat)
+    fetched = fetches(written, settings.partitions)
+    t_follow, store = timed(follow, repeat)
     us = {"apply": t_apply / n * 1e6, "change entry": t_entry / n * 1e6, "KPI store update": t_follow / n * 1e6}
-    return us, [entry for _, entry in written]
+    held = (store.customers(), store.keys(), store.index.facts, store.updates)
+    return us, [entry for _, entry in written], held
+
+
+def fetches(written: list[tuple[bytes, bytes]], partitions: int) -> list[tuple[int, list[Message]]]:
+    """The changelog entries as the follower fetches them: per partition, in batches of ``FOLLOW_BATCH``."""
+    by_partition: dict[int, list[Message]] = {}
+    for offset, (key, entry) in enumerate(written):
+        by_partition.setdefault(partition_of(key, partitions), []).append(Message(key, entry, offset, 0))
+    return [(p, records[i:i + FOLLOW_BATCH]) for p, records in by_partition.items()
+            for i in range(0, len(records), FOLLOW_BATCH)]  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -111,10 +129,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     recs = [compiled.recorder.record(e) for e in events]
     n = len(recs)
     chunks = chunks_of([partition_key(e.data).encode() for e in events], recs, args.batch)
-    fast, fast_entries = apply_steps(compiled, chunks, settings, n, args.repeat)
-    slow, slow_entries = apply_steps(ReferenceProcessor(settings.facts), chunks, settings, n, args.repeat)
+    fast, fast_entries, fast_held = apply_steps(compiled, chunks, settings, n, args.repeat, compiled=True)
+    slow, slow_entries, slow_held = apply_steps(ReferenceProcessor(settings.facts), chunks, settings, n, args.repeat,
+                                                compiled=False)  # fmt: skip
     if fast_entries != slow_entries:
         raise SystemExit("hotpath: the compiled and the reference apply step wrote different changelog entries")
+    if fast_held != slow_held:
+        raise SystemExit(f"hotpath: the compiled follower's store holds {fast_held}, the reference's {slow_held}")
     fast_route, slow_route = route_steps(messages, settings, args.repeat)
     return {"events": n, "customers": args.customers, "chunks": len(chunks), "batch": args.batch,
             "compiled": {"route": fast_route} | fast, "reference": {"route": slow_route} | slow}

@@ -23,7 +23,8 @@ from metrics.store import KpiStore
 from streams.apply.processor import Processor, change_entry
 from streams.contract.decode import Event, decode
 from streams.contract.events import partition_key
-from streams.follow.follower import apply_entry
+from streams.follow.follower import apply_entries
+from streams.memory import Message
 from streams.producers.simulate import Simulator
 from streams.wire import partition_of
 
@@ -55,17 +56,19 @@ def main() -> None:
                 _, update = processor.apply(table.get(key), event)
                 if update is not None and update.state is not None:
                     table[key] = update.state
-                    apply_entry(store, partition_of(key, settings.partitions), key, change_entry(update, 0))
+                    entry = Message(key, change_entry(update, 0), n, 0)
+                    apply_entries(store, partition_of(key, settings.partitions), [entry])
             if n % 5000 == 0:
                 progress.update(task, completed=n)
     seconds = time.perf_counter() - started
     gc.collect()
-    used = tracemalloc.get_traced_memory()[0] - base
+    tables = sum(table.nbytes() for table in store.checksums.values())  # compiled: not traced
+    used = tracemalloc.get_traced_memory()[0] - base + tables
     table_bytes = sum(len(k) + len(v) for k, v in table.items())
     customers = store.customers()
     del table
     gc.collect()
-    store_only = tracemalloc.get_traced_memory()[0] - base
+    store_only = tracemalloc.get_traced_memory()[0] - base + tables
     out = Table(title="memory per tracked customer (Python heap, tracemalloc)")
     for col in ("customers", "events", "facts indexed", "heap MiB", "bytes / customer", "of which KPI store",
                 "owner state payload B / cust", "events/s (in-process)"):

@@ -94,7 +94,7 @@ def _cells(index: Scans, kinds: Sequence[tuple[str, int]], *, cohort_of: tuple[I
         t, v, combos, customers, weights = index.scan(kind, int(edges[0]), until)
         if not len(who) or not len(t):
             continue
-        at = np.frombuffer(retention_native.positions(who.tobytes(), customers.tobytes()), np.int64)
+        at = np.frombuffer(retention_native.positions(who, customers), np.int64)
         keep = everyone[combos] & (at >= 0)
         c = cohort[at[keep]]
         age = np.searchsorted(edges, t[keep], side="right") - 1 - c

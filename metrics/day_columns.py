@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import bisect
 from array import array
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -24,6 +24,7 @@ I64 = npt.NDArray[np.int64]
 # The columns of a day's facts: name in a checkpoint file, attribute, dtype.
 COLUMNS = (("t", "times", np.int64), ("v", "values", np.int64), ("c", "combos", np.uint16),
            ("who", "customers", np.int64), ("w", "weights", np.int8))
+ROW_BYTES = sum(np.dtype(dtype).itemsize for _, _, dtype in COLUMNS)  # every column has a slot per row
 
 
 def day_of(t: int) -> int:
@@ -107,18 +108,20 @@ class DayColumns:
 
     def nbytes(self) -> int:
         """Bytes the columns hold allocated (rows, retracted ones until compacted, and growth room)."""
-        return sum(column.nbytes for column in self._cols)
+        return len(self._cols[0]) * ROW_BYTES
 
-    def extend(self, columns: tuple[bytes, ...]) -> None:
-        """Append rows given as the bytes of each of ``COLUMNS``."""
-        added = len(columns[-1])  # weights: one byte a row
-        end = self.n + added
+    def extend(self, columns: tuple[npt.NDArray[Any], ...]) -> int:
+        """Append rows given as one array for each of ``COLUMNS``; returns the bytes the columns grew by."""
+        end = self.n + len(columns[0])
+        grew = 0
         if end > len(self._cols[0]):  # grow by an eighth, as Python's arrays do
             room = max(end, len(self._cols[0]) + (len(self._cols[0]) >> 3) + 8)
+            grew = (room - len(self._cols[0])) * ROW_BYTES
             self._cols = [_grown(column, self.n, room) for column in self._cols]
-        for column, raw in zip(self._cols, columns, strict=True):
-            column[self.n:end] = np.frombuffer(raw, column.dtype)
+        for column, rows in zip(self._cols, columns, strict=True):
+            column[self.n:end] = rows
         self.n = end
+        return grew
 
     def columns(self) -> tuple[I64, I64, npt.NDArray[np.uint16], I64, npt.NDArray[np.int8]]:
         times, values, combos, customers, weights = (column[: self.n] for column in self._cols)
@@ -161,12 +164,12 @@ class DayTotals:
         self.pending_weights = array("b")
         self.pending_values = array("q")
 
-    def queue(self, day: int, combos: bytes, weights: bytes, values: bytes) -> None:
-        """Queue the writes of ``len(weights)`` facts of ``day`` (the columns' bytes) for the next fold."""
-        self.pending_days.extend(array("q", (day,)) * len(weights))
-        self.pending_combos.frombytes(combos)
-        self.pending_weights.frombytes(weights)
-        self.pending_values.frombytes(values)
+    def queue(self, days: I64, combos: npt.NDArray[np.uint16], weights: npt.NDArray[np.int8], values: I64) -> None:
+        """Queue the writes of facts (their day, combination, weight and value) for the next fold."""
+        self.pending_days.frombytes(days.tobytes())
+        self.pending_combos.frombytes(combos.tobytes())
+        self.pending_weights.frombytes(weights.tobytes())
+        self.pending_values.frombytes(values.tobytes())
         if len(self.pending_days) >= FOLD_AT:  # queries fold too; this bounds the memory between them
             self.fold(0)
 
@@ -208,6 +211,27 @@ class DayTotals:
         return slice(bisect.bisect_left(self.row_days, first_day), bisect.bisect_left(self.row_days, end_day))
 
 
+class DayRows(NamedTuple):
+    """Facts of one kind on some days, one day after another: ``ends[i]`` is where the rows of day
+    ``days[i]`` end in ``columns`` (one array for each of ``COLUMNS``); per day, how many rows are
+    retractions and ``(min time, max time, max value)``."""
+
+    days: I64
+    ends: I64
+    columns: tuple[I64, I64, npt.NDArray[np.uint16], I64, npt.NDArray[np.int8]]
+    negatives: I64
+    bounds: tuple[I64, I64, I64]
+
+    @classmethod
+    def of(cls, raw: tuple[bytes, bytes, tuple[bytes, ...], bytes, tuple[bytes, ...]]) -> DayRows:
+        """From the bytes the fact buffer drains (int64s, but combinations uint16 and weights int8)."""
+        days, ends, columns, negatives, bounds = raw
+        t, v, c, who, w = (np.frombuffer(b, dtype) for b, (_, _, dtype) in zip(columns, COLUMNS, strict=True))
+        lo, hi, top = (np.frombuffer(b, np.int64) for b in bounds)
+        return cls(np.frombuffer(days, np.int64), np.frombuffer(ends, np.int64), (t, v, c, who, w),
+                   np.frombuffer(negatives, np.int64), (lo, hi, top))  # fmt: skip
+
+
 class KindColumns:
     """Every fact of one kind: chunks by day plus their aggregates."""
 
@@ -224,23 +248,22 @@ class KindColumns:
             bisect.insort(self.days, day)
         return chunk
 
-    def append(self, day: int, columns: tuple[bytes, bytes, bytes, bytes, bytes], negatives: int,
-               bounds: tuple[int, int, int]) -> None:
-        """Append facts of ``day``: the bytes of their ``COLUMNS``, how many are retractions, and their
-        ``(min time, max time, max value)``."""
+    def append(self, rows: DayRows) -> None:
+        """Append the facts of some days."""
+        days, ends, columns, negatives, (min_t, max_t, max_v) = rows
+        start = 0
+        for i, day in enumerate(days.tolist()):
+            end = int(ends[i])
+            chunk = self.chunk(day)
+            chunk.bound(int(min_t[i]), int(max_v[i]))
+            chunk.bound(int(max_t[i]), int(max_v[i]))
+            self.nbytes += chunk.extend(tuple(column[start:end] for column in columns))
+            chunk.negatives += int(negatives[i])
+            if negatives[i] and chunk.negatives * 8 > len(chunk) and len(chunk) > 48:
+                self.compact(day)  # retractions are an eighth of the day: fold them into what they cancel
+            start = end
         _times, values, combos, _customers, weights = columns
-        chunk = self.chunks.get(day)
-        held = 0 if chunk is None else chunk.nbytes()
-        chunk = self.chunk(day)
-        min_t, max_t, max_v = bounds
-        chunk.bound(min_t, max_v)
-        chunk.bound(max_t, max_v)
-        chunk.extend(columns)
-        self.agg.queue(day, combos, weights, values)
-        chunk.negatives += negatives
-        if negatives and chunk.negatives * 8 > len(chunk) and len(chunk) > 48:
-            chunk.compact()  # retractions are an eighth of the day: fold them into what they cancel
-        self.nbytes += chunk.nbytes() - held
+        self.agg.queue(np.repeat(days, np.diff(ends, prepend=0)), combos, weights, values)
 
     def compact(self, day: int) -> None:
         chunk = self.chunks[day]

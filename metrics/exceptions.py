@@ -7,10 +7,6 @@ class MetricsError(RetentionMonitorError):
     """Base of the metrics package's errors."""
 
 
-class KeyRangeError(MetricsError, ValueError):
-    """A customer number outside the range the KPI store's columns can hold."""
-
-
 class Unavailable(MetricsError):
     """The stores that hold some partitions cannot answer now (a rebalance, a worker restoring or away);
     the message says which and why."""

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import retention_native
+from retention_native import Followed, KeyTable
 
 from metrics.day_columns import (
     COLUMNS,
@@ -19,6 +20,7 @@ from metrics.day_columns import (
     I64,
     LOW_BITS,
     NO_VALUE,
+    DayRows,
     KindColumns,
     bincount,
     day_of,
@@ -66,6 +68,13 @@ class FactIndex:
         """The same for the facts of a blob (:mod:`metrics.blob`), without decoding them in Python."""
         self._wrote(self._buffer.push_blob(blob, who, weight))
 
+    def follow(self, table: KeyTable, entries: list[Any], start: int) -> Followed:
+        """Changelog entries applied by the compiled fast path (:meth:`metrics.store.KpiStore.follow`)."""
+        followed = retention_native.follow(table, self._buffer, entries, start)
+        if followed.applied:
+            self._wrote(len(self._buffer))
+        return followed
+
     def _wrote(self, buffered: int) -> None:
         self.version += 1
         if buffered >= FLUSH_AT:
@@ -78,10 +87,8 @@ class FactIndex:
         with self._flushing:
             drained, net = self._buffer.drain()
             self._learn_combos()
-            for kind, groups in drained:
-                k = self._kind(kind)
-                for day, t, v, c, who, w, negatives, min_t, max_t, max_v in groups:
-                    k.append(day, (t, v, c, who, w), negatives, (min_t, max_t, max_v))
+            for kind, rows in drained:
+                self._kind(kind).append(DayRows.of(rows))
             self.facts += net
 
     def _kind(self, kind: str) -> KindColumns:
@@ -259,12 +266,12 @@ class FactIndex:
                 weights: npt.NDArray[np.int8]) -> None:
         if not len(times):
             return
-        k = self._kind(kind)
-        columns = (times.astype(np.int64).tobytes(), values.astype(np.int64).tobytes(),
-                   combos.astype(np.uint16).tobytes(), customers.astype(np.int64).tobytes(),
-                   weights.astype(np.int8).tobytes())
-        bounds = (int(times.min()), int(times.max()), int(values.max()))
-        k.append(day, columns, int((weights < 0).sum()), bounds)
+        one = np.array([day], np.int64)
+        columns = (times.astype(np.int64), values.astype(np.int64), combos.astype(np.uint16),
+                   customers.astype(np.int64), weights.astype(np.int8))  # fmt: skip
+        bounds = (times.min(keepdims=True), times.max(keepdims=True), values.max(keepdims=True))
+        self._kind(kind).append(DayRows(one, np.array([len(times)], np.int64), columns,
+                                        np.array([(weights < 0).sum()], np.int64), bounds))  # fmt: skip
         self.facts += int(weights.astype(np.int64).sum())
 
     # -- checkpoints ---------------------------------------------------------------------------

@@ -40,7 +40,7 @@ def known(source: Scans, at_us: int) -> tuple[I64, I64]:
     known_w = np.concatenate([order_w, np.zeros(len(refund_v), np.int64), new_w])
     # per customer, by a compiled hash table without the GIL: np.unique's sort of millions of facts took
     # most of a ranking's time
-    distinct, sums = retention_native.sums_by_key(whos.tobytes(), [money.tobytes(), known_w.tobytes()])
+    distinct, sums = retention_native.sums_by_key(whos, [money, known_w])
     uniq, net, weight = (np.frombuffer(b, np.int64) for b in (distinct, *sums))
     keep = weight > 0
     return uniq[keep], net[keep]

@@ -23,7 +23,7 @@ import numpy.typing as npt
 
 from metrics.facts import FACTS_VERSION
 from metrics.index import FactIndex
-from metrics.keytable import KeyTable
+from metrics.keytable import from_arrays, to_arrays
 from metrics.store import KpiStore
 
 FORMAT = 2  # 2: checksums, customers and newest event time per partition
@@ -51,7 +51,7 @@ def capture(store: KpiStore, positions: dict[int, int], print_: str) -> Checkpoi
     kinds, combos, parts = store.index.views()
     partitions = sorted(store.checksums)
     for p in partitions:
-        keys, values = store.checksums[p].to_arrays()  # copies: the tables change in place
+        keys, values = to_arrays(store.checksums[p])  # copies: the tables change in place
         parts |= {f"checksum_keys_{p}": [keys], f"checksum_values_{p}": [values]}
     meta = {"format": FORMAT, "fingerprint": print_, "created": time.time(), "positions": positions,
             "kinds": kinds, "combos": [list(c) for c in combos], "partitions": partitions,
@@ -91,7 +91,7 @@ def read(directory: Path, store: KpiStore, print_: str, max_age: float) -> dict[
     combos = [tuple(c) for c in meta["combos"]]
     partitions = [int(p) for p in meta["partitions"]]
     store.load(FactIndex.from_arrays(meta["kinds"], combos, arrays),
-               {p: KeyTable.from_arrays(arrays[f"checksum_keys_{p}"], arrays[f"checksum_values_{p}"])
+               {p: from_arrays(arrays[f"checksum_keys_{p}"], arrays[f"checksum_values_{p}"])
                 for p in partitions},
                customers={int(p): int(n) for p, n in meta["customers"].items()},
                newest={int(p): int(t) for p, t in meta["newest"].items()})

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from retention_native import Followed
 
 from core.periods import Period
 from metrics import facts as F
@@ -27,7 +28,7 @@ from metrics.cohorts import tables as cohort_tables
 from metrics.facts import Context
 from metrics.frozen import Frozen, sorted_values
 from metrics.index import FactIndex
-from metrics.keytable import KeyTable
+from metrics.keytable import KeyTable, to_arrays
 from metrics.kpis import all_kpis
 from metrics.planning import Plan, abc, abc_label, parse_abc_label, plan, run
 from metrics.questions import VALUE_QUESTIONS, Question
@@ -89,9 +90,7 @@ class KpiStore:
         entry compacted away under the reader, say): then its facts are looked up in the index and
         replaced, and the call returns False. ``newest_us``: the key's newest event time."""
         who = who_of(key)
-        table = self.checksums.get(partition)
-        if table is None:  # not setdefault: that would build (and zero) a table on every update
-            table = self.checksums[partition] = KeyTable()
+        table = self._table(partition)
         held = table.get(who)
         consistent = True
         if held is None:
@@ -113,6 +112,30 @@ class KpiStore:
         self.updates += 1
         return consistent
 
+    def follow(self, partition: int, entries: list[Any], start: int = 0) -> Followed:
+        """:meth:`update` by the changelog entries (``streams.wire.Change`` records with ``key``, ``value``
+        and ``timestamp``) of ``partition`` from ``entries[start]`` on, in one compiled call that stops at
+        the first entry it leaves to :meth:`update`: a tombstone, a delta that does not chain, anything
+        msgspec would decode otherwise or refuse (``Followed.next``)."""
+        held = self.checksums.get(partition)
+        table = KeyTable() if held is None else held
+        followed = self.index.follow(table, entries, start)
+        if held is None and followed.applied:  # a partition's table is made with its first key, as by update
+            self.checksums[partition] = table
+        if followed.customers:
+            self.customer_counts[partition] = self.customer_counts.get(partition, 0) + followed.customers
+        newest = followed.newest_us
+        if newest is not None and newest > self.newest_by_partition.get(partition, newest - 1):
+            self.newest_by_partition[partition] = newest
+        self.updates += followed.applied
+        return followed
+
+    def _table(self, partition: int) -> KeyTable:
+        table = self.checksums.get(partition)
+        if table is None:  # not setdefault: that would build (and zero) a table on every update
+            table = self.checksums[partition] = KeyTable()
+        return table
+
     def drop(self, partitions: set[int]) -> None:
         """Forget the keys of ``partitions`` (given to another worker)."""
         self.commit_drop(partitions, self.without(partitions))
@@ -123,7 +146,7 @@ class KpiStore:
         gone = [self.checksums[p] for p in partitions if p in self.checksums]
         if not gone:
             return self.index
-        return self.index.without(np.concatenate([table.to_arrays()[0] for table in gone]))
+        return self.index.without(np.concatenate([to_arrays(table)[0] for table in gone]))
 
     def commit_drop(self, partitions: set[int], index: FactIndex) -> None:
         for p in partitions:

@@ -23,7 +23,7 @@ from metrics.store import KpiStore, answer_plan
 from streams.apply.processor import Processor
 from streams.apply.stage import ApplyStage, Counts
 from streams.contract.decode import Event, decode
-from streams.follow.follower import apply_entry
+from streams.follow.follower import apply_entries
 from streams.memory import MemoryLog, Message, Partition
 from streams.ports import Batch
 from streams.route.dead_letters import DeadLetters
@@ -146,10 +146,10 @@ class PurePipeline:
         for p in range(self.topics.partitions):
             entries = self.log.messages(self.topics.changelog, p)[self._followed[p]:]
             self._followed[p] += len(entries)
+            apply_entries(self.stores[p % len(self.stores)], p, entries)  # as the worker's follower does
             for m in entries:
                 assert m.key is not None
                 assert m.value is not None
-                apply_entry(self.stores[p % len(self.stores)], p, m.key, m.value)
                 if self.on_entry is not None:
                     self.on_entry(p, m.key, m.value)
 

@@ -1,7 +1,7 @@
 //! The Python face of `columns::Buffer` (`retention_native.FactBuffer`), used by
 //! `metrics.index.FactIndex` for every write.
 
-use crate::columns::{Buffer, DayGroup};
+use crate::columns::{Buffer, KindRows};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
@@ -9,34 +9,30 @@ use pyo3::types::{PyBytes, PyList, PyTuple};
 #[pyclass(name = "FactBuffer")]
 #[derive(Default)]
 pub struct PyBuffer {
-    inner: Buffer,
+    pub(crate) inner: Buffer,
 }
 
-type Group<'py> = (
-    i64,
+type Rows<'py> = (
     Bound<'py, PyBytes>,
     Bound<'py, PyBytes>,
+    (Bound<'py, PyBytes>, Bound<'py, PyBytes>, Bound<'py, PyBytes>, Bound<'py, PyBytes>, Bound<'py, PyBytes>),
     Bound<'py, PyBytes>,
-    Bound<'py, PyBytes>,
-    Bound<'py, PyBytes>,
-    i64,
-    i64,
-    i64,
-    i64,
+    (Bound<'py, PyBytes>, Bound<'py, PyBytes>, Bound<'py, PyBytes>),
 );
 
-fn group<'py>(py: Python<'py>, g: DayGroup) -> Group<'py> {
+fn int64s<'py>(py: Python<'py>, values: &[i64]) -> Bound<'py, PyBytes> {
+    let raw: Vec<u8> = values.iter().flat_map(|x| x.to_ne_bytes()).collect();
+    PyBytes::new(py, &raw)
+}
+
+fn rows<'py>(py: Python<'py>, k: KindRows) -> Rows<'py> {
+    let b = |x: &[u8]| PyBytes::new(py, x);
     (
-        g.day,
-        PyBytes::new(py, &g.t),
-        PyBytes::new(py, &g.v),
-        PyBytes::new(py, &g.c),
-        PyBytes::new(py, &g.who),
-        PyBytes::new(py, &g.w),
-        g.negatives,
-        g.min_t,
-        g.max_t,
-        g.max_v,
+        int64s(py, &k.days),
+        int64s(py, &k.ends),
+        (b(&k.t), b(&k.v), b(&k.c), b(&k.who), b(&k.w)),
+        int64s(py, &k.negatives),
+        (int64s(py, &k.min_t), int64s(py, &k.max_t), int64s(py, &k.max_v)),
     )
 }
 
@@ -99,20 +95,13 @@ impl PyBuffer {
         self.inner.len()
     }
 
-    /// ``([(kind, [(day, t, v, c, who, w, negatives, min_t, max_t, max_v), …]), …], net weight)``.
-    #[allow(clippy::type_complexity)]
-    fn drain<'py>(&mut self, py: Python<'py>) -> (Vec<(String, Vec<Group<'py>>)>, i64) {
+    /// ``([(kind, (days, ends, (t, v, c, who, w), negatives, (min t, max t, max v))), …], net weight)``:
+    /// per kind its days' rows one day after another, as int64 bytes but the columns c (uint16) and w
+    /// (int8); ``ends[i]`` is where day ``days[i]``'s rows end.
+    fn drain<'py>(&mut self, py: Python<'py>) -> (Vec<(String, Rows<'py>)>, i64) {
         let (kinds, net) = self.inner.drain();
         let names = &self.inner.kinds.items;
-        let out = kinds
-            .into_iter()
-            .map(|(k, groups)| {
-                (
-                    names[k as usize][0].clone(),
-                    groups.into_iter().map(|g| group(py, g)).collect(),
-                )
-            })
-            .collect();
+        let out = kinds.into_iter().map(|(k, r)| (names[k as usize][0].clone(), rows(py, r))).collect();
         (out, net)
     }
 }

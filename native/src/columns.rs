@@ -20,37 +20,72 @@ struct Row {
     w: i8,
 }
 
-/// One (kind, day)'s rows as column bytes (native byte order, as `array.array` reads them), plus
-/// what the chunk keeps of them.
-pub struct DayGroup {
-    pub day: i64,
+/// One kind's drained rows, day after day, as column bytes (native byte order, as numpy reads them),
+/// and per day where its rows end and what its chunk keeps of them: one set of buffers a kind, not a
+/// set a day, so a flush over hundreds of days hands Python a few objects.
+#[derive(Default)]
+pub struct KindRows {
+    pub days: Vec<i64>,
+    pub ends: Vec<i64>,
     pub t: Vec<u8>,
     pub v: Vec<u8>,
     pub c: Vec<u8>,
     pub who: Vec<u8>,
     pub w: Vec<u8>,
-    pub negatives: i64,
-    pub min_t: i64,
-    pub max_t: i64,
-    pub max_v: i64,
+    pub negatives: Vec<i64>,
+    pub min_t: Vec<i64>,
+    pub max_t: Vec<i64>,
+    pub max_v: Vec<i64>,
 }
 
-/// Interned ids in first-seen order: the index's combination ids are positions in this list.
+impl KindRows {
+    fn push(&mut self, r: &Row) {
+        let day = r.t.div_euclid(DAY_US);
+        if self.days.last() != Some(&day) {
+            self.days.push(day);
+            self.ends.push(self.ends.last().copied().unwrap_or(0));
+            self.negatives.push(0);
+            self.min_t.push(r.t);
+            self.max_t.push(r.t);
+            self.max_v.push(r.v);
+        }
+        let last = self.days.len() - 1;
+        self.t.extend_from_slice(&r.t.to_ne_bytes());
+        self.v.extend_from_slice(&r.v.to_ne_bytes());
+        self.c.extend_from_slice(&r.combo.to_ne_bytes());
+        self.who.extend_from_slice(&r.who.to_ne_bytes());
+        self.w.push(r.w as u8);
+        self.ends[last] += 1;
+        self.negatives[last] += (r.w < 0) as i64;
+        self.min_t[last] = self.min_t[last].min(r.t);
+        self.max_t[last] = self.max_t[last].max(r.t);
+        self.max_v[last] = self.max_v[last].max(r.v);
+    }
+}
+
+/// Interned ids in first-seen order: the index's combination ids are positions in this list. A lookup
+/// builds its key in a reused buffer (each string's length, then its bytes), so a blob's kinds and
+/// combinations are found without allocating.
 #[derive(Default)]
 pub struct Interner {
-    ids: HashMap<Vec<String>, u16>,
+    ids: HashMap<Vec<u8>, u16>,
     pub items: Vec<Vec<String>>,
+    scratch: Vec<u8>,
 }
 
 impl Interner {
     pub fn id(&mut self, item: &[&str]) -> R<u16> {
-        let key: Vec<String> = item.iter().map(|s| (*s).to_owned()).collect();
-        if let Some(&id) = self.ids.get(&key) {
+        self.scratch.clear();
+        for s in item {
+            self.scratch.extend_from_slice(&(s.len() as u64).to_le_bytes());
+            self.scratch.extend_from_slice(s.as_bytes());
+        }
+        if let Some(&id) = self.ids.get(self.scratch.as_slice()) {
             return Ok(id);
         }
         let id = u16::try_from(self.items.len()).map_err(|_| "more than 65,536 kinds or segment combinations")?;
-        self.ids.insert(key.clone(), id);
-        self.items.push(key);
+        self.ids.insert(self.scratch.clone(), id);
+        self.items.push(item.iter().map(|s| (*s).to_owned()).collect());
         Ok(id)
     }
 }
@@ -78,6 +113,17 @@ impl Buffer {
             w,
         });
         self.net += w as i64;
+    }
+
+    /// Where the buffer is now, to go back to with :meth:`rollback` (only rows and their weight: ids
+    /// interned meanwhile stay, as a failed push leaves them too).
+    pub fn mark(&self) -> (usize, i64) {
+        (self.rows.len(), self.net)
+    }
+
+    pub fn rollback(&mut self, mark: (usize, i64)) {
+        self.rows.truncate(mark.0);
+        self.net = mark.1;
     }
 
     /// Every fact of a blob (`metrics.blob`), with weight `w`; nothing is pushed if the blob is bad.
@@ -136,43 +182,18 @@ impl Buffer {
         Ok(())
     }
 
-    /// The rows so far grouped by kind, then day (arrival order kept within a group), and their net
+    /// The rows so far grouped by kind, then day (arrival order kept within a day), and their net
     /// weight; the buffer is empty afterwards.
-    pub fn drain(&mut self) -> (Vec<(u16, Vec<DayGroup>)>, i64) {
+    pub fn drain(&mut self) -> (Vec<(u16, KindRows)>, i64) {
         let mut rows = std::mem::take(&mut self.rows);
         let net = std::mem::take(&mut self.net);
         rows.sort_by_key(|r| (r.kind, r.t.div_euclid(DAY_US)));
-        let mut out: Vec<(u16, Vec<DayGroup>)> = Vec::new();
-        for r in rows {
-            let day = r.t.div_euclid(DAY_US);
+        let mut out: Vec<(u16, KindRows)> = Vec::new();
+        for r in &rows {
             if out.last().map(|(k, _)| *k) != Some(r.kind) {
-                out.push((r.kind, Vec::new()));
+                out.push((r.kind, KindRows::default()));
             }
-            let groups = &mut out.last_mut().expect("pushed above").1;
-            if groups.last().map(|g| g.day) != Some(day) {
-                groups.push(DayGroup {
-                    day,
-                    t: Vec::new(),
-                    v: Vec::new(),
-                    c: Vec::new(),
-                    who: Vec::new(),
-                    w: Vec::new(),
-                    negatives: 0,
-                    min_t: r.t,
-                    max_t: r.t,
-                    max_v: r.v,
-                });
-            }
-            let g = groups.last_mut().expect("pushed above");
-            g.t.extend_from_slice(&r.t.to_ne_bytes());
-            g.v.extend_from_slice(&r.v.to_ne_bytes());
-            g.c.extend_from_slice(&r.combo.to_ne_bytes());
-            g.who.extend_from_slice(&r.who.to_ne_bytes());
-            g.w.push(r.w as u8);
-            g.negatives += (r.w < 0) as i64;
-            g.min_t = g.min_t.min(r.t);
-            g.max_t = g.max_t.max(r.t);
-            g.max_v = g.max_v.max(r.v);
+            out.last_mut().expect("pushed above").1.push(r);
         }
         (out, net)
     }

@@ -6,7 +6,9 @@ mod buffer;
 mod columns;
 mod contract;
 mod engine;
+mod follow;
 mod json;
+mod keytable;
 mod lookup;
 mod mp;
 mod omap;
@@ -22,6 +24,7 @@ use crate::engine::{Engine, Outcome, Update};
 use crate::records::{valid_type, Rec};
 use crate::replay::Ctx;
 use crate::segments::Segmenter;
+use pyo3::buffer::PyBuffer;
 use pyo3::exceptions::PyValueError;
 use pyo3::intern;
 use pyo3::prelude::*;
@@ -168,19 +171,40 @@ fn applied_to_py(py: Python<'_>, a: packs::Applied, oldest: Vec<i64>) -> Applied
      a.too_late, oldest)
 }
 
-fn int64s(b: &[u8]) -> PyResult<Vec<i64>> {
-    if b.len() % 8 != 0 {
-        return Err(PyValueError::new_err(format!("{} bytes are not a whole number of int64", b.len())));
-    }
-    Ok(b.chunks_exact(8).map(|c| i64::from_ne_bytes(c.try_into().expect("8 bytes"))).collect())
+/// A contiguous int64 array (numpy's, `array.array('q')`) read in place: the long answers hand over
+/// columns of millions of facts, and copying them with the GIL held stalled the event loop.
+struct Int64s {
+    _held: PyBuffer<i64>, // keeps the exporter's memory alive and unmoved
+    ptr: usize,
+    len: usize,
 }
 
-/// Position of each int64 of ``needles`` in ``keys`` (distinct int64s), -1 where absent; int64 bytes in
-/// and out, computed without the GIL (a cohort scan runs beside the event loop).
+impl Int64s {
+    fn of(o: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let held = PyBuffer::<i64>::get(o)?;
+        if !held.is_c_contiguous() {
+            return Err(PyValueError::new_err("an int64 array must be contiguous"));
+        }
+        Ok(Int64s { ptr: held.buf_ptr() as usize, len: held.item_count(), _held: held })
+    }
+
+    /// The values. The callers pass arrays no other thread writes while the call runs (fresh joins
+    /// of a frozen index), so reading them without the GIL is sound.
+    fn values(&self) -> &[i64] {
+        if self.len == 0 {
+            return &[];
+        }
+        // SAFETY: a live, contiguous, aligned buffer of `len` int64s, held by `_held` (see above).
+        unsafe { std::slice::from_raw_parts(self.ptr as *const i64, self.len) }
+    }
+}
+
+/// Position of each int64 of ``needles`` in ``keys`` (distinct int64s), -1 where absent, as int64
+/// bytes; computed without the GIL (a cohort scan runs beside the event loop).
 #[pyfunction]
-fn positions<'py>(py: Python<'py>, keys: &[u8], needles: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
-    let (keys, needles) = (int64s(keys)?, int64s(needles)?);
-    let out = py.detach(|| int64_bytes(&lookup::positions(&keys, &needles)));
+fn positions<'py>(py: Python<'py>, keys: &Bound<'py, PyAny>, needles: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
+    let (keys, needles) = (Int64s::of(keys)?, Int64s::of(needles)?);
+    let out = py.detach(|| int64_bytes(&lookup::positions(keys.values(), needles.values())));
     Ok(PyBytes::new(py, &out))
 }
 
@@ -188,17 +212,19 @@ fn int64_bytes(values: &[i64]) -> Vec<u8> {
     values.iter().flat_map(|x| x.to_ne_bytes()).collect()
 }
 
-/// The distinct int64s of ``keys``, ascending, and per key the sum of each of ``columns`` (int64 bytes,
-/// as long as ``keys``) over its rows; without the GIL (a CLV ranking runs beside the event loop).
+/// The distinct int64s of ``keys``, ascending, and per key the sum of each of ``columns`` (int64
+/// arrays as long as ``keys``) over its rows, as int64 bytes; without the GIL (a CLV ranking runs
+/// beside the event loop).
 #[pyfunction]
-fn sums_by_key<'py>(py: Python<'py>, keys: &[u8], columns: Vec<Vec<u8>>) -> PyResult<SumsByKey<'py>> {
-    let keys = int64s(keys)?;
-    let columns = columns.iter().map(|c| int64s(c)).collect::<PyResult<Vec<Vec<i64>>>>()?;
-    if let Some(c) = columns.iter().find(|c| c.len() != keys.len()) {
-        return Err(PyValueError::new_err(format!("a column of {} values for {} keys", c.len(), keys.len())));
+fn sums_by_key<'py>(py: Python<'py>, keys: &Bound<'py, PyAny>, columns: Vec<Bound<'py, PyAny>>) -> PyResult<SumsByKey<'py>> {
+    let keys = Int64s::of(keys)?;
+    let columns = columns.iter().map(Int64s::of).collect::<PyResult<Vec<Int64s>>>()?;
+    if let Some(c) = columns.iter().find(|c| c.len != keys.len) {
+        return Err(PyValueError::new_err(format!("a column of {} values for {} keys", c.len, keys.len)));
     }
     let (distinct, sums) = py.detach(|| {
-        let (distinct, sums) = lookup::sums_by_key(&keys, &columns);
+        let views: Vec<&[i64]> = columns.iter().map(Int64s::values).collect();
+        let (distinct, sums) = lookup::sums_by_key(keys.values(), &views);
         (int64_bytes(&distinct), sums.iter().map(|s| int64_bytes(s)).collect::<Vec<_>>())
     });
     Ok((PyBytes::new(py, &distinct), sums.iter().map(|s| PyBytes::new(py, s)).collect()))
@@ -212,6 +238,9 @@ fn retention_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<buffer::PyBuffer>()?;
     m.add_class::<route::Router>()?;
     m.add_class::<route::Fetch>()?;
+    m.add_class::<keytable::KeyTable>()?;
+    m.add_class::<follow::Followed>()?;
+    m.add_function(wrap_pyfunction!(follow::follow, m)?)?;
     m.add_function(wrap_pyfunction!(positions, m)?)?;
     m.add_function(wrap_pyfunction!(sums_by_key, m)?)?;
     Ok(())

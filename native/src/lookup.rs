@@ -62,7 +62,7 @@ pub fn positions(keys: &[i64], needles: &[i64]) -> Vec<i64> {
 
 /// The distinct keys, ascending, and per key the sums of each column over its rows (wrapping like
 /// numpy's int64 adds).
-pub fn sums_by_key(keys: &[i64], columns: &[Vec<i64>]) -> (Vec<i64>, Vec<Vec<i64>>) {
+pub fn sums_by_key(keys: &[i64], columns: &[&[i64]]) -> (Vec<i64>, Vec<Vec<i64>>) {
     let mut index = KeyIndex::with_capacity(1024);
     let mut groups = Vec::with_capacity(keys.len());
     let mut distinct = Vec::new();
@@ -75,7 +75,7 @@ pub fn sums_by_key(keys: &[i64], columns: &[Vec<i64>]) -> (Vec<i64>, Vec<Vec<i64
     }
     let mut sums = vec![vec![0i64; distinct.len()]; columns.len()];
     for (column, out) in columns.iter().zip(sums.iter_mut()) {
-        for (&g, &x) in groups.iter().zip(column) {
+        for (&g, &x) in groups.iter().zip(column.iter()) {
             out[g] = out[g].wrapping_add(x);
         }
     }

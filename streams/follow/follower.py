@@ -151,22 +151,16 @@ class ChangelogFollower:
 
     def _apply(self, batch: dict[TopicPartition, list[Any]]) -> None:
         store = self.store
-        timed = self.visible is not None and self.caught_up
-        published: list[int] = []  # per entry: its input message's timestamp, and when the owner wrote it (ms)
-        written: list[int] = []
+        stamps = Stamps()
         for tp, records in batch.items():
             if tp.partition not in (self.owned or ()):  # given away while this batch was fetched
                 continue
-            for record in records:
-                change = apply_entry(store, tp.partition, record.key, record.value, self._repaired)
-                if timed and change is not None and change.timestamp_ms:
-                    published.append(change.timestamp_ms)
-                    written.append(record.timestamp)  # the entry's own timestamp is when the owner wrote it
+            apply_entries(store, tp.partition, records, stamps, self._repaired)
             self.records += len(records)
             if records:
                 self.positions[tp.partition] = records[-1].offset + 1
-        if published:
-            self._observe(np.asarray(published, dtype=np.float64), np.asarray(written, dtype=np.float64))
+        if self.visible is not None and self.caught_up and stamps.published:
+            self._observe(*stamps.arrays())
         if self.on_change is not None:
             self.on_change()
 
@@ -193,6 +187,46 @@ class ChangelogFollower:
                 return
             await asyncio.sleep(0.2)
         raise LookupError(f"changelog topic {self.topic} does not exist")
+
+
+class Stamps:
+    """Per applied entry with an input timestamp: that timestamp, and the entry's own (when its owner
+    wrote it), in ms; as the int64 bytes the compiled path gives."""
+
+    def __init__(self) -> None:
+        self.published: list[bytes] = []
+        self.written: list[bytes] = []
+
+    def add(self, published_ms: bytes, written_ms: bytes) -> None:
+        if published_ms:
+            self.published.append(published_ms)
+            self.written.append(written_ms)
+
+    def arrays(self) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        return (np.frombuffer(b"".join(self.published), np.int64).astype(np.float64),
+                np.frombuffer(b"".join(self.written), np.int64).astype(np.float64))  # fmt: skip
+
+
+def apply_entries(store: KpiStore, partition: int, records: list[Any], stamps: Stamps | None = None,
+                  on_repair: Callable[[bytes], None] | None = None) -> None:
+    """Apply changelog records of ``partition`` in order: runs of them in one compiled call, and each
+    one it leaves (a tombstone, a repair, anything it does not take) by :func:`apply_entry`."""
+    start = 0
+    while start < len(records):
+        followed = store.follow(partition, records, start)
+        if stamps is not None:
+            stamps.add(followed.published_ms, followed.written_ms)
+        start = followed.next
+        if start < len(records):
+            record = records[start]
+            change = apply_entry(store, partition, record.key, record.value, on_repair)
+            if stamps is not None and change is not None and change.timestamp_ms:
+                stamps.add(_int64(change.timestamp_ms), _int64(record.timestamp))
+            start += 1
+
+
+def _int64(value: int) -> bytes:
+    return np.int64(value).tobytes()
 
 
 def apply_entry(store: KpiStore, partition: int, key: bytes, value: bytes | None,

@@ -143,6 +143,6 @@ INT64 = st.integers(-(2**63), 2**63 - 1)
 def test_compiled_customer_lookup_finds_what_a_binary_search_finds(keys: list[int], others: list[int],
                                                                     data: st.DataObject) -> None:
     needles = others + data.draw(st.lists(st.sampled_from(keys), max_size=300)) if keys else others
-    found = np.frombuffer(retention_native.positions(np.asarray(keys, np.int64).tobytes(),
-                                                     np.asarray(needles, np.int64).tobytes()), np.int64)
+    found = np.frombuffer(retention_native.positions(np.asarray(keys, np.int64), np.asarray(needles, np.int64)),
+                          np.int64)
     assert found.tolist() == searched(keys, needles)

@@ -35,14 +35,16 @@ def rows(draw: st.DrawFn) -> tuple[list[int], list[list[int]]]:
 @settings(max_examples=300, deadline=None)
 def test_compiled_sums_by_customer_equal_numpys(data: tuple[list[int], list[list[int]]]) -> None:
     keys, columns = data
-    distinct, sums = retention_native.sums_by_key(np.asarray(keys, np.int64).tobytes(),
-                                                  [np.asarray(c, np.int64).tobytes() for c in columns])
+    arrays = [np.asarray(c, np.int64) for c in columns]
+    distinct, sums = retention_native.sums_by_key(np.asarray(keys, np.int64), arrays)
     got = (np.frombuffer(distinct, np.int64).tolist(), [np.frombuffer(s, np.int64).tolist() for s in sums])
     assert got == reference(keys, columns)
 
 
 def test_a_column_unlike_the_keys_is_refused() -> None:
     with pytest.raises(ValueError, match="a column of 1 values for 2 keys"):
-        retention_native.sums_by_key(np.arange(2, dtype=np.int64).tobytes(), [np.arange(1, dtype=np.int64).tobytes()])
-    with pytest.raises(ValueError, match="not a whole number of int64"):
-        retention_native.positions(b"123", b"")
+        retention_native.sums_by_key(np.arange(2, dtype=np.int64), [np.arange(1, dtype=np.int64)])
+    with pytest.raises(BufferError, match="not compatible with"):
+        retention_native.positions(np.zeros(3, np.int32), np.zeros(0, np.int64))
+    with pytest.raises(ValueError, match="must be contiguous"):
+        retention_native.positions(np.zeros(6, np.int64)[::2], np.zeros(0, np.int64))
