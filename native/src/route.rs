@@ -54,10 +54,16 @@ pub struct Fetch {
 }
 
 impl Fetch {
-    fn push(&mut self, partition: u32, encoded: &[u8], raw: usize) {
+    /// Where `bytes` lie in `buf` once appended.
+    fn append(&mut self, bytes: &[u8]) -> (usize, usize) {
         let start = self.buf.len();
-        self.buf.extend_from_slice(encoded);
-        self.slots.push(Slot { partition, start, end: self.buf.len(), raw });
+        self.buf.extend_from_slice(bytes);
+        (start, self.buf.len())
+    }
+
+    fn push(&mut self, partition: u32, encoded: &[u8], raw: usize) {
+        let (start, end) = self.append(encoded);
+        self.slots.push(Slot { partition, start, end, raw });
     }
 
     fn slot(&mut self, slot: usize) -> PyResult<&mut Slot> {
@@ -81,9 +87,8 @@ impl Fetch {
 
     /// A pending slot's event, routed by the full decoder: its partition, encoded `Routed`, raw size.
     fn fill(&mut self, slot: usize, partition: u32, routed: &[u8], raw: usize) -> PyResult<()> {
-        let start = self.buf.len();
-        self.buf.extend_from_slice(routed);
-        let end = self.buf.len();
+        self.slot(slot)?;
+        let (start, end) = self.append(routed);
         *self.slot(slot)? = Slot { partition, start, end, raw };
         Ok(())
     }
