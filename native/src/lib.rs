@@ -18,6 +18,7 @@ mod records;
 mod replay;
 mod rfc3339;
 mod route;
+mod schedule;
 mod segments;
 
 use crate::engine::{Engine, Outcome, Update};
@@ -239,6 +240,7 @@ fn retention_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<route::Router>()?;
     m.add_class::<route::Fetch>()?;
     m.add_class::<keytable::KeyTable>()?;
+    m.add_class::<schedule::Schedule>()?;
     m.add_class::<follow::Followed>()?;
     m.add_function(wrap_pyfunction!(follow::follow, m)?)?;
     m.add_function(wrap_pyfunction!(positions, m)?)?;

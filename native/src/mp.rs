@@ -239,8 +239,8 @@ impl<'a> Rd<'a> {
             0x00..=0x7f | 0xe0..=0xff | 0xc0 | 0xc2 | 0xc3 => {
                 self.p += 1;
             }
-            0xcc..=0xcf | 0xd0..=0xd3 => {
-                self.int().or_else(|_| Ok::<i64, String>(0))?;
+            0xcc..=0xd3 => {
+                self.int().or(Ok::<i64, String>(0))?;
             }
             0xca => {
                 self.take(5)?;

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import heapq
 import logging
 import time
 from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry
+from retention_native import Schedule
 
 from alerts.catalog import Live
 from core.slices import KafkaSettings, RiskSettings, TopicSettings
@@ -68,8 +68,7 @@ class RiskTracker:
         # Changed keys with their partition: the state is read when a key's turn comes, so a backlog of
         # changed keys holds no states, and a key changed many times is scored once.
         self.dirty: dict[bytes, int] = {}
-        self.heap: list[tuple[int, bytes]] = []
-        self.due: dict[bytes, int] = {}
+        self.due = Schedule()  # when each scored key is next scored by itself (compiled: ~100 B a key)
         self.published: dict[bytes, AtRiskData] = {}  # owned customers at risk, as last published
         self.outbox: list[tuple[bytes, int, bytes, AtRiskData | None, bool]] = []
         self.paused = False
@@ -158,18 +157,13 @@ class RiskTracker:
             store = self.apply.stores.get(partition)
             self._rescore(key, partition, None if store is None else store.get(key), now, "event")
             n += 1
-        heap, due = self.heap, self.due
-        while heap and heap[0][0] <= now and n < 2 * CHUNK and not turn.over():
-            t, key = heapq.heappop(heap)
-            if due.get(key) != t:  # rescheduled since
-                continue
-            del due[key]
-            partition = self._partition(key)
+        while n < 2 * CHUNK and not turn.over() and (due := self.due.pop_due(now)) is not None:
+            partition = self._partition(due)
             store = self.apply.stores.get(partition)
             if store is not None and partition in self.live:
-                self._rescore(key, partition, store.get(key), now, "timer")
+                self._rescore(due, partition, store.get(due), now, "timer")
                 n += 1
-        return bool(self.dirty) or bool(heap and heap[0][0] <= now)
+        return bool(self.dirty) or self.due.any_due(now)
 
     def _rescore(self, key: bytes, partition: int, raw: bytes | None, now: int, cause: str) -> None:
         cls = self.classes.of(key)
@@ -178,7 +172,7 @@ class RiskTracker:
         nxt = risk.next_check_us
         if risk.at_risk or any(r.code == QUIET for r in risk.reasons):  # class changes matter to them
             nxt = min(nxt, now + RECHECK_US) if nxt is not None else now + RECHECK_US
-        self._schedule(key, nxt)
+        self.due.set(key, nxt)
         self.counted[cause] = self.counted.get(cause, 0) + 1
 
     def _decide(self, key: bytes, partition: int, risk: Risk, cls: str | None, now: int) -> None:
@@ -195,16 +189,6 @@ class RiskTracker:
         else:
             del self.published[key]
         self.outbox.append((key, partition, encode_event(data, now, self.source), old, risk.at_risk))
-
-    def _schedule(self, key: bytes, t: int | None) -> None:
-        if t is None:
-            self.due.pop(key, None)
-        elif self.due.get(key) != t:
-            self.due[key] = t
-            heapq.heappush(self.heap, (t, key))
-            if len(self.heap) > 2 * len(self.due) + 1024:  # mostly superseded entries: rebuild
-                self.heap = [(t, k) for k, t in self.due.items()]
-                heapq.heapify(self.heap)
 
     async def _flush(self) -> None:
         if not self.outbox:
@@ -277,11 +261,10 @@ class RiskTracker:
         self.pending = [p for p in self.pending if p not in gone]
         if self.sweep is not None and self.sweep[0] in gone:
             self.sweep = None
-        for table in (self.dirty, self.due, self.published):
+        for table in (self.dirty, self.published):
             for key in [k for k in table if self._partition(k) in gone]:
                 del table[key]
-        self.heap = [(t, k) for k, t in self.due.items()]
-        heapq.heapify(self.heap)
+        self.due.retain(lambda key: self._partition(key) not in gone)
 
 
 def new_tracker(risk: RiskSettings, topics: TopicSettings, kafka: KafkaSettings, *, apply: ApplyStage,

@@ -149,7 +149,7 @@ async def test_a_new_partition_is_swept_then_time_alone_changes_a_score(world: W
     assert sorted(world.synced) == [0, 1, 2, 3]  # read what earlier owners published before sweeping
     (topic, key, _, partition), = world.producer.sent
     assert (topic, key, partition) == (SETTINGS.topic_at_risk, b"det", partition_of(b"det", 4))
-    assert world.tracker.due[b"cmp"] == at(12)  # its reply SLA
+    assert world.tracker.due.get(b"cmp") == at(12)  # its reply SLA
     world.now = at(12)
     assert statuses(await world.settle()) == [("cmp", True, 35)]  # no event: the timer
     assert await world.settle() == []  # nothing new to say
@@ -179,7 +179,7 @@ async def test_a_taken_over_partition_corrects_what_its_previous_owner_published
     gone = {p for p in range(4) if p != partition_of(b"det", 4)}
     world.tracker.assigned(frozenset(range(4)) - gone)
     assert world.tracker.pending == []
-    assert {partition_of(k, 4) for k in world.tracker.due} <= set(range(4)) - gone
+    assert {partition_of(k, 4) for k in world.tracker.due.scheduled()} <= set(range(4)) - gone
     world.synced.clear()
     world.tracker.assigned(frozenset(range(4)))
     assert await world.settle() == []  # det still at risk, as published: nothing to say again
