@@ -250,16 +250,16 @@ class KindColumns:
 
     def append(self, rows: DayRows) -> None:
         """Append the facts of some days."""
-        days, ends, columns, negatives, (min_t, max_t, max_v) = rows
+        days, ends, columns, negatives, bounds = rows
         start = 0
-        for i, day in enumerate(days.tolist()):
-            end = int(ends[i])
+        per_day = zip(days.tolist(), ends.tolist(), negatives.tolist(), *(b.tolist() for b in bounds), strict=True)
+        for day, end, retracted, min_t, max_t, max_v in per_day:
             chunk = self.chunk(day)
-            chunk.bound(int(min_t[i]), int(max_v[i]))
-            chunk.bound(int(max_t[i]), int(max_v[i]))
+            chunk.bound(min_t, max_v)
+            chunk.bound(max_t, max_v)
             self.nbytes += chunk.extend(tuple(column[start:end] for column in columns))
-            chunk.negatives += int(negatives[i])
-            if negatives[i] and chunk.negatives * 8 > len(chunk) and len(chunk) > 48:
+            chunk.negatives += retracted
+            if retracted and chunk.negatives * 8 > len(chunk) and len(chunk) > 48:
                 self.compact(day)  # retractions are an eighth of the day: fold them into what they cancel
             start = end
         _times, values, combos, _customers, weights = columns
