@@ -21,8 +21,7 @@ type Rows<'py> = (
 );
 
 fn int64s<'py>(py: Python<'py>, values: &[i64]) -> Bound<'py, PyBytes> {
-    let raw: Vec<u8> = values.iter().flat_map(|x| x.to_ne_bytes()).collect();
-    PyBytes::new(py, &raw)
+    PyBytes::new(py, &crate::int64_bytes(values))
 }
 
 fn rows<'py>(py: Python<'py>, k: KindRows) -> Rows<'py> {

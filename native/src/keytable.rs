@@ -75,11 +75,6 @@ fn int64s(b: &[u8], what: &str) -> PyResult<Vec<i64>> {
     Ok(b.chunks_exact(8).map(|c| i64::from_ne_bytes(c.try_into().expect("8 bytes"))).collect())
 }
 
-fn bytes_of<'py>(py: Python<'py>, values: &[i64]) -> Bound<'py, PyBytes> {
-    let raw: Vec<u8> = values.iter().flat_map(|x| x.to_ne_bytes()).collect();
-    PyBytes::new(py, &raw)
-}
-
 #[pymethods]
 impl KeyTable {
     #[new]
@@ -119,7 +114,7 @@ impl KeyTable {
 
     /// The slots as two int64 byte strings (keys, values), native byte order.
     fn to_bytes<'py>(&self, py: Python<'py>) -> (Bound<'py, PyBytes>, Bound<'py, PyBytes>) {
-        (bytes_of(py, &self.keys), bytes_of(py, &self.values))
+        (PyBytes::new(py, &crate::int64_bytes(&self.keys)), PyBytes::new(py, &crate::int64_bytes(&self.values)))
     }
 
     /// A table of slots written by :meth:`to_bytes`.

@@ -167,7 +167,7 @@ type Applied<'py> = (
 fn applied_to_py(py: Python<'_>, a: packs::Applied, oldest: Vec<i64>) -> Applied<'_> {
     let changes =
         a.changes.iter().map(|(k, s, e)| (PyBytes::new(py, k), PyBytes::new(py, s), PyBytes::new(py, e))).collect();
-    let times: Vec<u8> = a.times.iter().flat_map(|t| t.to_ne_bytes()).collect();
+    let times = int64_bytes(&a.times);
     (changes, a.types.into_iter().collect(), a.duplicates, a.ignored.into_iter().collect(), PyBytes::new(py, &times),
      a.too_late, oldest)
 }
@@ -209,7 +209,8 @@ fn positions<'py>(py: Python<'py>, keys: &Bound<'py, PyAny>, needles: &Bound<'py
     Ok(PyBytes::new(py, &out))
 }
 
-fn int64_bytes(values: &[i64]) -> Vec<u8> {
+/// int64s as their bytes in native order (as numpy's `frombuffer` reads them).
+pub(crate) fn int64_bytes(values: &[i64]) -> Vec<u8> {
     values.iter().flat_map(|x| x.to_ne_bytes()).collect()
 }
 
