@@ -1,14 +1,16 @@
 """CPU per event of each step of a worker's hot path, without Kafka: the compiled steps next to their
 Python references (the code they replaced, kept in tests/), on one simulated event file.
 
-    .venv/bin/python -m bench.hotpath [--customers 20000] [--events 200000] [--batch 8] [--repeat 3] [--json F]
+    .venv/bin/python -m bench.hotpath [--customers 20000] [--events 200000] [--batch 8] [--window 0] [--repeat 3]
+                                      [--json F]
 
 Steps: route (validation, record and pack: the compiled fast path against msgspec and the Python
-recorder), apply (one key's events in chunks of up to ``--batch``, as a fetch groups them), change
-entry, KPI store update (what the follower does with the entries: its compiled fast path against
-every entry through ``apply_entry``). CPU time (``process_time``), best of
-``--repeat``; the compiled and the reference apply step must write the same bytes, and the two
-followers' stores hold the same (checked).
+recorder), apply (one key's events in chunks of up to ``--batch``, as a fetch groups them; with
+``--window``, only events that close together, so a run of entries adds facts on few days, as in a
+worker), change entry, KPI store update (what the follower does with the entries: its compiled fast
+path against every entry through ``apply_entry``). CPU time (``process_time``), best of ``--repeat``;
+the compiled and the reference apply step must write the same bytes, and the two followers' stores
+hold the same (checked).
 """
 
 from __future__ import annotations
@@ -60,11 +62,14 @@ def timed(step: Callable[[], R], repeat: int) -> tuple[float, R]:
     return best, result
 
 
-def chunks_of(keys: list[bytes], recs: list[Rec], batch: int) -> Chunks:
-    """Each key's events in runs of up to ``batch``, in the order of their first event."""
+def chunks_of(keys: list[bytes], recs: list[Rec], batch: int, window: int = 0) -> Chunks:
+    """Each key's events in runs of up to ``batch``, in the order of their first event; with a
+    ``window``, a run holds only events of the same ``window`` consecutive ones (as a fetch's packs do)."""
     chunks: Chunks = []
     open_: dict[bytes, list[Rec]] = {}
-    for key, rec in zip(keys, recs, strict=True):
+    for i, (key, rec) in enumerate(zip(keys, recs, strict=True)):
+        if window and i % window == 0:
+            open_.clear()
         chunk = open_.get(key)
         if chunk is None or len(chunk) >= batch:
             chunk = open_[key] = []
@@ -128,7 +133,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     compiled = Processor(settings.facts)
     recs = [compiled.recorder.record(e) for e in events]
     n = len(recs)
-    chunks = chunks_of([partition_key(e.data).encode() for e in events], recs, args.batch)
+    chunks = chunks_of([partition_key(e.data).encode() for e in events], recs, args.batch, args.window)
     fast, fast_entries, fast_held = apply_steps(compiled, chunks, settings, n, args.repeat, compiled=True)
     slow, slow_entries, slow_held = apply_steps(ReferenceProcessor(settings.facts), chunks, settings, n, args.repeat,
                                                 compiled=False)  # fmt: skip
@@ -137,7 +142,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if fast_held != slow_held:
         raise SystemExit(f"hotpath: the compiled follower's store holds {fast_held}, the reference's {slow_held}")
     fast_route, slow_route = route_steps(messages, settings, args.repeat)
-    return {"events": n, "customers": args.customers, "chunks": len(chunks), "batch": args.batch,
+    return {"events": n, "customers": args.customers, "chunks": len(chunks), "batch": args.batch, "window": args.window,
             "compiled": {"route": fast_route} | fast, "reference": {"route": slow_route} | slow}
 
 
@@ -165,8 +170,10 @@ def route_steps(messages: list[bytes], settings: Settings, repeat: int) -> tuple
 
 
 def show(result: dict[str, Any]) -> None:
+    window = f" within {result['window']:,} events" if result.get("window") else ""
+    mean = result["events"] / result["chunks"]
     table = Table(title=f"CPU µs per event, {result['events']:,} events of {result['customers']:,} customers "
-                        f"(chunks of ≤ {result['batch']} per key, mean {result['events'] / result['chunks']:.2f})")
+                        f"(chunks of ≤ {result['batch']} per key{window}, mean {mean:.2f})")
     for column in ("step", "reference (Python)", "compiled", "ratio"):
         table.add_column(column, justify="left" if column == "step" else "right")
     for step, us in result["compiled"].items():
@@ -183,6 +190,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--customers", type=int, default=20_000)
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--batch", type=int, default=8, help="events of one key applied together, at most")
+    parser.add_argument("--window", type=int, default=0,
+                        help="group only events this close together (a fetch's size, e.g. 4000); 0: the whole file")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--json", type=Path, help="also write the numbers here")
     args = parser.parse_args(argv)

@@ -125,13 +125,19 @@ pub fn decode_blob(blob: &[u8]) -> R<Vec<Fact>> {
     Ok(out)
 }
 
-pub fn checksum(blob: &[u8]) -> i64 {
+/// The 8-byte BLAKE2b digest of `bytes` as a big-endian number (`metrics.blob.checksum` and
+/// `metrics.store.who_of` shift it into their ranges).
+pub fn digest64(bytes: &[u8]) -> u64 {
     use blake2::digest::{Update, VariableOutput};
-    let mut h = blake2::Blake2bVar::new(8).unwrap();
-    h.update(blob);
+    let mut h = blake2::Blake2bVar::new(8).expect("8 is a valid blake2b size");
+    h.update(bytes);
     let mut out = [0u8; 8];
-    h.finalize_variable(&mut out).unwrap();
-    (u64::from_be_bytes(out) >> 1) as i64
+    h.finalize_variable(&mut out).expect("8 bytes");
+    u64::from_be_bytes(out)
+}
+
+pub fn checksum(blob: &[u8]) -> i64 {
+    (digest64(blob) >> 1) as i64
 }
 
 /// Multiset difference of two sorted fact lists: (removed, added).

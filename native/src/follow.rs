@@ -31,12 +31,7 @@ pub struct Followed {
 
 /// `metrics.store.who_of`: a stable id in `[1, 2**62]` of a key.
 pub fn who_of(key: &[u8]) -> i64 {
-    use blake2::digest::{Update, VariableOutput};
-    let mut h = blake2::Blake2bVar::new(8).expect("8 is a valid blake2b size");
-    h.update(key);
-    let mut out = [0u8; 8];
-    h.finalize_variable(&mut out).expect("8 bytes");
-    (u64::from_be_bytes(out) >> 2) as i64 + 1
+    (crate::blob::digest64(key) >> 2) as i64 + 1
 }
 
 /// The fields of `streams.wire.Change` the store needs, when the entry is exactly as msgspec reads it.

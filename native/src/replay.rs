@@ -8,6 +8,9 @@ use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 
+/// A segment's orders before this one: (previous time, second previous time, min(orders, 2)).
+type OrderHistory = (Option<i64>, Option<i64>, usize);
+
 pub struct Ctx {
     pub seg: Segmenter,
     pub reasons: HashSet<String>,
@@ -321,10 +324,10 @@ impl<'c> Replay<'c> {
     }
 
     fn order(&mut self, r: &Rec) {
+        // (previous, second previous, min(n, 2)) -> segment keys, in first-seen order
         let t = r.time_us;
         self.emit(t, K("order"), r.value);
-        // (previous, second previous, min(n, 2)) -> segment keys, in first-seen order
-        let mut groups: Vec<((Option<i64>, Option<i64>, usize), Vec<String>)> = Vec::new();
+        let mut groups: Vec<(OrderHistory, Vec<String>)> = Vec::new();
         for key in self.keys.iter() {
             let times = match self.orders.get_mut(key.as_str()) {
                 Some(v) => v,

@@ -22,7 +22,7 @@ from streams.wire import Routed, decode_batch, decode_change
 log = logging.getLogger(__name__)
 
 Reject = Callable[[Routed, Rejection], Awaitable[None]]
-Changed = Callable[[list[tuple[int, bytes, bytes | None]]], None]
+Changed = Callable[[int, list[bytes]], None]  # (partition, keys): their states were just written
 Timed = Callable[[str, float], None]  # (stage, seconds): where an event's way to the changelog goes
 
 
@@ -63,7 +63,7 @@ class ApplyStage:
         self.reject = reject
         self.on_counts = on_counts
         self.on_restored = on_restored
-        self.on_changed = on_changed  # hears of every ``(partition, key, state)`` written (at-risk scoring)
+        self.on_changed = on_changed  # hears of every key whose state is written (at-risk scoring)
         self.on_timing = on_timing
         self.stores: dict[int, PartitionStore] = {}
         self._trusted: set[int] = set()
@@ -122,7 +122,7 @@ class ApplyStage:
             store.write(items, records[-1].offset + 1)
             read += len(records)
             if self.on_changed is not None:
-                self.on_changed([(store.partition, key, state) for key, state in items])
+                self.on_changed(store.partition, [key for key, _ in items])
         if store.next_offset < end:  # only compaction gaps or transaction markers were left
             store.write((), end)
         self.restored_records += read
@@ -161,7 +161,7 @@ class ApplyStage:
         await asyncio.get_running_loop().run_in_executor(self._executor(), _persist, done)
         if self.on_changed is not None:
             for store, changes, _ in done:
-                self.on_changed([(store.partition, key, state) for key, state, _ in changes])
+                self.on_changed(store.partition, [key for key, _, _ in changes])
         self.on_counts(counts)
         if self.on_timing is not None:
             self.on_timing("apply", time.time() - began)

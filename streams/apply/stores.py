@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Protocol, cast
 
-from rocksdict import BlockBasedOptions, Cache, Options, Rdict, WriteBatch, WriteBufferManager
+from rocksdict import BlockBasedOptions, Cache, DBCompressionType, Options, Rdict, WriteBatch, WriteBufferManager
 
 _OFFSET_KEY = b"\x00retention-monitor:next-changelog-offset"
 # RocksDB's defaults give every partition's DB a 64 MiB memtable of its own; these cap all of a
@@ -40,6 +40,10 @@ def _options() -> Options:
     table.set_cache_index_and_filter_blocks(True)
     table.set_pin_l0_filter_and_index_blocks_in_cache(True)
     options.set_block_based_table_factory(table)
+    # Uncompressed blocks: once the states outgrow the block cache, Snappy's decompression was over a
+    # third of a state read's CPU (and compaction compressed every block again); the files are about
+    # twice as large, in the page cache rather than the process. Older compressed files still read.
+    options.set_compression_type(DBCompressionType.none())
     options.set_write_buffer_manager(memtables)
     options.set_write_buffer_size(8 << 20)
     options.set_max_write_buffer_number(2)

@@ -78,12 +78,13 @@ class RiskTracker:
 
     # -- called by the worker ----------------------------------------------------------------------
 
-    def changed(self, items: list[tuple[int, bytes, bytes | None]]) -> None:
-        """The apply stage wrote these ``(partition, key, state)``: score them soon."""
-        live, dirty = self.live, self.dirty
-        for partition, key, _state in items:
-            if partition in live and not key.startswith(REP_PREFIX):
-                dirty[key] = partition
+    def changed(self, partition: int, keys: list[bytes]) -> None:
+        """The apply stage wrote the states of these keys of ``partition``: score them soon."""
+        if partition in self.live:
+            dirty = self.dirty
+            for key in keys:
+                if not key.startswith(REP_PREFIX):
+                    dirty[key] = partition
         self.wake.set()
 
     async def revoked(self) -> None:

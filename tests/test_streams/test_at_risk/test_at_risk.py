@@ -86,17 +86,22 @@ class World:
                                    source=SOURCE, now_us=lambda: self.now, kpi_ready=lambda: True,
                                    metrics=RiskMetrics.create(CollectorRegistry()))
 
-    def send(self, *events: dict[str, Any]) -> list[tuple[int, bytes, bytes | None]]:
-        """Apply events; the written states, as the apply stage hands them to the tracker."""
+    def send(self, *events: dict[str, Any]) -> list[tuple[int, list[bytes]]]:
+        """Apply events; the keys whose states were written, by partition, as the apply stage hands
+        them to the tracker."""
         self.pipeline.send(*events)
-        changed = []
+        changed: dict[int, list[bytes]] = {}
         for ev in events:
             key = ev["data"]["customer_id"].encode()
             p = partition_of(key, SETTINGS.partitions)
-            state = self.pipeline.stored(key)
-            self.stores[p].write([(key, state)], self.stores[p].next_offset + 1)
-            changed.append((p, key, state))
-        return changed
+            self.stores[p].write([(key, self.pipeline.stored(key))], self.stores[p].next_offset + 1)
+            changed.setdefault(p, []).append(key)
+        return list(changed.items())
+
+    def changed(self, *events: dict[str, Any]) -> None:
+        """Apply events and tell the tracker, as the apply stage does."""
+        for partition, keys in self.send(*events):
+            self.tracker.changed(partition, keys)
 
     async def settle(self) -> list[AtRiskData]:
         """Run the tracker until it has nothing left to do; the events it published meanwhile."""
@@ -159,12 +164,12 @@ async def test_a_new_partition_is_swept_then_time_alone_changes_a_score(world: W
 async def test_changes_are_scored_and_a_recovery_is_published(world: World) -> None:
     world.tracker.assigned(frozenset(range(4)))
     await world.settle()
-    world.tracker.changed(world.send(nps("det", 11, 9)))
+    world.changed(nps("det", 11, 9))
     world.now = at(11) + DAY_US // 2 + 1
     (recovered,) = await world.settle()
     assert (recovered.customer_id, recovered.at_risk, recovered.active, recovered.reasons) == ("det", False, True, ())
     assert "det" not in world.registry.customers
-    world.tracker.changed(world.send(nps("ok", 11, 9)))
+    world.changed(nps("ok", 11, 9))
     assert await world.settle() == []  # scored, nothing to publish
 
 
@@ -191,7 +196,7 @@ async def test_revocation_pauses_publishing_until_the_next_assignment(world: Wor
     world.tracker.assigned(frozenset(range(4)))
     await world.settle()
     await world.tracker.revoked()
-    world.tracker.changed(world.send(nps("det", 11, 10)))
+    world.changed(nps("det", 11, 10))
     assert await world.settle() == []
     world.tracker.assigned(frozenset(range(4)))
     assert statuses(await world.settle()) == [("det", False, 0)]
