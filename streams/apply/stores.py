@@ -51,6 +51,14 @@ def _options() -> Options:
     return options
 
 
+def _open(directory: Path) -> Rdict:
+    """The DB under ``directory`` with these options. Given no column families, rocksdict opens an
+    existing DB with the ones its files recorded: compression as first created and an 8 MiB cache of
+    its own per DB, not the worker's shared one."""
+    options = _options()
+    return Rdict(str(directory), options, column_families={"default": options})
+
+
 class PartitionStore(Protocol):
     """States of the keys of one partition."""
 
@@ -137,7 +145,7 @@ class RocksStore:
         self.directory = directory
         directory.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = Rdict(str(directory), _options())
+        self._db = _open(directory)
         raw = self._db.get(_OFFSET_KEY)
         self._next = int.from_bytes(raw, "big") if raw else 0
 
@@ -180,7 +188,7 @@ class RocksStore:
         with self._lock:
             self._db.close()
             shutil.rmtree(self.directory, ignore_errors=True)
-            self._db = Rdict(str(self.directory), _options())
+            self._db = _open(self.directory)
         self._next = 0
 
     def key_chunks(self, size: int) -> Iterator[list[bytes]]:
