@@ -6,8 +6,8 @@ Python references (the code they replaced, kept in tests/), on one simulated eve
 
 Steps: route (validation, record and pack: the compiled fast path against msgspec and the Python
 recorder), apply (one key's events in chunks of up to ``--batch``, as a fetch groups them; with
-``--window``, only events that close together, so a run of entries adds facts on few days, as in a
-worker), change entry, KPI store update (what the follower does with the entries: its compiled fast
+``--window``, only events that close together, as in a worker's fetch: with many customers about one
+a key), change entry, KPI store update (what the follower does with the entries: its compiled fast
 path against every entry through ``apply_entry``). CPU time (``process_time``), best of ``--repeat``;
 the compiled and the reference apply step must write the same bytes, and the two followers' stores
 hold the same (checked).
