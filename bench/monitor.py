@@ -29,6 +29,7 @@ from bench.stats import (
     bytes_per_customer,
     histogram_quantile,
     parse_histogram,
+    parse_histograms_by,
     processed_messages,
 )
 from bench.status import cpu_seconds, rss_bytes
@@ -36,6 +37,7 @@ from bench.waiting import Paced, settle, wait_progress
 
 VISIBLE = "retention_event_visible_seconds"
 STALLS = "retention_event_loop_stall_seconds"
+STAGES = "retention_stage_seconds"
 
 
 @dataclass(frozen=True)
@@ -203,6 +205,7 @@ def _latency(setup: MonitorSetup, child: Child, backlog: int, paced: Paced, resu
         return
     result.offered_rate = paced.rate
     stalls = parse_histogram(scrape(setup), STALLS) or []
+    stages = parse_histograms_by(scrape(setup), STAGES, "stage")
     began, cpu0 = time.perf_counter(), cpu_seconds(child.pid) or 0.0
     sent = paced.send()
     target = backlog + paced.count
@@ -224,6 +227,15 @@ def _latency(setup: MonitorSetup, child: Child, backlog: int, paced: Paced, resu
     result.latency_samples = int(_total(delta))
     result.latency_p50_s = histogram_quantile(0.50, delta)
     result.latency_p99_s = histogram_quantile(0.99, delta)
+    result.notes.append(stage_note(stages, parse_histograms_by(scrape(setup), STAGES, "stage")))
+
+
+def stage_note(before: dict[str, list[Bucket]], after: dict[str, list[Bucket]]) -> str:
+    """Where the paced slice's time went: each stage's p99 over the slice (see ``retention_stage_seconds``)."""
+    p99 = {stage: histogram_quantile(0.99, bucket_delta(before.get(stage, []), buckets))
+           for stage, buckets in after.items()}  # fmt: skip
+    return "monitor: paced p99 by stage: " + (", ".join(
+        f"{stage} {'n/a' if q is None else f'{q * 1000:,.0f} ms'}" for stage, q in sorted(p99.items())) or "n/a")
 
 
 def _total(buckets: list[Bucket]) -> float:

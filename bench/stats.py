@@ -93,6 +93,17 @@ def parse_histogram(metrics_text: str, name: str) -> list[Bucket] | None:
     return None
 
 
+def parse_histograms_by(metrics_text: str, name: str, label: str) -> dict[str, list[Bucket]]:
+    """The buckets of histogram ``name`` for each value of ``label`` (summed over the other labels)."""
+    for family in text_string_to_metric_families(metrics_text):
+        if family.name == name and family.type == "histogram":
+            by_value: dict[str, list[Any]] = {}
+            for sample in family.samples:
+                by_value.setdefault(sample.labels.get(label, ""), []).append(sample)
+            return {value: sample_buckets(samples) for value, samples in by_value.items()}
+    return {}
+
+
 def sample_buckets(samples: Iterable[Any]) -> list[Bucket]:
     """The cumulative buckets among a histogram family's samples (of one label set, or summed over them)."""
     return merge_buckets((float(s.labels["le"]), s.value) for s in samples if s.name.endswith("_bucket"))

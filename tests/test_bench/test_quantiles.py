@@ -7,6 +7,7 @@ import random
 
 import pytest
 
+from bench.monitor import stage_note
 from bench.stats import (
     Result,
     bucket_delta,
@@ -17,6 +18,7 @@ from bench.stats import (
     median,
     nearest_rank,
     parse_histogram,
+    parse_histograms_by,
     processed_messages,
     summarize,
 )
@@ -205,3 +207,16 @@ def test_missing_systems_and_other_scales_are_reported_not_judged() -> None:
     assert "5,000/s" in targets["monitor p99 latency"].note
     assert targets["restart recovery"].verdict == "pass"
     assert "5,000 customers" in targets["restart recovery"].note
+
+
+def test_histograms_parsed_by_one_label() -> None:
+    assert parse_histograms_by(METRICS, "retention_event_visible_seconds", "partition") == {
+        "0": [(0.005, 1.0), (0.05, 3.0), (INF, 4.0)], "1": [(0.005, 0.0), (0.05, 2.0), (INF, 2.0)]}
+    assert parse_histograms_by(METRICS, "retention_event_lag_seconds", "partition") == {}
+
+
+def test_the_stage_note_gives_each_stages_p99_over_the_slice_only() -> None:
+    before = {"apply": [(0.1, 100.0), (1.0, 100.0), (INF, 100.0)]}  # the backlog's: all fast
+    after = {"apply": [(0.1, 100.0), (1.0, 200.0), (INF, 200.0)], "follow": [(0.1, 0.0), (1.0, 0.0), (INF, 0.0)]}
+    assert stage_note(before, after) == "monitor: paced p99 by stage: apply 991 ms, follow n/a"
+    assert stage_note({}, {}) == "monitor: paced p99 by stage: n/a"
