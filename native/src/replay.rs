@@ -324,9 +324,9 @@ impl<'c> Replay<'c> {
     }
 
     fn order(&mut self, r: &Rec) {
-        // (previous, second previous, min(n, 2)) -> segment keys, in first-seen order
         let t = r.time_us;
         self.emit(t, K("order"), r.value);
+        // the segment keys of each order history, in first-seen order
         let mut groups: Vec<(OrderHistory, Vec<String>)> = Vec::new();
         for key in self.keys.iter() {
             let times = match self.orders.get_mut(key.as_str()) {
