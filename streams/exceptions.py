@@ -21,3 +21,7 @@ class BrokerUnreachable(PublishError):
 
 class AmountTooLarge(StreamsError, ValueError):
     """An amount that does not fit the stored 64-bit micro-units of the reporting currency."""
+
+
+class StoreBehind(StreamsError):
+    """A partition's state store missed a turn's states: it re-reads the changelog before the next turn."""

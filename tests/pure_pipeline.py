@@ -141,6 +141,7 @@ class PurePipeline:
             mine = [pack for pack in packs if pack[0] % len(self.stages) == i]
             if mine:
                 await stage.handle(mine)
+                await stage.settled()  # the states reach the store after the turn
 
     def _follow(self) -> None:
         for p in range(self.topics.partitions):

@@ -13,9 +13,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from streams.apply.processor import Processor
+from streams.apply.processor import Applied, Processor
 from streams.apply.stores import PartitionStore, open_store
 from streams.contract.decode import Rejection
+from streams.exceptions import StoreBehind
 from streams.ports import LogReader, Producer
 from streams.wire import Routed, decode_batch, decode_change
 
@@ -70,6 +71,8 @@ class ApplyStage:
         self._locks: dict[int, asyncio.Lock] = {}
         self.restored_records = 0
         self._thread: ThreadPoolExecutor | None = None  # where the packs are applied, off the loop
+        self._pending: asyncio.Future[None] | None = None  # the last turn's states on their way to the stores
+        self._behind: set[int] = set()  # partitions whose store missed a turn's states (set on the thread)
 
     def trusted(self) -> frozenset[int]:
         """Partitions whose store is caught up with the changelog."""
@@ -88,7 +91,21 @@ class ApplyStage:
             self._trusted.discard(partition)
 
     async def store(self, partition: int) -> PartitionStore:
-        """The store of ``partition``, caught up with the changelog (read from where it stopped)."""
+        """The store of ``partition``, caught up with the changelog (read from where it stopped) and
+        holding the states of every turn handled so far."""
+        store = await self._store(partition)
+        await self.settled()
+        return store
+
+    async def settled(self) -> None:
+        """Until the states of every turn handled so far are written (or failed to be)."""
+        pending = self._pending
+        if pending is not None:
+            await asyncio.wait([pending])
+
+    async def _store(self, partition: int) -> PartitionStore:
+        """The store of ``partition``, caught up with the changelog; a turn's states may still be on
+        their way into it, ahead of any read of the stage's thread."""
         store = self.stores.get(partition)
         if store is not None and partition in self._trusted:
             return store
@@ -102,7 +119,9 @@ class ApplyStage:
         if store is None:
             store = self.stores[partition] = open_store(self.store_url, partition, self.data_dir)
         began = time.monotonic()
+        await self.settled()  # no earlier turn's write of this store is left behind the catch-up
         read = await self._catch_up(store)
+        self._behind.discard(partition)
         self._trusted.add(partition)
         log.info("partition %d: store caught up with the changelog (%d entries read, %d keys, %.1fs)",
                  partition, read, len(store), time.monotonic() - began)
@@ -134,37 +153,74 @@ class ApplyStage:
     async def handle(self, packs: list[tuple[int, bytes, float]]) -> None:
         """Apply packed batches ``(partition, value, written_at)`` (in offset order per partition) and
         wait until their changelog entries are acknowledged; on failure the partitions re-read their
-        changelog before the next attempt, so a retry never works from a state Kafka does not have."""
+        changelog before the next attempt, so a retry never works from a state Kafka does not have.
+
+        A partition's entries are sent as soon as it is applied, so Kafka acknowledges them while the
+        thread applies the next partition; the states go to the store after this returns (see
+        :meth:`_persist_later`)."""
         began = time.time()
         by_partition: dict[int, list[tuple[bytes, float]]] = {}
         for partition, value, written_at in packs:
             by_partition.setdefault(partition, []).append((value, written_at))
             if self.on_timing is not None and written_at:
                 self.on_timing("queue", max(began - written_at, 0.0))
+        written: list[tuple[PartitionStore, list[tuple[bytes, bytes, bytes]], asyncio.Future[int]]] = []
         try:
             counts = Counts({}, 0, {}, [])
-            written: list[tuple[PartitionStore, list[tuple[bytes, bytes, bytes]], Awaitable[int]]] = []
             rejects: list[Awaitable[None]] = []
             for partition, values in by_partition.items():
-                store = await self.store(partition)
+                store = await self._store(partition)
                 changes = await self._apply(store, values, counts, rejects)
-                written.append((store, changes, self._write(partition, changes)))
+                written.append((store, changes, asyncio.ensure_future(self._write(partition, changes))))
             offsets = await asyncio.gather(*(w for _, _, w in written))
             if rejects:
                 await asyncio.gather(*rejects)
         except BaseException:
             self._trusted -= set(by_partition)
+            for _, _, write in written:  # a write still in flight ends on its own; nobody waits for it
+                write.add_done_callback(_retrieve)
             raise
-        done = [(store, changes, end) for (store, changes, _), end in zip(written, offsets, strict=True) if changes]
-        # A turn of 128 packs writes tens of thousands of states: on the stage's thread, not the loop's.
-        # Only then are they announced: at-risk scoring reads them from the store.
-        await asyncio.get_running_loop().run_in_executor(self._executor(), _persist, done)
-        if self.on_changed is not None:
-            for store, changes, _ in done:
-                self.on_changed(store.partition, [key for key, _, _ in changes])
+        self._persist_later([(store, changes, end) for (store, changes, _), end in zip(written, offsets, strict=True)
+                             if changes])
         self.on_counts(counts)
         if self.on_timing is not None:
             self.on_timing("apply", time.time() - began)
+
+    def _persist_later(self, done: list[tuple[PartitionStore, list[tuple[bytes, bytes, bytes]], int]]) -> None:
+        """The acknowledged states of a turn into their stores on the stage's thread, queued behind the
+        apply just done and ahead of the next one, which therefore reads them; the loop does not wait.
+        A turn of 128 packs writes tens of thousands of states. Only once they are written are the keys
+        announced: at-risk scoring reads them from the store. A failed write leaves its partitions behind
+        the changelog: the next apply of them fails, and the retry re-reads the changelog first."""
+        if not done:
+            return
+        pending = asyncio.get_running_loop().run_in_executor(self._executor(), self._persist, done)
+        self._pending = pending
+        pending.add_done_callback(lambda future: self._persisted(done, future))
+
+    def _persist(self, done: list[tuple[PartitionStore, list[tuple[bytes, bytes, bytes]], int]]) -> None:
+        for store, changes, next_offset in done:
+            try:
+                store.write(((key, state) for key, state, _ in changes), next_offset)
+            except BaseException:
+                self._behind.add(store.partition)
+                raise
+
+    def _persisted(self, done: list[tuple[PartitionStore, list[tuple[bytes, bytes, bytes]], int]],
+                   future: asyncio.Future[None]) -> None:
+        if self._pending is future:
+            self._pending = None
+        failed = future.cancelled() or future.exception() is not None
+        if failed:
+            self._trusted -= {store.partition for store, _, _ in done}
+            if all(self.stores.get(store.partition) is not store for store, _, _ in done):
+                return  # closed meanwhile: the partitions moved away, their states with them
+            log.warning("partitions %s: a turn's states were not written to the store (%s); they re-read the "
+                        "changelog", sorted(store.partition for store, _, _ in done),
+                        "cancelled" if future.cancelled() else type(future.exception()).__name__)
+        elif self.on_changed is not None:
+            for store, changes, _ in done:
+                self.on_changed(store.partition, [key for key, _, _ in changes])
 
     async def _apply(self, store: PartitionStore, values: list[tuple[bytes, float]], counts: Counts,
                      rejects: list[Awaitable[None]]) -> list[tuple[bytes, bytes, bytes]]:
@@ -174,8 +230,7 @@ class ApplyStage:
         the compiled step release the GIL, so they use the second core while the loop follows the
         changelog and fetches; one call (not one per pack) keeps the GIL hand-overs few."""
         packed = [value for value, _ in values]
-        applied = await asyncio.get_running_loop().run_in_executor(self._executor(), self.processor.apply_packs,
-                                                                   packed, store.get_many)
+        applied = await asyncio.get_running_loop().run_in_executor(self._executor(), self._apply_packs, store, packed)
         if self.on_timing is not None:
             for (_, written_at), oldest in zip(values, applied.oldest_ms, strict=True):
                 if oldest and written_at:
@@ -190,6 +245,12 @@ class ApplyStage:
             item = decode_batch(values[pack][0])[index]
             rejects.append(self.reject(item, Rejection("too_late", f"event {item.rec.id!r}: {why}")))
         return applied.changes
+
+    def _apply_packs(self, store: PartitionStore, packed: list[bytes]) -> Applied:
+        """On the stage's thread, after every earlier turn's states were written (or failed to be)."""
+        if store.partition in self._behind:
+            raise StoreBehind(f"partition {store.partition}: the store missed a turn's states")
+        return self.processor.apply_packs(packed, store.get_many)
 
     def _executor(self) -> ThreadPoolExecutor:
         """The stage's one thread: reads, applies and writes of the states keep their order on it."""
@@ -212,7 +273,8 @@ class ApplyStage:
         self.stores.clear()
 
 
-def _persist(done: list[tuple[PartitionStore, list[tuple[bytes, bytes, bytes]], int]]) -> None:
-    """The acknowledged states of a turn into their stores, each with the changelog offset it is now at."""
-    for store, changes, next_offset in done:
-        store.write(((key, state) for key, state, _ in changes), next_offset)
+
+def _retrieve(future: asyncio.Future[int]) -> None:
+    """Mark the outcome of a write nobody awaits any more as seen (asyncio warns of unseen errors)."""
+    if not future.cancelled():
+        future.exception()

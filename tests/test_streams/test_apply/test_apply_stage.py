@@ -5,6 +5,8 @@ changelog holds, never from a state the log does not have."""
 from __future__ import annotations
 
 import asyncio
+import threading
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,8 @@ from core.settings import Settings
 from metrics.records import decode_state
 from streams.apply.processor import Processor
 from streams.apply.stage import ApplyStage, Counts
+from streams.apply.stores import MemoryStore
+from streams.exceptions import StoreBehind
 from streams.memory import LogUnavailable, MemoryLog, Message, Partition
 from streams.route.dead_letters import DeadLetters
 from streams.route.stage import RouteStage
@@ -125,3 +129,74 @@ def test_a_customer_s_packs_in_one_turn_end_in_the_states_of_one_turn_each() -> 
     assert one_turn == turns
     assert all(len(decode_state(state).records) == 7 for state in one_turn.values() if state is not None)
     assert None not in one_turn.values()
+
+
+class BrokenStore(MemoryStore):
+    """A store whose writes wait for ``gate`` and then fail while ``broken`` (a full disk, say)."""
+
+    def __init__(self, partition: int) -> None:
+        super().__init__(partition)
+        self.broken = False
+        self.gate = threading.Event()
+        self.gate.set()
+
+    def write(self, items: Iterable[tuple[bytes, bytes | None]], next_offset: int) -> None:
+        assert self.gate.wait(10)
+        if self.broken:
+            raise OSError("no space left on device")
+        super().write(items, next_offset)
+
+
+def update(customer: str, day: int) -> dict[str, object]:
+    return event("customer.updated", f"2025-01-{day:02d}T10:00:00Z", {"customer_id": customer,
+                                                                      "segment": {"plan": f"plan-{day}"}})
+
+
+def test_a_turn_whose_states_miss_the_store_is_redone_from_the_changelog() -> None:
+    """The states reach the store after the turn returned; if they cannot, the partition re-reads its
+    changelog before its next turn, and the next turn builds on every acknowledged state."""
+    async def run() -> None:
+        log = MemoryLog(TOPICS.partitions)
+        stage = new_stage(log, [])
+        p = partition_of(b"a", TOPICS.partitions)
+        store = stage.stores[p] = BrokenStore(p)
+        await stage.handle(await route(log, signup("a")))
+        await stage.settled()
+        store.broken = True
+        await stage.handle(await route(log, update("a", 6)))  # acknowledged, but not in the store
+        await stage.settled()
+        assert p not in stage.trusted()
+        store.broken = False
+        await stage.handle(await route(log, update("a", 7)))
+        state = decode_state((await stage.store(p)).get(b"a"))
+        assert [r.time_us for r in state.records] == sorted(r.time_us for r in state.records)
+        assert len(state.records) == 3
+        assert decode_change(log.messages(TOPICS.changelog, p)[-1].value or b"").state == store.get(b"a")
+
+    asyncio.run(run())
+
+
+def test_a_turn_queued_behind_a_failed_write_fails_and_its_retry_re_reads_the_changelog() -> None:
+    async def run() -> None:
+        log = MemoryLog(TOPICS.partitions)
+        stage = new_stage(log, [])
+        p = partition_of(b"a", TOPICS.partitions)
+        store = stage.stores[p] = BrokenStore(p)
+        await stage.handle(await route(log, signup("a")))
+        await stage.settled()
+        second, third = await route(log, update("a", 6)), await route(log, update("a", 7))
+        store.broken = True
+        store.gate.clear()  # the second turn's write waits on the thread
+        await stage.handle(second)
+        turn = asyncio.ensure_future(stage.handle(third))
+        for _ in range(3):  # the third turn runs up to its apply, which waits on the thread behind the write
+            await asyncio.sleep(0)
+        store.gate.set()
+        with pytest.raises(StoreBehind):
+            await turn
+        store.broken = False
+        await stage.handle(third)
+        state = decode_state((await stage.store(p)).get(b"a"))
+        assert len(state.records) == 3
+
+    asyncio.run(run())
