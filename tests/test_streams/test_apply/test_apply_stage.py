@@ -152,16 +152,23 @@ def update(customer: str, day: int) -> dict[str, object]:
                                                                       "segment": {"plan": f"plan-{day}"}})
 
 
+async def signed_up_a() -> tuple[MemoryLog, ApplyStage, BrokenStore]:
+    """A stage whose store of customer a's partition breaks on demand, after a's sign-up is stored."""
+    log = MemoryLog(TOPICS.partitions)
+    stage = new_stage(log, [])
+    p = partition_of(b"a", TOPICS.partitions)
+    store = stage.stores[p] = BrokenStore(p)
+    await stage.handle(await route(log, signup("a")))
+    await stage.settled()
+    return log, stage, store
+
+
 def test_a_turn_whose_states_miss_the_store_is_redone_from_the_changelog() -> None:
     """The states reach the store after the turn returned; if they cannot, the partition re-reads its
     changelog before its next turn, and the next turn builds on every acknowledged state."""
     async def run() -> None:
-        log = MemoryLog(TOPICS.partitions)
-        stage = new_stage(log, [])
-        p = partition_of(b"a", TOPICS.partitions)
-        store = stage.stores[p] = BrokenStore(p)
-        await stage.handle(await route(log, signup("a")))
-        await stage.settled()
+        log, stage, store = await signed_up_a()
+        p = store.partition
         store.broken = True
         await stage.handle(await route(log, update("a", 6)))  # acknowledged, but not in the store
         await stage.settled()
@@ -178,12 +185,8 @@ def test_a_turn_whose_states_miss_the_store_is_redone_from_the_changelog() -> No
 
 def test_a_turn_queued_behind_a_failed_write_fails_and_its_retry_re_reads_the_changelog() -> None:
     async def run() -> None:
-        log = MemoryLog(TOPICS.partitions)
-        stage = new_stage(log, [])
-        p = partition_of(b"a", TOPICS.partitions)
-        store = stage.stores[p] = BrokenStore(p)
-        await stage.handle(await route(log, signup("a")))
-        await stage.settled()
+        log, stage, store = await signed_up_a()
+        p = store.partition
         second, third = await route(log, update("a", 6)), await route(log, update("a", 7))
         store.broken = True
         store.gate.clear()  # the second turn's write waits on the thread
