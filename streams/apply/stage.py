@@ -71,7 +71,7 @@ class ApplyStage:
         self._locks: dict[int, asyncio.Lock] = {}
         self.restored_records = 0
         self._thread: ThreadPoolExecutor | None = None  # where the packs are applied, off the loop
-        self._pending: asyncio.Future[None] | None = None  # the last turn's states on their way to the stores
+        self._pending: asyncio.Future[dict[int, str]] | None = None  # the last turn's states on their way to the stores
         self._behind: set[int] = set()  # partitions whose store missed a turn's states (set on the thread)
 
     def trusted(self) -> frozenset[int]:
@@ -198,29 +198,35 @@ class ApplyStage:
         self._pending = pending
         pending.add_done_callback(lambda future: self._persisted(done, future))
 
-    def _persist(self, done: list[tuple[PartitionStore, list[tuple[bytes, bytes, bytes]], int]]) -> None:
+    def _persist(self, done: list[tuple[PartitionStore, list[tuple[bytes, bytes, bytes]], int]]) -> dict[int, str]:
+        """Write each store's states; the partitions whose write failed, with the error's name."""
+        failed: dict[int, str] = {}
         for store, changes, next_offset in done:
             try:
                 store.write(((key, state) for key, state, _ in changes), next_offset)
-            except BaseException:
+            except Exception as exc:  # the other partitions' states are written all the same
                 self._behind.add(store.partition)
-                raise
+                failed[store.partition] = type(exc).__name__
+        return failed
 
     def _persisted(self, done: list[tuple[PartitionStore, list[tuple[bytes, bytes, bytes]], int]],
-                   future: asyncio.Future[None]) -> None:
+                   future: asyncio.Future[dict[int, str]]) -> None:
         if self._pending is future:
             self._pending = None
-        failed = future.cancelled() or future.exception() is not None
-        if failed:
-            self._trusted -= {store.partition for store, _, _ in done}
-            if all(self.stores.get(store.partition) is not store for store, _, _ in done):
-                return  # closed meanwhile: the partitions moved away, their states with them
+        if future.cancelled() or future.exception() is not None:  # the thread is gone: nothing was written
+            failed = {store.partition: "not run" for store, _, _ in done}
+        else:
+            failed = future.result()
+        self._trusted -= set(failed)
+        written_to = {store.partition: store for store, _, _ in done}
+        moved = {p for p in failed if self.stores.get(p) is not written_to[p]}
+        if set(failed) - moved:  # a store closed meanwhile went with its partition: nothing to say
             log.warning("partitions %s: a turn's states were not written to the store (%s); they re-read the "
-                        "changelog", sorted(store.partition for store, _, _ in done),
-                        "cancelled" if future.cancelled() else type(future.exception()).__name__)
-        elif self.on_changed is not None:
+                        "changelog", sorted(set(failed) - moved), ", ".join(sorted(set(failed.values()))))
+        if self.on_changed is not None:
             for store, changes, _ in done:
-                self.on_changed(store.partition, [key for key, _, _ in changes])
+                if store.partition not in failed:
+                    self.on_changed(store.partition, [key for key, _, _ in changes])
 
     async def _apply(self, store: PartitionStore, values: list[tuple[bytes, float]], counts: Counts,
                      rejects: list[Awaitable[None]]) -> list[tuple[bytes, bytes, bytes]]:

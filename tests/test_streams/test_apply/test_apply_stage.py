@@ -152,13 +152,13 @@ def update(customer: str, day: int) -> dict[str, object]:
                                                                       "segment": {"plan": f"plan-{day}"}})
 
 
-async def signed_up_a() -> tuple[MemoryLog, ApplyStage, BrokenStore]:
-    """A stage whose store of customer a's partition breaks on demand, after a's sign-up is stored."""
+async def signed_up(customer: str) -> tuple[MemoryLog, ApplyStage, BrokenStore]:
+    """A stage whose store of ``customer``'s partition breaks on demand, after the sign-up is stored."""
     log = MemoryLog(TOPICS.partitions)
     stage = new_stage(log, [])
-    p = partition_of(b"a", TOPICS.partitions)
+    p = partition_of(customer.encode(), TOPICS.partitions)
     store = stage.stores[p] = BrokenStore(p)
-    await stage.handle(await route(log, signup("a")))
+    await stage.handle(await route(log, signup(customer)))
     await stage.settled()
     return log, stage, store
 
@@ -167,25 +167,28 @@ def test_a_turn_whose_states_miss_the_store_is_redone_from_the_changelog() -> No
     """The states reach the store after the turn returned; if they cannot, the partition re-reads its
     changelog before its next turn, and the next turn builds on every acknowledged state."""
     async def run() -> None:
-        log, stage, store = await signed_up_a()
+        log, stage, store = await signed_up("d")
         p = store.partition
         store.broken = True
-        await stage.handle(await route(log, update("a", 6)))  # acknowledged, but not in the store
+        other = next(c for c in "abcefgh" if partition_of(c.encode(), TOPICS.partitions) > p)  # written after d's
+        await stage.handle(await route(log, update("d", 6), signup(other)))  # acknowledged; d's not stored
         await stage.settled()
         assert p not in stage.trusted()
+        assert partition_of(other.encode(), TOPICS.partitions) in stage.trusted()  # its partition's write went on
+        assert stage.stores[partition_of(other.encode(), TOPICS.partitions)].get(other.encode()) is not None
         store.broken = False
-        await stage.handle(await route(log, update("a", 7)))
-        state = decode_state((await stage.store(p)).get(b"a"))
+        await stage.handle(await route(log, update("d", 7)))
+        state = decode_state((await stage.store(p)).get(b"d"))
         assert [r.time_us for r in state.records] == sorted(r.time_us for r in state.records)
         assert len(state.records) == 3
-        assert decode_change(log.messages(TOPICS.changelog, p)[-1].value or b"").state == store.get(b"a")
+        assert decode_change(log.messages(TOPICS.changelog, p)[-1].value or b"").state == store.get(b"d")
 
     asyncio.run(run())
 
 
 def test_a_turn_queued_behind_a_failed_write_fails_and_its_retry_re_reads_the_changelog() -> None:
     async def run() -> None:
-        log, stage, store = await signed_up_a()
+        log, stage, store = await signed_up("a")
         p = store.partition
         second, third = await route(log, update("a", 6)), await route(log, update("a", 7))
         store.broken = True
