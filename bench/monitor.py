@@ -32,7 +32,7 @@ from bench.stats import (
     parse_histograms_by,
     processed_messages,
 )
-from bench.status import cpu_seconds, rss_bytes
+from bench.status import cpu_seconds, rss_bytes, thread_cpu
 from bench.waiting import Paced, settle, wait_progress
 
 VISIBLE = "retention_event_visible_seconds"
@@ -168,10 +168,11 @@ def measure(setup: MonitorSetup, backlog: int, paced: Paced | None, *, customers
     child = setup.start("run")
     try:
         wait_ready(setup, child, limits.startup)
-        cpu0, started = cpu_seconds(child.pid) or 0.0, time.perf_counter()
+        cpu0, threads, started = cpu_seconds(child.pid) or 0.0, thread_cpu(child.pid), time.perf_counter()
         end = wait_progress(console, "monitor", backlog, processed_probe(setup), alive=child.alive,
                             timeout=limits.timeout, interval=limits.scrape, last_words=child.tail)  # fmt: skip
         seconds, cpu = end.at - started, (cpu_seconds(child.pid) or 0.0) - cpu0
+        result.notes.append(thread_note(threads, thread_cpu(child.pid), seconds))
         result.seconds, result.events_per_s = seconds, min(end.count, backlog) / seconds
         result.cpu_us_per_event = 1e6 * cpu / max(1, end.count)
         if not end.reached:
@@ -228,6 +229,14 @@ def _latency(setup: MonitorSetup, child: Child, backlog: int, paced: Paced, resu
     result.latency_p50_s = histogram_quantile(0.50, delta)
     result.latency_p99_s = histogram_quantile(0.99, delta)
     result.notes.append(stage_note(stages, parse_histograms_by(scrape(setup), STAGES, "stage")))
+
+
+def thread_note(before: dict[str, float], after: dict[str, float], seconds: float) -> str:
+    """How busy each of the worker's threads was over the backlog, in cores (``main`` is the event loop's):
+    a thread well under one core while the machine has cores to spare waits for another."""
+    cores = sorted(((after[name] - before.get(name, 0.0)) / max(seconds, 1e-9), name) for name in after)
+    return "monitor: backlog cores by thread: " + (", ".join(
+        f"{name} {value:.2f}" for value, name in reversed(cores) if value >= 0.01) or "n/a")
 
 
 def stage_note(before: dict[str, list[Bucket]], after: dict[str, list[Bucket]]) -> str:

@@ -86,7 +86,28 @@ def _cpu_seconds(pid: int | str) -> float | None:
         text = Path(f"/proc/{pid}/stat").read_text()
     except (FileNotFoundError, ProcessLookupError):
         return None
+    return _stat(text)[1]
+
+
+def _stat(text: str) -> tuple[str, float]:
+    """(command name, user + system CPU seconds) of a ``/proc/…/stat`` line."""
     # The command name (field 2) may contain spaces; the fields after its closing parenthesis do not.
-    after = text.rsplit(")", 1)[1].split()
+    head, tail = text.rsplit(")", 1)
+    after = tail.split()
     utime, stime = int(after[11]), int(after[12])
-    return (utime + stime) / os.sysconf("SC_CLK_TCK")
+    return head.split("(", 1)[1], (utime + stime) / os.sysconf("SC_CLK_TCK")
+
+
+def thread_cpu(pid: int) -> dict[str, float]:
+    """CPU seconds of the live threads of ``pid`` and its descendants by OS thread name (threads of one
+    name add up); the main thread of ``pid`` itself is ``main``."""
+    out: dict[str, float] = {}
+    for process in tree(pid):
+        for stat in Path(f"/proc/{process}/task").glob("*/stat"):
+            try:
+                name, seconds = _stat(stat.read_text())
+            except OSError:  # the thread ended meanwhile
+                continue
+            name = "main" if stat.parent.name == str(pid) else name
+            out[name] = out.get(name, 0.0) + seconds
+    return out

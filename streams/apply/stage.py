@@ -17,10 +17,12 @@ from streams.apply.processor import Applied, Processor
 from streams.apply.stores import PartitionStore, open_store
 from streams.contract.decode import Rejection
 from streams.exceptions import StoreBehind
+from streams.pacing import name_thread
 from streams.ports import LogReader, Producer
 from streams.wire import Routed, decode_batch, decode_change
 
 log = logging.getLogger(__name__)
+APPLY_THREAD = "retention-apply"
 
 Reject = Callable[[Routed, Rejection], Awaitable[None]]
 Changed = Callable[[int, list[bytes]], None]  # (partition, keys): their states were just written
@@ -261,7 +263,7 @@ class ApplyStage:
     def _executor(self) -> ThreadPoolExecutor:
         """The stage's one thread: reads, applies and writes of the states keep their order on it."""
         if self._thread is None:
-            self._thread = ThreadPoolExecutor(1, thread_name_prefix="retention-apply")
+            self._thread = ThreadPoolExecutor(1, APPLY_THREAD, initializer=name_thread, initargs=(APPLY_THREAD,))
         return self._thread
 
     async def _write(self, partition: int, changes: list[tuple[bytes, bytes, bytes]]) -> int:

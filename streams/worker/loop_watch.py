@@ -22,6 +22,8 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Histogram
 
+from streams.pacing import name_thread
+
 TICK_S = 0.1  # ten observations a second: cheap, and finer than the latencies that matter here
 STALL_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0)
 GC_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0)
@@ -79,6 +81,7 @@ class LoopWatch:
 
     def _watch(self, loop_thread: int, stop: threading.Event) -> None:
         """In its own thread: when the loop is held past ``HELD_S``, note its stack; log it when it is free."""
+        name_thread("loop-watchdog")
         held_since, where = 0.0, ""
         while not stop.wait(TICK_S / 2):
             beat = self._beat

@@ -24,6 +24,7 @@ from typing import Any
 from core.settings import Settings
 from streams.kafka.clients import client_options
 from streams.kafka.transport import SharedProducer
+from streams.pacing import name_thread
 from streams.route.consumer import BatchConsumer
 from streams.route.dead_letters import DeadLetters
 from streams.route.records import Recorder
@@ -118,6 +119,7 @@ class _Relay:
 
 def child_main(settings: Settings, conn: Connection) -> None:
     """Entry point of the child (spawned: a fresh interpreter, not a copy of the worker's state)."""
+    name_thread("retention-route")
     logging.basicConfig(level=settings.log_level.upper(), format="[%(asctime)s] [%(process)d] %(levelname)s "
                         "route: %(message)s")
     with contextlib.suppress(asyncio.CancelledError):

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from bench.monitor import stage_note
+from bench.monitor import stage_note, thread_note
 from bench.stats import (
     Result,
     bucket_delta,
@@ -220,3 +220,10 @@ def test_the_stage_note_gives_each_stages_p99_over_the_slice_only() -> None:
     after = {"apply": [(0.1, 100.0), (1.0, 200.0), (INF, 200.0)], "follow": [(0.1, 0.0), (1.0, 0.0), (INF, 0.0)]}
     assert stage_note(before, after) == "monitor: paced p99 by stage: apply 991 ms, follow n/a"
     assert stage_note({}, {}) == "monitor: paced p99 by stage: n/a"
+
+
+def test_the_thread_note_gives_each_threads_cores_over_the_backlog_busiest_first() -> None:
+    before = {"main": 10.0, "rocksdb:low": 1.0, "gone": 5.0}
+    after = {"main": 14.5, "rocksdb:low": 1.02, "retention-apply": 6.5}  # the apply thread started meanwhile
+    assert thread_note(before, after, 10.0) == "monitor: backlog cores by thread: retention-apply 0.65, main 0.45"
+    assert thread_note({}, {}, 10.0) == "monitor: backlog cores by thread: n/a"
