@@ -281,7 +281,6 @@ class ApplyStage:
         self.stores.clear()
 
 
-
 def _retrieve(future: asyncio.Future[int]) -> None:
     """Mark the outcome of a write nobody awaits any more as seen (asyncio warns of unseen errors)."""
     if not future.cancelled():
