@@ -200,13 +200,14 @@ def _latency(setup: MonitorSetup, child: Child, backlog: int, paced: Paced, resu
     # The counters reach the backlog before the follower made all of its facts visible; those late
     # samples (old Kafka timestamps) must not count as paced ones: wait until the histogram is quiet.
     settle(lambda: _total(parse_histogram(scrape(setup), VISIBLE) or []), quiet_s=1.0, limit_s=30.0, tolerance=0.0)
-    before = parse_histogram(scrape(setup), VISIBLE)
+    metrics = scrape(setup)  # one instant for every histogram's starting point
+    before = parse_histogram(metrics, VISIBLE)
     if before is None:
         result.notes.append(f"monitor: no {VISIBLE} histogram, latency n/a")
         return
     result.offered_rate = paced.rate
-    stalls = parse_histogram(scrape(setup), STALLS) or []
-    stages = parse_histograms_by(scrape(setup), STAGES, "stage")
+    stalls = parse_histogram(metrics, STALLS) or []
+    stages = parse_histograms_by(metrics, STAGES, "stage")
     began, cpu0 = time.perf_counter(), cpu_seconds(child.pid) or 0.0
     sent = paced.send()
     target = backlog + paced.count
